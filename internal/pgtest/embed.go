@@ -1,0 +1,6 @@
+package pgtest
+
+import "embed"
+
+//go:embed sql/*.sql
+var sqlFS embed.FS
