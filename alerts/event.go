@@ -1,0 +1,94 @@
+// Package alerts is the rules engine: it turns row changes of the watched runs
+// table into exactly the alerts users configured, claims each one durably in
+// alert_logs and hands it to the sender.
+package alerts
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Event is a condition a rule can fire on.
+type Event string
+
+// The events a rule can list.
+const (
+	EventSucceeded Event = "succeeded" // the run finished successfully
+	EventFailed    Event = "failed"    // the run failed
+	EventCanceled  Event = "canceled"  // the run was canceled
+	EventPaused    Event = "paused"    // the run waits for manual intervention
+	EventDelayed   Event = "delayed"   // the run is still running past the rule's delay threshold
+	EventStalled   Event = "stalled"   // the run is still paused past the rule's stall threshold
+	EventRecovered Event = "recovered" // a run alerted as delayed or stalled has finished
+)
+
+// AllEvents lists every event in documentation order.
+var AllEvents = []Event{EventSucceeded, EventFailed, EventCanceled, EventPaused, EventDelayed, EventStalled, EventRecovered}
+
+// ParseEvent validates an event name.
+func ParseEvent(s string) (Event, error) {
+	e := Event(strings.TrimSpace(s))
+	for _, known := range AllEvents {
+		if e == known {
+			return e, nil
+		}
+	}
+	names := make([]string, len(AllEvents))
+	for i, k := range AllEvents {
+		names[i] = string(k)
+	}
+	sort.Strings(names)
+	return "", fmt.Errorf("unknown event %q (want one of %s)", s, strings.Join(names, ", "))
+}
+
+// State is where a run is in its lifecycle, independent of the table's own
+// status vocabulary.
+type State int
+
+// Run states.
+const (
+	StateUnknown State = iota
+	StateRunning
+	StatePaused
+	StateSucceeded
+	StateFailed
+	StateCanceled
+)
+
+func (s State) String() string {
+	switch s {
+	case StateRunning:
+		return "running"
+	case StatePaused:
+		return "paused"
+	case StateSucceeded:
+		return "succeeded"
+	case StateFailed:
+		return "failed"
+	case StateCanceled:
+		return "canceled"
+	}
+	return "unknown"
+}
+
+// Terminal reports whether the run has finished.
+func (s State) Terminal() bool {
+	return s == StateSucceeded || s == StateFailed || s == StateCanceled
+}
+
+// ChangeEvent is the event a run entering this state announces by itself
+// (delayed, stalled and recovered come from timers, not from a change).
+func (s State) ChangeEvent() (Event, bool) {
+	switch s {
+	case StateSucceeded:
+		return EventSucceeded, true
+	case StateFailed:
+		return EventFailed, true
+	case StateCanceled:
+		return EventCanceled, true
+	case StatePaused:
+		return EventPaused, true
+	}
+	return "", false
+}

@@ -1,0 +1,176 @@
+package alerts
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func spec(id, project, slug string, events ...string) RuleSpec {
+	return RuleSpec{ID: id, ProjectID: project, WorkflowSlug: slug, Name: id, Enabled: true, Events: events,
+		WebhookURL: "https://hooks.example.com/" + id}
+}
+
+func ids(rules []*Rule) []string {
+	out := make([]string, 0, len(rules))
+	for _, r := range rules {
+		out = append(out, r.Spec.ID)
+	}
+	return out
+}
+
+func TestMatchEveryStatusEventAndScope(t *testing.T) {
+	set := NewRuleSet()
+	require.NoError(t, set.Put(spec("project-failed", "p1", "", "failed")))
+	require.NoError(t, set.Put(spec("wf-all", "p1", "billing", "succeeded", "failed", "canceled", "paused")))
+	require.NoError(t, set.Put(spec("other-wf", "p1", "etl", "failed")))
+	require.NoError(t, set.Put(spec("other-project", "p2", "", "failed", "succeeded")))
+	require.NoError(t, set.Put(spec("global", "", "", "canceled")))
+	disabled := spec("disabled", "p1", "", "failed")
+	disabled.Enabled = false
+	require.NoError(t, set.Put(disabled))
+
+	mapping := MeshHookMapping()
+	cases := []struct {
+		status  string
+		project string
+		slug    string
+		want    []string
+	}{
+		{"failed", "p1", "billing", []string{"project-failed", "wf-all"}},
+		{"failed", "p1", "etl", []string{"project-failed", "other-wf"}},
+		{"failed", "p1", "", []string{"project-failed"}},
+		{"failed", "p2", "billing", []string{"other-project"}},
+		{"failed", "p3", "billing", nil},
+		{"succeeded", "p1", "billing", []string{"wf-all"}},
+		{"succeeded", "p2", "x", []string{"other-project"}},
+		{"canceled", "p1", "billing", []string{"wf-all", "global"}},
+		{"canceled", "p9", "", []string{"global"}},
+		{"paused", "p1", "billing", []string{"wf-all"}},
+		{"paused", "p1", "etl", nil},
+		{"running", "p1", "billing", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.status+"/"+c.project+"/"+c.slug, func(t *testing.T) {
+			state := mapping.Statuses[c.status]
+			e, ok := state.ChangeEvent()
+			if !ok {
+				assert.Nil(t, c.want, "running announces no event")
+				return
+			}
+			assert.ElementsMatch(t, c.want, ids(set.Match(c.project, c.slug, e)))
+		})
+	}
+}
+
+func TestRuleSetReplaceAndDelete(t *testing.T) {
+	set := NewRuleSet()
+	require.NoError(t, set.Put(spec("a", "p", "", "failed")))
+	require.NoError(t, set.Put(spec("a", "p", "wf", "failed"))) // moved scope
+	assert.Empty(t, ids(set.Match("p", "", EventFailed)), "the rule left the project-wide scope")
+	assert.Equal(t, []string{"a"}, ids(set.Match("p", "wf", EventFailed)))
+	assert.Empty(t, ids(set.Match("p", "other", EventFailed)))
+
+	bad := spec("b", "p", "", "exploded")
+	rejected := set.Replace([]RuleSpec{spec("c", "p", "", "failed"), bad})
+	require.Contains(t, rejected, "b")
+	assert.Contains(t, rejected["b"].Error(), `events: unknown event "exploded"`)
+	assert.Equal(t, 1, set.Len())
+	_, ok := set.Get("a")
+	assert.False(t, ok, "replace drops rules missing from the snapshot")
+
+	set.Delete("c")
+	assert.Zero(t, set.Len())
+}
+
+func TestCompileRuleNamesEveryBadField(t *testing.T) {
+	s := RuleSpec{ID: "r", Events: []string{"delayed", "stalled", "nope"}, WebhookURL: "ftp://x/{{.RunID}}",
+		PayloadTemplate: `{"run": {{.RunID}}}`, ThrottleMax: 3}
+	_, err := CompileRule(s)
+	require.Error(t, err)
+	msg := err.Error()
+	for _, want := range []string{
+		`events: unknown event "nope"`,
+		"delay_threshold_seconds: required",
+		"stall_threshold_seconds: required",
+		"throttle:",
+		`webhook_url: webhook URL must be http(s), got scheme "ftp"`,
+		"payload_template: payload template rendered invalid JSON",
+	} {
+		assert.Contains(t, msg, want)
+	}
+
+	_, err = CompileRule(RuleSpec{ID: "r", Events: []string{"failed"}, WebhookURL: "https://x/{{.Nope"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "webhook_url: template: webhook_url:1: unclosed action")
+}
+
+func TestRenderTemplatedURLAndPayload(t *testing.T) {
+	s := spec("r", "p", "", "failed")
+	s.WebhookURL = "https://hooks.example.com/{{.Workflow.Slug | pathquote}}/{{.Event}}"
+	s.PayloadTemplate = `{"text": {{printf "%s failed after %s" .Workflow.Name .Duration | json}}, "run": {{json .Run}}, "at": {{time "" .OccurredAt | json}}}`
+	r, err := CompileRule(s)
+	require.NoError(t, err)
+	c := SampleContext()
+	c.Workflow.Name = `quote " and <tag>`
+	url, body, err := r.Render(c)
+	require.NoError(t, err)
+	assert.Equal(t, "https://hooks.example.com/sample-workflow/failed", url)
+	var got map[string]any
+	require.NoError(t, json.Unmarshal(body, &got))
+	assert.Equal(t, `quote " and <tag> failed after 1m30s`, got["text"])
+	assert.Equal(t, "2026-01-02T03:05:35Z", got["at"])
+	assert.Equal(t, "failed", got["run"].(map[string]any)["status"])
+}
+
+func TestDefaultPayloadSchema(t *testing.T) {
+	r, err := CompileRule(spec("r", "p", "", "failed"))
+	require.NoError(t, err)
+	_, body, err := r.Render(SampleContext())
+	require.NoError(t, err)
+	var got map[string]any
+	require.NoError(t, json.Unmarshal(body, &got))
+	for _, k := range []string{"type", "event", "occurred_at", "run", "workflow", "project", "rule", "duration_seconds", "link"} {
+		assert.Contains(t, got, k)
+	}
+	assert.Equal(t, "workflow_run.failed", got["type"])
+	assert.Equal(t, 90.0, got["duration_seconds"])
+}
+
+func TestTemplateOutputIsCapped(t *testing.T) {
+	tpl, err := ParseTemplate("p", `"{{range $i, $e := .Run}}{{printf "%0300000d" 1}}{{end}}"`)
+	require.NoError(t, err)
+	_, err = tpl.Render(SampleContext())
+	require.Error(t, err)
+	assert.True(t, strings.Contains(err.Error(), "exceeds"), err.Error())
+}
+
+func TestParseTimestampForms(t *testing.T) {
+	want := time.Date(2025, 11, 3, 9, 32, 55, 123000000, time.UTC)
+	for _, s := range []string{"2025-11-03T09:32:55.123+00:00", "2025-11-03T09:32:55.123Z", "2025-11-03 09:32:55.123+00", "2025-11-03T10:32:55.123+01:00"} {
+		got, err := ParseTimestamp(s)
+		require.NoError(t, err, s)
+		assert.True(t, want.Equal(got), "%s -> %s", s, got)
+	}
+	_, err := ParseTimestamp("yesterday")
+	assert.Error(t, err)
+}
+
+func TestRunFromRowCustomTable(t *testing.T) {
+	m := Mapping{Table: "jobs", IDColumn: "job_id", StatusColumn: "state", UpdatedAtColumn: "modified",
+		WorkflowColumn: "kind", Statuses: map[string]State{"done": StateSucceeded, "error": StateFailed, "busy": StateRunning}}
+	require.NoError(t, m.Validate())
+	r, err := m.RunFromRow(map[string]any{"job_id": json.Number("9007199254740993"), "state": "error", "kind": "nightly", "modified": "2026-01-01T00:00:00+00:00"})
+	require.NoError(t, err)
+	assert.Equal(t, "9007199254740993", r.ID, "int8 ids keep every digit")
+	assert.Equal(t, StateFailed, r.State)
+	assert.Equal(t, "nightly", r.WorkflowRef)
+
+	_, err = m.RunFromRow(map[string]any{"state": "error"})
+	assert.ErrorContains(t, err, "row has no job_id")
+	assert.ErrorContains(t, Mapping{}.Validate(), "table: required")
+}

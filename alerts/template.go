@@ -1,0 +1,230 @@
+package alerts
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"text/template"
+	"time"
+)
+
+// MaxPayloadBytes caps a rendered payload.
+const MaxPayloadBytes = 256 << 10
+
+// renderTimeout bounds how long one template may take to render.
+const renderTimeout = 250 * time.Millisecond
+
+// Context is what URL and payload templates see. Its JSON form (with lower
+// snake_case keys) is also the default payload's building block.
+type Context struct {
+	Type       string         // e.g. "workflow_run.failed"
+	Event      Event          // the condition that fired
+	OccurredAt time.Time      // when the change that fired it was committed (or detected)
+	Run        map[string]any // every column of the run row, as received
+	RunID      string
+	Status     string
+	Workflow   WorkflowInfo
+	Project    ProjectInfo
+	Rule       RuleInfo
+	StartedAt  *time.Time
+	FinishedAt *time.Time
+	Duration   time.Duration // finished (or now) minus started; zero when unknown
+	LinkBase   string        // alerts.link_base_url from config
+	Link       string        // LinkBase + "/runs/" + RunID when LinkBase is set
+}
+
+// WorkflowInfo describes the run's workflow.
+type WorkflowInfo struct {
+	ID      string `json:"id,omitempty"`
+	Slug    string `json:"slug,omitempty"`
+	Name    string `json:"name,omitempty"`
+	Version int    `json:"version,omitempty"`
+}
+
+// ProjectInfo describes the run's project.
+type ProjectInfo struct {
+	ID string `json:"id,omitempty"`
+}
+
+// RuleInfo describes the rule that fired.
+type RuleInfo struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// DefaultPayload is the body sent when a rule has no payload template. Its
+// schema is stable and documented in the README.
+type DefaultPayload struct {
+	Type            string         `json:"type"`
+	Event           Event          `json:"event"`
+	OccurredAt      string         `json:"occurred_at"`
+	Run             map[string]any `json:"run"`
+	Workflow        WorkflowInfo   `json:"workflow"`
+	Project         ProjectInfo    `json:"project"`
+	Rule            RuleInfo       `json:"rule"`
+	DurationSeconds *float64       `json:"duration_seconds,omitempty"`
+	Link            string         `json:"link,omitempty"`
+}
+
+// Default renders the default payload.
+func (c *Context) Default() ([]byte, error) {
+	p := DefaultPayload{
+		Type: c.Type, Event: c.Event, OccurredAt: c.OccurredAt.UTC().Format(time.RFC3339Nano),
+		Run: c.Run, Workflow: c.Workflow, Project: c.Project, Rule: c.Rule, Link: c.Link,
+	}
+	if p.Run == nil {
+		p.Run = map[string]any{}
+	}
+	if c.Duration > 0 {
+		s := c.Duration.Seconds()
+		p.DurationSeconds = &s
+	}
+	return json.Marshal(p)
+}
+
+var funcs = template.FuncMap{
+	// json renders any value as JSON, so string values are always escaped.
+	"json": func(v any) (string, error) {
+		b, err := json.Marshal(v)
+		return string(b), err
+	},
+	// default returns def when v is empty.
+	"default": func(def, v any) any {
+		if v == nil || v == "" {
+			return def
+		}
+		return v
+	},
+	// time formats a time with a Go layout (default RFC 3339).
+	"time": func(layout string, t any) (string, error) {
+		var tt time.Time
+		switch x := t.(type) {
+		case time.Time:
+			tt = x
+		case *time.Time:
+			if x == nil {
+				return "", nil
+			}
+			tt = *x
+		case string:
+			p, err := ParseTimestamp(x)
+			if err != nil {
+				return "", err
+			}
+			tt = p
+		default:
+			return "", fmt.Errorf("time: want a time, got %T", t)
+		}
+		if layout == "" {
+			layout = time.RFC3339
+		}
+		return tt.UTC().Format(layout), nil
+	},
+	"upper":     strings.ToUpper,
+	"lower":     strings.ToLower,
+	"urlquery":  url.QueryEscape,
+	"pathquote": url.PathEscape,
+}
+
+// Template is a parsed URL or payload template.
+type Template struct {
+	src string
+	t   *template.Template
+}
+
+// ParseTemplate parses a template; name is used in error messages.
+func ParseTemplate(name, src string) (*Template, error) {
+	t, err := template.New(name).Option("missingkey=zero").Funcs(funcs).Parse(src)
+	if err != nil {
+		return nil, err
+	}
+	return &Template{src: src, t: t}, nil
+}
+
+// IsStatic reports whether the template has no actions (renders to itself).
+func (t *Template) IsStatic() bool { return !strings.Contains(t.src, "{{") }
+
+// Render executes the template with a size cap and a time bound.
+func (t *Template) Render(c *Context) ([]byte, error) {
+	if t.IsStatic() {
+		return []byte(t.src), nil
+	}
+	out := &cappedBuffer{max: MaxPayloadBytes}
+	done := make(chan error, 1)
+	go func() { done <- t.t.Execute(out, c) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return nil, err
+		}
+		return out.Bytes(), nil
+	case <-time.After(renderTimeout):
+		return nil, fmt.Errorf("template %s took longer than %s to render", t.t.Name(), renderTimeout)
+	}
+}
+
+// RenderJSON renders a payload template and checks the result is valid JSON.
+func (t *Template) RenderJSON(c *Context) ([]byte, error) {
+	b, err := t.Render(c)
+	if err != nil {
+		return nil, err
+	}
+	if !json.Valid(b) {
+		return nil, fmt.Errorf("payload template rendered invalid JSON (use the json function for values): %s", excerpt(b, 120))
+	}
+	return b, nil
+}
+
+// RenderURL renders a URL template and checks the result is an absolute http(s) URL.
+func (t *Template) RenderURL(c *Context) (string, error) {
+	b, err := t.Render(c)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(b))
+	if err := CheckWebhookURL(s); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+// CheckWebhookURL validates a rendered webhook URL's shape (not its safety:
+// the sender guards the address it dials).
+func CheckWebhookURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("webhook URL does not parse: %w", err)
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return fmt.Errorf("webhook URL must be http(s), got scheme %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return errors.New("webhook URL has no host")
+	}
+	return nil
+}
+
+var errTooLarge = fmt.Errorf("rendered output exceeds %d bytes", MaxPayloadBytes)
+
+// cappedBuffer fails writes past max, which stops template execution.
+type cappedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > b.max {
+		return 0, errTooLarge
+	}
+	return b.Buffer.Write(p)
+}
+
+func excerpt(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
