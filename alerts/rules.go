@@ -25,6 +25,10 @@ type RuleSpec struct {
 	PayloadTemplate   string
 	ThrottleMax       int
 	ThrottleWindow    time.Duration
+	// CreatedAt is when the rule was created: it never fires for changes
+	// that happened before it existed (catch-up after a fresh install or a
+	// long outage must not replay history into a new rule).
+	CreatedAt time.Time
 }
 
 // Rule is a validated, compiled RuleSpec.

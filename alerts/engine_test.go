@@ -1,0 +1,271 @@
+package alerts
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/meshhook/meshhook-alerts/realtime"
+)
+
+// fakeStore is an in-memory Store with the claim semantics of alert_logs'
+// unique key.
+type fakeStore struct {
+	mu        sync.Mutex
+	rules     []RuleSpec
+	runs      map[string]map[string]any
+	workflows map[string]Workflow
+	claims    map[string]Claim // by config|run|event
+	watermark time.Time
+	reads     int
+}
+
+func newFakeStore() *fakeStore {
+	return &fakeStore{runs: map[string]map[string]any{}, workflows: map[string]Workflow{}, claims: map[string]Claim{}}
+}
+
+func (f *fakeStore) LoadRules(context.Context) ([]RuleSpec, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]RuleSpec(nil), f.rules...), nil
+}
+
+func (f *fakeStore) DecodeRule(row map[string]any) (RuleSpec, error) {
+	b, _ := json.Marshal(row)
+	var s RuleSpec
+	return s, json.Unmarshal(b, &s)
+}
+
+func (f *fakeStore) GetRun(_ context.Context, id string) (map[string]any, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads++
+	r, ok := f.runs[id]
+	return r, ok, nil
+}
+
+func (f *fakeStore) RunsChangedSince(ctx context.Context, since time.Time, fn func(map[string]any) error) error {
+	f.mu.Lock()
+	var rows []map[string]any
+	for _, r := range f.runs {
+		t, _ := ParseTimestamp(r["updated_at"].(string))
+		if !t.Before(since) {
+			rows = append(rows, r)
+		}
+	}
+	f.mu.Unlock()
+	sort.Slice(rows, func(i, j int) bool { return rows[i]["updated_at"].(string) < rows[j]["updated_at"].(string) })
+	for _, r := range rows {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *fakeStore) Workflow(_ context.Context, id string) (Workflow, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w, ok := f.workflows[id]
+	return w, ok, nil
+}
+
+func (f *fakeStore) Claim(_ context.Context, c Claim) (string, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := c.ConfigID + "|" + c.RunID + "|" + string(c.Event)
+	if _, ok := f.claims[k]; ok {
+		return "", false, nil
+	}
+	f.claims[k] = c
+	return fmt.Sprintf("alert-%d", len(f.claims)), true, nil
+}
+
+func (f *fakeStore) Watermark(context.Context) (time.Time, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.watermark, !f.watermark.IsZero(), nil
+}
+
+func (f *fakeStore) SaveWatermark(_ context.Context, t time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.watermark = t
+	return nil
+}
+
+func (f *fakeStore) putRun(id, workflowID, status string, updated time.Time) map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	row := map[string]any{"id": id, "project_id": "p1", "workflow_id": workflowID, "status": status,
+		"started_at": updated.Add(-time.Minute).Format(time.RFC3339Nano), "updated_at": updated.Format(time.RFC3339Nano)}
+	f.runs[id] = row
+	return row
+}
+
+type fakeSubmitter struct {
+	mu   sync.Mutex
+	sent []Claimed
+}
+
+func (s *fakeSubmitter) Submit(c Claimed) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sent = append(s.sent, c)
+	return true
+}
+
+func (s *fakeSubmitter) all() []Claimed {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Claimed(nil), s.sent...)
+}
+
+type harness struct {
+	store  *fakeStore
+	sub    *fakeSubmitter
+	events chan realtime.Event
+	engine *Engine
+	done   chan error
+	cancel context.CancelFunc
+}
+
+func startEngine(t *testing.T, store *fakeStore) *harness {
+	t.Helper()
+	h := &harness{store: store, sub: &fakeSubmitter{}, events: make(chan realtime.Event, 16), done: make(chan error, 1)}
+	var err error
+	h.engine, err = New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs",
+		CatchupOverlap: 30 * time.Second, LinkBaseURL: "https://app.example.com/"}, store, h.sub, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.done <- h.engine.Run(ctx, h.events) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-h.done)
+	})
+	return h
+}
+
+func (h *harness) waitSent(t *testing.T, n int) []Claimed {
+	t.Helper()
+	require.Eventually(t, func() bool { return len(h.sub.all()) >= n }, 10*time.Second, 5*time.Millisecond)
+	// Give a duplicate the chance to show up before asserting exactly n.
+	h.sync(t)
+	got := h.sub.all()
+	require.Len(t, got, n)
+	return got
+}
+
+// sync waits until the engine has handled everything sent so far.
+func (h *harness) sync(t *testing.T) {
+	t.Helper()
+	marker := &realtime.Change{Channel: "nobody", Type: "INSERT"}
+	h.events <- marker
+	h.events <- marker
+	require.Eventually(t, func() bool { return len(h.events) == 0 }, 10*time.Second, time.Millisecond)
+}
+
+func ruleRow(id string, events ...string) RuleSpec {
+	return RuleSpec{ID: id, ProjectID: "p1", Name: id, Enabled: true, Events: events,
+		WebhookURL: "https://hooks.example.com/{{.Workflow.Slug}}", CreatedAt: time.Now().Add(-time.Hour)}
+}
+
+func TestFailedRunIsClaimedAndSubmittedOnce(t *testing.T) {
+	store := newFakeStore()
+	store.rules = []RuleSpec{ruleRow("r1", "failed")}
+	store.workflows["wf-v2"] = Workflow{WorkflowInfo: WorkflowInfo{ID: "wf-v2", Slug: "billing", Version: 2}, ProjectID: "p1"}
+	h := startEngine(t, store)
+
+	now := time.Now()
+	row := store.putRun("run-1", "wf-v2", "failed", now)
+	change := &realtime.Change{Channel: "runs", Type: "UPDATE", Record: row, CommitTimestamp: now}
+	h.events <- change
+	h.events <- change // a duplicate delivery
+	h.events <- realtime.Ready{Channel: "runs"}
+
+	sent := h.waitSent(t, 1)
+	c := sent[0]
+	assert.Equal(t, "r1", c.ConfigID)
+	assert.Equal(t, EventFailed, c.Event)
+	assert.Equal(t, "billing", c.WorkflowSlug)
+	assert.Equal(t, "https://hooks.example.com/billing", c.TargetURL)
+	assert.Equal(t, WebhookID("r1", "run-1", EventFailed), c.WebhookID)
+	var body map[string]any
+	require.NoError(t, json.Unmarshal(c.Payload, &body))
+	assert.Equal(t, "workflow_run.failed", body["type"])
+	assert.Equal(t, "https://app.example.com/runs/run-1", body["link"])
+	assert.Equal(t, "billing", body["workflow"].(map[string]any)["slug"])
+}
+
+func TestCatchUpFindsChangesRealtimeDropped(t *testing.T) {
+	store := newFakeStore()
+	store.rules = []RuleSpec{ruleRow("r1", "succeeded", "failed")}
+	h := startEngine(t, store)
+	h.sync(t)
+
+	// Never announced over Realtime:
+	store.putRun("run-a", "", "succeeded", time.Now())
+	store.putRun("run-b", "", "running", time.Now())
+	h.events <- realtime.Ready{Channel: "runs"}
+	sent := h.waitSent(t, 1)
+	assert.Equal(t, "run-a", sent[0].RunID)
+
+	wm, ok, _ := store.Watermark(context.Background())
+	require.True(t, ok, "catch-up persists its watermark")
+	assert.WithinDuration(t, time.Now(), wm, time.Minute)
+}
+
+func TestRuleChangesApplyWithoutRestart(t *testing.T) {
+	store := newFakeStore()
+	h := startEngine(t, store)
+	rule := ruleRow("r9", "canceled")
+	rec := map[string]any{}
+	b, _ := json.Marshal(rule)
+	require.NoError(t, json.Unmarshal(b, &rec))
+	h.events <- &realtime.Change{Channel: "configs", Type: "INSERT", Record: rec}
+
+	row := store.putRun("run-c", "", "canceled", time.Now())
+	h.events <- &realtime.Change{Channel: "runs", Type: "UPDATE", Record: row, CommitTimestamp: time.Now()}
+	h.waitSent(t, 1)
+
+	h.events <- &realtime.Change{Channel: "configs", Type: "DELETE", OldRecord: map[string]any{"id": "r9"}}
+	row = store.putRun("run-d", "", "canceled", time.Now())
+	h.events <- &realtime.Change{Channel: "runs", Type: "UPDATE", Record: row, CommitTimestamp: time.Now()}
+	h.waitSent(t, 1)
+	assert.Zero(t, h.engine.Rules().Len())
+}
+
+func TestTruncatedChangeIsReRead(t *testing.T) {
+	store := newFakeStore()
+	store.rules = []RuleSpec{ruleRow("r1", "failed")}
+	h := startEngine(t, store)
+	h.sync(t)
+	store.putRun("run-t", "", "failed", time.Now())
+	h.events <- &realtime.Change{Channel: "runs", Type: "UPDATE", Incomplete: true,
+		Record: map[string]any{"id": "run-t"}, CommitTimestamp: time.Now()}
+	sent := h.waitSent(t, 1)
+	assert.Equal(t, "run-t", sent[0].RunID)
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	assert.Equal(t, 1, store.reads)
+}
+
+func TestRuleDoesNotFireForHistoryBeforeItExisted(t *testing.T) {
+	store := newFakeStore()
+	r := ruleRow("new-rule", "failed")
+	r.CreatedAt = time.Now()
+	store.rules = []RuleSpec{r}
+	store.putRun("old-run", "", "failed", time.Now().Add(-2*time.Hour))
+	h := startEngine(t, store)
+	h.sync(t)
+	assert.Empty(t, h.sub.all(), "the start-up catch-up must not alert on runs older than the rule")
+}
