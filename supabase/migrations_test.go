@@ -1,0 +1,142 @@
+package supabase_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+	"github.com/meshhook/meshhook-alerts/supabase"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func embeddedMigrations(t *testing.T) []pgtest.Migration {
+	t.Helper()
+	migs, err := supabase.ReadMigrations()
+	require.NoError(t, err)
+	require.NotEmpty(t, migs)
+	out := make([]pgtest.Migration, 0, len(migs))
+	for _, m := range migs {
+		out = append(out, pgtest.Migration{Name: m.Name, SQL: m.SQL})
+	}
+	return out
+}
+
+func TestMigrationFiles_SortedAndReadable(t *testing.T) {
+	files, err := supabase.MigrationFiles()
+	require.NoError(t, err)
+	require.IsIncreasing(t, files)
+	for _, f := range files {
+		b, err := supabase.Migrations.ReadFile(f)
+		require.NoError(t, err, f)
+		require.Contains(t, string(b), "notify pgrst, 'reload schema';", f)
+	}
+}
+
+func queryStrings(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) []string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), sql, args...)
+	require.NoError(t, err)
+	var out []string
+	for rows.Next() {
+		var s string
+		require.NoError(t, rows.Scan(&s))
+		out = append(out, s)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+func TestMigrations_OnMeshHookSchema(t *testing.T) {
+	db := pgtest.Shared(t).NewDatabase(t)
+	ctx := context.Background()
+
+	require.ElementsMatch(t,
+		[]string{"alert_attempts", "alert_configs", "alert_daemon_state", "alert_logs"},
+		queryStrings(t, db.Pool, `select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+			where n.nspname = 'public' and c.relname like 'alert\_%' and c.relkind = 'r' and c.relrowsecurity`))
+	require.ElementsMatch(t,
+		[]string{"alert_configs", "workflow_runs"},
+		queryStrings(t, db.Pool, `select tablename::text from pg_publication_tables where pubname = 'supabase_realtime'`))
+	require.ElementsMatch(t,
+		[]string{"alert_attempts_select", "alert_configs_delete", "alert_configs_insert", "alert_configs_select",
+			"alert_configs_update", "alert_logs_select"},
+		queryStrings(t, db.Pool, `select policyname::text from pg_policies where schemaname = 'public' and tablename like 'alert\_%'`))
+	require.Equal(t, []string{"alert_configs_project_id_fkey"},
+		queryStrings(t, db.Pool, `select conname::text from pg_constraint
+			where conrelid = 'public.alert_configs'::regclass and contype = 'f'`))
+	require.Equal(t, []string{"idx_workflow_runs_updated_at_id"},
+		queryStrings(t, db.Pool, `select indexname::text from pg_indexes where tablename = 'workflow_runs' and indexdef like '%(updated_at, id)%'`))
+
+	// Applying everything a second time is harmless.
+	for _, m := range embeddedMigrations(t) {
+		_, err := db.Pool.Exec(ctx, m.SQL)
+		require.NoError(t, err, m.Name)
+	}
+	require.Len(t, queryStrings(t, db.Pool, `select tablename::text from pg_publication_tables where pubname = 'supabase_realtime'`), 2)
+}
+
+func TestMigrations_OnBareSupabaseProject(t *testing.T) {
+	migs := embeddedMigrations(t)
+	db := pgtest.Shared(t).NewBareDatabase(t, migs)
+	ctx := context.Background()
+
+	var runs *string
+	require.NoError(t, db.Pool.QueryRow(ctx, `select to_regclass('public.workflow_runs')::text`).Scan(&runs))
+	require.Nil(t, runs, "a bare project has no MeshHook tables")
+	require.Equal(t, []string{"alert_configs"},
+		queryStrings(t, db.Pool, `select tablename::text from pg_publication_tables where pubname = 'supabase_realtime'`))
+	require.Empty(t, queryStrings(t, db.Pool, `select policyname::text from pg_policies where tablename like 'alert\_%'`))
+	require.Empty(t, queryStrings(t, db.Pool, `select conname::text from pg_constraint
+		where conrelid = 'public.alert_configs'::regclass and contype = 'f'`))
+
+	for _, m := range migs {
+		_, err := db.Pool.Exec(ctx, m.SQL)
+		require.NoError(t, err, m.Name)
+	}
+
+	// The tables work without MeshHook: any project_id is accepted.
+	_, err := db.Pool.Exec(ctx, `insert into alert_configs (project_id, name, events, webhook_url)
+		values (gen_random_uuid(), 'r', '{failed}', 'https://example.test/hook')`)
+	require.NoError(t, err)
+}
+
+func TestMigrations_Constraints(t *testing.T) {
+	db := pgtest.Shared(t).NewDatabase(t)
+	ctx := context.Background()
+	var projectID string
+	require.NoError(t, db.Pool.QueryRow(ctx,
+		`insert into projects (owner, name) values (gen_random_uuid(), 'p') returning id::text`).Scan(&projectID))
+
+	insertConfig := func(events string, extra string) error {
+		_, err := db.Pool.Exec(ctx, `insert into alert_configs (project_id, name, events, webhook_url`+extra+`)
+			values ($1, 'r', $2::text[], 'https://example.test/hook'`+map[bool]string{true: ", 0", false: ""}[extra != ""]+`)`,
+			projectID, events)
+		return err
+	}
+	require.NoError(t, insertConfig("{succeeded,failed,canceled,paused,delayed,stalled,recovered}", ""))
+	require.Error(t, insertConfig("{}", ""), "events must not be empty")
+	require.Error(t, insertConfig("{exploded}", ""), "unknown event")
+	require.Error(t, insertConfig("{failed,NULL}", ""), "null event")
+	require.Error(t, insertConfig("{delayed}", ", delay_threshold_seconds"), "threshold must be positive")
+	require.Error(t, insertConfig("{stalled}", ", stall_threshold_seconds"), "threshold must be positive")
+
+	// Unknown project: the FK exists on a MeshHook database.
+	_, err := db.Pool.Exec(ctx, `insert into alert_configs (project_id, name, events, webhook_url)
+		values (gen_random_uuid(), 'r', '{failed}', 'https://example.test/hook')`)
+	require.Error(t, err)
+
+	// updated_at is maintained by trigger.
+	var before, after string
+	require.NoError(t, db.Pool.QueryRow(ctx, `select id::text from alert_configs limit 1`).Scan(&before))
+	tx, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `update alert_configs set updated_at = '2000-01-01Z', name = 'x' where id = $1`, before)
+	require.NoError(t, err)
+	require.NoError(t, tx.QueryRow(ctx, `select updated_at::text from alert_configs where id = $1`, before).Scan(&after))
+	require.NoError(t, tx.Commit(ctx))
+	require.NotContains(t, after, "2000-01-01")
+}
