@@ -1,0 +1,288 @@
+// Package config loads and validates the meshhook-alerts configuration.
+//
+// Configuration comes from three layers, later layers winning:
+//
+//  1. built-in defaults (see Default),
+//  2. a YAML file (see Load for how it is found),
+//  3. environment variables named MESHHOOK_ALERTS_<SECTION>_<KEY>, for
+//     example MESHHOOK_ALERTS_SUPABASE_URL or MESHHOOK_ALERTS_SENDER_WORKERS.
+//     The Supabase names SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY, which
+//     MeshHook's .env already uses, are accepted too; the prefixed names win
+//     over them.
+//
+// Durations are Go duration strings ("25s", "5m"). Lists given through the
+// environment are comma-separated. Only this package imports viper.
+package config
+
+import (
+	"runtime/debug"
+	"time"
+)
+
+// Config is the complete daemon configuration. Load returns one; Default
+// returns the built-in defaults. A Config is a plain value: it is safe for
+// concurrent reads and is never modified by this package after Load returns.
+type Config struct {
+	// File is the path of the YAML file Load read, or "" when none was read.
+	File string `mapstructure:"-"`
+
+	Supabase Supabase `mapstructure:"supabase"`
+	Realtime Realtime `mapstructure:"realtime"`
+	Watch    Watch    `mapstructure:"watch"`
+	Alerts   Alerts   `mapstructure:"alerts"`
+	Sender   Sender   `mapstructure:"sender"`
+	Secrets  Secrets  `mapstructure:"secrets"`
+	HTTP     HTTP     `mapstructure:"http"`
+	Log      Log      `mapstructure:"log"`
+}
+
+// Supabase configures access to the Supabase REST API (PostgREST).
+type Supabase struct {
+	// URL is the project URL, e.g. https://<ref>.supabase.co. Required.
+	URL string `mapstructure:"url"`
+	// ServiceRoleKey is the service_role API key. Required.
+	ServiceRoleKey Secret `mapstructure:"service_role_key"`
+	// Schema is the PostgREST schema of our tables. Defaults to "public".
+	Schema string `mapstructure:"schema"`
+	// RequestTimeout bounds one REST request. Defaults to 10s.
+	RequestTimeout time.Duration `mapstructure:"request_timeout"`
+	// MaxRetries is how often a failed idempotent REST request is retried.
+	// Defaults to 4.
+	MaxRetries int `mapstructure:"max_retries"`
+}
+
+// Realtime configures the Supabase Realtime websocket connection.
+type Realtime struct {
+	// URL is the websocket endpoint without query, e.g.
+	// wss://<ref>.supabase.co/realtime/v1/websocket. When empty, Load derives
+	// it from Supabase.URL (see RealtimeURLFromSupabase).
+	URL string `mapstructure:"url"`
+	// VSN is the Phoenix serializer version, "1.0.0" or "2.0.0".
+	// Defaults to "2.0.0".
+	VSN string `mapstructure:"vsn"`
+	// HeartbeatInterval is the time between heartbeats. Defaults to 25s.
+	HeartbeatInterval time.Duration `mapstructure:"heartbeat_interval"`
+	// JoinTimeout bounds the wait for a phx_join reply. Defaults to 15s.
+	JoinTimeout time.Duration `mapstructure:"join_timeout"`
+	// ReconnectInitial is the first reconnect backoff. Defaults to 1s.
+	ReconnectInitial time.Duration `mapstructure:"reconnect_initial"`
+	// ReconnectMax caps the reconnect backoff. Defaults to 30s.
+	ReconnectMax time.Duration `mapstructure:"reconnect_max"`
+	// BufferSize is the capacity of the change-event channel. Defaults to 1024.
+	BufferSize int `mapstructure:"buffer_size"`
+}
+
+// Workflow lookup modes for Watch.WorkflowLookup.
+const (
+	// WorkflowLookupMeshHook means the workflow column holds a
+	// workflow_definitions.id that is resolved to its slug.
+	WorkflowLookupMeshHook = "meshhook"
+	// WorkflowLookupNone means the workflow column's value is the slug.
+	WorkflowLookupNone = "none"
+)
+
+// Watch describes the watched runs table and how its columns map to runs.
+// Columns marked optional may be "" when the table has no such column.
+type Watch struct {
+	// Schema of the runs table. Defaults to "public".
+	Schema string `mapstructure:"schema"`
+	// Table is the runs table. Defaults to "workflow_runs".
+	Table string `mapstructure:"table"`
+	// IDColumn holds the run id. Defaults to "id".
+	IDColumn string `mapstructure:"id_column"`
+	// StatusColumn holds the run status. Defaults to "status".
+	StatusColumn string `mapstructure:"status_column"`
+	// WorkflowColumn identifies the workflow. Defaults to "workflow_id".
+	WorkflowColumn string `mapstructure:"workflow_column"`
+	// ProjectColumn holds the project id (optional). Defaults to "project_id".
+	ProjectColumn string `mapstructure:"project_column"`
+	// StartedAtColumn (optional). Defaults to "started_at".
+	StartedAtColumn string `mapstructure:"started_at_column"`
+	// FinishedAtColumn (optional). Defaults to "finished_at".
+	FinishedAtColumn string `mapstructure:"finished_at_column"`
+	// UpdatedAtColumn orders catch-up scans. Defaults to "updated_at".
+	UpdatedAtColumn string `mapstructure:"updated_at_column"`
+	// WorkflowLookup is WorkflowLookupMeshHook or WorkflowLookupNone.
+	// Defaults to WorkflowLookupMeshHook.
+	WorkflowLookup string `mapstructure:"workflow_lookup"`
+	// Statuses maps raw status values to run states.
+	Statuses Statuses `mapstructure:"statuses"`
+}
+
+// Statuses lists, per run state, the raw values of the status column that
+// mean that state. A value may appear in at most one list.
+type Statuses struct {
+	Succeeded []string `mapstructure:"succeeded"` // Defaults to [succeeded].
+	Failed    []string `mapstructure:"failed"`    // Defaults to [failed].
+	Canceled  []string `mapstructure:"canceled"`  // Defaults to [canceled].
+	Paused    []string `mapstructure:"paused"`    // Defaults to [paused].
+	Running   []string `mapstructure:"running"`   // Defaults to [running].
+}
+
+// Alerts configures the alert-rule cache and the run matcher.
+type Alerts struct {
+	// ConfigsTable is the alert rules table. Defaults to "alert_configs".
+	ConfigsTable string `mapstructure:"configs_table"`
+	// ResyncInterval is how often the rule cache is fully reloaded.
+	// Defaults to 5m.
+	ResyncInterval time.Duration `mapstructure:"resync_interval"`
+	// CatchupOverlap is re-scanned before the watermark after a reconnect.
+	// Defaults to 30s.
+	CatchupOverlap time.Duration `mapstructure:"catchup_overlap"`
+	// CatchupMaxLookback caps how far back a catch-up scan goes.
+	// Defaults to 24h.
+	CatchupMaxLookback time.Duration `mapstructure:"catchup_max_lookback"`
+	// TimerTick is the resolution of delayed/stalled timers. Defaults to 1s.
+	TimerTick time.Duration `mapstructure:"timer_tick"`
+	// LinkBaseURL, when set, is used to build run links in payloads.
+	// Defaults to "" (no links).
+	LinkBaseURL string `mapstructure:"link_base_url"`
+}
+
+// Sender configures webhook delivery.
+type Sender struct {
+	// Workers is the number of concurrent deliveries. Defaults to 16.
+	Workers int `mapstructure:"workers"`
+	// QueueSize is the capacity of the delivery queue. Defaults to 1024.
+	QueueSize int `mapstructure:"queue_size"`
+	// RequestTimeout bounds one delivery attempt. Defaults to 10s.
+	RequestTimeout time.Duration `mapstructure:"request_timeout"`
+	// MaxAttempts caps attempts per alert; 0 means unbounded within MaxAge.
+	// Defaults to 0.
+	MaxAttempts int `mapstructure:"max_attempts"`
+	// RetryInitial is the first retry backoff. Defaults to 5s.
+	RetryInitial time.Duration `mapstructure:"retry_initial"`
+	// RetryMax caps the retry backoff. Defaults to 30m.
+	RetryMax time.Duration `mapstructure:"retry_max"`
+	// MaxAge is how long an alert is retried before it fails. Defaults to 24h.
+	MaxAge time.Duration `mapstructure:"max_age"`
+	// ResponseExcerptBytes caps the stored response body excerpt; 0 stores
+	// none. Defaults to 4096.
+	ResponseExcerptBytes int `mapstructure:"response_excerpt_bytes"`
+	// AllowInsecureHTTP permits plain http:// webhook URLs. Defaults to false.
+	AllowInsecureHTTP bool `mapstructure:"allow_insecure_http"`
+	// PerHostConcurrency caps concurrent deliveries to one host.
+	// Defaults to 4.
+	PerHostConcurrency int `mapstructure:"per_host_concurrency"`
+	// PollInterval is how often due retries are polled. Defaults to 1s.
+	PollInterval time.Duration `mapstructure:"poll_interval"`
+	// UserAgent is sent with every webhook. When empty, Load sets
+	// DefaultUserAgent().
+	UserAgent string `mapstructure:"user_agent"`
+}
+
+// Secrets configures the keys that seal secrets stored in alert_configs.
+type Secrets struct {
+	// EncryptionKey is the base64 encoding of a 32-byte key used to seal and
+	// open "mhsealed:v1:" values. Empty disables sealed values.
+	EncryptionKey Secret `mapstructure:"encryption_key"`
+	// PreviousKeys are older keys still accepted for opening, for rotation.
+	PreviousKeys []Secret `mapstructure:"previous_keys"`
+}
+
+// HTTP configures the local health and metrics listener.
+type HTTP struct {
+	// Listen is the host:port to listen on; "" disables the listener.
+	// Defaults to "127.0.0.1:9464".
+	Listen string `mapstructure:"listen"`
+}
+
+// Log configures logging. The zero value means info-level JSON.
+type Log struct {
+	// Level is debug, info, warn or error. Defaults to "info".
+	Level string `mapstructure:"level"`
+	// Format is "json" or "console". Defaults to "json".
+	Format string `mapstructure:"format"`
+	// Development enables zap's development mode (DPanic panics, stack
+	// traces from warn). Defaults to false.
+	Development bool `mapstructure:"development"`
+}
+
+// Log formats for Log.Format.
+const (
+	LogFormatJSON    = "json"
+	LogFormatConsole = "console"
+)
+
+// Default returns the built-in defaults. Supabase.URL and
+// Supabase.ServiceRoleKey are empty, so the result does not validate until
+// they are set.
+func Default() *Config {
+	return &Config{
+		Supabase: Supabase{
+			Schema:         "public",
+			RequestTimeout: 10 * time.Second,
+			MaxRetries:     4,
+		},
+		Realtime: Realtime{
+			VSN:               "2.0.0",
+			HeartbeatInterval: 25 * time.Second,
+			JoinTimeout:       15 * time.Second,
+			ReconnectInitial:  time.Second,
+			ReconnectMax:      30 * time.Second,
+			BufferSize:        1024,
+		},
+		Watch: Watch{
+			Schema:           "public",
+			Table:            "workflow_runs",
+			IDColumn:         "id",
+			StatusColumn:     "status",
+			WorkflowColumn:   "workflow_id",
+			ProjectColumn:    "project_id",
+			StartedAtColumn:  "started_at",
+			FinishedAtColumn: "finished_at",
+			UpdatedAtColumn:  "updated_at",
+			WorkflowLookup:   WorkflowLookupMeshHook,
+			Statuses: Statuses{
+				Succeeded: []string{"succeeded"},
+				Failed:    []string{"failed"},
+				Canceled:  []string{"canceled"},
+				Paused:    []string{"paused"},
+				Running:   []string{"running"},
+			},
+		},
+		Alerts: Alerts{
+			ConfigsTable:       "alert_configs",
+			ResyncInterval:     5 * time.Minute,
+			CatchupOverlap:     30 * time.Second,
+			CatchupMaxLookback: 24 * time.Hour,
+			TimerTick:          time.Second,
+		},
+		Sender: Sender{
+			Workers:              16,
+			QueueSize:            1024,
+			RequestTimeout:       10 * time.Second,
+			RetryInitial:         5 * time.Second,
+			RetryMax:             30 * time.Minute,
+			MaxAge:               24 * time.Hour,
+			ResponseExcerptBytes: 4096,
+			PerHostConcurrency:   4,
+			PollInterval:         time.Second,
+			UserAgent:            DefaultUserAgent(),
+		},
+		Secrets: Secrets{PreviousKeys: []Secret{}},
+		HTTP:    HTTP{Listen: "127.0.0.1:9464"},
+		Log:     Log{Level: "info", Format: LogFormatJSON},
+	}
+}
+
+// version is stamped at build time with
+// -ldflags "-X github.com/meshhook/meshhook-alerts/config.version=v1.2.3".
+var version string
+
+// Version returns the daemon's version: the value stamped with -ldflags, else
+// the main module's version from the build info, else "dev".
+func Version() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// DefaultUserAgent returns "meshhook-alerts/" + Version().
+func DefaultUserAgent() string {
+	return "meshhook-alerts/" + Version()
+}

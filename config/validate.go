@@ -1,0 +1,283 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+)
+
+// FieldError is one validation problem: Field is the dotted key path
+// ("sender.workers", "secrets.previous_keys[1]") and Problem says why.
+type FieldError struct {
+	Field   string
+	Problem string
+}
+
+// Error returns "field: problem".
+func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
+
+// Validate checks every field and returns all problems joined with
+// errors.Join, each a *FieldError naming the field; nil means valid.
+func (c *Config) Validate() error {
+	v := &validator{}
+	c.Supabase.validate(v)
+	c.Realtime.validate(v, c.Supabase.URL)
+	c.Watch.validate(v)
+	c.Alerts.validate(v)
+	c.Sender.validate(v)
+	c.Secrets.validate(v)
+	c.HTTP.validate(v)
+	c.Log.validate(v)
+	return errors.Join(v.errs...)
+}
+
+// validator collects FieldErrors.
+type validator struct{ errs []error }
+
+func (v *validator) add(field, format string, args ...any) {
+	v.errs = append(v.errs, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) positive(field string, d time.Duration) {
+	if d <= 0 {
+		v.add(field, "must be a positive duration, got %s", d)
+	}
+}
+
+func (v *validator) nonNegative(field string, d time.Duration) {
+	if d < 0 {
+		v.add(field, "must not be negative, got %s", d)
+	}
+}
+
+func (v *validator) between(field string, n, lo, hi int) {
+	if n < lo || n > hi {
+		v.add(field, "must be between %d and %d, got %d", lo, hi, n)
+	}
+}
+
+func (v *validator) atLeast(field string, d time.Duration, otherField string, other time.Duration) {
+	if d > 0 && other > 0 && d < other {
+		v.add(field, "must not be less than %s (%s), got %s", otherField, other, d)
+	}
+}
+
+// isIdent reports whether s is a plain (unquoted) PostgreSQL identifier.
+func isIdent(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i, r := range s {
+		letter := r == '_' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z')
+		if !letter && (i == 0 || !(r == '$' || ('0' <= r && r <= '9'))) {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *validator) ident(field, s string, optional bool) {
+	switch {
+	case s == "" && optional:
+	case s == "":
+		v.add(field, "required")
+	case !isIdent(s):
+		v.add(field, "must be a plain SQL identifier (letters, digits, _ and $, at most 63 bytes), got %q", s)
+	}
+}
+
+// urlProblem returns why raw is not an absolute URL with one of the schemes
+// and a host, or "" when it is.
+func urlProblem(raw string, schemes ...string) string {
+	want := "must be " + strings.Join(schemes, " or ") + " URL"
+	if len(schemes) == 2 && schemes[0]+"s" == schemes[1] {
+		want = "must be " + schemes[0] + "(s) URL"
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return want + ": " + err.Error()
+	}
+	ok := false
+	for _, s := range schemes {
+		ok = ok || u.Scheme == s
+	}
+	switch {
+	case !ok:
+		return fmt.Sprintf("%s, got scheme %q", want, u.Scheme)
+	case u.Host == "" || u.Hostname() == "":
+		return want + ": no host"
+	case u.User != nil:
+		return want + ": must not contain user info"
+	case u.Fragment != "":
+		return want + ": must not contain a fragment"
+	}
+	return ""
+}
+
+func (s Supabase) validate(v *validator) {
+	switch {
+	case s.URL == "":
+		v.add("supabase.url", "required (or set SUPABASE_URL)")
+	default:
+		if p := urlProblem(s.URL, "http", "https"); p != "" {
+			v.add("supabase.url", "%s", p)
+		} else if u, _ := url.Parse(s.URL); u.RawQuery != "" {
+			v.add("supabase.url", "must not contain a query")
+		}
+	}
+	if !s.ServiceRoleKey.IsSet() {
+		v.add("supabase.service_role_key", "required (or set SUPABASE_SERVICE_ROLE_KEY)")
+	} else if strings.TrimSpace(s.ServiceRoleKey.Value()) != s.ServiceRoleKey.Value() {
+		v.add("supabase.service_role_key", "must not have leading or trailing white space")
+	}
+	v.ident("supabase.schema", s.Schema, false)
+	v.positive("supabase.request_timeout", s.RequestTimeout)
+	v.between("supabase.max_retries", s.MaxRetries, 0, 100)
+}
+
+func (r Realtime) validate(v *validator, supabaseURL string) {
+	switch {
+	case r.URL == "":
+		// Load derives it; only complain when there is nothing to derive from
+		// that supabase.url's own check would not already report.
+		if _, err := RealtimeURLFromSupabase(supabaseURL); err == nil {
+			v.add("realtime.url", "required (Load derives it from supabase.url)")
+		}
+	default:
+		if p := urlProblem(r.URL, "ws", "wss"); p != "" {
+			v.add("realtime.url", "%s", p)
+		}
+	}
+	if r.VSN != "1.0.0" && r.VSN != "2.0.0" {
+		v.add("realtime.vsn", `must be "1.0.0" or "2.0.0", got %q`, r.VSN)
+	}
+	v.positive("realtime.heartbeat_interval", r.HeartbeatInterval)
+	v.positive("realtime.join_timeout", r.JoinTimeout)
+	v.positive("realtime.reconnect_initial", r.ReconnectInitial)
+	v.positive("realtime.reconnect_max", r.ReconnectMax)
+	v.atLeast("realtime.reconnect_max", r.ReconnectMax, "realtime.reconnect_initial", r.ReconnectInitial)
+	v.between("realtime.buffer_size", r.BufferSize, 1, 1<<20)
+}
+
+func (w Watch) validate(v *validator) {
+	v.ident("watch.schema", w.Schema, false)
+	v.ident("watch.table", w.Table, false)
+	v.ident("watch.id_column", w.IDColumn, false)
+	v.ident("watch.status_column", w.StatusColumn, false)
+	v.ident("watch.workflow_column", w.WorkflowColumn, false)
+	v.ident("watch.project_column", w.ProjectColumn, true)
+	v.ident("watch.started_at_column", w.StartedAtColumn, true)
+	v.ident("watch.finished_at_column", w.FinishedAtColumn, true)
+	v.ident("watch.updated_at_column", w.UpdatedAtColumn, false)
+	if w.WorkflowLookup != WorkflowLookupMeshHook && w.WorkflowLookup != WorkflowLookupNone {
+		v.add("watch.workflow_lookup", "must be %q or %q, got %q", WorkflowLookupMeshHook, WorkflowLookupNone, w.WorkflowLookup)
+	}
+
+	seen := make(map[string]string) // status value → field that lists it
+	for _, l := range []struct {
+		field    string
+		values   []string
+		required bool
+	}{
+		{"watch.statuses.succeeded", w.Statuses.Succeeded, true},
+		{"watch.statuses.failed", w.Statuses.Failed, true},
+		{"watch.statuses.canceled", w.Statuses.Canceled, false},
+		{"watch.statuses.paused", w.Statuses.Paused, false},
+		{"watch.statuses.running", w.Statuses.Running, true},
+	} {
+		if len(l.values) == 0 && l.required {
+			v.add(l.field, "must list at least one status value")
+		}
+		for i, s := range l.values {
+			field := fmt.Sprintf("%s[%d]", l.field, i)
+			switch prev, dup := seen[s]; {
+			case strings.TrimSpace(s) == "":
+				v.add(field, "must not be empty")
+			case dup:
+				v.add(field, "status %q is already listed in %s", s, prev)
+			default:
+				seen[s] = l.field
+			}
+		}
+	}
+}
+
+func (a Alerts) validate(v *validator) {
+	v.ident("alerts.configs_table", a.ConfigsTable, false)
+	v.positive("alerts.resync_interval", a.ResyncInterval)
+	v.nonNegative("alerts.catchup_overlap", a.CatchupOverlap)
+	v.positive("alerts.catchup_max_lookback", a.CatchupMaxLookback)
+	v.atLeast("alerts.catchup_max_lookback", a.CatchupMaxLookback, "alerts.catchup_overlap", a.CatchupOverlap)
+	v.positive("alerts.timer_tick", a.TimerTick)
+	if a.LinkBaseURL != "" {
+		if p := urlProblem(a.LinkBaseURL, "http", "https"); p != "" {
+			v.add("alerts.link_base_url", "%s", p)
+		}
+	}
+}
+
+func (s Sender) validate(v *validator) {
+	v.between("sender.workers", s.Workers, 1, 1024)
+	v.between("sender.queue_size", s.QueueSize, 1, 1<<20)
+	v.positive("sender.request_timeout", s.RequestTimeout)
+	if s.MaxAttempts < 0 {
+		v.add("sender.max_attempts", "must not be negative (0 means unbounded within sender.max_age), got %d", s.MaxAttempts)
+	}
+	v.positive("sender.retry_initial", s.RetryInitial)
+	v.positive("sender.retry_max", s.RetryMax)
+	v.atLeast("sender.retry_max", s.RetryMax, "sender.retry_initial", s.RetryInitial)
+	v.positive("sender.max_age", s.MaxAge)
+	v.between("sender.response_excerpt_bytes", s.ResponseExcerptBytes, 0, 1<<20)
+	v.between("sender.per_host_concurrency", s.PerHostConcurrency, 1, 1024)
+	v.positive("sender.poll_interval", s.PollInterval)
+	switch {
+	case s.UserAgent == "":
+		v.add("sender.user_agent", "required")
+	case strings.ContainsFunc(s.UserAgent, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		v.add("sender.user_agent", "must not contain control characters")
+	}
+}
+
+func (s Secrets) validate(v *validator) {
+	if s.EncryptionKey.IsSet() {
+		if _, err := DecodeKey(s.EncryptionKey); err != nil {
+			v.add("secrets.encryption_key", "%v", err)
+		}
+	} else if len(s.PreviousKeys) > 0 {
+		v.add("secrets.previous_keys", "set but secrets.encryption_key is empty")
+	}
+	for i, k := range s.PreviousKeys {
+		if _, err := DecodeKey(k); err != nil {
+			v.add(fmt.Sprintf("secrets.previous_keys[%d]", i), "%v", err)
+		}
+	}
+}
+
+func (h HTTP) validate(v *validator) {
+	if h.Listen == "" {
+		return // disabled
+	}
+	_, port, err := net.SplitHostPort(h.Listen)
+	if err != nil {
+		v.add("http.listen", "must be host:port, got %q", h.Listen)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.add("http.listen", "port must be a number between 0 and 65535, got %q", port)
+	}
+}
+
+func (l Log) validate(v *validator) {
+	if _, err := zapcore.ParseLevel(l.Level); err != nil {
+		v.add("log.level", "must be debug, info, warn or error, got %q", l.Level)
+	}
+	if l.Format != "" && l.Format != LogFormatJSON && l.Format != LogFormatConsole {
+		v.add("log.format", "must be %q or %q, got %q", LogFormatJSON, LogFormatConsole, l.Format)
+	}
+}
