@@ -1,0 +1,30 @@
+// Package realtime is a Supabase Realtime client for postgres_changes.
+//
+// A [Client] keeps one websocket to the Realtime server open, joins one
+// Phoenix channel per [ChannelSpec] and delivers database changes to the
+// consumer as [Event] values on a bounded Go channel (see [Client.Events]).
+//
+// # Lifecycle
+//
+// [Client.Run] is an outer reconnect loop around sessions. A session is one
+// websocket connection; it owns exactly two goroutines: a reader, which reads
+// and decodes frames and answers heartbeats, and a writer, which performs
+// every write and owns the heartbeat ticker. The channel state machines run on
+// the goroutine that called Run, so they need no locks. A heartbeat that is
+// still unanswered at the next tick ends the session (close 1000 "heartbeat
+// timeout"); sessions are retried with jittered exponential backoff that is
+// reset after a healthy session.
+//
+// # Readiness and delivery guarantees
+//
+// Supabase Realtime delivers postgres_changes at most once and never replays
+// missed changes. A channel is live only after the server's "Subscribed to
+// PostgreSQL" system message, which can repeat (reconnect, token refresh, CDC
+// restart). The client emits a [Ready] event every time it arrives; consumers
+// should re-read the affected tables from the database on every Ready and on
+// every [Gap] (changes dropped because the consumer was too slow), and treat
+// [Change] events idempotently.
+//
+// The wire protocol is described in docs/realtime-protocol.md of this
+// project; section numbers in comments (§2.3 etc.) refer to it.
+package realtime
