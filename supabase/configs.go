@@ -1,0 +1,183 @@
+package supabase
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/supabase-community/postgrest-go"
+	"go.uber.org/zap"
+)
+
+// Table names of the schema contract (supabase/migrations).
+const (
+	TableAlertConfigs  = "alert_configs"
+	TableAlertLogs     = "alert_logs"
+	TableAlertAttempts = "alert_attempts"
+	TableDaemonState   = "alert_daemon_state"
+)
+
+// AlertConfig is one alert rule (a row of alert_configs). Nullable columns
+// read as their zero value when NULL: "" for text, 0 for the thresholds and
+// throttle (the schema requires them to be > 0 when set).
+type AlertConfig struct {
+	ID                    string
+	ProjectID             string // owner project; "" when NULL
+	WorkflowSlug          string // "" = every workflow of the project
+	Name                  string
+	Enabled               bool
+	Events                []string
+	DelayThresholdSeconds int
+	StallThresholdSeconds int
+	WebhookURL            string   // URL, URL template or sealed envelope
+	SigningSecrets        []string // whsec_… secrets or sealed envelopes
+	MeshHookSignature     bool
+	CustomHeaders         map[string]string // values may be sealed envelopes
+	PayloadTemplate       string
+	ThrottleMax           int
+	ThrottleWindowSeconds int
+	DisabledReason        string
+	CreatedAt             time.Time
+	UpdatedAt             time.Time
+}
+
+// decodeConfig decodes one alert_configs row, naming the column at fault.
+func decodeConfig(raw []byte) (AlertConfig, error) {
+	d, err := newRowDecoder("alert config", raw)
+	if err != nil {
+		return AlertConfig{}, err
+	}
+	var (
+		id, projectID, slug, name, url, tmpl, reason nullString
+		enabled, meshSig                             flexBool
+		events, secrets                              textArray
+		delay, stall, tmax, twin                     flexInt
+		headers                                      headerMap
+		created, updated                             pgTime
+	)
+	d.field("id", &id)
+	d.field("project_id", &projectID)
+	d.field("workflow_slug", &slug)
+	d.field("name", &name)
+	d.field("enabled", &enabled)
+	d.field("events", &events)
+	d.field("delay_threshold_seconds", &delay)
+	d.field("stall_threshold_seconds", &stall)
+	d.field("webhook_url", &url)
+	d.field("signing_secrets", &secrets)
+	d.field("meshhook_signature", &meshSig)
+	d.field("custom_headers", &headers)
+	d.field("payload_template", &tmpl)
+	d.field("throttle_max", &tmax)
+	d.field("throttle_window_seconds", &twin)
+	d.field("disabled_reason", &reason)
+	d.field("created_at", &created)
+	d.field("updated_at", &updated)
+	if id == "" {
+		d.fail("id", errors.New("missing"))
+	}
+	if err := d.err(); err != nil {
+		return AlertConfig{}, err
+	}
+	return AlertConfig{
+		ID:                    string(id),
+		ProjectID:             string(projectID),
+		WorkflowSlug:          string(slug),
+		Name:                  string(name),
+		Enabled:               bool(enabled),
+		Events:                []string(events),
+		DelayThresholdSeconds: int(delay),
+		StallThresholdSeconds: int(stall),
+		WebhookURL:            string(url),
+		SigningSecrets:        []string(secrets),
+		MeshHookSignature:     bool(meshSig),
+		CustomHeaders:         map[string]string(headers),
+		PayloadTemplate:       string(tmpl),
+		ThrottleMax:           int(tmax),
+		ThrottleWindowSeconds: int(twin),
+		DisabledReason:        string(reason),
+		CreatedAt:             created.Time,
+		UpdatedAt:             updated.Time,
+	}, nil
+}
+
+// DecodeAlertConfig decodes an alert_configs row given as a map, such as the
+// record of a Realtime change. Values may be typed JSON or Postgres' text
+// forms (array literals, "t"/"f", numeric strings).
+func DecodeAlertConfig(row map[string]any) (AlertConfig, error) {
+	raw, err := json.Marshal(row)
+	if err != nil {
+		return AlertConfig{}, fmt.Errorf("alert config: %w", err)
+	}
+	return decodeConfig(raw)
+}
+
+// ListAlertConfigs returns every alert rule, enabled or not, paging past the
+// server's row cap. A row that cannot be decoded (for example a
+// custom_headers value that is not a string) is logged and skipped, so one
+// bad rule does not hide the others.
+func (s *Store) ListAlertConfigs(ctx context.Context) ([]AlertConfig, error) {
+	var out []AlertConfig
+	err := s.scan(ctx, keysetQuery{
+		op: "list alert configs", table: TableAlertConfigs, columns: "*", keys: []string{"id"},
+	}, func(_ map[string]any, raw json.RawMessage) error {
+		c, err := decodeConfig(raw)
+		if err != nil {
+			s.log.Warn("skipping undecodable alert config", zap.ByteString("id", idOf(raw)), zap.Error(err))
+			return nil
+		}
+		out = append(out, c)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// idOf extracts a row's id for log messages.
+func idOf(raw []byte) []byte {
+	var r struct {
+		ID json.RawMessage `json:"id"`
+	}
+	_ = json.Unmarshal(raw, &r)
+	return r.ID
+}
+
+// GetAlertConfig returns one alert rule, or an error satisfying IsNotFound.
+func (s *Store) GetAlertConfig(ctx context.Context, id string) (AlertConfig, error) {
+	raw, err := s.firstRow(ctx, "get alert config", "", TableAlertConfigs, "*",
+		func(fb *postgrest.FilterBuilder) *postgrest.FilterBuilder { return fb.Eq("id", id) })
+	if err != nil {
+		return AlertConfig{}, err
+	}
+	c, err := decodeConfig(raw)
+	if err != nil {
+		return AlertConfig{}, fmt.Errorf("supabase: get alert config: %w", err)
+	}
+	return c, nil
+}
+
+// SetConfigDisabledReason disables an alert rule (enabled = false) and
+// records why, e.g. after its endpoint answered 410 Gone. It returns an
+// error satisfying IsNotFound if the rule no longer exists.
+func (s *Store) SetConfigDisabledReason(ctx context.Context, id, reason string) error {
+	patch := map[string]any{"enabled": false, "disabled_reason": reason}
+	body, err := s.exec(ctx, "disable alert config", preferHeader("return=representation"),
+		func() *postgrest.FilterBuilder {
+			return s.client.From(TableAlertConfigs).Update(patch, "representation", "").Eq("id", id)
+		})
+	if err != nil {
+		return err
+	}
+	rows, err := decodeArray(body)
+	if err != nil {
+		return fmt.Errorf("supabase: disable alert config: %w", err)
+	}
+	if len(rows) == 0 {
+		return fmt.Errorf("supabase: disable alert config %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
