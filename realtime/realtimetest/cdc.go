@@ -1,0 +1,314 @@
+package realtimetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+)
+
+// DefaultPublication is the publication Supabase Realtime reads.
+const DefaultPublication = "supabase_realtime"
+
+// CDCOptions configures StartCDC. The zero value is valid.
+type CDCOptions struct {
+	// Publication whose tables produce changes. Defaults to "supabase_realtime".
+	Publication string
+	// SlotName of the temporary replication slot. Defaults to a random
+	// "realtimetest_<hex>" name.
+	SlotName string
+	// StatusInterval is the period of standby status updates (sent after
+	// every commit too). Defaults to 1s.
+	StatusInterval time.Duration
+	// RetryInterval is the wait before a failed replication stream is
+	// restarted with a new slot (changes in between are lost, as with
+	// Realtime). Defaults to 1s.
+	RetryInterval time.Duration
+	// Logger receives progress and errors; nil discards them.
+	Logger *zap.Logger
+}
+
+// CDC streams committed changes of the publication's tables from PostgreSQL
+// logical decoding (pgoutput) into a Server, and lets the server check row
+// visibility and subscriptions against the same database. It owns one
+// replication connection (with a temporary slot) and a small pool; Close
+// releases both.
+type CDC struct {
+	srv   *Server
+	opts  CDCOptions
+	dbURL string
+	pool  *pgxpool.Pool
+	log   *zap.Logger
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu      sync.Mutex // guards lastErr
+	lastErr error
+
+	decoded  atomic.Int64
+	restarts atomic.Int64
+
+	meta *catalogCache
+}
+
+// StartCDC connects to dbURL, creates a temporary logical replication slot
+// with the pgoutput plugin and starts streaming the publication's changes
+// to srv, in commit order. Changes committed after StartCDC returns are
+// delivered. The CDC runs until Close is called or ctx is cancelled.
+func StartCDC(ctx context.Context, dbURL string, srv *Server, opts CDCOptions) (*CDC, error) {
+	if srv == nil {
+		return nil, errors.New("start cdc: server is nil")
+	}
+	if opts.Publication == "" {
+		opts.Publication = DefaultPublication
+	}
+	if opts.StatusInterval <= 0 {
+		opts.StatusInterval = time.Second
+	}
+	if opts.RetryInterval <= 0 {
+		opts.RetryInterval = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	poolCfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("start cdc: parse database url: %w", err)
+	}
+	poolCfg.MaxConns = 4
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, fmt.Errorf("start cdc: open pool: %w", err)
+	}
+	var exists bool
+	if err := pool.QueryRow(ctx, `select exists(select 1 from pg_publication where pubname = $1)`, opts.Publication).Scan(&exists); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("start cdc: check publication %q: %w", opts.Publication, err)
+	}
+	if !exists {
+		pool.Close()
+		return nil, fmt.Errorf("start cdc: publication %q does not exist", opts.Publication)
+	}
+
+	c := &CDC{
+		srv:   srv,
+		opts:  opts,
+		dbURL: dbURL,
+		pool:  pool,
+		log:   opts.Logger.Named("realtimetest.cdc"),
+		done:  make(chan struct{}),
+		meta:  newCatalogCache(pool),
+	}
+	conn, startLSN, err := c.openStream(ctx)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	c.cancel = cancel
+	srv.setBackend(c)
+	go c.run(runCtx, conn, startLSN)
+	return c, nil
+}
+
+// Close stops streaming, drops the replication connection (and with it the
+// temporary slot), detaches from the server and closes the pool.
+func (c *CDC) Close() error {
+	c.cancel()
+	<-c.done
+	c.srv.clearBackend(c)
+	c.pool.Close()
+	return nil
+}
+
+// Err returns the last replication error, if any. The CDC keeps retrying
+// after errors until closed.
+func (c *CDC) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastErr
+}
+
+// Changes returns the number of row changes decoded so far.
+func (c *CDC) Changes() int { return int(c.decoded.Load()) }
+
+// Restarts returns how often the replication stream was restarted after an error.
+func (c *CDC) Restarts() int { return int(c.restarts.Load()) }
+
+func (c *CDC) setErr(err error) {
+	c.mu.Lock()
+	c.lastErr = err
+	c.mu.Unlock()
+}
+
+// openStream opens a replication connection, creates the temporary slot and
+// starts pgoutput on the publication.
+func (c *CDC) openStream(ctx context.Context) (*pgconn.PgConn, pglogrepl.LSN, error) {
+	cfg, err := pgconn.ParseConfig(c.dbURL)
+	if err != nil {
+		return nil, 0, fmt.Errorf("start cdc: parse database url: %w", err)
+	}
+	cfg.RuntimeParams["replication"] = "database"
+	cfg.RuntimeParams["application_name"] = "realtimetest_cdc"
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, 0, fmt.Errorf("start cdc: replication connection: %w", err)
+	}
+	slot := c.opts.SlotName
+	if slot == "" || c.restarts.Load() > 0 {
+		slot = randomSlotName()
+	}
+	res, err := pglogrepl.CreateReplicationSlot(ctx, conn, slot, "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{Temporary: true, SnapshotAction: "NOEXPORT_SNAPSHOT"})
+	if err != nil {
+		_ = conn.Close(context.Background())
+		return nil, 0, fmt.Errorf("start cdc: create slot %q: %w", slot, err)
+	}
+	lsn, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+	if err != nil {
+		_ = conn.Close(context.Background())
+		return nil, 0, fmt.Errorf("start cdc: slot consistent point %q: %w", res.ConsistentPoint, err)
+	}
+	args := []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", escapeLiteral(c.opts.Publication))}
+	if err := pglogrepl.StartReplication(ctx, conn, slot, lsn, pglogrepl.StartReplicationOptions{PluginArgs: args}); err != nil {
+		_ = conn.Close(context.Background())
+		return nil, 0, fmt.Errorf("start cdc: start replication on %q: %w", slot, err)
+	}
+	c.log.Debug("replication started", zap.String("slot", slot), zap.Stringer("lsn", lsn))
+	return conn, lsn, nil
+}
+
+// run streams until ctx is done, restarting with a fresh slot after errors.
+func (c *CDC) run(ctx context.Context, conn *pgconn.PgConn, lsn pglogrepl.LSN) {
+	defer close(c.done)
+	for {
+		err := c.stream(ctx, conn, lsn)
+		closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = conn.Close(closeCtx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		c.setErr(err)
+		c.log.Warn("replication stream failed, restarting", zap.Error(err))
+		for {
+			if !sleepCtx(ctx, c.opts.RetryInterval) {
+				return
+			}
+			c.restarts.Add(1)
+			conn, lsn, err = c.openStream(ctx)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			c.setErr(err)
+			c.log.Warn("replication restart failed", zap.Error(err))
+		}
+	}
+}
+
+// stream reads one replication session: decodes pgoutput messages, delivers
+// row changes and acknowledges commits so the slot advances.
+func (c *CDC) stream(ctx context.Context, conn *pgconn.PgConn, startLSN pglogrepl.LSN) error {
+	d := &walDecoder{cdc: c, relations: make(map[uint32]*relation)}
+	ackLSN := startLSN
+	inTx := false
+	nextStatus := time.Now().Add(c.opts.StatusInterval)
+	for {
+		if !time.Now().Before(nextStatus) {
+			err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: ackLSN})
+			if err != nil {
+				return fmt.Errorf("send standby status: %w", err)
+			}
+			nextStatus = time.Now().Add(c.opts.StatusInterval)
+		}
+		rctx, cancel := context.WithDeadline(ctx, nextStatus)
+		raw, err := conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if pgconn.Timeout(err) {
+				continue
+			}
+			return fmt.Errorf("receive replication message: %w", err)
+		}
+		switch msg := raw.(type) {
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("replication: %w", pgconn.ErrorResponseToPgError(msg))
+		case *pgproto3.CopyData:
+			if len(msg.Data) == 0 {
+				continue
+			}
+			switch msg.Data[0] {
+			case pglogrepl.PrimaryKeepaliveMessageByteID:
+				pkm, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
+				if err != nil {
+					return fmt.Errorf("parse keepalive: %w", err)
+				}
+				if !inTx && pkm.ServerWALEnd > ackLSN {
+					ackLSN = pkm.ServerWALEnd
+				}
+				if pkm.ReplyRequested {
+					nextStatus = time.Time{}
+				}
+			case pglogrepl.XLogDataByteID:
+				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
+				if err != nil {
+					return fmt.Errorf("parse xlogdata: %w", err)
+				}
+				committed, err := d.handle(ctx, xld.WALData, &inTx)
+				if err != nil {
+					return err
+				}
+				if committed > ackLSN {
+					ackLSN = committed
+					nextStatus = time.Time{} // acknowledge promptly
+				}
+			}
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func randomSlotName() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "realtimetest_" + hex.EncodeToString(b[:])
+}
+
+// escapeLiteral doubles single quotes for use inside a SQL string literal.
+func escapeLiteral(s string) string {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\'' {
+			out = append(out, '\'')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}

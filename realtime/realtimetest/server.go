@@ -1,0 +1,331 @@
+package realtimetest
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/zap"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultIdleTimeout      = 60 * time.Second
+	DefaultMaxRecordBytes   = 1024 * 1024
+	DefaultResubscribeDelay = 100 * time.Millisecond
+	DefaultTokenCheckPeriod = 5 * time.Minute
+	DefaultOutboundBuffer   = 4096
+	maxInboundFrameBytes    = 5_000_000
+	closeHandshakeTimeout   = 2 * time.Second
+	writeTimeout            = 10 * time.Second
+)
+
+// Options configures a Server. Only JWTSecret is required.
+type Options struct {
+	// JWTSecret verifies the HS256/384/512 JWTs of sockets (apikey) and
+	// channels (access_token).
+	JWTSecret string
+	// IdleTimeout closes a connection from which nothing was received for
+	// this long. Defaults to 60s, like Phoenix.
+	IdleTimeout time.Duration
+	// ConnectErrorDelay is slept before a refused handshake is answered
+	// (Realtime's CONNECT_ERROR_BACKOFF_MS is 2s). Defaults to 0.
+	ConnectErrorDelay time.Duration
+	// JoinErrorDelay is slept before every join error reply (Realtime's
+	// CHANNEL_ERROR_BACKOFF_MS is 5s). The socket processes nothing else
+	// meanwhile, like the real transport. Defaults to 0.
+	JoinErrorDelay time.Duration
+	// SubscribeDelay is the time between the join reply and
+	// "Subscribed to PostgreSQL"; changes committed in between are not
+	// delivered to the channel. Defaults to 0 (Realtime: up to seconds).
+	SubscribeDelay time.Duration
+	// ResubscribeDelay is the time between an accepted access_token refresh
+	// and the repeated "Subscribed to PostgreSQL" (Realtime: 1-3s).
+	// Defaults to 100ms; negative means immediately.
+	ResubscribeDelay time.Duration
+	// TokenCheckPeriod caps the interval at which a joined channel re-checks
+	// its access token. Defaults to 5 minutes, like Realtime.
+	TokenCheckPeriod time.Duration
+	// MaxRecordBytes is the size above which a change is delivered truncated
+	// with "Error 413: Payload Too Large". Defaults to 1 MiB.
+	MaxRecordBytes int
+	// OutboundBuffer is the number of frames queued per connection; a client
+	// that falls further behind is disconnected abruptly (Realtime kills a
+	// transport whose heap grows too large). Defaults to 4096.
+	OutboundBuffer int
+	// Logger receives debug logs; nil discards them.
+	Logger *zap.Logger
+	// Now is the clock for token expiry; nil means time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.MaxRecordBytes <= 0 {
+		o.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	switch {
+	case o.ResubscribeDelay == 0:
+		o.ResubscribeDelay = DefaultResubscribeDelay
+	case o.ResubscribeDelay < 0:
+		o.ResubscribeDelay = 0
+	}
+	if o.TokenCheckPeriod <= 0 {
+		o.TokenCheckPeriod = DefaultTokenCheckPeriod
+	}
+	if o.OutboundBuffer <= 0 {
+		o.OutboundBuffer = DefaultOutboundBuffer
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Server is a fake Supabase Realtime server for postgres_changes. It speaks
+// the Phoenix websocket protocol (serializer 1.0.0 and 2.0.0), validates
+// JWTs, manages channels and delivers changes given to Publish or decoded
+// from PostgreSQL by a CDC.
+//
+// Server implements http.Handler for any path ending in "/websocket" (mount
+// it at /realtime/v1/websocket and/or /socket/websocket). It is safe for
+// concurrent use. Each connection runs a reader in the ServeHTTP goroutine
+// and a writer goroutine; Close ends them all.
+type Server struct {
+	opts     Options
+	log      *zap.Logger
+	secret   []byte
+	upgrader websocket.Upgrader
+
+	life lifecycle // tracks session and timer goroutines
+
+	mu       sync.Mutex // guards sessions
+	sessions map[*session]struct{}
+
+	// deliverMu serialises deliveries so changes reach every client in the
+	// order they were published.
+	deliverMu sync.Mutex
+
+	backendMu sync.RWMutex
+	backend   backend // set by a CDC; nil for Publish-only servers
+
+	faults faults
+	stats  stats
+}
+
+// NewServer returns a Server configured by opts.
+func NewServer(opts Options) *Server {
+	opts = opts.withDefaults()
+	return &Server{
+		opts:   opts,
+		log:    opts.Logger.Named("realtimetest"),
+		secret: []byte(opts.JWTSecret),
+		upgrader: websocket.Upgrader{
+			CheckOrigin:       func(*http.Request) bool { return true },
+			EnableCompression: false,
+		},
+		sessions: make(map[*session]struct{}),
+	}
+}
+
+// ServeHTTP negotiates the serializer, authenticates the apikey and upgrades
+// the connection, then serves it until it closes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasSuffix(r.URL.Path, "/websocket") {
+		http.NotFound(w, r)
+		return
+	}
+	q := r.URL.Query()
+	cdc, ok := negotiateCodec(q.Get("vsn"))
+	if !ok {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	if status, msg, ok := s.faults.takeUpgradeRejection(); ok {
+		s.refuseHandshake(w, r, status, msg)
+		return
+	}
+	token, present := r.Header.Get("x-api-key"), r.Header.Get("x-api-key") != ""
+	if !present {
+		if vals, ok := q["apikey"]; ok {
+			token, present = vals[0], true
+		}
+	}
+	if !present {
+		status, msg := (&tokenError{Kind: tokenMissing}).httpStatusAndMessage()
+		s.refuseHandshake(w, r, status, msg)
+		return
+	}
+	claims, terr := verifyToken(token, s.secret, s.opts.Now())
+	if terr != nil {
+		status, msg := terr.httpStatusAndMessage()
+		s.refuseHandshake(w, r, status, msg)
+		return
+	}
+	if !s.life.enter() {
+		http.Error(w, `{"error":"Error connecting to Realtime"}`, http.StatusServiceUnavailable)
+		return
+	}
+	defer s.life.leave()
+
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.log.Debug("upgrade failed", zap.Error(err))
+		return // the upgrader has answered the request
+	}
+	sess := newSession(s, conn, cdc, token, claims)
+	s.addSession(sess)
+	defer s.removeSession(sess)
+	sess.run()
+}
+
+// refuseHandshake answers a failed connect like Realtime's
+// UserSocket.handle_error/2, after the configured backoff.
+func (s *Server) refuseHandshake(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	s.stats.refused.Add(1)
+	if d := s.opts.ConnectErrorDelay; d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+// Close disconnects every client abruptly, stops all timers and waits for
+// the server's goroutines. The handler refuses connections afterwards.
+func (s *Server) Close() {
+	s.life.close()
+	for _, sess := range s.snapshotSessions() {
+		sess.kill()
+	}
+	s.life.wait()
+}
+
+func (s *Server) addSession(sess *session) {
+	s.mu.Lock()
+	s.sessions[sess] = struct{}{}
+	s.mu.Unlock()
+	s.stats.connections.Add(1)
+}
+
+func (s *Server) removeSession(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+}
+
+func (s *Server) snapshotSessions() []*session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		out = append(out, sess)
+	}
+	return out
+}
+
+// afterFunc runs f after d in a goroutine tracked by the server, unless the
+// server is closed by then. The returned timer may be stopped.
+func (s *Server) afterFunc(d time.Duration, f func()) *time.Timer {
+	return time.AfterFunc(d, func() {
+		if !s.life.enter() {
+			return
+		}
+		defer s.life.leave()
+		f()
+	})
+}
+
+// sleep waits for d unless done is closed first; it reports whether the
+// full duration elapsed.
+func sleep(d time.Duration, done <-chan struct{}) bool {
+	if d <= 0 {
+		select {
+		case <-done:
+			return false
+		default:
+			return true
+		}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-done:
+		return false
+	}
+}
+
+// backend is the database side of a server: subscription validation and
+// per-role row authorization. The CDC implements it.
+type backend interface {
+	// validateSubscription returns the postgres_changes system error message
+	// for a binding that cannot be subscribed with the given claims, or "".
+	validateSubscription(ctx context.Context, b binding, claims tokenClaims) string
+	// authorize reports what a subscriber with the given claims may see of a
+	// change decoded from the WAL.
+	authorize(ctx context.Context, c *Change, claims tokenClaims) access
+}
+
+func (s *Server) setBackend(b backend) {
+	s.backendMu.Lock()
+	s.backend = b
+	s.backendMu.Unlock()
+}
+
+// clearBackend detaches b if it is still the server's backend.
+func (s *Server) clearBackend(b backend) {
+	s.backendMu.Lock()
+	if s.backend == b {
+		s.backend = nil
+	}
+	s.backendMu.Unlock()
+}
+
+func (s *Server) currentBackend() backend {
+	s.backendMu.RLock()
+	defer s.backendMu.RUnlock()
+	return s.backend
+}
+
+// lifecycle counts running goroutines and refuses new ones once closed.
+type lifecycle struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func (l *lifecycle) enter() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.wg.Add(1)
+	return true
+}
+
+func (l *lifecycle) leave() { l.wg.Done() }
+
+func (l *lifecycle) close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+}
+
+func (l *lifecycle) wait() { l.wg.Wait() }
