@@ -140,3 +140,67 @@ func TestMigrations_Constraints(t *testing.T) {
 	require.NoError(t, tx.Commit(ctx))
 	require.NotContains(t, after, "2000-01-01")
 }
+
+func TestMigrations_RLSScopesAlertsToProjectOwner(t *testing.T) {
+	db := pgtest.Shared(t).NewDatabase(t)
+	ctx := context.Background()
+	const owner = "11111111-1111-1111-1111-111111111111" // owns project …01; …02 belongs to 2222…
+	_, err := db.Pool.Exec(ctx, `
+		insert into projects (id, owner, name) values
+		  ('aaaaaaaa-0000-0000-0000-000000000001', '11111111-1111-1111-1111-111111111111', 'mine'),
+		  ('aaaaaaaa-0000-0000-0000-000000000002', '22222222-2222-2222-2222-222222222222', 'theirs');
+		insert into alert_configs (id, project_id, name, events, webhook_url) values
+		  ('cccccccc-0000-0000-0000-000000000001', 'aaaaaaaa-0000-0000-0000-000000000001', 'mine', '{failed}', 'https://h'),
+		  ('cccccccc-0000-0000-0000-000000000002', 'aaaaaaaa-0000-0000-0000-000000000002', 'theirs', '{failed}', 'https://h');
+		insert into alert_logs (id, config_id, run_id, event, webhook_id, payload, target_url, occurred_at) values
+		  ('dddddddd-0000-0000-0000-000000000001', 'cccccccc-0000-0000-0000-000000000001', 'r', 'failed', 'msg_1', '{}', 'https://h', now()),
+		  ('dddddddd-0000-0000-0000-000000000002', 'cccccccc-0000-0000-0000-000000000002', 'r', 'failed', 'msg_2', '{}', 'https://h', now());
+		insert into alert_attempts (alert_id, attempt, started_at, outcome) values
+		  ('dddddddd-0000-0000-0000-000000000001', 1, now(), '2xx'),
+		  ('dddddddd-0000-0000-0000-000000000002', 1, now(), '2xx');
+		insert into alert_daemon_state (key, value) values ('watermark', '"x"');
+	`)
+	require.NoError(t, err)
+
+	asUser := func(role, sub, query string) ([]string, error) {
+		tx, err := db.Pool.Begin(ctx)
+		require.NoError(t, err)
+		defer func() { _ = tx.Rollback(ctx) }()
+		_, err = tx.Exec(ctx, `select set_config('role', $1, true),
+			set_config('request.jwt.claims', json_build_object('sub', $2::text, 'role', $1::text)::text, true)`, role, sub)
+		require.NoError(t, err)
+		rows, err := tx.Query(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		var out []string
+		for rows.Next() {
+			var s string
+			require.NoError(t, rows.Scan(&s))
+			out = append(out, s)
+		}
+		return out, rows.Err()
+	}
+	got, err := asUser("authenticated", owner, `select name from alert_configs`)
+	require.NoError(t, err)
+	require.Equal(t, []string{"mine"}, got)
+	got, err = asUser("authenticated", owner, `select webhook_id from alert_logs`)
+	require.NoError(t, err)
+	require.Equal(t, []string{"msg_1"}, got)
+	got, err = asUser("authenticated", owner, `select alert_id::text from alert_attempts`)
+	require.NoError(t, err)
+	require.Equal(t, []string{"dddddddd-0000-0000-0000-000000000001"}, got)
+	got, err = asUser("authenticated", owner, `select key from alert_daemon_state`)
+	require.NoError(t, err)
+	require.Empty(t, got, "daemon state is service-role only")
+	got, err = asUser("anon", "", `select name from alert_configs`)
+	require.NoError(t, err)
+	require.Empty(t, got)
+	got, err = asUser("service_role", "", `select key from alert_daemon_state`)
+	require.NoError(t, err)
+	require.Equal(t, []string{"watermark"}, got)
+
+	// The owner may not move a rule into someone else's project.
+	_, err = asUser("authenticated", owner, `update alert_configs set project_id = 'aaaaaaaa-0000-0000-0000-000000000002' returning id::text`)
+	require.Error(t, err)
+}
