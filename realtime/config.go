@@ -43,9 +43,11 @@ type ChannelSpec struct {
 
 // TokenProvider supplies the JWT sent as access_token when a channel joins
 // and when the token is refreshed. Token is called on the goroutine running
-// [Client.Run] before every join and whenever the previous token approaches
-// its exp claim, so implementations should cache and return quickly; the
-// context carries a deadline.
+// [Client.Run] before every join (including the rejoin after the server
+// closed a channel because its token expired) and when the previous token
+// reaches 80% of its lifetime or 60s before exp, whichever is earlier. It
+// must return a token valid for at least the join, should cache, and should
+// return quickly; the context carries a deadline (Config.JoinTimeout).
 type TokenProvider interface {
 	Token(ctx context.Context) (string, error)
 }
@@ -89,7 +91,7 @@ type Config struct {
 	Logger *zap.Logger
 	// Dialer opens the websocket. Defaults to a dialer that verifies TLS,
 	// honours HTTP(S)_PROXY from the environment and has a 10s handshake
-	// timeout.
+	// timeout; a given Dialer without HandshakeTimeout gets 10s (on a copy).
 	Dialer *websocket.Dialer
 	// OnStateChange, if set, is called on every socket and channel state
 	// transition, synchronously on the goroutine running Run. It must not
@@ -162,6 +164,10 @@ func normalize(cfg Config, channels []ChannelSpec) (Config, []ChannelSpec, *url.
 			Proxy:            http.ProxyFromEnvironment,
 			HandshakeTimeout: DefaultHandshakeTimeout,
 		}
+	} else if cfg.Dialer.HandshakeTimeout == 0 {
+		d := *cfg.Dialer // never mutate the caller's dialer
+		d.HandshakeTimeout = DefaultHandshakeTimeout
+		cfg.Dialer = &d
 	}
 	specs, err := normalizeChannels(channels)
 	if err != nil {

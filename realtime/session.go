@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -30,6 +31,10 @@ type session struct {
 
 	sendq sendQueue
 	hb    heartbeatState
+	// hbTimedOut is set by the writer before it sends the heartbeat-timeout
+	// close frame, so that the server's close echo, which may reach the
+	// reader first, is not mistaken for a server-initiated close.
+	hbTimedOut atomic.Bool
 
 	inbound   chan inbound
 	done      chan struct{} // closed on teardown; stops reader and writer
@@ -109,6 +114,9 @@ func (s *session) run(ctx context.Context) sessionResult {
 		case m := <-s.inbound:
 			s.handle(ctx, m)
 		case err := <-s.readerErr:
+			if s.hbTimedOut.Load() {
+				return s.result("heartbeat_timeout", ErrHeartbeatTimeout)
+			}
 			return s.result(readErrorReason(err), err)
 		case err := <-s.writerErr:
 			reason := "write_error"
@@ -329,6 +337,7 @@ func (s *session) writeLoop() error {
 			}
 		case <-ticker.C:
 			if s.hb.outstanding() {
+				s.hbTimedOut.Store(true)
 				_ = s.write(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "heartbeat timeout"))
 				return ErrHeartbeatTimeout
 			}
