@@ -41,8 +41,9 @@ type CDCOptions struct {
 // CDC streams committed changes of the publication's tables from PostgreSQL
 // logical decoding (pgoutput) into a Server, and lets the server check row
 // visibility and subscriptions against the same database. It owns one
-// replication connection (with a temporary slot) and a small pool; Close
-// releases both.
+// replication connection (with a temporary slot) and, unless
+// Options.DB of the server provides one, a small pool; Close releases them.
+// Its methods are safe for concurrent use.
 type CDC struct {
 	srv   *Server
 	opts  CDCOptions
@@ -50,8 +51,10 @@ type CDC struct {
 	pool  *pgxpool.Pool
 	log   *zap.Logger
 
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel    context.CancelFunc
+	done      chan struct{}
+	closePool func() // closes pool if the CDC opened it
+	closeOnce sync.Once
 
 	mu      sync.Mutex // guards lastErr
 	lastErr error
@@ -65,7 +68,7 @@ type CDC struct {
 // StartCDC connects to dbURL, creates a temporary logical replication slot
 // with the pgoutput plugin and starts streaming the publication's changes
 // to srv, in commit order. Changes committed after StartCDC returns are
-// delivered. The CDC runs until Close is called or ctx is cancelled.
+// delivered. ctx bounds the start-up only; the CDC runs until Close.
 func StartCDC(ctx context.Context, dbURL string, srv *Server, opts CDCOptions) (*CDC, error) {
 	if srv == nil {
 		return nil, errors.New("start cdc: server is nil")
@@ -82,22 +85,30 @@ func StartCDC(ctx context.Context, dbURL string, srv *Server, opts CDCOptions) (
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	poolCfg, err := pgxpool.ParseConfig(dbURL)
-	if err != nil {
-		return nil, fmt.Errorf("start cdc: parse database url: %w", err)
+	pool, ownPool := srv.opts.DB, false
+	if pool == nil {
+		poolCfg, err := pgxpool.ParseConfig(dbURL)
+		if err != nil {
+			return nil, fmt.Errorf("start cdc: parse database url: %w", err)
+		}
+		poolCfg.MaxConns = 4
+		if pool, err = pgxpool.NewWithConfig(ctx, poolCfg); err != nil {
+			return nil, fmt.Errorf("start cdc: open pool: %w", err)
+		}
+		ownPool = true
 	}
-	poolCfg.MaxConns = 4
-	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
-	if err != nil {
-		return nil, fmt.Errorf("start cdc: open pool: %w", err)
+	closePool := func() {
+		if ownPool {
+			pool.Close()
+		}
 	}
 	var exists bool
 	if err := pool.QueryRow(ctx, `select exists(select 1 from pg_publication where pubname = $1)`, opts.Publication).Scan(&exists); err != nil {
-		pool.Close()
+		closePool()
 		return nil, fmt.Errorf("start cdc: check publication %q: %w", opts.Publication, err)
 	}
 	if !exists {
-		pool.Close()
+		closePool()
 		return nil, fmt.Errorf("start cdc: publication %q does not exist", opts.Publication)
 	}
 
@@ -110,12 +121,13 @@ func StartCDC(ctx context.Context, dbURL string, srv *Server, opts CDCOptions) (
 		done:  make(chan struct{}),
 		meta:  newCatalogCache(pool),
 	}
+	c.closePool = closePool
 	conn, startLSN, err := c.openStream(ctx)
 	if err != nil {
-		pool.Close()
+		closePool()
 		return nil, err
 	}
-	runCtx, cancel := context.WithCancel(ctx)
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.cancel = cancel
 	srv.setBackend(c)
 	go c.run(runCtx, conn, startLSN)
@@ -128,7 +140,7 @@ func (c *CDC) Close() error {
 	c.cancel()
 	<-c.done
 	c.srv.clearBackend(c)
-	c.pool.Close()
+	c.closeOnce.Do(c.closePool)
 	return nil
 }
 

@@ -19,12 +19,31 @@ import (
 type catalogCache struct {
 	pool *pgxpool.Pool
 
-	mu    sync.Mutex // guards types
-	types map[uint32]*typeInfo
+	mu     sync.Mutex // guards types and bypass
+	types  map[uint32]*typeInfo
+	bypass map[string]bool
 }
 
 func newCatalogCache(pool *pgxpool.Pool) *catalogCache {
-	return &catalogCache{pool: pool, types: make(map[uint32]*typeInfo)}
+	return &catalogCache{pool: pool, types: make(map[uint32]*typeInfo), bypass: make(map[string]bool)}
+}
+
+// bypassesRLS reports whether role is a superuser or has BYPASSRLS, cached.
+func (m *catalogCache) bypassesRLS(ctx context.Context, role string) (bool, error) {
+	m.mu.Lock()
+	b, ok := m.bypass[role]
+	m.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	err := m.pool.QueryRow(ctx, `select coalesce((select rolsuper or rolbypassrls from pg_roles where rolname = $1), false)`, role).Scan(&b)
+	if err != nil {
+		return false, fmt.Errorf("attributes of role %q: %w", role, err)
+	}
+	m.mu.Lock()
+	m.bypass[role] = b
+	m.mu.Unlock()
+	return b, nil
 }
 
 // typeInfo returns the pg_type facts for oid, cached.
@@ -151,6 +170,13 @@ func (c *CDC) authorize(ctx context.Context, ch *Change, claims tokenClaims) acc
 	}
 	acc := access{Visible: true, Columns: cols}
 	if !ch.RLSEnabled || ch.Type == Delete {
+		return acc
+	}
+	// Roles that bypass RLS see every change, even of rows that are gone by
+	// the time the change is delivered.
+	if bypass, err := c.meta.bypassesRLS(ctx, claims.Role); err != nil {
+		log.Debug("role attributes", zap.Error(err))
+	} else if bypass {
 		return acc
 	}
 	visible, err := c.rowVisible(ctx, ch, claims)

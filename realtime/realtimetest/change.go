@@ -250,14 +250,14 @@ var fullAccess = access{Visible: true}
 
 // changeData is the "data" object of a postgres_changes payload.
 type changeData struct {
-	Schema          string          `json:"schema"`
-	Table           string          `json:"table"`
-	CommitTimestamp *string         `json:"commit_timestamp"`
-	Type            string          `json:"type"`
-	Columns         []Column        `json:"columns"`
-	Record          *encodedRecord  `json:"record,omitempty"`
-	OldRecord       *encodedRecord  `json:"old_record,omitempty"`
-	Errors          []string        `json:"errors"`
+	Schema          string         `json:"schema"`
+	Table           string         `json:"table"`
+	CommitTimestamp *string        `json:"commit_timestamp"`
+	Type            string         `json:"type"`
+	Columns         []Column       `json:"columns"`
+	Record          *encodedRecord `json:"record,omitempty"`
+	OldRecord       *encodedRecord `json:"old_record,omitempty"`
+	Errors          []string       `json:"errors"`
 }
 
 // data builds the payload data for a subscriber with the given access and

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 )
 
@@ -57,6 +58,10 @@ type Options struct {
 	// that falls further behind is disconnected abruptly (Realtime kills a
 	// transport whose heap grows too large). Defaults to 4096.
 	OutboundBuffer int
+	// DB is an optional pool on the database a CDC streams from; when set,
+	// StartCDC uses it for catalog, row-visibility and subscription checks
+	// instead of opening its own. The server never closes it.
+	DB *pgxpool.Pool
 	// Logger receives debug logs; nil discards them.
 	Logger *zap.Logger
 	// Now is the clock for token expiry; nil means time.Now.
