@@ -145,9 +145,18 @@ func (c *Client) Run(ctx context.Context) error {
 				r.lastError = res.err.Error()
 			}
 		})
-		c.log.Warn("realtime session ended; reconnecting",
+		fields := []zap.Field{
 			zap.String(logKeyReason, res.reason), zap.Error(res.err),
-			zap.Duration(logKeyBackoff, wait), zap.Int(logKeyAttempt, attempt))
+			zap.Duration(logKeyBackoff, wait), zap.Int(logKeyAttempt, attempt),
+		}
+		if res.uptime > 0 {
+			fields = append(fields, zap.Duration(logKeyUptime, res.uptime))
+		}
+		var he *HandshakeError
+		if errors.As(res.err, &he) {
+			fields = append(fields, zap.Int(logKeyStatusCode, he.StatusCode))
+		}
+		c.log.Warn("realtime session ended; reconnecting", fields...)
 		if !c.sleep(ctx, wait) {
 			c.log.Info("realtime client stopped")
 			return nil
@@ -160,6 +169,7 @@ type sessionResult struct {
 	reason  string
 	err     error
 	healthy bool
+	uptime  time.Duration // zero if the socket never opened
 }
 
 func (c *Client) runOnce(ctx context.Context) sessionResult {

@@ -393,6 +393,11 @@ func TestClient_ServerCloseReconnects(t *testing.T) {
 			fc1 := srv.waitConn(t)
 			j1 := joinOf(t, fc1)
 			h.nextReady("db")
+			// Changes sent right before the close are still delivered.
+			const burst = 20
+			for i := 1; i <= burst; i++ {
+				fc1.change("realtime:db", idsOf(j1), insertData("workflow_runs", i))
+			}
 			if tc.notice {
 				fc1.send(nil, nil, j1.Topic, "system", map[string]any{
 					"extension": "system", "status": "ok", "message": "Server requested disconnect"})
@@ -401,6 +406,9 @@ func TestClient_ServerCloseReconnects(t *testing.T) {
 			fc2 := srv.waitConn(t)
 			j2 := joinOf(t, fc2)
 			require.NotEqual(t, j1.joinRef(), j2.joinRef())
+			for i := 1; i <= burst; i++ {
+				require.Equal(t, json.Number(strconv.Itoa(i)), h.nextChange().Record["id"])
+			}
 			h.nextReady("db")
 			st := h.c.Stats()
 			require.EqualValues(t, 1, st.Reconnects["close_"+tc.name], "reconnects: %v", st.Reconnects)

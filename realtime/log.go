@@ -21,7 +21,6 @@ const (
 	logKeyAttempt    = "attempt"
 	logKeyStatusCode = "status_code"
 	logKeySize       = "size"
-	logKeyDropped    = "dropped"
 	logKeyUptime     = "uptime"
 	logKeyChangeType = "change_type"
 	logKeyExtension  = "extension"

@@ -114,11 +114,15 @@ func (s *session) run(ctx context.Context) sessionResult {
 		case m := <-s.inbound:
 			s.handle(ctx, m)
 		case err := <-s.readerErr:
+			// Frames read before the failure are still queued: handle them
+			// so that changes sent just before a server close are kept.
+			s.drainInbound(ctx)
 			if s.hbTimedOut.Load() {
 				return s.result("heartbeat_timeout", ErrHeartbeatTimeout)
 			}
 			return s.result(readErrorReason(err), err)
 		case err := <-s.writerErr:
+			s.finishReading(ctx)
 			reason := "write_error"
 			if errors.Is(err, ErrHeartbeatTimeout) {
 				reason = "heartbeat_timeout"
@@ -133,11 +137,40 @@ func (s *session) run(ctx context.Context) sessionResult {
 	}
 }
 
+// finishReading closes the connection after the writer failed and handles
+// whatever the reader still delivers until it exits.
+func (s *session) finishReading(ctx context.Context) {
+	_ = s.conn.Close()
+	for {
+		select {
+		case m := <-s.inbound:
+			s.handle(ctx, m)
+		case <-s.readerErr:
+			s.drainInbound(ctx)
+			return
+		}
+	}
+}
+
+// drainInbound handles the frames the (exited) reader left in the queue.
+func (s *session) drainInbound(ctx context.Context) {
+	for {
+		select {
+		case m := <-s.inbound:
+			s.handle(ctx, m)
+		default:
+			return
+		}
+	}
+}
+
 func (s *session) result(reason string, err error) sessionResult {
+	uptime := time.Since(s.start)
 	return sessionResult{
 		reason:  reason,
 		err:     err,
-		healthy: s.reachedReady || time.Since(s.start) >= healthySessionAge,
+		healthy: s.reachedReady || uptime >= healthySessionAge,
+		uptime:  uptime,
 	}
 }
 
