@@ -277,6 +277,17 @@ func (s *Server) Connections() int {
 	return len(s.sessions)
 }
 
+// Serializers returns the negotiated serializer version ("1.0.0" or
+// "2.0.0") of every open connection, sorted.
+func (s *Server) Serializers() []string {
+	var out []string
+	for _, sess := range s.snapshotSessions() {
+		out = append(out, sess.codec.vsn())
+	}
+	sort.Strings(out)
+	return out
+}
+
 // TotalConnections returns the number of websocket connections accepted so far.
 func (s *Server) TotalConnections() int { return int(s.stats.connections.Load()) }
 
