@@ -149,6 +149,7 @@ type req struct {
 	Key    string // apikey; "-" for none
 	Token  string // Authorization bearer; "" to rely on the apikey
 	Header map[string]string
+	Extra  http.Header // added after Header, for repeated headers
 }
 
 func (e *env) do(r req) reply {
@@ -178,7 +179,12 @@ func (e *env) do(r req) reply {
 		hr.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range r.Header {
-		hr.Header.Add(k, v)
+		hr.Header.Set(k, v)
+	}
+	for k, vs := range r.Extra {
+		for _, v := range vs {
+			hr.Header.Add(k, v)
+		}
 	}
 	resp, err := http.DefaultClient.Do(hr)
 	require.NoError(e.t, err)

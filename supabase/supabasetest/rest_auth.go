@@ -54,14 +54,17 @@ func checkAPIKey(secret []byte, r *http.Request) (string, *response) {
 	return key, nil
 }
 
-// bearerToken extracts the token of "Authorization: Bearer <token>"; ok is
-// false when there is no bearer authorization at all.
+// bearerToken extracts the token of "Authorization: Bearer <token>" like
+// wai's extractBearerAuth; ok is false for other schemes.
 func bearerToken(h string) (string, bool) {
-	scheme, tok, found := strings.Cut(h, " ")
-	if !found || !strings.EqualFold(scheme, "bearer") {
+	i := strings.IndexAny(h, " \t")
+	if i < 0 {
+		i = len(h)
+	}
+	if !strings.EqualFold(h[:i], "bearer") {
 		return "", false
 	}
-	return strings.TrimSpace(tok), true
+	return strings.TrimLeft(h[i:], " \t"), true
 }
 
 // authenticate verifies the JWT like PostgREST (PostgREST.Auth.Jwt) and
