@@ -1,0 +1,151 @@
+// Package standin assembles the local Supabase stand-in used by the demo and
+// the end-to-end tests: a throwaway PostgreSQL cluster prepared like a
+// Supabase project, the PostgREST subset at /rest/v1/ and the Realtime server
+// at /realtime/v1/websocket, fed by logical decoding of the database.
+//
+// It is a test and demo tool, not part of the daemon: the daemon talks to it
+// exactly as it talks to a hosted Supabase project.
+package standin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+	"github.com/meshhook/meshhook-alerts/realtime/realtimetest"
+	"github.com/meshhook/meshhook-alerts/supabase/supabasetest"
+)
+
+// Options configures Start.
+type Options struct {
+	// Addr is where the HTTP server listens; default 127.0.0.1:0.
+	Addr string
+	// DatabaseURL is a superuser URL of an existing, prepared database. When
+	// empty, Start runs a new cluster and prepares a database in it.
+	DatabaseURL string
+	// MeshHook adds MeshHook's core tables when Start prepares the database.
+	MeshHook bool
+	// Realtime tunes the Realtime server (JWTSecret is always pgtest.JWTSecret).
+	Realtime realtimetest.Options
+	Logger   *zap.Logger
+}
+
+// StandIn is a running stand-in.
+type StandIn struct {
+	URL            string // http://host:port: the "Supabase URL"
+	DatabaseURL    string // superuser postgres URL
+	ServiceRoleKey string
+	AnonKey        string
+	Pool           *pgxpool.Pool
+	REST           *supabasetest.REST
+	Realtime       *realtimetest.Server
+
+	cluster *pgtest.Cluster
+	cdc     *realtimetest.CDC
+	http    *http.Server
+	done    chan error
+}
+
+// Start brings the stand-in up. Close it when done.
+func Start(ctx context.Context, opts Options) (_ *StandIn, err error) {
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &StandIn{ServiceRoleKey: pgtest.ServiceRoleKey(), AnonKey: pgtest.AnonKey(), done: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	s.DatabaseURL = opts.DatabaseURL
+	if s.DatabaseURL == "" {
+		s.cluster, err = pgtest.Start(ctx, pgtest.StartOptions{Logf: func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) }})
+		if err != nil {
+			return nil, err
+		}
+		migs, err := pgtest.RepoMigrations()
+		if err != nil {
+			return nil, err
+		}
+		if s.DatabaseURL, err = s.cluster.CreateDatabase(ctx, "postgres_standin", opts.MeshHook, migs); err != nil {
+			return nil, err
+		}
+	}
+	if s.Pool, err = pgxpool.New(ctx, s.DatabaseURL); err != nil {
+		return nil, fmt.Errorf("standin: open database: %w", err)
+	}
+	s.REST = supabasetest.NewREST(s.Pool, supabasetest.RESTOptions{JWTSecret: pgtest.JWTSecret, Logger: log.Named("rest")})
+	rtOpts := opts.Realtime
+	rtOpts.JWTSecret = pgtest.JWTSecret
+	if rtOpts.Logger == nil {
+		rtOpts.Logger = log.Named("realtime")
+	}
+	if rtOpts.DB == nil {
+		rtOpts.DB = s.Pool
+	}
+	s.Realtime = realtimetest.NewServer(rtOpts)
+	if s.cdc, err = realtimetest.StartCDC(ctx, s.DatabaseURL, s.Realtime, realtimetest.CDCOptions{Logger: log.Named("cdc")}); err != nil {
+		return nil, fmt.Errorf("standin: start change data capture: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/rest/v1/", http.StripPrefix("/rest/v1", s.REST))
+	mux.Handle("/realtime/v1/websocket", s.Realtime)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte("meshhook-alerts local Supabase stand-in: /rest/v1/ and /realtime/v1/websocket\n"))
+	})
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("standin: listen: %w", err)
+	}
+	s.URL = "http://" + ln.Addr().String()
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { s.done <- s.http.Serve(ln) }()
+	log.Info("stand-in ready", zap.String("url", s.URL))
+	return s, nil
+}
+
+// Close stops everything Start started.
+func (s *StandIn) Close() error {
+	var errs []error
+	if s.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = s.http.Shutdown(ctx)
+		cancel()
+		if s.Realtime != nil {
+			s.Realtime.Close()
+		}
+		if err := <-s.done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if s.cdc != nil {
+		s.cdc.Close()
+	}
+	if s.Pool != nil {
+		s.Pool.Close()
+	}
+	if s.cluster != nil {
+		if err := s.cluster.Stop(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
