@@ -376,3 +376,32 @@ func TestCDC_StartErrors(t *testing.T) {
 	_, err = StartCDC(context.Background(), db.URL, nil, CDCOptions{})
 	assert.Error(t, err)
 }
+
+func TestCDC_RestartsAfterStreamFailure(t *testing.T) {
+	db := pgtest.Shared(t).NewDatabase(t)
+	ctx := context.Background()
+	_, err := db.Pool.Exec(ctx, itemsDDL)
+	require.NoError(t, err)
+	ts := newTestServer(t, Options{})
+	cdc, err := StartCDC(ctx, db.URL, ts.Server, CDCOptions{RetryInterval: 100 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, cdc.Close()) })
+	c := dialClient(t, ts, "2.0.0", pgtest.ServiceRoleKey())
+	c.joinAndSubscribe("realtime:r", joinPayload("", itemsBinding))
+
+	_, err = db.Pool.Exec(ctx, `select pg_terminate_backend(pid) from pg_stat_activity
+		where backend_type = 'walsender' and datname = current_database()`)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return cdc.Restarts() >= 1 && cdc.Err() != nil }, waitTimeout, 20*time.Millisecond)
+	require.Eventually(t, func() bool {
+		var n int
+		err := db.Pool.QueryRow(ctx, `select count(*) from pg_replication_slots
+			where database = current_database() and active`).Scan(&n)
+		return err == nil && n == 1
+	}, waitTimeout, 20*time.Millisecond)
+
+	// Once the new slot streams, changes flow again (earlier ones may be lost).
+	_, err = db.Pool.Exec(ctx, `insert into public.rt_items (id) values (1)`)
+	require.NoError(t, err)
+	assert.Equal(t, "1", string(dataOf(t, c.next()).Record["id"]))
+}

@@ -73,8 +73,6 @@ type walSource struct {
 	keyText map[string]string
 	// keyTypes holds the SQL type names of the primary key columns.
 	keyTypes map[string]string
-	// size is the size of the decoded change, compared with MaxRecordBytes.
-	size int
 }
 
 // validate reports what is wrong with a hand-built change.
@@ -193,9 +191,6 @@ func prepareChange(c *Change, maxRecordBytes int, forceTruncate bool) (*prepared
 		p.hasOldRecord = true
 	}
 	size := p.record.size() + p.oldRecord.size()
-	if c.src != nil && c.src.size > 0 {
-		size = c.src.size
-	}
 	p.tooLarge = forceTruncate || (maxRecordBytes > 0 && size > maxRecordBytes)
 	return p, nil
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -48,7 +47,7 @@ func TestConformanceRealtimeJS(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := newCDCEnv(t, conformanceDDL, Options{})
-			wsBase := "ws" + strings.TrimPrefix(env.ts.http.URL, "http") + "/realtime/v1"
+			wsBase := env.ts.URL
 			key := pgtest.ServiceRoleKey()
 
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

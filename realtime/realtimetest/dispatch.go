@@ -15,7 +15,6 @@ func (s *Server) Publish(c Change) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	c.src = nil
 	return s.deliver(context.Background(), &c)
 }
 

@@ -10,7 +10,8 @@
 // heartbeats, refused or slow joins, system errors, dropped or truncated
 // changes, 1001/1012 disconnects) so clients can be tested against the
 // failure modes of the real service. The reference for every behaviour is
-// docs/realtime-protocol.md of the project (section numbers in comments).
+// the project's Realtime protocol notes (realtime-protocol.md), which cite
+// the Realtime, Phoenix and realtime-js sources.
 //
 // # Why logical decoding
 //

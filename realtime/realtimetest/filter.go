@@ -581,11 +581,7 @@ func cellText(raw json.RawMessage) (text string, null bool) {
 			return s, false
 		}
 	}
-	if string(raw) == "true" || string(raw) == "false" {
-		return string(raw), false
-	}
 	return string(raw), false
 }
 
-// formatInt is strconv.FormatInt for ids.
 func formatInt(n int64) string { return strconv.FormatInt(n, 10) }

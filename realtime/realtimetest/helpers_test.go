@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -21,32 +19,20 @@ import (
 
 const waitTimeout = 15 * time.Second
 
-// testServer is a Server behind an httptest server.
-type testServer struct {
-	*Server
-	http *httptest.Server
-}
+// testServer is the TestServer the tests use.
+type testServer = TestServer
 
 func newTestServer(t *testing.T, opts Options) *testServer {
 	t.Helper()
 	if opts.JWTSecret == "" {
 		opts.JWTSecret = pgtest.JWTSecret
 	}
-	srv := NewServer(opts)
-	mux := http.NewServeMux()
-	mux.Handle("/realtime/v1/websocket", srv)
-	mux.Handle("/socket/websocket", srv)
-	hs := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		srv.Close()
-		hs.Close()
-	})
-	return &testServer{Server: srv, http: hs}
+	return StartTestServer(t, opts)
 }
 
 // wsURL is the websocket URL with the given query (apikey, vsn, ...).
 func (ts *testServer) wsURL(path string, query url.Values) string {
-	u := "ws" + strings.TrimPrefix(ts.http.URL, "http") + path
+	u := "ws" + strings.TrimPrefix(ts.HTTP.URL, "http") + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
@@ -313,9 +299,5 @@ func (c *rawClient) joinAndSubscribe(topic string, payload any) (string, []int64
 	return jr, ids
 }
 
-func strp(s string) *string { return &s }
-
 // vsns are the serializer versions every protocol test runs under.
 var vsns = []string{"1.0.0", "2.0.0"}
-
-func jsonString(s string) json.RawMessage { return mustJSON(s) }

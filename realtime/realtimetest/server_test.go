@@ -25,12 +25,12 @@ func TestServer_Handshake(t *testing.T) {
 
 	get := func(t *testing.T, path string, q url.Values, header http.Header) (int, string) {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodGet, ts.http.URL+path+"?"+q.Encode(), nil)
+		req, err := http.NewRequest(http.MethodGet, ts.HTTP.URL+path+"?"+q.Encode(), nil)
 		require.NoError(t, err)
 		for k, v := range header {
 			req.Header[k] = v
 		}
-		resp, err := ts.http.Client().Do(req)
+		resp, err := ts.HTTP.Client().Do(req)
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		body, err := io.ReadAll(resp.Body)
@@ -93,7 +93,7 @@ func TestServer_Handshake(t *testing.T) {
 func TestServer_ConnectErrorDelay(t *testing.T) {
 	ts := newTestServer(t, Options{ConnectErrorDelay: 300 * time.Millisecond})
 	start := time.Now()
-	resp, err := ts.http.Client().Get(ts.http.URL + "/realtime/v1/websocket")
+	resp, err := ts.HTTP.Client().Get(ts.HTTP.URL + "/realtime/v1/websocket")
 	require.NoError(t, err)
 	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
