@@ -192,33 +192,11 @@ func faultResponse(status int) *response {
 func (r *REST) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.requests.Add(1)
 	start := time.Now()
-	ctx := req.Context()
-	failStatus, stall, latency := r.fault()
-	var resp *response
-	switch {
-	case failStatus != 0:
-		resp = faultResponse(failStatus)
-	default:
-		if stall != nil {
-			select {
-			case <-ctx.Done():
-				r.log.Debug("stalled request abandoned", zap.String("method", req.Method), zap.String("path", req.URL.Path))
-				return
-			case <-stall:
-			}
-		}
-		if latency > 0 {
-			t := time.NewTimer(latency)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-		}
-		resp = r.serve(req)
-	}
-	if resp == nil { // the client went away
+	resp := r.answer(req)
+	log := r.log.With(zap.String("method", req.Method), zap.String("path", req.URL.Path),
+		zap.String("query", redactQuery(req.URL.RawQuery)), zap.Duration("duration", time.Since(start)))
+	if resp == nil {
+		log.Debug("rest request abandoned by the client")
 		return
 	}
 	for k, vs := range resp.header {
@@ -231,12 +209,48 @@ func (r *REST) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodHead {
 		_, _ = w.Write(resp.body)
 	}
-	r.log.Debug("rest request",
-		zap.String("method", req.Method),
-		zap.String("path", req.URL.Path),
-		zap.String("query", req.URL.RawQuery),
-		zap.Int("status", resp.status),
-		zap.Duration("duration", time.Since(start)))
+	log.Debug("rest request", zap.Int("status", resp.status))
+}
+
+// answer applies injected faults, then serves the request; nil means the
+// client went away.
+func (r *REST) answer(req *http.Request) *response {
+	ctx := req.Context()
+	failStatus, stall, latency := r.fault()
+	if failStatus != 0 {
+		return faultResponse(failStatus)
+	}
+	if stall != nil {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-stall:
+		}
+	}
+	if latency > 0 {
+		t := time.NewTimer(latency)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+	return r.serve(req)
+}
+
+// redactQuery hides an apikey query parameter from logs.
+func redactQuery(raw string) string {
+	if !strings.Contains(raw, "apikey") {
+		return raw
+	}
+	parts := strings.Split(raw, "&")
+	for i, p := range parts {
+		if strings.HasPrefix(p, "apikey=") {
+			parts[i] = "apikey=REDACTED"
+		}
+	}
+	return strings.Join(parts, "&")
 }
 
 // target is what a path addresses.
@@ -263,7 +277,7 @@ type request struct {
 	prefs     preferences
 	accept    string
 	pay       *payload
-	http      *http.Request
+	hreq      *http.Request // the incoming request
 }
 
 func (rq *request) authed() bool { return rq.auth.Role != anonRole }
@@ -275,7 +289,7 @@ func (r *REST) serve(req *http.Request) *response {
 	if gw != nil {
 		return gw
 	}
-	rq := &request{rest: r, method: req.Method, http: req, accept: req.Header.Get("Accept")}
+	rq := &request{rest: r, method: req.Method, hreq: req, accept: req.Header.Get("Accept")}
 
 	// PostgREST authenticates first.
 	token, hasToken := apiKey, true
@@ -603,7 +617,7 @@ func (rq *request) inTx(ctx context.Context, readOnly bool, fn func(context.Cont
 		return errorResponse(asAPIError(err, rq.authed()))
 	}
 	if _, err := tx.Exec(ctx, txVarsSQL, rq.searchPath(), rq.auth.Role, rq.auth.ClaimsJSON, rq.auth.Sub, rq.auth.Role,
-		rq.method, rq.http.URL.Path, rq.headersJSON()); err != nil {
+		rq.method, rq.hreq.URL.Path, rq.headersJSON()); err != nil {
 		return fail(err)
 	}
 	resp, commit, err := fn(ctx, tx)
@@ -626,7 +640,7 @@ func (rq *request) searchPath() string {
 
 func (rq *request) headersJSON() string {
 	h := map[string]string{}
-	for k, vs := range rq.http.Header {
+	for k, vs := range rq.hreq.Header {
 		if strings.EqualFold(k, "Cookie") || len(vs) == 0 {
 			continue
 		}

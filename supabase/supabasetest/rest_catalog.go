@@ -52,8 +52,12 @@ select json_build_object(
       'name', a.attname,
       'type', format_type(a.atttypid, a.atttypmod),
       'base', coalesce(bt.typname, t.typname),
-      'default', coalesce(pg_get_expr(d.adbin, d.adrelid), ''),
-      'has_default', d.adbin is not null) order by a.attnum)
+      'default', case
+        when a.attidentity <> '' then
+          format('nextval(%L::regclass)', pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname))
+        when a.attgenerated = '' then coalesce(pg_get_expr(d.adbin, d.adrelid), '')
+        else '' end,
+      'has_default', a.attidentity <> '' or (a.attgenerated = '' and d.adbin is not null)) order by a.attnum)
     from pg_attribute a
     join pg_type t on t.oid = a.atttypid
     left join pg_type bt on t.typtype = 'd' and bt.oid = t.typbasetype

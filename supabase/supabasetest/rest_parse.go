@@ -2,6 +2,7 @@ package supabasetest
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -1055,7 +1056,20 @@ func (r nonnegRange) hasLimitZero() bool {
 }
 
 func restrictRange(limit int64, r nonnegRange) nonnegRange {
-	return intersect(r, rangeLeq(r.offset()+limit-1))
+	return intersect(r, rangeLeq(addSat(r.offset(), limit-1)))
+}
+
+// addSat adds without wrapping around (PostgREST computes with unbounded
+// integers).
+func addSat(a, b int64) int64 {
+	s := a + b
+	switch {
+	case a > 0 && b > 0 && s < 0:
+		return math.MaxInt64
+	case a < 0 && b < 0 && s >= 0:
+		return math.MinInt64
+	}
+	return s
 }
 
 func readInteger(s string) (int64, bool) {
@@ -1082,7 +1096,7 @@ func limitOffsetRange(limitStr, offsetStr *string) (nonnegRange, bool) {
 	case limitStr != nil && offsetStr != nil:
 		l, _ := limitR.limit()
 		o := offsetR.offset()
-		return nonnegRange{lower: o, upper: o + l - 1}, true
+		return nonnegRange{lower: o, upper: addSat(o, l-1)}, true
 	case limitStr != nil:
 		return limitR, true
 	case offsetStr != nil:

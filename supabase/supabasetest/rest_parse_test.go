@@ -1,6 +1,7 @@
 package supabasetest
 
 import (
+	"math"
 	"net/http"
 	"testing"
 
@@ -279,6 +280,10 @@ func TestRanges(t *testing.T) {
 		})
 	}
 	assert.Equal(t, nonnegRange{lower: 10, upper: 59}, restrictRange(50, rangeGeq(10)))
+	huge := "9223372036854775807"
+	r, _ := limitOffsetRange(&huge, str("10"))
+	assert.Equal(t, nonnegRange{lower: 10, upper: math.MaxInt64}, r)
+	assert.Equal(t, nonnegRange{lower: 10, upper: 59}, restrictRange(50, r))
 	assert.Equal(t, nonnegRange{lower: 0, upper: 4}, restrictRange(50, nonnegRange{upper: 4}))
 }
 

@@ -66,7 +66,12 @@ func TestRESTInsert(t *testing.T) {
 	})
 	t.Run("columns parameter with missing=default", func(t *testing.T) {
 		body := `[{"name":"d1"},{"name":"d2","qty":3}]`
-		r := e.do(req{Method: http.MethodPost, Path: "/items?columns=name,qty", Body: body})
+		r := e.do(req{Method: http.MethodPost, Path: "/items?columns=id,name&select=name", Body: `[{"name":"i1"},{"id":400,"name":"i2"}]`,
+			Header: prefer("missing=default, return=representation")})
+		require.Equal(t, http.StatusCreated, r.Status, r.Body) // identity column default
+		assert.Equal(t, 1, e.count("public.items where id = 400"))
+
+		r = e.do(req{Method: http.MethodPost, Path: "/items?columns=name,qty", Body: body})
 		require.Equal(t, http.StatusBadRequest, r.Status, r.Body)
 		assert.Equal(t, "23502", r.Err(t)["code"])
 
