@@ -116,13 +116,13 @@ func (s *session) handleJoin(m message) {
 // newChannel validates a join like RealtimeChannel.join/3 and returns the
 // channel, or the reason the join is refused.
 func (s *session) newChannel(m message) (*channel, *joinError) {
+	if m.Topic == topicPrefix {
+		return nil, &joinError{reason: "TopicNameRequired: You must provide a topic name"}
+	}
 	unknown := &joinError{reason: "Unknown Error on Channel"}
 	var params map[string]json.RawMessage
 	if err := json.Unmarshal(m.Payload, &params); err != nil || params == nil {
 		return nil, unknown
-	}
-	if m.Topic == topicPrefix {
-		return nil, &joinError{reason: "TopicNameRequired: You must provide a topic name"}
 	}
 	if reason, ok := s.srv.faults.takeJoinRefusal(); ok {
 		return nil, &joinError{reason: reason}

@@ -229,10 +229,10 @@ func TestChannel_MalformedFramesIgnored(t *testing.T) {
 }
 
 func TestChannel_IdleTimeout(t *testing.T) {
-	ts := newTestServer(t, Options{IdleTimeout: 400 * time.Millisecond})
+	ts := newTestServer(t, Options{IdleTimeout: time.Second})
 	busy := dialClient(t, ts, "2.0.0", pgtest.AnonKey())
 	idle := dialClient(t, ts, "2.0.0", pgtest.AnonKey())
-	stop := time.Now().Add(1200 * time.Millisecond)
+	stop := time.Now().Add(2500 * time.Millisecond)
 	for time.Now().Before(stop) {
 		busy.heartbeat()
 		busy.next()
