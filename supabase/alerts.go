@@ -191,6 +191,15 @@ func (s *Store) ClaimAlert(ctx context.Context, a NewAlert) (log AlertLog, claim
 		func() *postgrest.FilterBuilder {
 			return s.client.From(TableAlertLogs).Insert(row, true, "config_id,run_id,event", "representation", "")
 		})
+	if IsUniqueViolation(err) {
+		// ON CONFLICT only skips conflicts on its arbiter (the claim key).
+		// A claim racing an identical one can instead collide on
+		// webhook_id; if the winner is the same alert, this claim lost.
+		if existing, found, lerr := s.findClaim(ctx, a); lerr == nil && found && existing.WebhookID == a.WebhookID {
+			return existing, false, nil
+		}
+		return AlertLog{}, false, err
+	}
 	if err != nil {
 		return AlertLog{}, false, err
 	}
@@ -205,7 +214,17 @@ func (s *Store) ClaimAlert(ctx context.Context, a NewAlert) (log AlertLog, claim
 		}
 		return l, true, nil
 	}
-	raw, err := s.firstRow(ctx, "get claimed alert", "", TableAlertLogs, "*",
+	existing, _, err := s.findClaim(ctx, a)
+	if err != nil {
+		return AlertLog{}, false, err
+	}
+	return existing, false, nil
+}
+
+// findClaim reads the alert holding a's claim key, if any.
+func (s *Store) findClaim(ctx context.Context, a NewAlert) (AlertLog, bool, error) {
+	const op = "get claimed alert"
+	raw, err := s.firstRow(ctx, op, "", TableAlertLogs, "*",
 		func(fb *postgrest.FilterBuilder) *postgrest.FilterBuilder {
 			return fb.Eq("config_id", a.ConfigID).Eq("run_id", a.RunID).Eq("event", a.Event)
 		})
@@ -219,7 +238,7 @@ func (s *Store) ClaimAlert(ctx context.Context, a NewAlert) (log AlertLog, claim
 	if err != nil {
 		return AlertLog{}, false, fmt.Errorf("supabase: %s: %w", op, err)
 	}
-	return l, false, nil
+	return l, true, nil
 }
 
 // GetAlert returns one alert, or an error satisfying IsNotFound.

@@ -17,8 +17,11 @@ func filterTime(t time.Time) string {
 	return t.UTC().Truncate(time.Microsecond).Format("2006-01-02T15:04:05.000000Z07:00")
 }
 
-// bodyTime formats a timestamp for a JSON body.
-func bodyTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+// bodyTime formats a timestamp for a JSON body: RFC 3339, UTC, truncated to
+// microseconds (what Postgres stores) so the value read back is the value sent.
+func bodyTime(t time.Time) string {
+	return t.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano)
+}
 
 // quoteValue double-quotes a value for PostgREST's logic trees and in-lists,
 // escaping backslashes and double quotes, so reserved characters (, . : ( ))

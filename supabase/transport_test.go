@@ -394,7 +394,7 @@ func TestStore_ClaimSendsPreferExactlyOnce(t *testing.T) {
 
 	var sent map[string]any
 	require.NoError(t, json.Unmarshal(body, &sent))
-	assert.Equal(t, "2026-05-06T07:08:09.123456789Z", sent["occurred_at"])
+	assert.Equal(t, "2026-05-06T07:08:09.123456Z", sent["occurred_at"])
 	assert.Nil(t, sent["project_id"])
 	assert.Equal(t, "pending", sent["status"])
 	assert.NotNil(t, sent["next_attempt_at"], "a pending claim is due now")
@@ -633,5 +633,34 @@ func validNewAlert() NewAlert {
 	return NewAlert{
 		ConfigID: "c", RunID: "r", Event: "failed", WebhookID: "msg_1", Payload: []byte(`{"run":"r"}`),
 		TargetURL: "https://h", OccurredAt: time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.UTC),
+	}
+}
+
+func TestStore_ClaimAbsorbsRacingWebhookIDConflict(t *testing.T) {
+	for _, tc := range []struct {
+		name, existing string
+		wantErr        bool
+	}{
+		{"same alert won the race", `[{"id":"x","webhook_id":"msg_1","status":"pending"}]`, false},
+		{"another claim key holds the webhook id", `[]`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(t, func(_ int64, w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodPost {
+					writeJSON(w, 409, `{"code":"23505","message":"duplicate key value violates unique constraint \"alert_logs_webhook_id_key\""}`)
+					return
+				}
+				writeJSON(w, 200, tc.existing)
+			})
+			s := newTestStore(t, f.URL, nil)
+			l, claimed, err := s.ClaimAlert(t.Context(), validNewAlert())
+			assert.False(t, claimed)
+			if tc.wantErr {
+				assert.True(t, IsUniqueViolation(err), "%v", err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, "x", l.ID)
+		})
 	}
 }
