@@ -185,7 +185,7 @@ func New(opts Options) (*Store, error) {
 		maxBody: opts.MaxResponseBytes,
 		now:     time.Now,
 	}
-	return &Store{opts: opts, client: client, http: base, log: opts.Logger.Named("supabase")}, nil
+	return &Store{opts: opts, client: client, http: base, log: opts.Logger}, nil
 }
 
 // Close releases idle connections. The store stays usable.

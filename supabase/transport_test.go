@@ -19,6 +19,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 const testKey = "test-service-key.very-secret.signature"
@@ -662,5 +665,29 @@ func TestStore_ClaimAbsorbsRacingWebhookIDConflict(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, "x", l.ID)
 		})
+	}
+}
+
+func TestStore_RetryLogsCarryNoSecretAndNoGoroutinesLeak(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	core, logs := observer.New(zap.DebugLevel)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(503)
+		_, _ = io.WriteString(w, "down for "+r.Header.Get("apikey"))
+	}))
+	s, err := New(Options{URL: srv.URL, ServiceKey: testKey, MaxRetries: 2, RetryInitialInterval: time.Millisecond,
+		RetryMaxInterval: 2 * time.Millisecond, Logger: zap.New(core)})
+	require.NoError(t, err)
+	_, err = s.ListAlertConfigs(t.Context())
+	require.Error(t, err)
+	s.Close()
+	srv.Close()
+
+	entries := logs.All()
+	require.Len(t, entries, 2, "one warning per retry")
+	for _, e := range entries {
+		assert.Equal(t, "request failed; retrying", e.Message)
+		assert.Equal(t, "list alert configs", e.ContextMap()["op"])
+		assert.NotContains(t, fmt.Sprint(e.ContextMap()), testKey)
 	}
 }
