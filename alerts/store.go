@@ -1,0 +1,130 @@
+package alerts
+
+import (
+	"context"
+	"time"
+
+	"github.com/meshhook/meshhook-alerts/config"
+	"github.com/meshhook/meshhook-alerts/supabase"
+)
+
+// MappingFromConfig builds the run-table mapping from the watch section.
+func MappingFromConfig(w config.Watch) Mapping {
+	m := Mapping{
+		Schema: w.Schema, Table: w.Table, IDColumn: w.IDColumn, StatusColumn: w.StatusColumn,
+		WorkflowColumn: w.WorkflowColumn, ProjectColumn: w.ProjectColumn, StartedAtColumn: w.StartedAtColumn,
+		FinishedAtColumn: w.FinishedAtColumn, UpdatedAtColumn: w.UpdatedAtColumn,
+		ResolveWorkflows: w.WorkflowLookup == config.WorkflowLookupMeshHook,
+		Statuses:         map[string]State{},
+	}
+	for state, values := range map[State][]string{
+		StateSucceeded: w.Statuses.Succeeded, StateFailed: w.Statuses.Failed, StateCanceled: w.Statuses.Canceled,
+		StatePaused: w.Statuses.Paused, StateRunning: w.Statuses.Running,
+	} {
+		for _, v := range values {
+			m.Statuses[v] = state
+		}
+	}
+	return m
+}
+
+// watermarkKey is the alert_daemon_state key of the catch-up watermark,
+// one per watched table.
+func watermarkKey(m Mapping) string { return "catchup_watermark:" + m.Schema + "." + m.Table }
+
+// SupabaseStore is the engine's Store over the Supabase REST API.
+type SupabaseStore struct {
+	db      *supabase.Store
+	mapping Mapping
+	runs    supabase.RunsTable
+}
+
+// NewSupabaseStore adapts a supabase.Store to the engine.
+func NewSupabaseStore(db *supabase.Store, m Mapping) *SupabaseStore {
+	return &SupabaseStore{db: db, mapping: m, runs: supabase.RunsTable{
+		Schema: m.Schema, Table: m.Table, IDColumn: m.IDColumn, UpdatedAtColumn: m.UpdatedAtColumn,
+	}}
+}
+
+// LoadRules reads every rule.
+func (s *SupabaseStore) LoadRules(ctx context.Context) ([]RuleSpec, error) {
+	cfgs, err := s.db.ListAlertConfigs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RuleSpec, 0, len(cfgs))
+	for _, c := range cfgs {
+		out = append(out, specFromConfig(c))
+	}
+	return out, nil
+}
+
+// DecodeRule reads a rule from a Realtime change record.
+func (s *SupabaseStore) DecodeRule(row map[string]any) (RuleSpec, error) {
+	c, err := supabase.DecodeAlertConfig(row)
+	if err != nil {
+		return RuleSpec{}, err
+	}
+	return specFromConfig(c), nil
+}
+
+func specFromConfig(c supabase.AlertConfig) RuleSpec {
+	return RuleSpec{
+		ID: c.ID, ProjectID: c.ProjectID, WorkflowSlug: c.WorkflowSlug, Name: c.Name,
+		Enabled: c.Enabled && c.DisabledReason == "", Events: c.Events,
+		DelayThreshold: time.Duration(c.DelayThresholdSeconds) * time.Second,
+		StallThreshold: time.Duration(c.StallThresholdSeconds) * time.Second,
+		WebhookURL:     c.WebhookURL, Secrets: c.SigningSecrets, MeshHookSignature: c.MeshHookSignature,
+		Headers: c.CustomHeaders, PayloadTemplate: c.PayloadTemplate,
+		ThrottleMax: c.ThrottleMax, ThrottleWindow: time.Duration(c.ThrottleWindowSeconds) * time.Second,
+		CreatedAt: c.CreatedAt,
+	}
+}
+
+// GetRun re-reads a run by id.
+func (s *SupabaseStore) GetRun(ctx context.Context, id string) (map[string]any, bool, error) {
+	return s.db.GetRow(ctx, s.runs, id)
+}
+
+// RunsChangedSince scans runs updated at or after since.
+func (s *SupabaseStore) RunsChangedSince(ctx context.Context, since time.Time, fn func(map[string]any) error) error {
+	return s.db.RowsChangedSince(ctx, s.runs, since, fn)
+}
+
+// Workflow resolves a MeshHook workflow_definitions id.
+func (s *SupabaseStore) Workflow(ctx context.Context, id string) (Workflow, bool, error) {
+	d, ok, err := s.db.GetWorkflowDefinition(ctx, id)
+	if err != nil || !ok {
+		return Workflow{}, ok, err
+	}
+	return Workflow{WorkflowInfo: WorkflowInfo{ID: d.ID, Slug: d.Slug, Name: d.Name, Version: d.Version}, ProjectID: d.ProjectID}, true, nil
+}
+
+// Claim records the alert unless it is already claimed.
+func (s *SupabaseStore) Claim(ctx context.Context, c Claim) (string, bool, error) {
+	log, claimed, err := s.db.ClaimAlert(ctx, supabase.NewAlert{
+		ConfigID: c.ConfigID, ProjectID: c.ProjectID, WorkflowSlug: c.WorkflowSlug, RunID: c.RunID,
+		Event: string(c.Event), WebhookID: c.WebhookID, Payload: c.Payload, TargetURL: c.TargetURL,
+		OccurredAt: c.OccurredAt,
+	})
+	if err != nil || !claimed {
+		return "", false, err
+	}
+	return log.ID, true, nil
+}
+
+type watermarkState struct {
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Watermark reads the persisted catch-up position.
+func (s *SupabaseStore) Watermark(ctx context.Context) (time.Time, bool, error) {
+	var w watermarkState
+	ok, err := s.db.GetState(ctx, watermarkKey(s.mapping), &w)
+	return w.UpdatedAt, ok && !w.UpdatedAt.IsZero(), err
+}
+
+// SaveWatermark persists the catch-up position.
+func (s *SupabaseStore) SaveWatermark(ctx context.Context, t time.Time) error {
+	return s.db.PutState(ctx, watermarkKey(s.mapping), watermarkState{UpdatedAt: t.UTC()})
+}

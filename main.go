@@ -1,0 +1,193 @@
+// Command meshhook-alerts watches a Supabase workflow-runs table over
+// Realtime, matches each run against the alert rules in alert_configs and
+// delivers signed webhooks, recording every attempt in alert_logs.
+//
+// main only wires the components and runs them; see README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+
+	"github.com/oklog/run"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/meshhook/meshhook-alerts/alerts"
+	"github.com/meshhook/meshhook-alerts/config"
+	"github.com/meshhook/meshhook-alerts/internal/logging"
+	"github.com/meshhook/meshhook-alerts/realtime"
+	"github.com/meshhook/meshhook-alerts/sender"
+	"github.com/meshhook/meshhook-alerts/supabase"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1 // the daemon stopped on an error
+	exitUsage  = 2 // bad command line or configuration
+)
+
+func main() {
+	os.Exit(cli(context.Background(), os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+}
+
+// cli parses the command line and runs the chosen subcommand.
+func cli(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("meshhook-alerts", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "path of the YAML config file (default: $MESHHOOK_ALERTS_CONFIG, ./config.yaml, /etc/meshhook-alerts/config.yaml)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: meshhook-alerts [--config FILE] [run|check-config|version]\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	cmd := "run"
+	if fs.NArg() > 0 {
+		cmd = fs.Arg(0)
+	}
+	if fs.NArg() > 1 {
+		fmt.Fprintf(stderr, "meshhook-alerts: unexpected arguments after %q: %v\n", cmd, fs.Args()[1:])
+		return exitUsage
+	}
+	switch cmd {
+	case "version":
+		fmt.Fprintln(stdout, "meshhook-alerts", config.Version())
+		return exitOK
+	case "run", "check-config":
+	default:
+		fmt.Fprintf(stderr, "meshhook-alerts: unknown command %q\n", cmd)
+		fs.Usage()
+		return exitUsage
+	}
+
+	cfg, err := config.Load(*configPath, environ)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "meshhook-alerts: invalid configuration:\n%v\n", err)
+		return exitUsage
+	}
+	if cmd == "check-config" {
+		fmt.Fprintf(stdout, "configuration OK (file: %s)\n", orNone(cfg.File))
+		return exitOK
+	}
+
+	log, err := logging.NewWithOutput(cfg.Log, zapcore.AddSync(stderr))
+	if err != nil {
+		fmt.Fprintf(stderr, "meshhook-alerts: %v\n", err)
+		return exitUsage
+	}
+	defer func() { _ = log.Sync() }()
+
+	if err := daemon(ctx, cfg, log); err != nil {
+		log.Error("stopped", zap.Error(err))
+		return exitFailed
+	}
+	return exitOK
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none, defaults and environment only"
+	}
+	return s
+}
+
+// daemon builds the components leaves-first and runs them until a signal
+// arrives or one of them fails.
+func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+	log.Info("starting", zap.String("version", config.Version()), zap.Any("config", cfg.Redacted()))
+
+	store, err := supabase.New(supabase.Options{
+		URL: cfg.Supabase.URL, ServiceKey: cfg.Supabase.ServiceRoleKey.Value(), Schema: cfg.Supabase.Schema,
+		Timeout: cfg.Supabase.RequestTimeout, MaxRetries: cfg.Supabase.MaxRetries, Logger: log.Named("supabase"),
+	})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	mapping := alerts.MappingFromConfig(cfg.Watch)
+	rules := alerts.NewSupabaseStore(store, mapping)
+
+	deliveries := &alerts.Deliveries{Store: store}
+	snd, err := sender.New(sender.Options{
+		Workers: cfg.Sender.Workers, QueueSize: cfg.Sender.QueueSize, RequestTimeout: cfg.Sender.RequestTimeout,
+		PollInterval: cfg.Sender.PollInterval, ResponseExcerptBytes: cfg.Sender.ResponseExcerptBytes,
+		AllowInsecureHTTP: cfg.Sender.AllowInsecureHTTP, UserAgent: cfg.Sender.UserAgent,
+		Schedule: sender.Schedule{
+			Initial: cfg.Sender.RetryInitial, Max: cfg.Sender.RetryMax, Multiplier: 3, Jitter: 0.2,
+			MaxAge: cfg.Sender.MaxAge, MaxAttempts: cfg.Sender.MaxAttempts,
+		},
+	}, deliveries, log.Named("sender"))
+	if err != nil {
+		return err
+	}
+
+	engine, err := alerts.New(alerts.Options{
+		Mapping: mapping, RunsChannel: "runs", ConfigsChannel: "alert-configs",
+		CatchupOverlap: cfg.Alerts.CatchupOverlap, CatchupMaxLookback: cfg.Alerts.CatchupMaxLookback,
+		ResyncInterval: cfg.Alerts.ResyncInterval, LinkBaseURL: cfg.Alerts.LinkBaseURL,
+	}, rules, deliveries.Submitter(snd), log.Named("alerts"))
+	if err != nil {
+		return err
+	}
+	deliveries.Rules = engine.Rules()
+
+	rt, err := realtime.New(realtime.Config{
+		URL: cfg.Realtime.URL, APIKey: cfg.Supabase.ServiceRoleKey.Value(), Vsn: cfg.Realtime.VSN,
+		HeartbeatInterval: cfg.Realtime.HeartbeatInterval, JoinTimeout: cfg.Realtime.JoinTimeout,
+		ReconnectInitial: cfg.Realtime.ReconnectInitial, ReconnectMax: cfg.Realtime.ReconnectMax,
+		BufferSize: cfg.Realtime.BufferSize, Logger: log,
+	},
+		realtime.ChannelSpec{Name: "runs", Bindings: []realtime.Binding{{Event: "*", Schema: cfg.Watch.Schema, Table: cfg.Watch.Table}}},
+		realtime.ChannelSpec{Name: "alert-configs", Bindings: []realtime.Binding{{Event: "*", Schema: cfg.Supabase.Schema, Table: cfg.Alerts.ConfigsTable}}},
+	)
+	if err != nil {
+		return err
+	}
+
+	var g run.Group
+	g.Add(run.SignalHandler(ctx, os.Interrupt, syscall.SIGTERM))
+	for _, c := range []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"sender", snd.Run},
+		{"alerts", func(ctx context.Context) error { return engine.Run(ctx, rt.Events()) }},
+		{"realtime", rt.Run},
+	} {
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error {
+			err := c.run(ctx)
+			if ctx.Err() != nil {
+				return ctx.Err() // stopped because the group asked it to
+			}
+			if err == nil {
+				err = errors.New("stopped unexpectedly")
+			}
+			return fmt.Errorf("%s: %w", c.name, err)
+		}, func(error) { cancel() })
+	}
+	err = g.Run()
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil // the caller asked us to stop
+	}
+	if errors.Is(err, run.ErrSignal) {
+		log.Info("stopped", zap.String("reason", err.Error()))
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/standin"
+	"github.com/meshhook/meshhook-alerts/sender/sendertest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// daemonEnv is the environment the daemon runs with against a stand-in.
+func daemonEnv(si *standin.StandIn) []string {
+	return []string{
+		"MESHHOOK_ALERTS_SUPABASE_URL=" + si.URL,
+		"MESHHOOK_ALERTS_SUPABASE_SERVICE_ROLE_KEY=" + si.ServiceRoleKey,
+		"MESHHOOK_ALERTS_SENDER_ALLOW_INSECURE_HTTP=true",
+		"MESHHOOK_ALERTS_SENDER_POLL_INTERVAL=100ms",
+		"MESHHOOK_ALERTS_HTTP_LISTEN=",
+		"MESHHOOK_ALERTS_LOG_LEVEL=debug",
+	}
+}
+
+type e2e struct {
+	si      *standin.StandIn
+	rcv     *sendertest.Receiver
+	project string
+	wfV1    string
+	wfV2    string
+	stop    func() int
+}
+
+func startE2E(t *testing.T) *e2e {
+	t.Helper()
+	ctx := context.Background()
+	db := pgtest.Shared(t).NewDatabase(t)
+	si, err := standin.Start(ctx, standin.Options{DatabaseURL: db.URL})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = si.Close() })
+	rcv, err := sendertest.NewReceiver(testSecret)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rcv.Close() })
+
+	e := &e2e{si: si, rcv: rcv}
+	require.NoError(t, si.Pool.QueryRow(ctx, `insert into projects (owner, name) values (gen_random_uuid(), 'p') returning id`).Scan(&e.project))
+	require.NoError(t, si.Pool.QueryRow(ctx, `insert into workflow_definitions (project_id, slug, version, definition, name)
+		values ($1, 'billing', 1, '{}', 'Billing') returning id`, e.project).Scan(&e.wfV1))
+	require.NoError(t, si.Pool.QueryRow(ctx, `insert into workflow_definitions (project_id, slug, version, definition, name)
+		values ($1, 'billing', 2, '{}', 'Billing') returning id`, e.project).Scan(&e.wfV2))
+	_, err = si.Pool.Exec(ctx, `insert into alert_configs (project_id, workflow_slug, name, events, webhook_url, signing_secrets)
+		values ($1, 'billing', 'billing failures', '{failed}', $2, array[$3])`, e.project, rcv.URL+"/hook/{{.Workflow.Slug}}", testSecret)
+	require.NoError(t, err)
+
+	dctx, cancel := context.WithCancel(ctx)
+	var stderr syncBuffer
+	code := make(chan int, 1)
+	go func() { code <- cli(dctx, []string{"run"}, daemonEnv(si), &stderr, &stderr) }()
+	e.stop = func() int {
+		cancel()
+		select {
+		case c := <-code:
+			return c
+		case <-time.After(30 * time.Second):
+			t.Fatalf("daemon did not stop; output:\n%s", stderr.String())
+			return -1
+		}
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("daemon output:\n%s", stderr.String())
+		}
+	})
+	require.Eventually(t, func() bool { return len(si.Realtime.SubscribedTopics()) == 2 }, 30*time.Second, 20*time.Millisecond,
+		"the daemon subscribes to runs and alert_configs")
+	return e
+}
+
+func TestEndToEndFailedRunSendsOneVerifiedAlert(t *testing.T) {
+	e := startE2E(t)
+	ctx := context.Background()
+
+	var runID string
+	require.NoError(t, e.si.Pool.QueryRow(ctx, `insert into workflow_runs (project_id, workflow_id, status) values ($1, $2, 'running') returning id`,
+		e.project, e.wfV2).Scan(&runID))
+	_, err := e.si.Pool.Exec(ctx, `update workflow_runs set status = 'failed', finished_at = now() where id = $1`, runID)
+	require.NoError(t, err)
+	// The same terminal state written again must not alert again.
+	_, err = e.si.Pool.Exec(ctx, `update workflow_runs set finished_at = now() where id = $1`, runID)
+	require.NoError(t, err)
+
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	got, err := e.rcv.Wait(wctx, 1)
+	require.NoError(t, err)
+	d := got[0]
+	require.NoError(t, d.VerifyErr, "the official Standard Webhooks verifier accepts the signature")
+	assert.Equal(t, "/hook/billing", d.Path, "the URL template rendered the workflow slug")
+	assert.Contains(t, string(d.Body), `"type":"workflow_run.failed"`)
+	assert.Contains(t, string(d.Body), runID)
+
+	// The attempt and outcome are recorded.
+	var status, webhookID string
+	var attempts, code int
+	require.Eventually(t, func() bool {
+		err := e.si.Pool.QueryRow(ctx, `select l.status, l.attempts, l.webhook_id, a.status_code
+			from alert_logs l join alert_attempts a on a.alert_id = l.id where l.run_id = $1`, runID).
+			Scan(&status, &attempts, &webhookID, &code)
+		return err == nil && status == "succeeded"
+	}, 10*time.Second, 20*time.Millisecond)
+	assert.Equal(t, 1, attempts)
+	assert.Equal(t, 204, code)
+	assert.Equal(t, d.ID, webhookID)
+
+	// A catch-up replay (forced by a new subscription) does not alert again.
+	e.si.Realtime.ResendSubscribed("realtime:runs")
+	time.Sleep(time.Second)
+	assert.Len(t, e.rcv.Deliveries(), 1, "exactly one alert per (rule, run, event)")
+	assert.Equal(t, exitOK, e.stop())
+}
+
+func TestEndToEndAlertsChangesRealtimeDropped(t *testing.T) {
+	e := startE2E(t)
+	ctx := context.Background()
+	failRun := func() string {
+		var id string
+		require.NoError(t, e.si.Pool.QueryRow(ctx, `insert into workflow_runs (project_id, workflow_id, status) values ($1, $2, 'failed') returning id`,
+			e.project, e.wfV1).Scan(&id))
+		return id
+	}
+	wait := func(n int) []sendertest.Delivery {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		got, err := e.rcv.Wait(wctx, n)
+		require.NoError(t, err)
+		return got
+	}
+	// A first alert proves the daemon is past its start-up catch-up and
+	// processing live changes.
+	first := failRun()
+	got := wait(1)
+	assert.Contains(t, string(got[0].Body), first)
+
+	e.si.Realtime.DropChanges(100) // Realtime is at-most-once
+	dropped := failRun()
+	time.Sleep(500 * time.Millisecond)
+	assert.Len(t, e.rcv.Deliveries(), 1, "the change was dropped, nothing was sent yet")
+
+	// The next subscription confirmation (here after a lost connection)
+	// triggers a catch-up that finds the run.
+	e.si.Realtime.DropChanges(0)
+	e.si.Realtime.KillConnections()
+	got = wait(2)
+	assert.Contains(t, string(got[1].Body), dropped)
+	assert.Equal(t, exitOK, e.stop())
+}
+
+func TestBadConfigurationExitsWithTheFieldNamed(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
+		return p
+	}
+	cases := []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"missing url and key", []string{"run"}, nil, "supabase.url"},
+		{"missing key", []string{"run"}, []string{"SUPABASE_URL=https://x.supabase.co"}, "supabase.service_role_key"},
+		{"malformed yaml", []string{"--config", write("bad.yaml", "supabase: [url\n"), "run"}, nil, "bad.yaml"},
+		{"unknown key", []string{"--config", write("unknown.yaml", "sender:\n  wrokers: 3\n"), "run"}, nil, "wrokers"},
+		{"bad value", []string{"run"}, []string{"SUPABASE_URL=https://x.supabase.co", "SUPABASE_SERVICE_ROLE_KEY=k", "MESHHOOK_ALERTS_SENDER_WORKERS=0"}, "sender.workers"},
+		{"unknown command", []string{"frobnicate"}, nil, "unknown command"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := cli(context.Background(), c.args, c.env, &out, &errOut)
+			assert.Equal(t, exitUsage, code)
+			assert.Contains(t, errOut.String(), c.want)
+		})
+	}
+}
+
+func TestCheckConfigAndVersion(t *testing.T) {
+	var out, errOut bytes.Buffer
+	env := []string{"SUPABASE_URL=https://x.supabase.co", "SUPABASE_SERVICE_ROLE_KEY=k"}
+	require.Equal(t, exitOK, cli(context.Background(), []string{"check-config"}, env, &out, &errOut), errOut.String())
+	assert.Contains(t, out.String(), "configuration OK")
+	out.Reset()
+	require.Equal(t, exitOK, cli(context.Background(), []string{"version"}, nil, &out, &errOut))
+	assert.Contains(t, out.String(), "meshhook-alerts")
+}
+
+// syncBuffer is a bytes.Buffer safe for the daemon's concurrent log writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
