@@ -1,0 +1,275 @@
+// Command demo runs meshhook-alerts end to end on this machine: a throwaway
+// PostgreSQL cluster, the local Supabase stand-in, a webhook receiver that
+// verifies signatures with the official Standard Webhooks verifier, and the
+// real daemon binary. It drives a few workflow runs and shows the alerts
+// arriving and the alert_logs rows. Run it with scripts/demo.sh.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/standin"
+	"github.com/meshhook/meshhook-alerts/sender/sendertest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func say(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
+
+func run(ctx context.Context) error {
+	root, err := pgtest.RepoRoot()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "meshhook-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	say("building meshhook-alerts")
+	bin := filepath.Join(tmp, "meshhook-alerts")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	build.Dir, build.Stdout, build.Stderr = root, os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("go build: %w", err)
+	}
+
+	say("starting PostgreSQL and the local Supabase stand-in (REST + Realtime)")
+	si, err := standin.Start(ctx, standin.Options{MeshHook: true})
+	if err != nil {
+		return err
+	}
+	defer si.Close()
+	say("stand-in at %s", si.URL)
+
+	secret, err := newSecret()
+	if err != nil {
+		return err
+	}
+	rcv, err := sendertest.NewReceiver(secret)
+	if err != nil {
+		return err
+	}
+	defer rcv.Close()
+	rcv.OnDelivery(func(d sendertest.Delivery) {
+		var p struct {
+			Type       string `json:"type"`
+			OccurredAt string `json:"occurred_at"`
+			Run        struct {
+				ID string `json:"id"`
+			} `json:"run"`
+			Workflow struct {
+				Slug string `json:"slug"`
+			} `json:"workflow"`
+		}
+		_ = json.Unmarshal(d.Body, &p)
+		verdict := "signature verified by the official Standard Webhooks verifier"
+		if d.VerifyErr != nil {
+			verdict = "SIGNATURE INVALID: " + d.VerifyErr.Error()
+		}
+		lag := ""
+		if t, err := time.Parse(time.RFC3339Nano, p.OccurredAt); err == nil {
+			lag = fmt.Sprintf(", %d ms after commit", d.ReceivedAt.Sub(t).Milliseconds())
+		}
+		fmt.Printf("    receiver ◀ %s for workflow %q run %s (webhook-id %s%s)\n      %s\n",
+			p.Type, p.Workflow.Slug, short(p.Run.ID), d.ID, lag, verdict)
+	})
+	say("webhook receiver at %s", rcv.URL)
+
+	ids, err := seed(ctx, si.Pool, rcv.URL, secret)
+	if err != nil {
+		return err
+	}
+
+	say("starting the daemon")
+	daemon := exec.Command(bin)
+	daemon.Env = append(os.Environ(),
+		"MESHHOOK_ALERTS_SUPABASE_URL="+si.URL,
+		"MESHHOOK_ALERTS_SUPABASE_SERVICE_ROLE_KEY="+si.ServiceRoleKey,
+		"MESHHOOK_ALERTS_SENDER_ALLOW_INSECURE_HTTP=true",
+		"MESHHOOK_ALERTS_HTTP_LISTEN=",
+		"MESHHOOK_ALERTS_LOG_FORMAT=console",
+	)
+	logs, err := daemon.StderrPipe()
+	if err != nil {
+		return err
+	}
+	daemon.Stdout = os.Stdout
+	if err := daemon.Start(); err != nil {
+		return err
+	}
+	logDone := make(chan struct{})
+	go func() { defer close(logDone); prefix(logs, "    daemon | ") }()
+	exited := make(chan error, 1)
+	go func() { exited <- daemon.Wait() }()
+	defer func() {
+		if daemon.ProcessState == nil {
+			_ = daemon.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				_ = daemon.Process.Kill()
+			}
+			<-logDone
+		}
+	}()
+
+	if err := waitSubscribed(ctx, si, exited); err != nil {
+		return err
+	}
+	say("daemon subscribed; driving workflow runs")
+
+	want := 0
+	for _, step := range []struct{ status, note string }{
+		{"succeeded", "a run that succeeds"},
+		{"failed", "a run that fails"},
+		{"paused", "a run that waits for manual intervention"},
+	} {
+		say("%s", step.note)
+		var runID string
+		if err := si.Pool.QueryRow(ctx, `insert into workflow_runs (project_id, workflow_id, status) values ($1, $2, 'running') returning id`,
+			ids.project, ids.workflowV2).Scan(&runID); err != nil {
+			return err
+		}
+		time.Sleep(300 * time.Millisecond)
+		finished := "now()"
+		if step.status == "paused" {
+			finished = "null"
+		}
+		if _, err := si.Pool.Exec(ctx, `update workflow_runs set status = $1, finished_at = `+finished+` where id = $2`, step.status, runID); err != nil {
+			return err
+		}
+		want++
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		_, err := rcv.Wait(wctx, want)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+
+	time.Sleep(500 * time.Millisecond) // let the last attempt be written
+	say("alert_logs and alert_attempts (what an operator sees)")
+	if err := printLogs(ctx, si.Pool); err != nil {
+		return err
+	}
+	for _, d := range rcv.Deliveries() {
+		if d.VerifyErr != nil {
+			return errors.New("a delivery failed signature verification")
+		}
+	}
+	say("done: %d signed alerts delivered and logged", len(rcv.Deliveries()))
+	return nil
+}
+
+type seeded struct{ project, workflowV2 string }
+
+// seed creates what MeshHook would have: a project, a workflow with two
+// versions, and an alert rule for the workflow (all versions).
+func seed(ctx context.Context, pool *pgxpool.Pool, receiverURL, secret string) (seeded, error) {
+	var s seeded
+	err := pool.QueryRow(ctx, `insert into projects (owner, name) values (gen_random_uuid(), 'Demo project') returning id`).Scan(&s.project)
+	if err != nil {
+		return s, err
+	}
+	if _, err := pool.Exec(ctx, `insert into workflow_definitions (project_id, slug, version, definition, name)
+		values ($1, 'billing-sync', 1, '{}', 'Billing sync')`, s.project); err != nil {
+		return s, err
+	}
+	if err := pool.QueryRow(ctx, `insert into workflow_definitions (project_id, slug, version, definition, name)
+		values ($1, 'billing-sync', 2, '{}', 'Billing sync') returning id`, s.project).Scan(&s.workflowV2); err != nil {
+		return s, err
+	}
+	say("created an alert rule: workflow billing-sync (every version) → %s/alerts/{{.Workflow.Slug}}", receiverURL)
+	_, err = pool.Exec(ctx, `insert into alert_configs (project_id, workflow_slug, name, events, webhook_url, signing_secrets)
+		values ($1, 'billing-sync', 'Billing sync alerts', '{succeeded,failed,canceled,paused}', $2, array[$3])`,
+		s.project, receiverURL+"/alerts/{{.Workflow.Slug}}", secret)
+	return s, err
+}
+
+func waitSubscribed(ctx context.Context, si *standin.StandIn, exited <-chan error) error {
+	deadline := time.After(30 * time.Second)
+	for {
+		topics := si.Realtime.SubscribedTopics()
+		if len(topics) >= 2 {
+			return nil
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("the daemon exited before subscribing: %v", err)
+		case <-deadline:
+			return fmt.Errorf("the daemon did not subscribe within 30s (subscribed: %v)", topics)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func printLogs(ctx context.Context, pool *pgxpool.Pool) error {
+	rows, err := pool.Query(ctx, `
+		select l.event, l.status, l.attempts, l.webhook_id, coalesce(a.status_code, 0), coalesce(a.latency_ms, 0), a.outcome
+		from alert_logs l join alert_attempts a on a.alert_id = l.id
+		order by l.created_at, a.attempt`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	fmt.Printf("    %-10s %-10s %-8s %-36s %-6s %-8s %s\n", "event", "status", "attempts", "webhook_id", "http", "latency", "outcome")
+	for rows.Next() {
+		var event, status, wid, outcome string
+		var attempts, code, latency int
+		if err := rows.Scan(&event, &status, &attempts, &wid, &code, &latency, &outcome); err != nil {
+			return err
+		}
+		fmt.Printf("    %-10s %-10s %-8d %-36s %-6d %-8s %s\n", event, status, attempts, wid, code, fmt.Sprintf("%dms", latency), outcome)
+	}
+	return rows.Err()
+}
+
+func prefix(r io.Reader, p string) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fmt.Println(p + sc.Text())
+	}
+}
+
+func newSecret() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return "whsec_" + base64.StdEncoding.EncodeToString(b), nil
+}
+
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8] + "…"
+	}
+	return id
+}
