@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -40,6 +41,7 @@ type e2e struct {
 	wfV1    string
 	wfV2    string
 	stop    func() int
+	logs    *syncBuffer
 }
 
 func startE2E(t *testing.T) *e2e {
@@ -64,9 +66,10 @@ func startE2E(t *testing.T) *e2e {
 	require.NoError(t, err)
 
 	dctx, cancel := context.WithCancel(ctx)
-	var stderr syncBuffer
+	stderr := &syncBuffer{}
+	e.logs = stderr
 	code := make(chan int, 1)
-	go func() { code <- cli(dctx, []string{"run"}, daemonEnv(si), &stderr, &stderr) }()
+	go func() { code <- cli(dctx, []string{"run"}, daemonEnv(si), stderr, stderr) }()
 	e.stop = func() int {
 		cancel()
 		select {
@@ -151,6 +154,10 @@ func TestEndToEndAlertsChangesRealtimeDropped(t *testing.T) {
 	first := failRun()
 	got := wait(1)
 	assert.Contains(t, string(got[0].Body), first)
+	// Both start-up catch-ups (at start and on the runs subscription) are
+	// done, so nothing but the next subscription re-reads the table.
+	require.Eventually(t, func() bool { return strings.Count(e.logs.String(), `"msg":"catch-up done"`) >= 2 },
+		10*time.Second, 10*time.Millisecond)
 
 	e.si.Realtime.DropChanges(100) // Realtime is at-most-once
 	dropped := failRun()
