@@ -148,4 +148,3 @@ func (s *StandIn) Close() error {
 	}
 	return errors.Join(errs...)
 }
-
