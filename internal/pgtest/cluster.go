@@ -97,7 +97,6 @@ max_replication_slots = 64
 max_wal_senders = 64
 max_connections = 300
 fsync = off
-synchronous_commit = off
 full_page_writes = off
 shared_buffers = 64MB
 log_min_messages = warning
