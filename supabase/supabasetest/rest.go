@@ -5,6 +5,7 @@
 package supabasetest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -220,6 +221,11 @@ func (r *REST) answer(req *http.Request) *response {
 	if failStatus != 0 {
 		return faultResponse(failStatus)
 	}
+	if stall != nil || latency > 0 {
+		// net/http notices a client hanging up only once the request body
+		// has been read, so buffer it before waiting.
+		bufferBody(req, r.opts.MaxBodyBytes)
+	}
 	if stall != nil {
 		select {
 		case <-ctx.Done():
@@ -237,6 +243,20 @@ func (r *REST) answer(req *http.Request) *response {
 		}
 	}
 	return r.serve(req)
+}
+
+// bufferBody reads up to limit+1 bytes of the body into memory and puts
+// them back as the body, so the server starts watching the connection.
+func bufferBody(req *http.Request, limit int64) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return
+	}
+	b, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+	if err != nil {
+		b = nil
+	}
+	_ = req.Body.Close()
+	req.Body = io.NopCloser(bytes.NewReader(b))
 }
 
 // redactQuery hides an apikey query parameter from logs.

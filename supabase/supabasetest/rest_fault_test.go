@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,6 +61,31 @@ func TestRESTFaultInjection(t *testing.T) {
 		require.Error(t, err)
 		assert.True(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
 		require.Equal(t, http.StatusOK, e.do(ok).Status) // only one request stalls
+	})
+	t.Run("stalled POST ends with the client so the server can close", func(t *testing.T) {
+		rest := NewREST(e.db.Pool, RESTOptions{JWTSecret: pgtest.JWTSecret})
+		srv := httptest.NewServer(http.StripPrefix("/rest/v1", rest))
+		rest.StallNext(1)
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		hr, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/rest/v1/items", strings.NewReader(`{"name":"stalled"}`))
+		require.NoError(t, err)
+		hr.Header.Set("apikey", pgtest.ServiceRoleKey())
+		hr.Header.Set("Content-Type", "application/json")
+		_, err = http.DefaultClient.Do(hr)
+		require.Error(t, err)
+		closed := make(chan struct{})
+		go func() {
+			srv.Close() // blocks while a handler is still running
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			rest.ReleaseStalled()
+			t.Fatal("the stalled handler outlived its client")
+		}
+		assert.Equal(t, 0, e.count("public.items where name = 'stalled'"))
 	})
 	t.Run("stalled request proceeds when released", func(t *testing.T) {
 		e.rest.StallNext(1)
