@@ -93,6 +93,10 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 	return min(max(d, 0), MaxRetryAfter)
 }
 
+// ErrAttemptTimeout is the cause of an attempt cancelled by its deadline
+// (Options.RequestTimeout).
+var ErrAttemptTimeout = errors.New("webhook attempt timed out")
+
 // errorReason names a transport error.
 func errorReason(err error) string {
 	var dnsErr *net.DNSError
@@ -101,7 +105,7 @@ func errorReason(err error) string {
 	var hostErr x509.HostnameError
 	var recordErr tls.RecordHeaderError
 	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.Is(err, ErrAttemptTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return "timeout"
 	case errors.As(err, &dnsErr):
 		return "dns"

@@ -46,6 +46,7 @@ func TestClassify(t *testing.T) {
 		{"502", 502, nil, nil, Outcome{Kind: Retry, Reason: "http_502"}},
 		{"599", 599, nil, nil, Outcome{Kind: Retry, Reason: "http_599"}},
 		{"timeout", 0, fmt.Errorf("post: %w", context.DeadlineExceeded), nil, Outcome{Kind: Retry, Reason: "timeout"}},
+		{"attempt deadline", 0, fmt.Errorf("post: %w", ErrAttemptTimeout), nil, Outcome{Kind: Retry, Reason: "timeout"}},
 		{"io timeout", 0, &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}, nil, Outcome{Kind: Retry, Reason: "timeout"}},
 		{"refused", 0, &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, nil, Outcome{Kind: Retry, Reason: "connection_refused"}},
 		{"reset", 0, &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, nil, Outcome{Kind: Retry, Reason: "connection_reset"}},

@@ -389,7 +389,7 @@ func (s *Sender) post(ctx context.Context, a Alert, at time.Time) (int, http.Hea
 		}
 		keys = append(keys, k)
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, s.opts.RequestTimeout, errors.New("webhook attempt timed out"))
+	ctx, cancel := context.WithTimeoutCause(ctx, s.opts.RequestTimeout, ErrAttemptTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.TargetURL, bytes.NewReader(a.Payload))
 	if err != nil {
