@@ -1,0 +1,129 @@
+// Package ops serves the daemon's operational endpoints on a local listener:
+// /healthz (the process is alive), /readyz (every readiness check passes)
+// and /metrics (Prometheus exposition).
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+// Check reports nil when one readiness condition holds, else why not.
+type Check func() error
+
+// Server is the operational HTTP server. Create it with New and run it with Run.
+type Server struct {
+	addr     string
+	checks   map[string]Check
+	registry *prometheus.Registry
+	log      *zap.Logger
+	ln       net.Listener
+}
+
+// New builds a server for addr ("host:port"). checks are the named
+// readiness conditions; collectors are registered next to the Go and
+// process collectors.
+func New(addr string, checks map[string]Check, log *zap.Logger, cs ...prometheus.Collector) (*Server, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Server{addr: addr, checks: checks, registry: reg, log: log}, nil
+}
+
+// Registry is where further collectors can be registered.
+func (s *Server) Registry() *prometheus.Registry { return s.registry }
+
+// Handler serves the endpoints.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		failing := s.failing()
+		if len(failing) > 0 {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failing": failing})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// Ready reports whether every check passes.
+func (s *Server) Ready() bool { return len(s.failing()) == 0 }
+
+func (s *Server) failing() map[string]string {
+	out := map[string]string{}
+	names := make([]string, 0, len(s.checks))
+	for n := range s.checks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := s.checks[n](); err != nil {
+			out[n] = err.Error()
+		}
+	}
+	return out
+}
+
+// Listen binds the address (so a bad address fails at start-up) and
+// returns the bound address.
+func (s *Server) Listen() (string, error) {
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return "", err
+	}
+	s.ln = ln
+	return ln.Addr().String(), nil
+}
+
+// Run serves until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	if s.ln == nil {
+		if _, err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(s.ln) }()
+	s.log.Info("operational endpoints listening", zap.String("addr", s.ln.Addr().String()))
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
