@@ -21,6 +21,8 @@ import (
 	"github.com/meshhook/meshhook-alerts/alerts"
 	"github.com/meshhook/meshhook-alerts/config"
 	"github.com/meshhook/meshhook-alerts/internal/logging"
+	"github.com/meshhook/meshhook-alerts/internal/ops"
+	"github.com/meshhook/meshhook-alerts/internal/sdnotify"
 	"github.com/meshhook/meshhook-alerts/realtime"
 	"github.com/meshhook/meshhook-alerts/sender"
 	"github.com/meshhook/meshhook-alerts/supabase"
@@ -105,6 +107,12 @@ func orNone(s string) string {
 	return s
 }
 
+// actor is a long-running component of the daemon.
+type actor struct {
+	name string
+	run  func(context.Context) error
+}
+
 // daemon builds the components leaves-first and runs them until a signal
 // arrives or one of them fails.
 func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
@@ -159,16 +167,31 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		return err
 	}
 
-	var g run.Group
-	g.Add(run.SignalHandler(ctx, os.Interrupt, syscall.SIGTERM))
-	for _, c := range []struct {
-		name string
-		run  func(context.Context) error
-	}{
+	subscribed := ops.RealtimeSubscribed(rt.Stats)
+	notifier := sdnotify.FromEnv(nil)
+	actors := []actor{
 		{"sender", snd.Run},
 		{"alerts", func(ctx context.Context) error { return engine.Run(ctx, rt.Events()) }},
 		{"realtime", rt.Run},
-	} {
+		{"systemd", func(ctx context.Context) error {
+			return ops.Systemd(ctx, notifier, func() bool { return subscribed() == nil }, log.Named("systemd"))
+		}},
+	}
+	if cfg.HTTP.Listen != "" {
+		opsrv, err := ops.New(cfg.HTTP.Listen, map[string]ops.Check{"realtime": subscribed}, log.Named("ops"),
+			ops.NewRealtimeCollector(rt.Stats))
+		if err != nil {
+			return err
+		}
+		if _, err := opsrv.Listen(); err != nil {
+			return fmt.Errorf("http.listen: %w", err)
+		}
+		actors = append(actors, actor{"ops", opsrv.Run})
+	}
+
+	var g run.Group
+	g.Add(run.SignalHandler(ctx, os.Interrupt, syscall.SIGTERM))
+	for _, c := range actors {
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error {
 			err := c.run(ctx)

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -29,7 +32,7 @@ func daemonEnv(si *standin.StandIn) []string {
 		"MESHHOOK_ALERTS_SUPABASE_SERVICE_ROLE_KEY=" + si.ServiceRoleKey,
 		"MESHHOOK_ALERTS_SENDER_ALLOW_INSECURE_HTTP=true",
 		"MESHHOOK_ALERTS_SENDER_POLL_INTERVAL=100ms",
-		"MESHHOOK_ALERTS_HTTP_LISTEN=",
+		"MESHHOOK_ALERTS_HTTP_LISTEN=127.0.0.1:0",
 		"MESHHOOK_ALERTS_LOG_LEVEL=debug",
 	}
 }
@@ -125,6 +128,19 @@ func TestEndToEndFailedRunSendsOneVerifiedAlert(t *testing.T) {
 	assert.Equal(t, 1, attempts)
 	assert.Equal(t, 204, code)
 	assert.Equal(t, d.ID, webhookID)
+
+	// The operational endpoints report readiness and the Realtime metrics.
+	addr := regexp.MustCompile(`"msg":"operational endpoints listening","addr":"([^"]+)"`).FindStringSubmatch(e.logs.String())
+	require.Len(t, addr, 2, "the daemon logs where /readyz is served")
+	resp, err := http.Get("http://" + addr[1] + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	resp, err = http.Get("http://" + addr[1] + "/metrics")
+	require.NoError(t, err)
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(metrics), `meshhook_alerts_realtime_channel_subscribed{channel="runs"} 1`)
 
 	// A catch-up replay (forced by a new subscription) does not alert again.
 	e.si.Realtime.ResendSubscribed("realtime:runs")
