@@ -33,6 +33,7 @@ type Config struct {
 	Sender   Sender   `mapstructure:"sender"`
 	Secrets  Secrets  `mapstructure:"secrets"`
 	HTTP     HTTP     `mapstructure:"http"`
+	API      API      `mapstructure:"api"`
 	Log      Log      `mapstructure:"log"`
 }
 
@@ -187,6 +188,23 @@ type HTTP struct {
 	Listen string `mapstructure:"listen"`
 }
 
+// API configures the HTTP API (/api/...) served on HTTP.Listen.
+type API struct {
+	// Enabled serves the API. It needs HTTP.Listen, Secrets.EncryptionKey
+	// (the API seals secret-bearing fields before storing them) and at least
+	// one of OperatorToken and JWTSecret. Defaults to false.
+	Enabled bool `mapstructure:"enabled"`
+	// OperatorToken grants full access when sent as
+	// "Authorization: Bearer <token>". Empty: no operator access.
+	OperatorToken Secret `mapstructure:"operator_token"`
+	// JWTSecret is the Supabase project's JWT secret (HS256), used to verify
+	// users' access tokens; row-level security then decides what each user
+	// sees. Empty: no user access.
+	JWTSecret Secret `mapstructure:"jwt_secret"`
+	// MaxBodyBytes caps a request body. Defaults to 1 MiB.
+	MaxBodyBytes int `mapstructure:"max_body_bytes"`
+}
+
 // Log configures logging. The zero value means info-level JSON.
 type Log struct {
 	// Level is debug, info, warn or error. Defaults to "info".
@@ -262,6 +280,7 @@ func Default() *Config {
 		},
 		Secrets: Secrets{PreviousKeys: []Secret{}},
 		HTTP:    HTTP{Listen: "127.0.0.1:9464"},
+		API:     API{MaxBodyBytes: 1 << 20},
 		Log:     Log{Level: "info", Format: LogFormatJSON},
 	}
 }

@@ -53,6 +53,8 @@ func TestConfig_StringAndRedacted(t *testing.T) {
 	c.Supabase.ServiceRoleKey = clearText
 	c.Secrets.EncryptionKey = clearText + "-enc"
 	c.Secrets.PreviousKeys = []Secret{clearText + "-old"}
+	c.API.OperatorToken = clearText + "-op"
+	c.API.JWTSecret = clearText + "-jwt"
 
 	out := c.String()
 	require.NotContains(t, out, clearText)
@@ -70,6 +72,8 @@ func TestConfig_StringAndRedacted(t *testing.T) {
 	require.Equal(t, Redacted, r["supabase"].(map[string]any)["service_role_key"])
 	require.Equal(t, "https://abc.supabase.co", r["supabase"].(map[string]any)["url"])
 	require.Equal(t, []string{Redacted}, r["secrets"].(map[string]any)["previous_keys"])
+	require.Equal(t, Redacted, r["api"].(map[string]any)["operator_token"])
+	require.Equal(t, Redacted, r["api"].(map[string]any)["jwt_secret"])
 	require.Equal(t, "5m0s", r["alerts"].(map[string]any)["resync_interval"])
 	require.Equal(t, 16, r["sender"].(map[string]any)["workers"])
 	j, err := json.Marshal(r)

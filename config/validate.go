@@ -33,6 +33,7 @@ func (c *Config) Validate() error {
 	c.Sender.validate(v)
 	c.Secrets.validate(v)
 	c.HTTP.validate(v)
+	c.API.validate(v, c)
 	c.Log.validate(v)
 	return errors.Join(v.errs...)
 }
@@ -270,6 +271,44 @@ func (h HTTP) validate(v *validator) {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		v.add("http.listen", "port must be a number between 0 and 65535, got %q", port)
+	}
+}
+
+// Minimum lengths of the API's credentials.
+const (
+	minOperatorToken = 16
+	minJWTSecret     = 32 // Supabase's JWT secrets are at least 32 characters
+)
+
+func (a API) validate(v *validator, c *Config) {
+	for _, s := range []struct {
+		field  string
+		value  Secret
+		minLen int
+	}{
+		{"api.operator_token", a.OperatorToken, minOperatorToken},
+		{"api.jwt_secret", a.JWTSecret, minJWTSecret},
+	} {
+		switch {
+		case !s.value.IsSet():
+		case strings.TrimSpace(s.value.Value()) != s.value.Value():
+			v.add(s.field, "must not have leading or trailing white space")
+		case len(s.value.Value()) < s.minLen:
+			v.add(s.field, "must be at least %d characters, got %d", s.minLen, len(s.value.Value()))
+		}
+	}
+	v.between("api.max_body_bytes", a.MaxBodyBytes, 1<<10, 64<<20)
+	if !a.Enabled {
+		return
+	}
+	if c.HTTP.Listen == "" {
+		v.add("api.enabled", "requires http.listen (the API is served there)")
+	}
+	if !c.Secrets.EncryptionKey.IsSet() {
+		v.add("api.enabled", "requires secrets.encryption_key (the API seals webhook URLs, signing secrets and header values before storing them)")
+	}
+	if !a.OperatorToken.IsSet() && !a.JWTSecret.IsSet() {
+		v.add("api.enabled", "requires api.operator_token or api.jwt_secret (or both); without either nobody can call the API")
 	}
 }
 

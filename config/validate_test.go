@@ -40,6 +40,11 @@ func TestValidate_Valid(t *testing.T) {
 	c.Sender.ResponseExcerptBytes = 0
 	c.Realtime.VSN = "1.0.0"
 	require.NoError(t, c.Validate())
+
+	c = validConfig()
+	c.Secrets.EncryptionKey = key32('a')
+	c.API = API{Enabled: true, OperatorToken: "0123456789abcdef", JWTSecret: Secret(strings.Repeat("j", 32)), MaxBodyBytes: 1024}
+	require.NoError(t, c.Validate())
 }
 
 func TestValidate_Fields(t *testing.T) {
@@ -110,6 +115,22 @@ func TestValidate_Fields(t *testing.T) {
 		{"PreviousKeysWithoutCurrent", func(c *Config) { c.Secrets.PreviousKeys = []Secret{key32('b')} }, "secrets.previous_keys: set but secrets.encryption_key is empty"},
 		{"Listen", func(c *Config) { c.HTTP.Listen = "9464" }, `http.listen: must be host:port, got "9464"`},
 		{"ListenPort", func(c *Config) { c.HTTP.Listen = "127.0.0.1:http" }, `http.listen: port must be a number between 0 and 65535, got "http"`},
+		{"APIOperatorTokenShort", func(c *Config) { c.API.OperatorToken = "short" }, "api.operator_token: must be at least 16 characters, got 5"},
+		{"APIOperatorTokenSpace", func(c *Config) { c.API.OperatorToken = " 0123456789abcdef" }, "api.operator_token: must not have leading or trailing white space"},
+		{"APIJWTSecretShort", func(c *Config) { c.API.JWTSecret = "0123456789" }, "api.jwt_secret: must be at least 32 characters, got 10"},
+		{"APIMaxBody", func(c *Config) { c.API.MaxBodyBytes = 0 }, "api.max_body_bytes: must be between 1024 and 67108864, got 0"},
+		{"APIEnabledNoListen", func(c *Config) {
+			c.API = API{Enabled: true, OperatorToken: "0123456789abcdef", MaxBodyBytes: 1 << 20}
+			c.Secrets.EncryptionKey = key32('a')
+			c.HTTP.Listen = ""
+		}, "api.enabled: requires http.listen (the API is served there)"},
+		{"APIEnabledNoKey", func(c *Config) {
+			c.API = API{Enabled: true, OperatorToken: "0123456789abcdef", MaxBodyBytes: 1 << 20}
+		}, "api.enabled: requires secrets.encryption_key (the API seals webhook URLs, signing secrets and header values before storing them)"},
+		{"APIEnabledNoCredentials", func(c *Config) {
+			c.API = API{Enabled: true, MaxBodyBytes: 1 << 20}
+			c.Secrets.EncryptionKey = key32('a')
+		}, "api.enabled: requires api.operator_token or api.jwt_secret (or both); without either nobody can call the API"},
 		{"LogLevel", func(c *Config) { c.Log.Level = "verbose" }, `log.level: must be debug, info, warn or error, got "verbose"`},
 		{"LogFormat", func(c *Config) { c.Log.Format = "text" }, `log.format: must be "json" or "console", got "text"`},
 	}
