@@ -42,6 +42,21 @@ func ParseEvent(s string) (Event, error) {
 	return "", fmt.Errorf("unknown event %q (want one of %s)", s, strings.Join(names, ", "))
 }
 
+// eventSet is a set of events, one bit per event of AllEvents.
+type eventSet uint8
+
+// eventBit returns the bit of e, or 0 for an unknown event.
+func eventBit(e Event) eventSet {
+	for i, k := range AllEvents {
+		if k == e {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+func (s eventSet) has(e Event) bool { return s&eventBit(e) != 0 }
+
 // State is where a run is in its lifecycle, independent of the table's own
 // status vocabulary.
 type State int
@@ -75,6 +90,22 @@ func (s State) String() string {
 // Terminal reports whether the run has finished.
 func (s State) Terminal() bool {
 	return s == StateSucceeded || s == StateFailed || s == StateCanceled
+}
+
+// Timed reports whether the state has a timer-driven condition: running
+// runs can become delayed and paused runs stalled.
+func (s State) Timed() bool { return s == StateRunning || s == StatePaused }
+
+// TimerEvent is the timer-driven event of a running (delayed) or paused
+// (stalled) run.
+func (s State) TimerEvent() (Event, bool) {
+	switch s {
+	case StateRunning:
+		return EventDelayed, true
+	case StatePaused:
+		return EventStalled, true
+	}
+	return "", false
 }
 
 // ChangeEvent is the event a run entering this state announces by itself

@@ -3,6 +3,7 @@ package alerts
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 )
@@ -31,22 +32,41 @@ type RuleSpec struct {
 	CreatedAt time.Time
 }
 
-// Rule is a validated, compiled RuleSpec.
+// Rule is a validated, compiled RuleSpec. Its templates are shared with
+// every other rule of the same source.
 type Rule struct {
 	Spec    RuleSpec
-	events  map[Event]bool
+	events  eventSet
 	url     *Template
 	payload *Template // nil: the default payload
 }
 
 // Wants reports whether the rule fires on e.
-func (r *Rule) Wants(e Event) bool { return r.events[e] }
+func (r *Rule) Wants(e Event) bool { return r.events.has(e) }
 
-// CompileRule validates a spec and parses its templates against a sample
+// Threshold is the rule's threshold for a timer-driven event: the delay
+// threshold for delayed, the stall threshold for stalled, zero otherwise.
+func (r *Rule) Threshold(e Event) time.Duration {
+	switch e {
+	case EventDelayed:
+		return r.Spec.DelayThreshold
+	case EventStalled:
+		return r.Spec.StallThreshold
+	}
+	return 0
+}
+
+// Throttled reports whether the rule limits its alerts per workflow.
+func (r *Rule) Throttled() bool { return r.Spec.ThrottleMax > 0 && r.Spec.ThrottleWindow > 0 }
+
+// CompileRule validates a spec and checks its templates against a sample
 // context, so a broken rule is rejected when it is loaded, not when it fires.
 func CompileRule(spec RuleSpec) (*Rule, error) {
 	var errs []error
-	r := &Rule{Spec: spec, events: map[Event]bool{}}
+	if len(spec.Headers) == 0 {
+		spec.Headers = nil
+	}
+	r := &Rule{Spec: spec}
 	if spec.ID == "" {
 		errs = append(errs, errors.New("id: required"))
 	}
@@ -59,30 +79,32 @@ func CompileRule(spec RuleSpec) (*Rule, error) {
 			errs = append(errs, fmt.Errorf("events: %w", err))
 			continue
 		}
-		r.events[e] = true
+		r.events |= eventBit(e)
 	}
-	if r.events[EventDelayed] && spec.DelayThreshold <= 0 {
+	if spec.DelayThreshold < 0 {
+		errs = append(errs, fmt.Errorf("delay_threshold_seconds: must be > 0, got %s", spec.DelayThreshold))
+	} else if r.events.has(EventDelayed) && spec.DelayThreshold == 0 {
 		errs = append(errs, errors.New("delay_threshold_seconds: required and > 0 for the delayed event"))
 	}
-	if r.events[EventStalled] && spec.StallThreshold <= 0 {
+	if spec.StallThreshold < 0 {
+		errs = append(errs, fmt.Errorf("stall_threshold_seconds: must be > 0, got %s", spec.StallThreshold))
+	} else if r.events.has(EventStalled) && spec.StallThreshold == 0 {
 		errs = append(errs, errors.New("stall_threshold_seconds: required and > 0 for the stalled event"))
 	}
-	if spec.ThrottleMax < 0 || (spec.ThrottleMax > 0 && spec.ThrottleWindow <= 0) {
+	if r.events.has(EventRecovered) && !r.events.has(EventDelayed) && !r.events.has(EventStalled) {
+		errs = append(errs, errors.New("events: recovered follows a delayed or stalled alert of the same rule; list delayed or stalled too"))
+	}
+	if spec.ThrottleMax < 0 || (spec.ThrottleMax > 0 && spec.ThrottleWindow <= 0) || spec.ThrottleWindow < 0 {
 		errs = append(errs, errors.New("throttle: throttle_max needs a throttle_window_seconds > 0"))
 	}
-	sample := SampleContext()
-	if u, err := ParseTemplate("webhook_url", spec.WebhookURL); err != nil {
-		errs = append(errs, fmt.Errorf("webhook_url: %w", err))
-	} else if _, err := u.RenderURL(sample); err != nil {
-		errs = append(errs, fmt.Errorf("webhook_url: %w", err))
+	if u := internTemplate(kindURL, spec.WebhookURL); u.checkErr != nil {
+		errs = append(errs, fmt.Errorf("webhook_url: %w", u.checkErr))
 	} else {
 		r.url = u
 	}
 	if spec.PayloadTemplate != "" {
-		if p, err := ParseTemplate("payload_template", spec.PayloadTemplate); err != nil {
-			errs = append(errs, fmt.Errorf("payload_template: %w", err))
-		} else if _, err := p.RenderJSON(sample); err != nil {
-			errs = append(errs, fmt.Errorf("payload_template: %w", err))
+		if p := internTemplate(kindPayload, spec.PayloadTemplate); p.checkErr != nil {
+			errs = append(errs, fmt.Errorf("payload_template: %w", p.checkErr))
 		} else {
 			r.payload = p
 		}
@@ -131,20 +153,22 @@ func SampleContext() *Context {
 	}
 }
 
-// RuleSet is the cache of compiled rules, indexed by scope so that matching a
-// run costs O(rules that can match it).
+// RuleSet is the cache of compiled rules, indexed by scope (project,
+// workflow) so that matching a run costs O(rules that can match it). It is
+// safe for concurrent use.
 type RuleSet struct {
 	mu       sync.RWMutex
 	byID     map[string]*Rule
-	byScope  map[scopeKey]map[string]*Rule
-	rejected map[string]error
+	byScope  map[scopeKey][]*Rule
+	rejected map[string]string // rule id -> why it was rejected
+	version  uint64            // bumped on every change
 }
 
 type scopeKey struct{ project, slug string }
 
 // NewRuleSet returns an empty set.
 func NewRuleSet() *RuleSet {
-	return &RuleSet{byID: map[string]*Rule{}, byScope: map[scopeKey]map[string]*Rule{}, rejected: map[string]error{}}
+	return &RuleSet{byID: map[string]*Rule{}, byScope: map[scopeKey][]*Rule{}, rejected: map[string]string{}}
 }
 
 // Put adds or replaces a rule. A rule that fails to compile is removed and
@@ -153,27 +177,38 @@ func (s *RuleSet) Put(spec RuleSpec) error {
 	r, err := CompileRule(spec)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.version++
 	s.removeLocked(spec.ID)
 	if err != nil {
-		s.rejected[spec.ID] = err
+		s.rejected[spec.ID] = err.Error()
 		return err
 	}
 	delete(s.rejected, spec.ID)
-	s.byID[spec.ID] = r
-	k := scopeKey{spec.ProjectID, spec.WorkflowSlug}
-	m := s.byScope[k]
-	if m == nil {
-		m = map[string]*Rule{}
-		s.byScope[k] = m
-	}
-	m[spec.ID] = r
+	s.addLocked(r)
 	return nil
+}
+
+func (s *RuleSet) addLocked(r *Rule) {
+	s.byID[r.Spec.ID] = r
+	k := scopeKey{r.Spec.ProjectID, r.Spec.WorkflowSlug}
+	s.byScope[k] = append(s.byScope[k], r)
+}
+
+// Reject removes a rule and records why it cannot be used (for example a
+// change record that does not decode).
+func (s *RuleSet) Reject(id string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.version++
+	s.removeLocked(id)
+	s.rejected[id] = err.Error()
 }
 
 // Delete removes a rule.
 func (s *RuleSet) Delete(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.version++
 	s.removeLocked(id)
 	delete(s.rejected, id)
 }
@@ -185,29 +220,53 @@ func (s *RuleSet) removeLocked(id string) {
 	}
 	delete(s.byID, id)
 	k := scopeKey{old.Spec.ProjectID, old.Spec.WorkflowSlug}
-	if m := s.byScope[k]; m != nil {
-		delete(m, id)
-		if len(m) == 0 {
-			delete(s.byScope, k)
+	rules := s.byScope[k]
+	for i, r := range rules {
+		if r == old {
+			last := len(rules) - 1
+			rules[i] = rules[last]
+			rules[last] = nil
+			rules = rules[:last]
+			break
 		}
+	}
+	if len(rules) == 0 {
+		delete(s.byScope, k)
+	} else {
+		s.byScope[k] = rules
 	}
 }
 
 // Replace swaps the whole set for a fresh snapshot and returns the specs that
-// were rejected, by id.
+// were rejected, by id. Rules keep sharing templates with the previous set,
+// so a periodic reload parses nothing new.
 func (s *RuleSet) Replace(specs []RuleSpec) map[string]error {
-	fresh := NewRuleSet()
+	byID := make(map[string]*Rule, len(specs))
+	rejected := map[string]error{}
 	for _, sp := range specs {
-		_ = fresh.Put(sp)
+		r, err := CompileRule(sp)
+		if err != nil {
+			rejected[sp.ID] = err
+			delete(byID, sp.ID)
+			continue
+		}
+		delete(rejected, sp.ID)
+		byID[sp.ID] = r
+	}
+	byScope := make(map[scopeKey][]*Rule, len(s.byScope))
+	for _, r := range byID {
+		k := scopeKey{r.Spec.ProjectID, r.Spec.WorkflowSlug}
+		byScope[k] = append(byScope[k], r)
+	}
+	reasons := make(map[string]string, len(rejected))
+	for id, err := range rejected {
+		reasons[id] = err.Error()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.byID, s.byScope, s.rejected = fresh.byID, fresh.byScope, fresh.rejected
-	out := make(map[string]error, len(s.rejected))
-	for k, v := range s.rejected {
-		out[k] = v
-	}
-	return out
+	s.version++
+	s.byID, s.byScope, s.rejected = byID, byScope, reasons
+	return rejected
 }
 
 // Len is the number of usable rules.
@@ -215,6 +274,20 @@ func (s *RuleSet) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return len(s.byID)
+}
+
+// Version changes whenever the set changes.
+func (s *RuleSet) Version() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.version
+}
+
+// Rejected returns why each rejected rule was rejected, by rule id.
+func (s *RuleSet) Rejected() map[string]string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return maps.Clone(s.rejected)
 }
 
 // Get returns a rule by id.
@@ -230,13 +303,18 @@ func (s *RuleSet) Get(id string) (*Rule, bool) {
 // A rule with no project applies to runs of any project (tables without a
 // project column).
 func (s *RuleSet) Match(project, slug string, e Event) []*Rule {
+	return s.MatchAppend(nil, project, slug, e)
+}
+
+// MatchAppend is Match appending to dst, so a caller can reuse one buffer.
+func (s *RuleSet) MatchAppend(dst []*Rule, project, slug string, e Event) []*Rule {
+	bit := eventBit(e)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var out []*Rule
 	add := func(k scopeKey) {
 		for _, r := range s.byScope[k] {
-			if r.Spec.Enabled && r.events[e] {
-				out = append(out, r)
+			if r.Spec.Enabled && r.events&bit != 0 {
+				dst = append(dst, r)
 			}
 		}
 	}
@@ -250,5 +328,5 @@ func (s *RuleSet) Match(project, slug string, e Event) []*Rule {
 			add(scopeKey{"", slug})
 		}
 	}
-	return out
+	return dst
 }

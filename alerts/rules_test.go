@@ -2,6 +2,8 @@ package alerts
 
 import (
 	"encoding/json"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -173,4 +175,134 @@ func TestRunFromRowCustomTable(t *testing.T) {
 	_, err = m.RunFromRow(map[string]any{"state": "error"})
 	assert.ErrorContains(t, err, "row has no job_id")
 	assert.ErrorContains(t, Mapping{}.Validate(), "table: required")
+}
+
+func TestMatchEveryEventAndScope(t *testing.T) {
+	// One rule per (scope, event); every query must return exactly the
+	// rules of the scopes that apply to it and list the event.
+	scopes := map[string][2]string{ // name -> (project, slug)
+		"project": {"p1", ""}, "billing": {"p1", "billing"}, "etl": {"p1", "etl"},
+		"other-project": {"p2", ""}, "global": {"", ""}, "global-billing": {"", "billing"},
+	}
+	set := NewRuleSet()
+	for name, sc := range scopes {
+		for _, ev := range AllEvents {
+			s := spec(name+"/"+string(ev), sc[0], sc[1], string(ev))
+			s.DelayThreshold, s.StallThreshold = time.Minute, time.Minute
+			if ev == EventRecovered {
+				s.Events = append(s.Events, "delayed")
+			}
+			require.NoError(t, set.Put(s))
+			off := s
+			off.ID, off.Enabled = "disabled/"+s.ID, false
+			require.NoError(t, set.Put(off))
+		}
+	}
+	queries := []struct {
+		project, slug string
+		applies       []string
+	}{
+		{"p1", "billing", []string{"project", "billing", "global", "global-billing"}},
+		{"p1", "etl", []string{"project", "etl", "global"}},
+		{"p1", "", []string{"project", "global"}},
+		{"p1", "other", []string{"project", "global"}},
+		{"p2", "billing", []string{"other-project", "global", "global-billing"}},
+		{"p3", "", []string{"global"}},
+		{"", "billing", []string{"global", "global-billing"}},
+		{"", "", []string{"global"}},
+	}
+	for _, q := range queries {
+		for _, ev := range AllEvents {
+			t.Run(q.project+"/"+q.slug+"/"+string(ev), func(t *testing.T) {
+				var want []string
+				for _, sc := range q.applies {
+					want = append(want, sc+"/"+string(ev))
+					if ev == EventDelayed {
+						want = append(want, sc+"/recovered") // it lists delayed too
+					}
+				}
+				assert.ElementsMatch(t, want, ids(set.Match(q.project, q.slug, ev)))
+			})
+		}
+	}
+}
+
+func TestStatusesMapToEvents(t *testing.T) {
+	m := MeshHookMapping()
+	cases := []struct {
+		status   string
+		change   Event // "" when the state announces nothing by itself
+		timer    Event // "" when no timer applies
+		terminal bool
+	}{
+		{"running", "", EventDelayed, false},
+		{"paused", EventPaused, EventStalled, false},
+		{"succeeded", EventSucceeded, "", true},
+		{"failed", EventFailed, "", true},
+		{"canceled", EventCanceled, "", true},
+		{"queued", "", "", false}, // not mapped
+	}
+	for _, c := range cases {
+		t.Run(c.status, func(t *testing.T) {
+			st := m.Statuses[c.status]
+			ev, ok := st.ChangeEvent()
+			assert.Equal(t, c.change, ev)
+			assert.Equal(t, c.change != "", ok)
+			tev, ok := st.TimerEvent()
+			assert.Equal(t, c.timer, tev)
+			assert.Equal(t, c.timer != "", ok)
+			assert.Equal(t, c.timer != "", st.Timed())
+			assert.Equal(t, c.terminal, st.Terminal())
+		})
+	}
+	assert.Equal(t, []string{"paused", "running"}, m.StatusValues(StateRunning, StatePaused))
+}
+
+func TestIdenticalTemplatesAreSharedAndStaticOnesNotParsed(t *testing.T) {
+	const url = "https://hooks.example.com/{{.Workflow.Slug}}/shared-intern-test"
+	const payload = `{"run": {{json .RunID}}, "intern": "shared-intern-test"}`
+	var rules []*Rule
+	for i := range 50 {
+		s := spec("r", "p", "", "failed")
+		s.WebhookURL, s.PayloadTemplate = url, payload
+		if i%2 == 1 {
+			s.WebhookURL = "https://static.example.com/hook/" + strings.Repeat("x", i)
+		}
+		r, err := CompileRule(s)
+		require.NoError(t, err)
+		rules = append(rules, r)
+	}
+	for _, r := range rules[1:] {
+		assert.Same(t, rules[0].payload, r.payload, "one parse tree per payload source")
+	}
+	assert.Same(t, rules[0].url, rules[2].url, "one parse tree per URL source")
+	assert.True(t, rules[1].url.IsStatic(), "a static URL is never parsed")
+	assert.Nil(t, rules[1].url.t)
+
+	// A broken template shared by many rules is rejected for each of them.
+	for range 3 {
+		_, err := CompileRule(RuleSpec{ID: "b", Events: []string{"failed"}, WebhookURL: "https://x.example/{{.Nope"})
+		assert.ErrorContains(t, err, "webhook_url: template: webhook_url:1: unclosed action")
+	}
+	runtime.KeepAlive(rules)
+}
+
+func TestInternedTemplatesAreCollectedWhenUnused(t *testing.T) {
+	before := internedCount()
+	func() {
+		var rules []*Rule
+		for i := range 20 {
+			s := spec("r", "p", "", "failed")
+			s.PayloadTemplate = fmt.Sprintf(`{"n": %d, "run": {{json .RunID}}}`, i)
+			r, err := CompileRule(s)
+			require.NoError(t, err)
+			rules = append(rules, r)
+		}
+		assert.GreaterOrEqual(t, internedCount(), before+20)
+		runtime.KeepAlive(rules)
+	}()
+	require.Eventually(t, func() bool {
+		runtime.GC()
+		return internedCount() <= before
+	}, 10*time.Second, 10*time.Millisecond, "entries of collected templates are removed")
 }

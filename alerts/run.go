@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -152,4 +153,16 @@ func scalarString(v any) string {
 	default:
 		return fmt.Sprint(x)
 	}
+}
+
+// StatusValues returns the status values that map to one of states, sorted.
+func (m Mapping) StatusValues(states ...State) []string {
+	var out []string
+	for v, s := range m.Statuses {
+		if slices.Contains(states, s) {
+			out = append(out, v)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -22,7 +22,7 @@ const renderTimeout = 250 * time.Millisecond
 type Context struct {
 	Type       string         // e.g. "workflow_run.failed"
 	Event      Event          // the condition that fired
-	OccurredAt time.Time      // when the change that fired it was committed (or detected)
+	OccurredAt time.Time      // when the change that fired it was committed (or the condition began)
 	Run        map[string]any // every column of the run row, as received
 	RunID      string
 	Status     string
@@ -31,9 +31,18 @@ type Context struct {
 	Rule       RuleInfo
 	StartedAt  *time.Time
 	FinishedAt *time.Time
-	Duration   time.Duration // finished (or now) minus started; zero when unknown
+	Duration   time.Duration // finished (or occurred) minus started; zero when unknown
 	LinkBase   string        // alerts.link_base_url from config
 	Link       string        // LinkBase + "/runs/" + RunID when LinkBase is set
+	// Threshold is the rule's delay or stall threshold for delayed and
+	// stalled alerts; zero otherwise.
+	Threshold time.Duration
+	// RecoveredFrom lists, for a recovered alert, the conditions (delayed,
+	// stalled) the rule had alerted that ended.
+	RecoveredFrom []Event
+	// SuppressedCount is how many alerts of this rule and workflow were
+	// suppressed by throttling since the previous one was sent.
+	SuppressedCount int
 }
 
 // WorkflowInfo describes the run's workflow.
@@ -67,6 +76,13 @@ type DefaultPayload struct {
 	Rule            RuleInfo       `json:"rule"`
 	DurationSeconds *float64       `json:"duration_seconds,omitempty"`
 	Link            string         `json:"link,omitempty"`
+	// ThresholdSeconds is the rule's threshold (delayed and stalled only).
+	ThresholdSeconds *float64 `json:"threshold_seconds,omitempty"`
+	// RecoveredFrom lists the conditions that ended (recovered only).
+	RecoveredFrom []Event `json:"recovered_from,omitempty"`
+	// SuppressedCount is how many alerts of this rule and workflow were
+	// suppressed by throttling since the previous one was sent.
+	SuppressedCount int `json:"suppressed_count"`
 }
 
 // Default renders the default payload.
@@ -74,6 +90,7 @@ func (c *Context) Default() ([]byte, error) {
 	p := DefaultPayload{
 		Type: c.Type, Event: c.Event, OccurredAt: c.OccurredAt.UTC().Format(time.RFC3339Nano),
 		Run: c.Run, Workflow: c.Workflow, Project: c.Project, Rule: c.Rule, Link: c.Link,
+		RecoveredFrom: c.RecoveredFrom, SuppressedCount: c.SuppressedCount,
 	}
 	if p.Run == nil {
 		p.Run = map[string]any{}
@@ -81,6 +98,10 @@ func (c *Context) Default() ([]byte, error) {
 	if c.Duration > 0 {
 		s := c.Duration.Seconds()
 		p.DurationSeconds = &s
+	}
+	if c.Threshold > 0 {
+		s := c.Threshold.Seconds()
+		p.ThresholdSeconds = &s
 	}
 	return json.Marshal(p)
 }
@@ -129,14 +150,23 @@ var funcs = template.FuncMap{
 	"pathquote": url.PathEscape,
 }
 
-// Template is a parsed URL or payload template.
+// Template is a parsed URL or payload template. Templates are immutable and
+// shared: rules with the same source share one parse tree (see
+// internTemplate), and a static source (no "{{") is never parsed.
 type Template struct {
 	src string
-	t   *template.Template
+	t   *template.Template // nil for a static source
+	// checked is set when the template was rendered against SampleContext
+	// by internTemplate; checkErr is that check's verdict.
+	checked  bool
+	checkErr error
 }
 
 // ParseTemplate parses a template; name is used in error messages.
 func ParseTemplate(name, src string) (*Template, error) {
+	if isStaticSource(src) {
+		return &Template{src: src}, nil
+	}
 	t, err := template.New(name).Option("missingkey=zero").Funcs(funcs).Parse(src)
 	if err != nil {
 		return nil, err
@@ -144,24 +174,34 @@ func ParseTemplate(name, src string) (*Template, error) {
 	return &Template{src: src, t: t}, nil
 }
 
+func isStaticSource(src string) bool { return !strings.Contains(src, "{{") }
+
 // IsStatic reports whether the template has no actions (renders to itself).
-func (t *Template) IsStatic() bool { return !strings.Contains(t.src, "{{") }
+func (t *Template) IsStatic() bool { return t.t == nil }
+
+// Source is the template's text.
+func (t *Template) Source() string { return t.src }
 
 // Render executes the template with a size cap and a time bound.
 func (t *Template) Render(c *Context) ([]byte, error) {
 	if t.IsStatic() {
+		if len(t.src) > MaxPayloadBytes {
+			return nil, errTooLarge
+		}
 		return []byte(t.src), nil
 	}
 	out := &cappedBuffer{max: MaxPayloadBytes}
 	done := make(chan error, 1)
 	go func() { done <- t.t.Execute(out, c) }()
+	timer := time.NewTimer(renderTimeout)
+	defer timer.Stop()
 	select {
 	case err := <-done:
 		if err != nil {
 			return nil, err
 		}
 		return out.Bytes(), nil
-	case <-time.After(renderTimeout):
+	case <-timer.C:
 		return nil, fmt.Errorf("template %s took longer than %s to render", t.t.Name(), renderTimeout)
 	}
 }
@@ -171,6 +211,9 @@ func (t *Template) RenderJSON(c *Context) ([]byte, error) {
 	b, err := t.Render(c)
 	if err != nil {
 		return nil, err
+	}
+	if t.IsStatic() && t.checked && t.checkErr == nil {
+		return b, nil // validated once when interned
 	}
 	if !json.Valid(b) {
 		return nil, fmt.Errorf("payload template rendered invalid JSON (use the json function for values): %s", excerpt(b, 120))
