@@ -2,10 +2,9 @@ package alerts
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base32"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -26,13 +25,22 @@ type Store interface {
 	// RunsChangedSince calls fn for every run row updated at or after since,
 	// in (updated_at, id) order.
 	RunsChangedSince(ctx context.Context, since time.Time, fn func(row map[string]any) error) error
+	// RunsInStatuses calls fn for every run row whose status column holds
+	// one of statuses.
+	RunsInStatuses(ctx context.Context, statuses []string, fn func(row map[string]any) error) error
 	// Workflow resolves a workflow reference (a MeshHook workflow_definitions id).
 	Workflow(ctx context.Context, id string) (Workflow, bool, error)
 	// Claim inserts the alert unless (config, run, event) is already claimed.
 	Claim(ctx context.Context, c Claim) (id string, claimed bool, err error)
+	// ConditionClaims returns the delayed and stalled alerts that the rules
+	// ruleIDs claimed for run runID, leaving out suppressed ones.
+	ConditionClaims(ctx context.Context, runID string, ruleIDs []string) ([]ConditionClaim, error)
 	// Watermark and SaveWatermark persist the catch-up position.
 	Watermark(ctx context.Context) (time.Time, bool, error)
 	SaveWatermark(ctx context.Context, t time.Time) error
+	// SaveRejected records why rules were rejected (rule id -> reason)
+	// where the API can show it, replacing the previous record.
+	SaveRejected(ctx context.Context, reasons map[string]string) error
 }
 
 // Workflow is a resolved workflow reference.
@@ -52,6 +60,15 @@ type Claim struct {
 	Payload      []byte
 	TargetURL    string
 	OccurredAt   time.Time
+	// Suppressed records the alert as suppressed by throttling: it is
+	// logged, never sent.
+	Suppressed bool
+}
+
+// ConditionClaim is a delayed or stalled alert a rule claimed for a run.
+type ConditionClaim struct {
+	RuleID string
+	Event  Event
 }
 
 // Claimed is a claim that this engine won, ready for delivery.
@@ -80,37 +97,82 @@ type Options struct {
 	CatchupMaxLookback time.Duration
 	// ResyncInterval re-reads rules and catches up periodically to heal drift.
 	ResyncInterval time.Duration
-	LinkBaseURL    string
-	Now            func() time.Time
+	// TimerTick is how often delayed/stalled timers are checked. Default 1s.
+	TimerTick   time.Duration
+	LinkBaseURL string
+	Now         func() time.Time
 }
 
 // Engine matches run changes against the cached rules and claims alerts.
+//
+// Everything but Rules and Stats runs on the goroutine that calls Run: run
+// changes, timers, catch-ups and rule changes are handled one at a time.
 type Engine struct {
-	opts   Options
-	store  Store
-	out    Submitter
-	log    *zap.Logger
-	rules  *RuleSet
-	now    func() time.Time
-	wfMu   sync.Mutex
-	wf     map[string]Workflow
+	opts  Options
+	store Store
+	out   Submitter
+	log   *zap.Logger
+	rules *RuleSet
+	now   func() time.Time
+	wfMu  sync.Mutex
+	wf    map[string]Workflow
+	// waterM guards water, the newest updated_at processed.
 	waterM sync.Mutex
-	water  time.Time // newest updated_at processed
+	water  time.Time
 	stats  engineStats
+
+	// Owned by the Run goroutine.
+	timers       *timers
+	timerVersion uint64 // rule-set version the timers were scheduled with
+	throttle     *throttler
+	lastPrune    time.Time
+	matchBuf     []*Rule
+	dueBuf       []*Rule
+	// retryFrom, when set, is the oldest updated_at of a row whose alerts
+	// could not be claimed; a catch-up from there is due at retryAt.
+	retryFrom, retryAt time.Time
+	retryDelay         time.Duration
+	// pending holds change alerts whose claims failed, by rule, run and
+	// event, retried from pendingAt on.
+	pending   map[string]pendingFire
+	pendingAt time.Time
+	// savedRejected is the rejected-rules record last saved.
+	savedRejected map[string]string
+	rejectedSaved bool
+	// ticks overrides the timer ticker (tests).
+	ticks <-chan time.Time
 }
 
 type engineStats struct {
 	mu                                 sync.Mutex
 	changes, claims, duplicates, fails int64
+	suppressed, timerChecks            int64
 	catchups, catchupRows              int64
+	tracked, scheduled                 int
 }
 
 // Stats is a snapshot of the engine's counters.
 type Stats struct {
 	Changes, Claims, Duplicates, Failures int64
-	Catchups, CatchupRows                 int64
-	Rules                                 int
+	// Suppressed counts alerts recorded as suppressed by throttling.
+	Suppressed int64
+	// TimerChecks counts timed runs confirmed over REST before a
+	// delayed/stalled claim.
+	TimerChecks           int64
+	Catchups, CatchupRows int64
+	Rules                 int
+	// Tracked is the number of running or paused runs with a timer entry,
+	// Scheduled those waiting for a threshold.
+	Tracked, Scheduled int
 }
+
+// Timer retry and catch-up retry delays.
+const (
+	timerRetryDelay    = 5 * time.Second
+	retryInitialDelay  = 2 * time.Second
+	retryMaxDelay      = time.Minute
+	throttlePruneEvery = time.Minute
+)
 
 // New builds an engine.
 func New(opts Options, store Store, out Submitter, log *zap.Logger) (*Engine, error) {
@@ -126,6 +188,9 @@ func New(opts Options, store Store, out Submitter, log *zap.Logger) (*Engine, er
 	if opts.ResyncInterval <= 0 {
 		opts.ResyncInterval = 5 * time.Minute
 	}
+	if opts.TimerTick <= 0 {
+		opts.TimerTick = time.Second
+	}
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -133,7 +198,9 @@ func New(opts Options, store Store, out Submitter, log *zap.Logger) (*Engine, er
 	if now == nil {
 		now = time.Now
 	}
-	return &Engine{opts: opts, store: store, out: out, log: log, rules: NewRuleSet(), now: now, wf: map[string]Workflow{}}, nil
+	return &Engine{opts: opts, store: store, out: out, log: log, rules: NewRuleSet(), now: now,
+		wf: map[string]Workflow{}, timers: newTimers(), throttle: newThrottler(), retryDelay: retryInitialDelay,
+		pending: map[string]pendingFire{}}, nil
 }
 
 // Rules is the engine's rule cache (the sender reads secrets from it).
@@ -144,11 +211,20 @@ func (e *Engine) Stats() Stats {
 	e.stats.mu.Lock()
 	defer e.stats.mu.Unlock()
 	return Stats{Changes: e.stats.changes, Claims: e.stats.claims, Duplicates: e.stats.duplicates,
-		Failures: e.stats.fails, Catchups: e.stats.catchups, CatchupRows: e.stats.catchupRows, Rules: e.rules.Len()}
+		Failures: e.stats.fails, Suppressed: e.stats.suppressed, TimerChecks: e.stats.timerChecks,
+		Catchups: e.stats.catchups, CatchupRows: e.stats.catchupRows, Rules: e.rules.Len(),
+		Tracked: e.stats.tracked, Scheduled: e.stats.scheduled}
 }
 
-// Run loads the rules, catches up from the stored watermark, then processes
-// Realtime events until ctx ends or events is closed.
+func (e *Engine) count(f func(s *engineStats)) {
+	e.stats.mu.Lock()
+	f(&e.stats)
+	e.stats.mu.Unlock()
+}
+
+// Run loads the rules, catches up from the stored watermark and rebuilds the
+// timers, then processes Realtime events and timer ticks until ctx ends or
+// events is closed.
 func (e *Engine) Run(ctx context.Context, events <-chan realtime.Event) error {
 	if err := e.retry(ctx, "load rules", e.loadRules); err != nil {
 		return err
@@ -158,6 +234,12 @@ func (e *Engine) Run(ctx context.Context, events <-chan realtime.Event) error {
 	}
 	resync := time.NewTicker(e.opts.ResyncInterval)
 	defer resync.Stop()
+	ticks := e.ticks
+	if ticks == nil {
+		t := time.NewTicker(e.opts.TimerTick)
+		defer t.Stop()
+		ticks = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -167,6 +249,8 @@ func (e *Engine) Run(ctx context.Context, events <-chan realtime.Event) error {
 				return nil
 			}
 			e.handle(ctx, ev)
+		case <-ticks:
+			e.tick(ctx)
 		case <-resync.C:
 			e.resync(ctx, "periodic")
 		}
@@ -178,7 +262,7 @@ func (e *Engine) handle(ctx context.Context, ev realtime.Event) {
 	case *realtime.Change:
 		switch ev.Channel {
 		case e.opts.ConfigsChannel:
-			e.applyRuleChange(ev)
+			e.applyRuleChange(ctx, ev)
 		case e.opts.RunsChannel:
 			e.applyRunChange(ctx, ev)
 		}
@@ -199,7 +283,8 @@ func (e *Engine) resyncChannel(ctx context.Context, channel, reason string) {
 		}
 	default:
 		if err := e.catchUp(ctx); err != nil {
-			e.log.Error("catch-up failed", zap.String("reason", reason), zap.Error(err))
+			e.log.Error("catch-up failed; retrying", zap.String("reason", reason), zap.Error(err),
+				zap.Time("retry_at", e.retryAt))
 		}
 	}
 }
@@ -237,10 +322,11 @@ func (e *Engine) loadRules(ctx context.Context) error {
 		e.log.Warn("alert rule rejected", zap.String("rule_id", id), zap.Error(err))
 	}
 	e.log.Info("alert rules loaded", zap.Int("rules", e.rules.Len()), zap.Int("rejected", len(rejected)))
+	e.saveRejected(ctx)
 	return nil
 }
 
-func (e *Engine) applyRuleChange(c *realtime.Change) {
+func (e *Engine) applyRuleChange(ctx context.Context, c *realtime.Change) {
 	switch c.Type {
 	case "DELETE":
 		id := scalarString(c.OldRecord["id"])
@@ -251,226 +337,69 @@ func (e *Engine) applyRuleChange(c *realtime.Change) {
 	case "INSERT", "UPDATE":
 		spec, err := e.store.DecodeRule(c.Record)
 		if err != nil {
-			e.log.Warn("alert rule change unreadable", zap.Error(err))
-			return
+			id := scalarString(c.Record["id"])
+			e.log.Warn("alert rule change unreadable", zap.String("rule_id", id), zap.Error(err))
+			if id != "" {
+				e.rules.Reject(id, err)
+			}
+			break
 		}
 		if err := e.rules.Put(spec); err != nil {
 			e.log.Warn("alert rule rejected", zap.String("rule_id", spec.ID), zap.Error(err))
-			return
+			break
 		}
 		e.log.Info("alert rule updated", zap.String("rule_id", spec.ID), zap.String("change", strings.ToLower(c.Type)))
 	}
+	e.saveRejected(ctx)
+}
+
+// rejectedRulesKey is the alert_daemon_state key holding {rule_id: reason}
+// for every rule the daemon rejected.
+const rejectedRulesKey = "rejected_rules"
+
+// saveRejected records the rejected rules when they changed since the last
+// successful save.
+func (e *Engine) saveRejected(ctx context.Context) {
+	cur := e.rules.Rejected()
+	if e.rejectedSaved && maps.Equal(cur, e.savedRejected) {
+		return
+	}
+	if err := e.store.SaveRejected(ctx, cur); err != nil {
+		e.rejectedSaved = false
+		e.log.Warn("recording rejected rules failed; will retry", zap.Error(err))
+		return
+	}
+	e.savedRejected, e.rejectedSaved = cur, true
 }
 
 func (e *Engine) applyRunChange(ctx context.Context, c *realtime.Change) {
 	if c.Type == "DELETE" {
+		if id := scalarString(c.OldRecord[e.opts.Mapping.IDColumn]); id != "" {
+			e.untrack(id)
+		}
 		return
 	}
 	row := c.Record
-	if c.Incomplete {
-		id := scalarString(row[e.opts.Mapping.IDColumn])
-		fresh, ok, err := e.store.GetRun(ctx, id)
-		if err != nil || !ok {
-			e.log.Error("re-reading a truncated run change failed", zap.String("run_id", id), zap.Error(err))
-			return
-		}
-		row = fresh
-	}
 	occurred := c.CommitTimestamp
 	if occurred.IsZero() {
 		occurred = e.now()
 	}
+	if c.Incomplete {
+		id := scalarString(row[e.opts.Mapping.IDColumn])
+		fresh, ok, err := e.store.GetRun(ctx, id)
+		if err != nil || !ok {
+			e.log.Error("re-reading a truncated run change failed; will catch up", zap.String("run_id", id),
+				zap.Bool("found", ok), zap.Error(err))
+			if err != nil {
+				updated, _ := timeColumn(row, e.opts.Mapping.UpdatedAtColumn)
+				if updated.IsZero() {
+					updated = occurred
+				}
+				e.markRetry(updated)
+			}
+			return
+		}
+		row = fresh
+	}
 	e.processRow(ctx, row, occurred)
-}
-
-// ruleClockSkew tolerates clock differences between the database (which
-// stamps created_at and commit times) and the daemon.
-const ruleClockSkew = 5 * time.Second
-
-// processRow matches one run row and claims its alerts.
-func (e *Engine) processRow(ctx context.Context, row map[string]any, occurred time.Time) {
-	e.stats.mu.Lock()
-	e.stats.changes++
-	e.stats.mu.Unlock()
-	run, err := e.opts.Mapping.RunFromRow(row)
-	if err != nil {
-		e.log.Warn("run row unreadable", zap.Error(err))
-		return
-	}
-	e.advanceWatermark(run.UpdatedAt)
-	event, ok := run.State.ChangeEvent()
-	if !ok {
-		return
-	}
-	wf, project := e.workflowOf(ctx, run)
-	rules := e.rules.Match(project, wf.Slug, event)
-	for _, r := range rules {
-		if occurred.Before(r.Spec.CreatedAt.Add(-ruleClockSkew)) {
-			continue
-		}
-		e.fire(ctx, r, run, wf, project, event, occurred)
-	}
-}
-
-func (e *Engine) workflowOf(ctx context.Context, run Run) (WorkflowInfo, string) {
-	if !e.opts.Mapping.ResolveWorkflows || run.WorkflowRef == "" {
-		return WorkflowInfo{Slug: run.WorkflowRef}, run.ProjectID
-	}
-	e.wfMu.Lock()
-	w, ok := e.wf[run.WorkflowRef]
-	e.wfMu.Unlock()
-	if !ok {
-		var found bool
-		var err error
-		w, found, err = e.store.Workflow(ctx, run.WorkflowRef)
-		if err != nil || !found {
-			e.log.Warn("workflow lookup failed; matching project-wide rules only",
-				zap.String("workflow_id", run.WorkflowRef), zap.Bool("found", found), zap.Error(err))
-			return WorkflowInfo{ID: run.WorkflowRef}, run.ProjectID
-		}
-		e.wfMu.Lock()
-		e.wf[run.WorkflowRef] = w // version rows are immutable in slug and project
-		e.wfMu.Unlock()
-	}
-	project := run.ProjectID
-	if project == "" {
-		project = w.ProjectID
-	}
-	return w.WorkflowInfo, project
-}
-
-func (e *Engine) fire(ctx context.Context, r *Rule, run Run, wf WorkflowInfo, project string, event Event, occurred time.Time) {
-	c := e.context(r, run, wf, project, event, occurred)
-	url, body, err := r.Render(c)
-	log := e.log.With(zap.String("rule_id", r.Spec.ID), zap.String("run_id", run.ID), zap.String("event", string(event)))
-	if err != nil {
-		e.countFailure()
-		log.Error("rendering alert failed", zap.Error(err))
-		return
-	}
-	claim := Claim{ConfigID: r.Spec.ID, ProjectID: project, WorkflowSlug: wf.Slug, RunID: run.ID, Event: event,
-		WebhookID: WebhookID(r.Spec.ID, run.ID, event), Payload: body, TargetURL: url, OccurredAt: occurred}
-	id, claimed, err := e.store.Claim(ctx, claim)
-	if err != nil {
-		e.countFailure()
-		log.Error("claiming alert failed", zap.Error(err))
-		return
-	}
-	e.stats.mu.Lock()
-	if claimed {
-		e.stats.claims++
-	} else {
-		e.stats.duplicates++
-	}
-	e.stats.mu.Unlock()
-	if !claimed {
-		log.Debug("alert already claimed")
-		return
-	}
-	log.Info("alert claimed", zap.String("alert_id", id), zap.String("webhook_id", claim.WebhookID))
-	if !e.out.Submit(Claimed{ID: id, Rule: r, Claim: claim}) {
-		log.Info("sender queue full; alert stays pending", zap.String("alert_id", id))
-	}
-}
-
-func (e *Engine) countFailure() {
-	e.stats.mu.Lock()
-	e.stats.fails++
-	e.stats.mu.Unlock()
-}
-
-func (e *Engine) context(r *Rule, run Run, wf WorkflowInfo, project string, event Event, occurred time.Time) *Context {
-	c := &Context{
-		Type: "workflow_run." + string(event), Event: event, OccurredAt: occurred, Run: run.Row, RunID: run.ID,
-		Status: run.Status, Workflow: wf, Project: ProjectInfo{ID: project},
-		Rule: RuleInfo{ID: r.Spec.ID, Name: r.Spec.Name}, LinkBase: e.opts.LinkBaseURL,
-	}
-	if !run.StartedAt.IsZero() {
-		s := run.StartedAt
-		c.StartedAt = &s
-		end := run.FinishedAt
-		if end.IsZero() {
-			end = occurred
-		}
-		if d := end.Sub(s); d > 0 {
-			c.Duration = d
-		}
-	}
-	if !run.FinishedAt.IsZero() {
-		f := run.FinishedAt
-		c.FinishedAt = &f
-	}
-	if c.LinkBase != "" {
-		c.Link = strings.TrimRight(c.LinkBase, "/") + "/runs/" + run.ID
-	}
-	return c
-}
-
-// WebhookID is the Standard Webhooks message id of the alert for (rule, run,
-// event). It is derived, not random, so every daemon and every attempt
-// agrees on it and receivers can deduplicate on it.
-func WebhookID(ruleID, runID string, event Event) string {
-	sum := sha256.Sum256([]byte(ruleID + "\x00" + runID + "\x00" + string(event)))
-	return "msg_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:20]))
-}
-
-func (e *Engine) advanceWatermark(t time.Time) {
-	if t.IsZero() {
-		return
-	}
-	e.waterM.Lock()
-	if t.After(e.water) {
-		e.water = t
-	}
-	e.waterM.Unlock()
-}
-
-// catchUp re-reads every run changed since the watermark (minus the overlap)
-// and feeds it through the matcher; claims make the replay idempotent.
-func (e *Engine) catchUp(ctx context.Context) error {
-	stored, ok, err := e.store.Watermark(ctx)
-	if err != nil {
-		return fmt.Errorf("read watermark: %w", err)
-	}
-	e.advanceWatermark(stored)
-	e.waterM.Lock()
-	from := e.water
-	e.waterM.Unlock()
-	floor := e.now().Add(-e.opts.CatchupMaxLookback)
-	if !ok && from.IsZero() {
-		from = floor
-	} else {
-		from = from.Add(-e.opts.CatchupOverlap)
-		if from.Before(floor) {
-			e.log.Warn("catch-up limited to the maximum lookback", zap.Time("watermark", from), zap.Duration("max_lookback", e.opts.CatchupMaxLookback))
-			from = floor
-		}
-	}
-	n := 0
-	err = e.store.RunsChangedSince(ctx, from, func(row map[string]any) error {
-		n++
-		occurred := e.now()
-		if r, err := e.opts.Mapping.RunFromRow(row); err == nil && !r.UpdatedAt.IsZero() {
-			occurred = r.UpdatedAt
-		}
-		e.processRow(ctx, row, occurred)
-		return ctx.Err()
-	})
-	if err != nil {
-		return fmt.Errorf("catch-up since %s: %w", from.Format(time.RFC3339), err)
-	}
-	e.stats.mu.Lock()
-	e.stats.catchups++
-	e.stats.catchupRows += int64(n)
-	e.stats.mu.Unlock()
-	e.waterM.Lock()
-	w := e.water
-	e.waterM.Unlock()
-	if !w.IsZero() {
-		if err := e.store.SaveWatermark(ctx, w); err != nil {
-			return fmt.Errorf("save watermark: %w", err)
-		}
-	}
-	e.log.Info("catch-up done", zap.Time("since", from), zap.Int("rows", n))
-	return nil
 }

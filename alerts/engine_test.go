@@ -3,7 +3,10 @@ package alerts
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -25,11 +28,75 @@ type fakeStore struct {
 	workflows map[string]Workflow
 	claims    map[string]Claim // by config|run|event
 	watermark time.Time
+	rejected  map[string]string
 	reads     int
+	lookups   int // ConditionClaims calls
+	// failClaims makes the next n Claim calls fail; failGets the next n GetRun calls.
+	failClaims, failGets int
+	// flaky, when set, is asked before every Claim, GetRun and
+	// ConditionClaims call whether it fails.
+	flaky func() bool
 }
 
 func newFakeStore() *fakeStore {
 	return &fakeStore{runs: map[string]map[string]any{}, workflows: map[string]Workflow{}, claims: map[string]Claim{}}
+}
+
+var errUnavailable = errors.New("store unavailable")
+
+func (f *fakeStore) RunsInStatuses(_ context.Context, statuses []string, fn func(map[string]any) error) error {
+	f.mu.Lock()
+	var rows []map[string]any
+	for _, r := range f.runs {
+		if slices.Contains(statuses, r["status"].(string)) {
+			rows = append(rows, r)
+		}
+	}
+	f.mu.Unlock()
+	for _, r := range rows {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *fakeStore) ConditionClaims(_ context.Context, runID string, ruleIDs []string) ([]ConditionClaim, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lookups++
+	if f.flaky != nil && f.flaky() {
+		return nil, errUnavailable
+	}
+	var out []ConditionClaim
+	for _, c := range f.claims {
+		if c.RunID == runID && slices.Contains(ruleIDs, c.ConfigID) && !c.Suppressed &&
+			(c.Event == EventDelayed || c.Event == EventStalled) {
+			out = append(out, ConditionClaim{RuleID: c.ConfigID, Event: c.Event})
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeStore) SaveRejected(_ context.Context, reasons map[string]string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rejected = maps.Clone(reasons)
+	return nil
+}
+
+// claimed returns the claim of (rule, run, event), if any.
+func (f *fakeStore) claimed(rule, run string, e Event) (Claim, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.claims[rule+"|"+run+"|"+string(e)]
+	return c, ok
+}
+
+func (f *fakeStore) claimKeys() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Sorted(maps.Keys(f.claims))
 }
 
 func (f *fakeStore) LoadRules(context.Context) ([]RuleSpec, error) {
@@ -48,6 +115,13 @@ func (f *fakeStore) GetRun(_ context.Context, id string) (map[string]any, bool, 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reads++
+	if f.flaky != nil && f.flaky() {
+		return nil, false, errUnavailable
+	}
+	if f.failGets > 0 {
+		f.failGets--
+		return nil, false, errUnavailable
+	}
 	r, ok := f.runs[id]
 	return r, ok, nil
 }
@@ -81,6 +155,13 @@ func (f *fakeStore) Workflow(_ context.Context, id string) (Workflow, bool, erro
 func (f *fakeStore) Claim(_ context.Context, c Claim) (string, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.flaky != nil && f.flaky() {
+		return "", false, errUnavailable
+	}
+	if f.failClaims > 0 {
+		f.failClaims--
+		return "", false, errUnavailable
+	}
 	k := c.ConfigID + "|" + c.RunID + "|" + string(c.Event)
 	if _, ok := f.claims[k]; ok {
 		return "", false, nil
@@ -129,22 +210,63 @@ func (s *fakeSubmitter) all() []Claimed {
 	return append([]Claimed(nil), s.sent...)
 }
 
+// putRow stores a copy of row as the run's current row and returns it.
+func (f *fakeStore) putRow(row map[string]any) map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.runs[row["id"].(string)] = maps.Clone(row)
+	return row
+}
+
+// fakeClock is an injectable clock that moves only when told.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Now().UTC().Truncate(time.Millisecond)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+	return c.t
+}
+
 type harness struct {
 	store  *fakeStore
 	sub    *fakeSubmitter
+	clock  *fakeClock
+	ticks  chan time.Time
 	events chan realtime.Event
 	engine *Engine
 	done   chan error
 	cancel context.CancelFunc
 }
 
+// startEngine runs an engine over store with a fake clock; timers fire
+// only when the test calls tick.
 func startEngine(t *testing.T, store *fakeStore) *harness {
 	t.Helper()
-	h := &harness{store: store, sub: &fakeSubmitter{}, events: make(chan realtime.Event, 16), done: make(chan error, 1)}
+	return startEngineClock(t, store, newFakeClock())
+}
+
+func startEngineClock(t *testing.T, store *fakeStore, clock *fakeClock) *harness {
+	t.Helper()
+	h := &harness{store: store, sub: &fakeSubmitter{}, clock: clock, ticks: make(chan time.Time),
+		events: make(chan realtime.Event, 16), done: make(chan error, 1)}
 	var err error
 	h.engine, err = New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs",
-		CatchupOverlap: 30 * time.Second, LinkBaseURL: "https://app.example.com/"}, store, h.sub, zaptest.NewLogger(t))
+		CatchupOverlap: 30 * time.Second, LinkBaseURL: "https://app.example.com/", Now: clock.Now},
+		store, h.sub, zaptest.NewLogger(t))
 	require.NoError(t, err)
+	h.engine.ticks = h.ticks
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { h.done <- h.engine.Run(ctx, h.events) }()
@@ -152,6 +274,7 @@ func startEngine(t *testing.T, store *fakeStore) *harness {
 		cancel()
 		require.NoError(t, <-h.done)
 	})
+	h.sync(t) // past the start-up load and catch-up
 	return h
 }
 
@@ -163,6 +286,22 @@ func (h *harness) waitSent(t *testing.T, n int) []Claimed {
 	got := h.sub.all()
 	require.Len(t, got, n)
 	return got
+}
+
+// stop stops the engine (a daemon shutting down).
+func (h *harness) stop(t *testing.T) {
+	t.Helper()
+	h.cancel()
+	require.NoError(t, <-h.done)
+	h.done <- nil // for the cleanup
+}
+
+// advance moves the clock by d and lets the engine's timers tick.
+func (h *harness) advance(t *testing.T, d time.Duration) {
+	t.Helper()
+	h.sync(t) // the changes sent so far are handled before the clock moves
+	h.ticks <- h.clock.Advance(d)
+	h.sync(t)
 }
 
 // sync waits until the engine has handled everything sent so far.

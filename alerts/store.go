@@ -91,6 +91,36 @@ func (s *SupabaseStore) RunsChangedSince(ctx context.Context, since time.Time, f
 	return s.db.RowsChangedSince(ctx, s.runs, since, fn)
 }
 
+// RunsInStatuses scans runs whose status is one of statuses.
+func (s *SupabaseStore) RunsInStatuses(ctx context.Context, statuses []string, fn func(map[string]any) error) error {
+	return s.db.RowsWhere(ctx, s.runs, s.mapping.StatusColumn, statuses, fn)
+}
+
+// ConditionClaims returns the delayed and stalled alerts ruleIDs claimed
+// for runID, leaving out suppressed ones.
+func (s *SupabaseStore) ConditionClaims(ctx context.Context, runID string, ruleIDs []string) ([]ConditionClaim, error) {
+	refs, err := s.db.ClaimsOfRun(ctx, runID, ruleIDs, []string{string(EventDelayed), string(EventStalled)})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ConditionClaim, 0, len(refs))
+	for _, r := range refs {
+		if r.Status != supabase.StatusSuppressed {
+			out = append(out, ConditionClaim{RuleID: r.ConfigID, Event: Event(r.Event)})
+		}
+	}
+	return out, nil
+}
+
+// SaveRejected records the rejected rules under alert_daemon_state key
+// "rejected_rules" as {rule_id: reason}.
+func (s *SupabaseStore) SaveRejected(ctx context.Context, reasons map[string]string) error {
+	if reasons == nil {
+		reasons = map[string]string{}
+	}
+	return s.db.PutState(ctx, rejectedRulesKey, reasons)
+}
+
 // Workflow resolves a MeshHook workflow_definitions id.
 func (s *SupabaseStore) Workflow(ctx context.Context, id string) (Workflow, bool, error) {
 	d, ok, err := s.db.GetWorkflowDefinition(ctx, id)
@@ -100,13 +130,18 @@ func (s *SupabaseStore) Workflow(ctx context.Context, id string) (Workflow, bool
 	return Workflow{WorkflowInfo: WorkflowInfo{ID: d.ID, Slug: d.Slug, Name: d.Name, Version: d.Version}, ProjectID: d.ProjectID}, true, nil
 }
 
-// Claim records the alert unless it is already claimed.
+// Claim records the alert unless it is already claimed. A suppressed alert
+// is recorded as such, already complete, with outcome_reason "throttled".
 func (s *SupabaseStore) Claim(ctx context.Context, c Claim) (string, bool, error) {
-	log, claimed, err := s.db.ClaimAlert(ctx, supabase.NewAlert{
+	a := supabase.NewAlert{
 		ConfigID: c.ConfigID, ProjectID: c.ProjectID, WorkflowSlug: c.WorkflowSlug, RunID: c.RunID,
 		Event: string(c.Event), WebhookID: c.WebhookID, Payload: c.Payload, TargetURL: c.TargetURL,
 		OccurredAt: c.OccurredAt,
-	})
+	}
+	if c.Suppressed {
+		a.Status, a.OutcomeReason, a.CompletedAt = supabase.StatusSuppressed, "throttled", time.Now()
+	}
+	log, claimed, err := s.db.ClaimAlert(ctx, a)
 	if err != nil || !claimed {
 		return "", false, err
 	}
@@ -128,3 +163,5 @@ func (s *SupabaseStore) Watermark(ctx context.Context) (time.Time, bool, error) 
 func (s *SupabaseStore) SaveWatermark(ctx context.Context, t time.Time) error {
 	return s.db.PutState(ctx, watermarkKey(s.mapping), watermarkState{UpdatedAt: t.UTC()})
 }
+
+var _ Store = (*SupabaseStore)(nil)
