@@ -52,7 +52,12 @@ const MaxRetryAfter = time.Hour
 // Classify decides what an attempt's response (or error) means. It is pure:
 // statusCode is 0 when err is set.
 func Classify(statusCode int, err error, header http.Header, now time.Time) Outcome {
-	if err != nil {
+	var blocked *BlockedError
+	switch {
+	case errors.As(err, &blocked):
+		// The SSRF guard refused the destination: retrying cannot help.
+		return Outcome{Kind: Permanent, Reason: "blocked_address"}
+	case err != nil:
 		return Outcome{Kind: Retry, Reason: errorReason(err)}
 	}
 	switch {
