@@ -1,0 +1,157 @@
+package supabase
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/supabase-community/postgrest-go"
+)
+
+// Functions of the delivery migration (20261128000004_alert_delivery_leases.sql).
+const (
+	FuncLeaseDue        = "alert_lease_due"
+	FuncReportDelivered = "alert_report_deliveries"
+)
+
+// OutcomeInterrupted is the outcome recorded for an attempt whose sender
+// stopped (its lease expired) before recording the result.
+const OutcomeInterrupted = "interrupted"
+
+// rpc calls a database function through PostgREST (POST /rpc/<fn> with a
+// JSON object of named arguments) with the store's retries, timeouts and
+// error mapping. postgrest-go's own Rpc takes no context, so the call is
+// built as a POST to the path "rpc/<fn>"; the Prefer header the library
+// adds for inserts is removed.
+func (s *Store) rpc(ctx context.Context, op, fn string, args any) ([]byte, error) {
+	return s.exec(ctx, op, reqHeaders{"Prefer": nil}, func() *postgrest.FilterBuilder {
+		return s.client.From("rpc/"+fn).Insert(args, false, "", "", "")
+	})
+}
+
+// LeaseDueAlerts atomically takes up to limit alerts due at now (pending
+// with next_attempt_at <= now, or delivering with an expired lease) and marks
+// them delivering with next_attempt_at = until, which the caller keeps as
+// its lease. Concurrent callers never get the same alert. An expired lease
+// is recorded as an OutcomeInterrupted attempt and counted in Attempts.
+//
+// The call is not idempotent: if it is retried after the server committed
+// but the response was lost, the alerts leased by the lost call stay
+// delivering until their lease expires and are then taken over (at least
+// once, never lost).
+func (s *Store) LeaseDueAlerts(ctx context.Context, now, until time.Time, limit int) ([]AlertLog, error) {
+	const op = "lease due alerts"
+	if limit <= 0 || limit > s.opts.PageSize {
+		limit = s.opts.PageSize
+	}
+	if !until.After(now) {
+		return nil, fmt.Errorf("supabase: %s: lease expiry %s is not after %s", op, bodyTime(until), bodyTime(now))
+	}
+	body, err := s.rpc(ctx, op, FuncLeaseDue, map[string]any{
+		"p_now": bodyTime(now), "p_until": bodyTime(until), "p_limit": limit,
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows, err := decodeArray(body)
+	if err != nil {
+		return nil, fmt.Errorf("supabase: %s: %w", op, err)
+	}
+	out := make([]AlertLog, 0, len(rows))
+	for _, raw := range rows {
+		l, err := decodeAlert(raw)
+		if err != nil {
+			return nil, fmt.Errorf("supabase: %s: %w", op, err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// DeliveryReport is one sender step to record: an attempt (nil when nothing
+// was sent) and the alert's new state, applied only while the alert is
+// still delivering under Lease.
+type DeliveryReport struct {
+	AlertID string
+	Lease   time.Time // the caller's lease (next_attempt_at while delivering)
+	Attempt *Attempt
+	Update  DeliveryUpdate
+}
+
+// DeliveryUpdate is an alert's state after a delivery step.
+type DeliveryUpdate struct {
+	Status        AlertStatus
+	Attempts      int
+	NextAttemptAt time.Time // zero writes NULL
+	OutcomeReason string    // "" keeps the stored reason
+	CompletedAt   time.Time // zero writes NULL
+	// SetLast replaces last_status_code and last_error (0 and "" write
+	// NULL); otherwise both are kept.
+	SetLast        bool
+	LastStatusCode int
+	LastError      string
+}
+
+// reportUpdate is DeliveryUpdate on the wire.
+type reportUpdate struct {
+	ID             string  `json:"id"`
+	Lease          string  `json:"lease"`
+	Status         string  `json:"status"`
+	Attempts       int     `json:"attempts"`
+	NextAttemptAt  *string `json:"next_attempt_at"`
+	OutcomeReason  *string `json:"outcome_reason"`
+	CompletedAt    *string `json:"completed_at"`
+	SetLast        bool    `json:"set_last"`
+	LastStatusCode *int    `json:"last_status_code"`
+	LastError      *string `json:"last_error"`
+}
+
+// ReportDeliveries records a batch of delivery steps in one request: every
+// attempt (skipping ones already recorded, so a repeated batch is harmless)
+// and every update whose alert is still delivering under its report's
+// lease. applied holds the AlertIDs whose update took effect; a missing id
+// means another sender took the alert over (or it was deleted).
+func (s *Store) ReportDeliveries(ctx context.Context, reports []DeliveryReport) (applied map[string]bool, err error) {
+	const op = "report deliveries"
+	attempts := make([]attemptInsert, 0, len(reports))
+	updates := make([]reportUpdate, 0, len(reports))
+	for i, r := range reports {
+		if r.AlertID == "" || r.Lease.IsZero() {
+			return nil, fmt.Errorf("supabase: %s: report %d: alert id and lease are required", op, i)
+		}
+		if !r.Update.Status.Valid() || r.Update.Attempts < 0 {
+			return nil, fmt.Errorf("supabase: %s: report %d: invalid status %q or attempts %d", op, i, r.Update.Status, r.Update.Attempts)
+		}
+		if a := r.Attempt; a != nil {
+			if a.Outcome == "" || a.StartedAt.IsZero() || a.Attempt < 0 {
+				return nil, fmt.Errorf("supabase: %s: report %d: attempt needs an outcome, a start time and attempt >= 0", op, i)
+			}
+			attempts = append(attempts, attemptInsert{
+				AlertID: r.AlertID, Attempt: a.Attempt, StartedAt: bodyTime(a.StartedAt), LatencyMS: a.Latency.Milliseconds(),
+				StatusCode: nullable(a.StatusCode), Error: nullable(a.Error), ResponseExcerpt: nullable(a.ResponseExcerpt),
+				Outcome: a.Outcome,
+			})
+		}
+		u := r.Update
+		updates = append(updates, reportUpdate{
+			ID: r.AlertID, Lease: bodyTime(r.Lease), Status: string(u.Status), Attempts: u.Attempts,
+			NextAttemptAt: nullableTime(u.NextAttemptAt), OutcomeReason: nullable(u.OutcomeReason),
+			CompletedAt: nullableTime(u.CompletedAt), SetLast: u.SetLast,
+			LastStatusCode: nullable(u.LastStatusCode), LastError: nullable(u.LastError),
+		})
+	}
+	body, err := s.rpc(ctx, op, FuncReportDelivered, map[string]any{"p_attempts": attempts, "p_updates": updates})
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	if err := json.Unmarshal(body, &ids); err != nil {
+		return nil, fmt.Errorf("supabase: %s: decode response: %w", op, err)
+	}
+	applied = make(map[string]bool, len(ids))
+	for _, id := range ids {
+		applied[id] = true
+	}
+	return applied, nil
+}

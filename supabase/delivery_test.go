@@ -1,0 +1,169 @@
+package supabase_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+	"github.com/meshhook/meshhook-alerts/supabase"
+)
+
+func TestIntegration_LeaseAndReport(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	var ids []string
+	for i := range 3 {
+		l, claimed, err := f.store.ClaimAlert(ctx, f.newAlert(fmt.Sprintf("run-%d", i), fmt.Sprintf("msg_%d", i)))
+		require.NoError(t, err)
+		require.True(t, claimed)
+		ids = append(ids, l.ID)
+	}
+	now := time.Now()
+	until := now.Add(time.Minute)
+
+	leased, err := f.store.LeaseDueAlerts(ctx, now, until, 2)
+	require.NoError(t, err)
+	require.Len(t, leased, 2)
+	for _, l := range leased {
+		assert.Equal(t, supabase.StatusDelivering, l.Status)
+		assert.True(t, l.NextAttemptAt.Equal(until.Truncate(time.Microsecond)), "the lease is next_attempt_at")
+		assert.Equal(t, 0, l.Attempts)
+		assert.NotEmpty(t, l.Payload)
+	}
+	more, err := f.store.LeaseDueAlerts(ctx, now, until, 10)
+	require.NoError(t, err)
+	require.Len(t, more, 1, "leased alerts are not handed out again")
+	none, err := f.store.LeaseDueAlerts(ctx, now, until, 10)
+	require.NoError(t, err)
+	require.Empty(t, none)
+
+	// Report: a success, a retry and a stale report (wrong lease).
+	a, b, c := leased[0], leased[1], more[0]
+	next := now.Add(5 * time.Second)
+	reports := []supabase.DeliveryReport{
+		{AlertID: a.ID, Lease: a.NextAttemptAt, Attempt: &supabase.Attempt{Attempt: 1, StartedAt: now, Latency: 12 * time.Millisecond,
+			StatusCode: 204, Outcome: "ok"},
+			Update: supabase.DeliveryUpdate{Status: supabase.StatusSucceeded, Attempts: 1, OutcomeReason: "ok", CompletedAt: now,
+				SetLast: true, LastStatusCode: 204}},
+		{AlertID: b.ID, Lease: b.NextAttemptAt, Attempt: &supabase.Attempt{Attempt: 1, StartedAt: now, StatusCode: 500,
+			ResponseExcerpt: "oops", Outcome: "http_500"},
+			Update: supabase.DeliveryUpdate{Status: supabase.StatusPending, Attempts: 1, NextAttemptAt: next, OutcomeReason: "http_500",
+				SetLast: true, LastStatusCode: 500, LastError: ""}},
+		{AlertID: c.ID, Lease: c.NextAttemptAt.Add(time.Second), Attempt: &supabase.Attempt{Attempt: 1, StartedAt: now, Outcome: "timeout",
+			Error: "timeout"},
+			Update: supabase.DeliveryUpdate{Status: supabase.StatusPending, Attempts: 1, NextAttemptAt: next, OutcomeReason: "timeout",
+				SetLast: true}},
+	}
+	applied, err := f.store.ReportDeliveries(ctx, reports)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]bool{a.ID: true, b.ID: true}, applied, "the stale lease is refused")
+	again, err := f.store.ReportDeliveries(ctx, reports)
+	require.NoError(t, err)
+	assert.Equal(t, applied, again, "a repeated batch is idempotent")
+
+	got, err := f.store.GetAlert(ctx, a.ID)
+	require.NoError(t, err)
+	assert.Equal(t, supabase.StatusSucceeded, got.Status)
+	assert.Equal(t, 204, got.LastStatusCode)
+	assert.True(t, got.NextAttemptAt.IsZero())
+	assert.False(t, got.CompletedAt.IsZero())
+	got, err = f.store.GetAlert(ctx, b.ID)
+	require.NoError(t, err)
+	assert.Equal(t, supabase.StatusPending, got.Status)
+	assert.True(t, got.NextAttemptAt.Equal(next.Truncate(time.Microsecond)))
+	got, err = f.store.GetAlert(ctx, c.ID)
+	require.NoError(t, err)
+	assert.Equal(t, supabase.StatusDelivering, got.Status, "the stale report did not apply")
+	for _, id := range []string{a.ID, b.ID, c.ID} {
+		as, err := f.store.ListAttempts(ctx, id)
+		require.NoError(t, err)
+		assert.Len(t, as, 1, "every attempt is recorded once, even the stale one's")
+	}
+
+	// A report without an attempt keeps last_status_code and last_error.
+	leasedB, err := f.store.LeaseDueAlerts(ctx, next, next.Add(time.Minute), 10)
+	require.NoError(t, err)
+	require.Len(t, leasedB, 1)
+	applied, err = f.store.ReportDeliveries(ctx, []supabase.DeliveryReport{{AlertID: b.ID, Lease: leasedB[0].NextAttemptAt,
+		Update: supabase.DeliveryUpdate{Status: supabase.StatusPending, Attempts: 1, NextAttemptAt: next.Add(time.Hour), OutcomeReason: "circuit_open"}}})
+	require.NoError(t, err)
+	assert.True(t, applied[b.ID])
+	got, err = f.store.GetAlert(ctx, b.ID)
+	require.NoError(t, err)
+	assert.Equal(t, 500, got.LastStatusCode)
+	assert.Equal(t, "circuit_open", got.OutcomeReason)
+
+	// An expired lease (c's holder "died") is taken over and the lost
+	// attempt recorded as interrupted.
+	late := c.NextAttemptAt.Add(time.Second)
+	taken, err := f.store.LeaseDueAlerts(ctx, late, late.Add(time.Minute), 10)
+	require.NoError(t, err)
+	require.Len(t, taken, 1)
+	assert.Equal(t, c.ID, taken[0].ID)
+	assert.Equal(t, 1, taken[0].Attempts)
+	assert.Equal(t, supabase.OutcomeInterrupted, taken[0].OutcomeReason)
+	as, err := f.store.ListAttempts(ctx, c.ID)
+	require.NoError(t, err)
+	require.Len(t, as, 1, "attempt 1 already existed (the stale report's), so the interrupted record is not duplicated")
+
+	_, err = f.store.ReportDeliveries(ctx, []supabase.DeliveryReport{{AlertID: c.ID}})
+	require.ErrorContains(t, err, "lease")
+	_, err = f.store.LeaseDueAlerts(ctx, now, now, 1)
+	require.Error(t, err)
+}
+
+// Many concurrent leasers never get the same alert (FOR UPDATE SKIP LOCKED).
+func TestIntegration_ConcurrentLeasesAreDisjoint(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	const n = 120
+	for i := range n {
+		_, _, err := f.store.ClaimAlert(ctx, f.newAlert(fmt.Sprintf("run-%d", i), fmt.Sprintf("msg_%d", i)))
+		require.NoError(t, err)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	now := time.Now()
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				got, err := f.store.LeaseDueAlerts(context.Background(), now, now.Add(time.Minute), 7)
+				if !assert.NoError(t, err) || len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, l := range got {
+					seen[l.ID]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Len(t, seen, n)
+	for id, c := range seen {
+		assert.Equal(t, 1, c, id)
+	}
+}
+
+// The delivery functions are for the service role only.
+func TestIntegration_DeliveryFunctionsAreServiceRoleOnly(t *testing.T) {
+	f := newFixture(t)
+	anon := newStore(t, f.url, pgtest.AnonKey(), func(o *supabase.Options) { o.MaxRetries = -1 })
+	_, err := anon.LeaseDueAlerts(t.Context(), time.Now(), time.Now().Add(time.Minute), 1)
+	require.Error(t, err)
+	assert.True(t, supabase.IsAuth(err), "%v", err)
+	_, err = anon.ReportDeliveries(t.Context(), []supabase.DeliveryReport{{AlertID: "00000000-0000-0000-0000-000000000000",
+		Lease: time.Now(), Update: supabase.DeliveryUpdate{Status: supabase.StatusFailed}}})
+	require.Error(t, err)
+	assert.True(t, supabase.IsAuth(err), "%v", err)
+}
