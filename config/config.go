@@ -170,6 +170,30 @@ type Sender struct {
 	// UserAgent is sent with every webhook. When empty, Load sets
 	// DefaultUserAgent().
 	UserAgent string `mapstructure:"user_agent"`
+	// ConnectTimeout bounds the TCP connect of an attempt. Defaults to 5s.
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
+	// TLSHandshakeTimeout bounds the TLS handshake. Defaults to 5s.
+	TLSHandshakeTimeout time.Duration `mapstructure:"tls_handshake_timeout"`
+	// Lease is how long an alert taken for delivery stays reserved to one
+	// daemon; a daemon that dies holding it frees it when the lease expires.
+	// At least twice RequestTimeout. Defaults to 2m.
+	Lease time.Duration `mapstructure:"lease"`
+	// AllowedNetworks are deliberate internal destinations the SSRF guard
+	// lets through: CIDRs ("10.0.0.0/8"), IP addresses, host names, or
+	// "*.domain" for subdomains. Defaults to none.
+	AllowedNetworks []string `mapstructure:"allowed_networks"`
+	// CircuitFailures is how many consecutive failed attempts to one host
+	// open its circuit breaker. Defaults to 5.
+	CircuitFailures int `mapstructure:"circuit_failures"`
+	// CircuitCooldown is how long an open circuit pauses a host before a
+	// probe (doubling after each failed probe, up to 10m). Defaults to 30s.
+	CircuitCooldown time.Duration `mapstructure:"circuit_cooldown"`
+	// WriteBatchSize caps the outcomes recorded in one database request.
+	// Defaults to 500.
+	WriteBatchSize int `mapstructure:"write_batch_size"`
+	// WriteFlushInterval is how long outcomes wait for others to share a
+	// database request. Defaults to 2ms.
+	WriteFlushInterval time.Duration `mapstructure:"write_flush_interval"`
 }
 
 // Secrets configures the keys that seal secrets stored in alert_configs.
@@ -179,6 +203,11 @@ type Secrets struct {
 	EncryptionKey Secret `mapstructure:"encryption_key"`
 	// PreviousKeys are older keys still accepted for opening, for rotation.
 	PreviousKeys []Secret `mapstructure:"previous_keys"`
+	// AllowPlaintext accepts alert rules whose webhook_url, signing_secrets,
+	// custom header values or TLS key are stored in clear (each such rule is
+	// logged once with a warning). Otherwise they are refused. Defaults to
+	// false.
+	AllowPlaintext bool `mapstructure:"allow_plaintext"`
 }
 
 // HTTP configures the local health and metrics listener.
@@ -277,6 +306,14 @@ func Default() *Config {
 			PerHostConcurrency:   4,
 			PollInterval:         time.Second,
 			UserAgent:            DefaultUserAgent(),
+			ConnectTimeout:       5 * time.Second,
+			TLSHandshakeTimeout:  5 * time.Second,
+			Lease:                2 * time.Minute,
+			AllowedNetworks:      []string{},
+			CircuitFailures:      5,
+			CircuitCooldown:      30 * time.Second,
+			WriteBatchSize:       500,
+			WriteFlushInterval:   2 * time.Millisecond,
 		},
 		Secrets: Secrets{PreviousKeys: []Secret{}},
 		HTTP:    HTTP{Listen: "127.0.0.1:9464"},

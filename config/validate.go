@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -243,6 +244,54 @@ func (s Sender) validate(v *validator) {
 	case strings.ContainsFunc(s.UserAgent, func(r rune) bool { return r < 0x20 || r == 0x7f }):
 		v.add("sender.user_agent", "must not contain control characters")
 	}
+	v.positive("sender.connect_timeout", s.ConnectTimeout)
+	v.positive("sender.tls_handshake_timeout", s.TLSHandshakeTimeout)
+	v.positive("sender.lease", s.Lease)
+	if s.Lease > 0 && s.RequestTimeout > 0 && s.Lease < 2*s.RequestTimeout {
+		v.add("sender.lease", "must be at least twice sender.request_timeout (%s), got %s", s.RequestTimeout, s.Lease)
+	}
+	for i, n := range s.AllowedNetworks {
+		if p := allowedNetworkProblem(n); p != "" {
+			v.add(fmt.Sprintf("sender.allowed_networks[%d]", i), "%s, got %q", p, n)
+		}
+	}
+	v.between("sender.circuit_failures", s.CircuitFailures, 1, 1000)
+	v.positive("sender.circuit_cooldown", s.CircuitCooldown)
+	v.between("sender.write_batch_size", s.WriteBatchSize, 1, 10000)
+	if s.WriteFlushInterval < 0 || s.WriteFlushInterval > time.Second {
+		v.add("sender.write_flush_interval", "must be between 0s and 1s, got %s", s.WriteFlushInterval)
+	}
+}
+
+// allowedNetworkProblem checks one sender.allowed_networks entry: a CIDR,
+// an IP address, a host name or "*." and a domain.
+func allowedNetworkProblem(e string) string {
+	const want = "must be a CIDR, an IP address, a host name or *.domain"
+	e = strings.TrimSpace(e)
+	switch {
+	case e == "":
+		return want
+	case strings.Contains(e, "/"):
+		if _, err := netip.ParsePrefix(e); err != nil {
+			return want
+		}
+		return ""
+	}
+	if _, err := netip.ParseAddr(e); err == nil {
+		return ""
+	}
+	name := strings.TrimSuffix(strings.TrimPrefix(strings.ToLower(e), "*."), ".")
+	if name == "" || len(name) > 253 {
+		return want
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || strings.ContainsFunc(label, func(r rune) bool {
+			return !(r == '-' || r == '_' || ('a' <= r && r <= 'z') || ('0' <= r && r <= '9'))
+		}) {
+			return want
+		}
+	}
+	return ""
 }
 
 func (s Secrets) validate(v *validator) {

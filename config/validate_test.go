@@ -39,6 +39,9 @@ func TestValidate_Valid(t *testing.T) {
 	c.Alerts.CatchupOverlap = 0
 	c.Sender.ResponseExcerptBytes = 0
 	c.Realtime.VSN = "1.0.0"
+	c.Sender.AllowedNetworks = []string{"127.0.0.0/8", "::1", "10.1.2.3", "hooks.internal", "*.svc.cluster.local", "fd00::/8"}
+	c.Sender.WriteFlushInterval = 0
+	c.Secrets.AllowPlaintext = true
 	require.NoError(t, c.Validate())
 
 	c = validConfig()
@@ -106,6 +109,15 @@ func TestValidate_Fields(t *testing.T) {
 		{"PollInterval", func(c *Config) { c.Sender.PollInterval = 0 }, "sender.poll_interval: must be a positive duration, got 0s"},
 		{"UserAgentEmpty", func(c *Config) { c.Sender.UserAgent = "" }, "sender.user_agent: required"},
 		{"UserAgentControl", func(c *Config) { c.Sender.UserAgent = "x\r\nX-Evil: 1" }, "sender.user_agent: must not contain control characters"},
+		{"ConnectTimeout", func(c *Config) { c.Sender.ConnectTimeout = 0 }, "sender.connect_timeout: must be a positive duration, got 0s"},
+		{"TLSHandshakeTimeout", func(c *Config) { c.Sender.TLSHandshakeTimeout = -time.Second }, "sender.tls_handshake_timeout: must be a positive duration, got -1s"},
+		{"LeaseShort", func(c *Config) { c.Sender.Lease = 15 * time.Second }, "sender.lease: must be at least twice sender.request_timeout (10s), got 15s"},
+		{"AllowedNetworkBad", func(c *Config) { c.Sender.AllowedNetworks = []string{"127.0.0.0/8", "10.0.0.0/33"} }, `sender.allowed_networks[1]: must be a CIDR, an IP address, a host name or *.domain, got "10.0.0.0/33"`},
+		{"AllowedNetworkURL", func(c *Config) { c.Sender.AllowedNetworks = []string{"https://hooks.internal"} }, `sender.allowed_networks[0]: must be a CIDR, an IP address, a host name or *.domain, got "https://hooks.internal"`},
+		{"CircuitFailures", func(c *Config) { c.Sender.CircuitFailures = 0 }, "sender.circuit_failures: must be between 1 and 1000, got 0"},
+		{"CircuitCooldown", func(c *Config) { c.Sender.CircuitCooldown = 0 }, "sender.circuit_cooldown: must be a positive duration, got 0s"},
+		{"WriteBatch", func(c *Config) { c.Sender.WriteBatchSize = 0 }, "sender.write_batch_size: must be between 1 and 10000, got 0"},
+		{"WriteFlush", func(c *Config) { c.Sender.WriteFlushInterval = 2 * time.Second }, "sender.write_flush_interval: must be between 0s and 1s, got 2s"},
 		{"EncryptionKeyBase64", func(c *Config) { c.Secrets.EncryptionKey = "not base64!" }, "secrets.encryption_key: must be base64 of 32 bytes: not valid base64"},
 		{"EncryptionKeyLength", func(c *Config) { c.Secrets.EncryptionKey = Secret(base64.StdEncoding.EncodeToString(make([]byte, 16))) }, "secrets.encryption_key: must be base64 of 32 bytes, got 16 bytes"},
 		{"PreviousKeyBad", func(c *Config) {
