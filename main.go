@@ -147,7 +147,7 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	engine, err := alerts.New(alerts.Options{
 		Mapping: mapping, RunsChannel: "runs", ConfigsChannel: "alert-configs",
 		CatchupOverlap: cfg.Alerts.CatchupOverlap, CatchupMaxLookback: cfg.Alerts.CatchupMaxLookback,
-		ResyncInterval: cfg.Alerts.ResyncInterval, LinkBaseURL: cfg.Alerts.LinkBaseURL,
+		ResyncInterval: cfg.Alerts.ResyncInterval, TimerTick: cfg.Alerts.TimerTick, LinkBaseURL: cfg.Alerts.LinkBaseURL,
 	}, rules, deliveries.Submitter(snd), log.Named("alerts"))
 	if err != nil {
 		return err
