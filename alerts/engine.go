@@ -43,6 +43,14 @@ type Store interface {
 	SaveRejected(ctx context.Context, reasons map[string]string) error
 }
 
+// LoadRejecter is implemented by a Store that refuses some rules while
+// loading them (for example rules whose sealed secrets cannot be opened):
+// RejectedRules returns why, by rule id, for the rules the last LoadRules
+// left out. The engine records them with the rules it rejects itself.
+type LoadRejecter interface {
+	RejectedRules() map[string]string
+}
+
 // Workflow is a resolved workflow reference.
 type Workflow struct {
 	WorkflowInfo
@@ -361,6 +369,15 @@ const rejectedRulesKey = "rejected_rules"
 // successful save.
 func (e *Engine) saveRejected(ctx context.Context) {
 	cur := e.rules.Rejected()
+	if lr, ok := e.store.(LoadRejecter); ok {
+		for id, why := range lr.RejectedRules() {
+			if _, usable := e.rules.Get(id); !usable {
+				if _, known := cur[id]; !known {
+					cur[id] = why
+				}
+			}
+		}
+	}
 	if e.rejectedSaved && maps.Equal(cur, e.savedRejected) {
 		return
 	}

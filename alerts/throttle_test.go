@@ -161,6 +161,26 @@ func TestRejectedRulesAreRecorded(t *testing.T) {
 	assert.Equal(t, 2, h.engine.Rules().Len())
 }
 
+// refusingStore refuses one rule while loading, as a store that cannot open
+// its secrets does.
+type refusingStore struct{ *fakeStore }
+
+func (refusingStore) RejectedRules() map[string]string {
+	return map[string]string{"sealed": "webhook_url: cannot be opened with the configured keys"}
+}
+
+func TestRulesRefusedByTheStoreAreRecordedToo(t *testing.T) {
+	store := newFakeStore()
+	store.rules = []RuleSpec{ruleRow("good", "failed")}
+	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs"},
+		refusingStore{store}, &fakeSubmitter{}, nil)
+	require.NoError(t, err)
+	require.NoError(t, e.loadRules(t.Context()))
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	assert.Equal(t, map[string]string{"sealed": "webhook_url: cannot be opened with the configured keys"}, store.rejected)
+}
+
 func keys(m map[string]string) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
