@@ -45,7 +45,7 @@ func cli(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "path of the YAML config file (default: $MESHHOOK_ALERTS_CONFIG, ./config.yaml, /etc/meshhook-alerts/config.yaml)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: meshhook-alerts [--config FILE] [run|check-config|version]\n\n")
+		fmt.Fprintf(stderr, "Usage: meshhook-alerts [--config FILE] [run|check-config|version|seal|verify]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -57,6 +57,12 @@ func cli(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	cmd := "run"
 	if fs.NArg() > 0 {
 		cmd = fs.Arg(0)
+	}
+	switch cmd {
+	case "seal":
+		return runSeal(*configPath, fs.Args()[1:], environ, stdout, stderr)
+	case "verify":
+		return runVerify(fs.Args()[1:], environ, stdout, stderr)
 	}
 	if fs.NArg() > 1 {
 		fmt.Fprintf(stderr, "meshhook-alerts: unexpected arguments after %q: %v\n", cmd, fs.Args()[1:])
@@ -128,18 +134,14 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	defer store.Close()
 
 	mapping := alerts.MappingFromConfig(cfg.Watch)
-	rules := alerts.NewSupabaseStore(store, mapping)
+	opener, err := newOpener(cfg.Secrets, log.Named("alerts"))
+	if err != nil {
+		return err
+	}
+	rules := alerts.NewSealedStore(alerts.NewSupabaseStore(store, mapping), opener, log.Named("alerts"))
 
-	deliveries := &alerts.Deliveries{Store: store}
-	snd, err := sender.New(sender.Options{
-		Workers: cfg.Sender.Workers, QueueSize: cfg.Sender.QueueSize, RequestTimeout: cfg.Sender.RequestTimeout,
-		PollInterval: cfg.Sender.PollInterval, ResponseExcerptBytes: cfg.Sender.ResponseExcerptBytes,
-		AllowInsecureHTTP: cfg.Sender.AllowInsecureHTTP, UserAgent: cfg.Sender.UserAgent,
-		Schedule: sender.Schedule{
-			Initial: cfg.Sender.RetryInitial, Max: cfg.Sender.RetryMax, Multiplier: 3, Jitter: 0.2,
-			MaxAge: cfg.Sender.MaxAge, MaxAttempts: cfg.Sender.MaxAttempts,
-		},
-	}, deliveries, log.Named("sender"))
+	deliveries := &alerts.Deliveries{Store: store, Opener: opener}
+	snd, err := sender.New(senderOptions(cfg.Sender), deliveries, log.Named("sender"))
 	if err != nil {
 		return err
 	}
@@ -153,6 +155,7 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		return err
 	}
 	deliveries.Rules = engine.Rules()
+	rules.SetRules(engine.Rules())
 
 	rt, err := realtime.New(realtime.Config{
 		URL: cfg.Realtime.URL, APIKey: cfg.Supabase.ServiceRoleKey.Value(), Vsn: cfg.Realtime.VSN,

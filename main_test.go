@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"os"
@@ -17,21 +18,47 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/seal"
 	"github.com/meshhook/meshhook-alerts/internal/standin"
 	"github.com/meshhook/meshhook-alerts/sender/sendertest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(envTestDaemon) == "1" {
+		// A child daemon for the kill test (see startChildDaemon).
+		os.Exit(cli(context.Background(), os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+	}
+	pgtest.Main(m)
+}
 
 const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
+// testEncryptionKey is secrets.encryption_key in tests (base64 of 32 bytes).
+var testEncryptionKey = base64.StdEncoding.EncodeToString([]byte("meshhook-alerts test key 32 byte"))
+
+// sealed seals v with testEncryptionKey, as `meshhook-alerts seal` does.
+func sealed(t *testing.T, v string) string {
+	t.Helper()
+	key, err := base64.StdEncoding.DecodeString(testEncryptionKey)
+	require.NoError(t, err)
+	k, err := seal.NewKeyring(key)
+	require.NoError(t, err)
+	out, err := k.Seal(v)
+	require.NoError(t, err)
+	return out
+}
+
 // daemonEnv is the environment the daemon runs with against a stand-in.
+// The local receivers are reached through the SSRF allowlist, and rules'
+// secrets are sealed with testEncryptionKey.
 func daemonEnv(si *standin.StandIn) []string {
 	return []string{
 		"MESHHOOK_ALERTS_SUPABASE_URL=" + si.URL,
 		"MESHHOOK_ALERTS_SUPABASE_SERVICE_ROLE_KEY=" + si.ServiceRoleKey,
 		"MESHHOOK_ALERTS_SENDER_ALLOW_INSECURE_HTTP=true",
+		"MESHHOOK_ALERTS_SENDER_ALLOWED_NETWORKS=127.0.0.0/8",
 		"MESHHOOK_ALERTS_SENDER_POLL_INTERVAL=100ms",
+		"MESHHOOK_ALERTS_SECRETS_ENCRYPTION_KEY=" + testEncryptionKey,
 		"MESHHOOK_ALERTS_HTTP_LISTEN=127.0.0.1:0",
 		"MESHHOOK_ALERTS_LOG_LEVEL=debug",
 	}
@@ -47,10 +74,32 @@ type e2e struct {
 	logs    *syncBuffer
 }
 
+// startE2E runs a stand-in with a MeshHook project (workflow "billing" in
+// two versions) and a rule alerting its failures, and the daemon against it.
 func startE2E(t *testing.T) *e2e {
+	t.Helper()
+	e := newE2EStack(t)
+	_, err := e.si.Pool.Exec(context.Background(), `insert into alert_configs (project_id, workflow_slug, name, events, webhook_url, signing_secrets)
+		values ($1, 'billing', 'billing failures', '{failed}', $2, array[$3])`, e.project, e.rcv.URL+"/hook/{{.Workflow.Slug}}", testSecret)
+	require.NoError(t, err)
+	d := e.startDaemon(t)
+	e.stop, e.logs = d.stop, d.logs
+	require.Eventually(t, func() bool { return len(e.si.Realtime.SubscribedTopics()) == 2 }, 30*time.Second, 20*time.Millisecond,
+		"the daemon subscribes to runs and alert_configs")
+	return e
+}
+
+// newE2EStack starts a stand-in on a fresh database (after running setup
+// SQL statements, if any), a verifying receiver, and a MeshHook project with
+// workflow "billing" in two versions. No rule, no daemon.
+func newE2EStack(t *testing.T, setup ...string) *e2e {
 	t.Helper()
 	ctx := context.Background()
 	db := pgtest.Shared(t).NewDatabase(t)
+	for _, q := range setup {
+		_, err := db.Pool.Exec(ctx, q)
+		require.NoError(t, err, q)
+	}
 	si, err := standin.Start(ctx, standin.Options{DatabaseURL: db.URL})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = si.Close() })
@@ -64,33 +113,43 @@ func startE2E(t *testing.T) *e2e {
 		values ($1, 'billing', 1, '{}', 'Billing') returning id`, e.project).Scan(&e.wfV1))
 	require.NoError(t, si.Pool.QueryRow(ctx, `insert into workflow_definitions (project_id, slug, version, definition, name)
 		values ($1, 'billing', 2, '{}', 'Billing') returning id`, e.project).Scan(&e.wfV2))
-	_, err = si.Pool.Exec(ctx, `insert into alert_configs (project_id, workflow_slug, name, events, webhook_url, signing_secrets)
-		values ($1, 'billing', 'billing failures', '{failed}', $2, array[$3])`, e.project, rcv.URL+"/hook/{{.Workflow.Slug}}", testSecret)
-	require.NoError(t, err)
+	return e
+}
 
-	dctx, cancel := context.WithCancel(ctx)
-	stderr := &syncBuffer{}
-	e.logs = stderr
+// daemonRun is one daemon process (run in-process by cli).
+type daemonRun struct {
+	logs *syncBuffer
+	stop func() int // stops the daemon and returns its exit code
+}
+
+// startDaemon runs the daemon against the stack with daemonEnv plus env
+// (later entries win). It is stopped at test cleanup if still running.
+func (e *e2e) startDaemon(t *testing.T, env ...string) *daemonRun {
+	t.Helper()
+	dctx, cancel := context.WithCancel(context.Background())
+	d := &daemonRun{logs: &syncBuffer{}}
 	code := make(chan int, 1)
-	go func() { code <- cli(dctx, []string{"run"}, daemonEnv(si), stderr, stderr) }()
-	e.stop = func() int {
-		cancel()
-		select {
-		case c := <-code:
-			return c
-		case <-time.After(30 * time.Second):
-			t.Fatalf("daemon did not stop; output:\n%s", stderr.String())
-			return -1
-		}
+	go func() { code <- cli(dctx, []string{"run"}, append(daemonEnv(e.si), env...), d.logs, d.logs) }()
+	var once sync.Once
+	result := -1
+	d.stop = func() int {
+		once.Do(func() {
+			cancel()
+			select {
+			case result = <-code:
+			case <-time.After(30 * time.Second):
+				t.Errorf("daemon did not stop; output:\n%s", d.logs.String())
+			}
+		})
+		return result
 	}
 	t.Cleanup(func() {
+		d.stop()
 		if t.Failed() {
-			t.Logf("daemon output:\n%s", stderr.String())
+			t.Logf("daemon output:\n%s", d.logs.String())
 		}
 	})
-	require.Eventually(t, func() bool { return len(si.Realtime.SubscribedTopics()) == 2 }, 30*time.Second, 20*time.Millisecond,
-		"the daemon subscribes to runs and alert_configs")
-	return e
+	return d
 }
 
 func TestEndToEndFailedRunSendsOneVerifiedAlert(t *testing.T) {

@@ -2,7 +2,6 @@ package alerts
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/meshhook/meshhook-alerts/sender"
@@ -10,35 +9,35 @@ import (
 )
 
 // Deliveries connects the engine, the sender and the database: it is the
-// sender's Store (alerts come from alert_logs, signing material from the
-// rule cache) and turns the engine's claims into sender alerts.
+// sender's Store (alerts are leased from alert_logs and completed with the
+// rule's opened signing material) and wakes the sender when the engine
+// claims an alert.
 type Deliveries struct {
 	Store *supabase.Store
 	// Rules is the engine's rule cache; set before the sender runs.
 	Rules *RuleSet
+	// Opener opens sealed target URLs and holds each rule's TLS material;
+	// nil uses stored values as they are.
+	Opener *Opener
 }
 
-// errRuleGone marks an alert whose rule was deleted or disabled before it
-// could be delivered.
-var errRuleGone = errors.New("the alert's rule no longer exists or is disabled")
-
-// Submitter returns the engine's Submitter feeding snd.
+// Submitter returns the engine's Submitter feeding snd: a claim is already
+// a pending row, so submitting only wakes the sender to lease it now.
 func (d *Deliveries) Submitter(snd *sender.Sender) Submitter { return submitter{snd} }
 
 type submitter struct{ snd *sender.Sender }
 
-func (s submitter) Submit(c Claimed) bool {
-	return s.snd.Submit(sender.Alert{
-		ID: c.ID, ConfigID: c.ConfigID, WebhookID: c.WebhookID, RunID: c.RunID, Event: string(c.Event),
-		Payload: c.Payload, TargetURL: c.TargetURL, Secrets: c.Rule.Spec.Secrets,
-		MeshHookSignature: c.Rule.Spec.MeshHookSignature, Headers: c.Rule.Spec.Headers, CreatedAt: time.Now(),
-	})
+func (s submitter) Submit(Claimed) bool {
+	s.snd.Wake()
+	return true
 }
 
-// DueAlerts returns pending alerts whose next attempt is due, with their
-// rule's signing material.
-func (d *Deliveries) DueAlerts(ctx context.Context, now time.Time, limit int) ([]sender.Alert, error) {
-	logs, err := d.Store.DueAlerts(ctx, now, limit)
+// LeaseDue leases due alerts and completes them with their rule's signing
+// material. An alert whose rule is gone, disabled or rejected, or whose
+// target URL cannot be opened, carries a Refusal: the sender fails it
+// without an attempt.
+func (d *Deliveries) LeaseDue(ctx context.Context, now, until time.Time, limit int) ([]sender.Alert, error) {
+	logs, err := d.Store.LeaseDueAlerts(ctx, now, until, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -46,46 +45,57 @@ func (d *Deliveries) DueAlerts(ctx context.Context, now time.Time, limit int) ([
 	for _, l := range logs {
 		a := sender.Alert{
 			ID: l.ID, ConfigID: l.ConfigID, WebhookID: l.WebhookID, RunID: l.RunID, Event: l.Event,
-			Payload: l.Payload, TargetURL: l.TargetURL, Attempts: l.Attempts, CreatedAt: l.CreatedAt,
+			Payload: l.Payload, TargetURL: l.TargetURL, Attempts: l.Attempts, CreatedAt: l.CreatedAt, Lease: l.NextAttemptAt,
 		}
-		r, ok := d.Rules.Get(l.ConfigID)
-		if !ok || !r.Spec.Enabled {
-			// Nothing can sign it any more: close it with the reason.
-			reason := "rule_gone"
-			if uerr := d.Store.UpdateAlert(ctx, l.ID, supabase.AlertUpdate{
-				Status: supabase.Ptr(supabase.StatusFailed), OutcomeReason: &reason,
-				LastError: supabase.Ptr(errRuleGone.Error()), CompletedAt: supabase.Ptr(now),
-				NextAttemptAt: supabase.Ptr(time.Time{}),
-			}); uerr != nil {
-				return nil, uerr
+		if d.Opener != nil {
+			u, err := d.Opener.OpenValue(l.TargetURL)
+			if err != nil {
+				a.TargetURL = ""
+				a.Refusal = &sender.Refusal{Reason: "sealed_url", Detail: "the alert's target URL cannot be opened: " + err.Error()}
+				out = append(out, a)
+				continue
 			}
+			a.TargetURL = u
+		}
+		var r *Rule
+		ok := false
+		if d.Rules != nil {
+			r, ok = d.Rules.Get(l.ConfigID)
+		}
+		if !ok || !r.Spec.Enabled {
+			a.Refusal = &sender.Refusal{Reason: "rule_gone",
+				Detail: "the alert's rule no longer exists, is disabled or was rejected"}
+			out = append(out, a)
 			continue
 		}
 		a.Secrets, a.MeshHookSignature, a.Headers = r.Spec.Secrets, r.Spec.MeshHookSignature, r.Spec.Headers
+		if d.Opener != nil {
+			a.TLS = d.Opener.TLS(l.ConfigID)
+		}
 		out = append(out, a)
 	}
 	return out, nil
 }
 
-// RecordAttempts writes attempts to alert_attempts.
-func (d *Deliveries) RecordAttempts(ctx context.Context, attempts []sender.Attempt) error {
-	rows := make([]supabase.Attempt, 0, len(attempts))
-	for _, a := range attempts {
-		rows = append(rows, supabase.Attempt{
-			AlertID: a.AlertID, Attempt: a.Attempt, StartedAt: a.StartedAt, Latency: a.Latency,
-			StatusCode: a.StatusCode, Error: a.Error, ResponseExcerpt: a.ResponseExcerpt, Outcome: a.Outcome,
-		})
+// Report records a batch of delivery outcomes in one request.
+func (d *Deliveries) Report(ctx context.Context, reports []sender.Report) (map[string]bool, error) {
+	rows := make([]supabase.DeliveryReport, 0, len(reports))
+	for _, r := range reports {
+		u := r.Update
+		row := supabase.DeliveryReport{AlertID: r.AlertID, Lease: r.Lease, Update: supabase.DeliveryUpdate{
+			Status: supabase.AlertStatus(u.Status), Attempts: u.Attempts, NextAttemptAt: u.NextAttemptAt,
+			OutcomeReason: u.OutcomeReason, CompletedAt: u.CompletedAt, SetLast: u.SetLast,
+			LastStatusCode: u.LastStatusCode, LastError: u.LastError,
+		}}
+		if a := r.Attempt; a != nil {
+			row.Attempt = &supabase.Attempt{
+				AlertID: a.AlertID, Attempt: a.Attempt, StartedAt: a.StartedAt, Latency: a.Latency,
+				StatusCode: a.StatusCode, Error: a.Error, ResponseExcerpt: a.ResponseExcerpt, Outcome: a.Outcome,
+			}
+		}
+		rows = append(rows, row)
 	}
-	return d.Store.RecordAttempts(ctx, rows)
-}
-
-// UpdateAlert writes an alert's new delivery state.
-func (d *Deliveries) UpdateAlert(ctx context.Context, id string, u sender.Update) error {
-	st := supabase.AlertStatus(u.Status)
-	return d.Store.UpdateAlert(ctx, id, supabase.AlertUpdate{
-		Status: &st, Attempts: &u.Attempts, NextAttemptAt: u.NextAttemptAt, LastStatusCode: u.LastStatusCode,
-		LastError: &u.LastError, OutcomeReason: &u.OutcomeReason, CompletedAt: u.CompletedAt,
-	})
+	return d.Store.ReportDeliveries(ctx, rows)
 }
 
 // DisableConfig disables a rule (410 Gone) and drops it from the cache.

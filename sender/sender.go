@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,83 +19,53 @@ import (
 	"github.com/meshhook/meshhook-alerts/internal/logging"
 )
 
-// Alert is one claimed alert to deliver.
-type Alert struct {
-	ID                string
-	ConfigID          string
-	WebhookID         string
-	RunID             string
-	Event             string
-	Payload           []byte // sent verbatim on every attempt
-	TargetURL         string
-	Secrets           []string // whsec_ secrets; each signs every attempt
-	MeshHookSignature bool
-	Headers           map[string]string
-	Attempts          int // attempts made so far
-	CreatedAt         time.Time
-}
-
-// Attempt is the record of one delivery attempt.
-type Attempt struct {
-	AlertID         string
-	Attempt         int // 1 for the first
-	StartedAt       time.Time
-	Latency         time.Duration
-	StatusCode      int // 0 when there was no response
-	Error           string
-	ResponseExcerpt string
-	Outcome         string // Outcome.Reason
-}
-
-// Alert statuses the sender writes.
-const (
-	StatusPending   = "pending"
-	StatusSucceeded = "succeeded"
-	StatusFailed    = "failed"
-)
-
-// Update is an alert's new delivery state after an attempt.
-type Update struct {
-	Status         string
-	Attempts       int
-	NextAttemptAt  *time.Time // set when pending again; zero value clears
-	LastStatusCode *int
-	LastError      string
-	OutcomeReason  string
-	CompletedAt    *time.Time
-}
-
-// Store is what the sender needs from the database.
-type Store interface {
-	// DueAlerts returns up to limit pending alerts whose next attempt is due.
-	DueAlerts(ctx context.Context, now time.Time, limit int) ([]Alert, error)
-	RecordAttempts(ctx context.Context, attempts []Attempt) error
-	UpdateAlert(ctx context.Context, id string, u Update) error
-	// DisableConfig disables a rule whose endpoint is gone (410).
-	DisableConfig(ctx context.Context, configID, reason string) error
-}
-
-// Options configures a Sender.
+// Options configures a Sender. Zero fields take the documented defaults.
 type Options struct {
-	Workers              int           // concurrent deliveries; default 16
-	QueueSize            int           // in-memory queue; default 1024
-	RequestTimeout       time.Duration // whole attempt; default 10s
-	PollInterval         time.Duration // due-alert polling; default 1s
-	ResponseExcerptBytes int           // stored response excerpt; default 4096
-	AllowInsecureHTTP    bool          // permit http:// targets
-	UserAgent            string
-	Schedule             Schedule
-	// DrainTimeout bounds how long Run waits for in-flight attempts after
+	Workers            int // concurrent attempts overall; default 16
+	PerHostConcurrency int // concurrent attempts per destination host; default 4
+	// QueueSize bounds the alerts held in memory (leased, waiting, running
+	// or being recorded); default 1024. Alerts beyond it stay pending in the
+	// database (back-pressure, never a drop).
+	QueueSize             int
+	RequestTimeout        time.Duration // whole attempt; default 10s
+	ConnectTimeout        time.Duration // TCP connect; default 5s
+	TLSHandshakeTimeout   time.Duration // default 5s
+	ResponseHeaderTimeout time.Duration // default RequestTimeout
+	PollInterval          time.Duration // due-alert polling; default 1s
+	// Lease is how long an alert taken for delivery stays reserved to this
+	// sender. A sender that dies holding it leaves the alert delivering
+	// until the lease expires; another sender then takes it over. Must be at
+	// least twice RequestTimeout; default max(2m, 4×RequestTimeout).
+	Lease                time.Duration
+	ResponseExcerptBytes int  // stored response excerpt; default 0 (none)
+	AllowInsecureHTTP    bool // permit http:// targets
+	// AllowedNetworks lists CIDRs, IPs and host names ("*.example" for
+	// subdomains) the SSRF guard lets through although they are internal.
+	AllowedNetworks []string
+	// Resolver resolves destination hosts; nil uses net.DefaultResolver.
+	Resolver  Resolver
+	UserAgent string
+	Schedule  Schedule
+	Breaker   BreakerOptions
+	// WriteBatch caps the outcomes recorded in one Store.Report call
+	// (default 500); WriteLinger is how long a writer waits for more before
+	// writing a batch (default 2ms); Writers is how many batches may be in
+	// flight at once (default 2).
+	WriteBatch  int
+	WriteLinger time.Duration
+	Writers     int
+	// DrainTimeout bounds how long Run waits for attempts in flight after
 	// its context ends; default 10s.
 	DrainTimeout time.Duration
-	// Transport overrides the HTTP transport (tests); nil builds a tuned one.
-	Transport http.RoundTripper
-	Now       func() time.Time
+	Now          func() time.Time
 }
 
 func (o *Options) setDefaults() {
 	if o.Workers <= 0 {
 		o.Workers = 16
+	}
+	if o.PerHostConcurrency <= 0 {
+		o.PerHostConcurrency = 4
 	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = 1024
@@ -102,8 +73,20 @@ func (o *Options) setDefaults() {
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = 10 * time.Second
 	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 5 * time.Second
+	}
+	if o.TLSHandshakeTimeout <= 0 {
+		o.TLSHandshakeTimeout = 5 * time.Second
+	}
+	if o.ResponseHeaderTimeout <= 0 {
+		o.ResponseHeaderTimeout = o.RequestTimeout
+	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
+	}
+	if o.Lease <= 0 {
+		o.Lease = max(2*time.Minute, 4*o.RequestTimeout)
 	}
 	if o.ResponseExcerptBytes < 0 {
 		o.ResponseExcerptBytes = 0
@@ -117,23 +100,47 @@ func (o *Options) setDefaults() {
 	if o.UserAgent == "" {
 		o.UserAgent = "meshhook-alerts"
 	}
+	if o.WriteBatch <= 0 {
+		o.WriteBatch = 500
+	}
+	if o.WriteLinger < 0 {
+		o.WriteLinger = 0
+	} else if o.WriteLinger == 0 {
+		o.WriteLinger = 2 * time.Millisecond
+	}
+	if o.Writers <= 0 {
+		o.Writers = 2
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 }
 
-// Sender delivers alerts with a bounded worker pool. Create it with New and
-// run it with Run; Submit is safe for concurrent use.
-type Sender struct {
-	opts   Options
-	store  Store
-	log    *zap.Logger
-	client *http.Client
-	queue  chan Alert
+// leaseBatch caps the alerts leased per Store call.
+const leaseBatch = 256
 
-	mu       sync.Mutex // guards inFlight and recent
-	inFlight map[string]struct{}
-	recent   map[string]time.Time // recently finished, so a stale poll cannot resend
+// Sender delivers alerts. It leases due alerts from its Store, runs at most
+// Workers attempts at once (at most PerHostConcurrency per host, with a
+// circuit breaker per host), signs every attempt, and records each outcome
+// durably, in batches, before it considers the alert done. Create it with
+// New and run it with Run; Wake is safe for concurrent use.
+type Sender struct {
+	opts     Options
+	store    Store
+	log      *zap.Logger
+	guard    *Guard
+	clients  *clients
+	breakers *breakers
+	disp     *dispatcher
+	writer   *writer
+	wake     chan struct{}
+	running  atomic.Bool
+
+	work context.Context // attempts run under it; cancelled after the drain timeout
+	jobs sync.WaitGroup  // goroutines holding a job
+	held atomic.Int64    // alerts leased and not yet settled
+
+	stats senderStats
 }
 
 // New builds a Sender.
@@ -142,109 +149,52 @@ func New(opts Options, store Store, log *zap.Logger) (*Sender, error) {
 		return nil, errors.New("sender: store is required")
 	}
 	opts.setDefaults()
+	if opts.Lease < 2*opts.RequestTimeout {
+		return nil, fmt.Errorf("sender: lease %s must be at least twice the request timeout %s", opts.Lease, opts.RequestTimeout)
+	}
 	if log == nil {
 		log = zap.NewNop()
 	}
-	tr := opts.Transport
-	if tr == nil {
-		tr = newTransport(opts)
+	guard, err := NewGuard(opts.AllowedNetworks, opts.Resolver, newDialer(&opts))
+	if err != nil {
+		return nil, err
 	}
-	return &Sender{
-		opts: opts, store: store, log: log, queue: make(chan Alert, opts.QueueSize),
-		client: &http.Client{
-			Transport: tr,
-			Timeout:   opts.RequestTimeout,
-			// Redirects are never followed: a 3xx is a failure with its reason.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-		inFlight: map[string]struct{}{},
-		recent:   map[string]time.Time{},
-	}, nil
+	s := &Sender{
+		opts: opts, store: store, log: log, guard: guard, breakers: newBreakers(opts.Breaker),
+		wake: make(chan struct{}, 1), stats: senderStats{attempts: map[string]uint64{}, reschedules: map[string]uint64{}},
+	}
+	s.clients = newClients(&s.opts, guard)
+	s.disp = newDispatcher(opts.Workers, opts.PerHostConcurrency, s.start)
+	s.writer = newWriter(store, log, opts.QueueSize, opts.WriteBatch, opts.WriteLinger, opts.Lease/2)
+	return s, nil
 }
 
-func newTransport(o Options) *http.Transport {
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           d.DialContext,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ResponseHeaderTimeout: o.RequestTimeout,
-		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConnsPerHost:   8,
-		ForceAttemptHTTP2:     true,
-	}
-}
-
-// Submit queues an alert for immediate delivery without blocking. It returns
-// false when the queue is full or the alert is already being delivered; the
-// alert then stays pending in the database and the poller picks it up.
-func (s *Sender) Submit(a Alert) bool {
-	if !s.acquire(a.ID) {
-		return false
-	}
+// Wake tells the sender that alerts may be due now (for example right after
+// a claim), so it polls without waiting for the next PollInterval. It never
+// blocks.
+func (s *Sender) Wake() {
 	select {
-	case s.queue <- a:
-		return true
+	case s.wake <- struct{}{}:
 	default:
-		s.release(a.ID, false)
-		return false
 	}
 }
 
-func (s *Sender) acquire(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, busy := s.inFlight[id]; busy {
-		return false
-	}
-	if t, ok := s.recent[id]; ok && s.opts.Now().Sub(t) < time.Minute {
-		return false
-	}
-	s.inFlight[id] = struct{}{}
-	return true
-}
-
-func (s *Sender) release(id string, finished bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.inFlight, id)
-	if finished {
-		s.recent[id] = s.opts.Now()
-	}
-}
-
-func (s *Sender) pruneRecent() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.opts.Now()
-	for id, t := range s.recent {
-		if now.Sub(t) >= time.Minute {
-			delete(s.recent, id)
-		}
-	}
-}
-
-// Run delivers alerts until ctx ends, then waits up to DrainTimeout for
-// attempts in flight. Alerts not attempted stay pending in the database.
+// Run delivers alerts until ctx ends. It then stops leasing, releases the
+// alerts it has not started, waits up to DrainTimeout for attempts in
+// flight (cancelling the rest, which are recorded and retried later), and
+// writes every outcome before returning.
 func (s *Sender) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("sender: Run called twice")
+	}
+	writes, stopWrites := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWrites()
+	s.writer.start(writes, s.opts.Writers)
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
-	var wg sync.WaitGroup
-	for range s.opts.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case a := <-s.queue:
-					s.deliver(work, a)
-				}
-			}
-		}()
-	}
-	s.poll(ctx)
+	s.work = work
+
+	s.fill(ctx)
 	ticker := time.NewTicker(s.opts.PollInterval)
 	defer ticker.Stop()
 loop:
@@ -253,50 +203,248 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-ticker.C:
-			s.poll(ctx)
+			s.sweep()
+		case <-s.wake:
 		}
+		s.fill(ctx)
+	}
+
+	// Shutdown: hand back what has not started, drain what has.
+	for _, j := range s.disp.take("*", func(*job) bool { return true }) {
+		s.settleAsync(j, s.release(j, s.opts.Now(), ""))
 	}
 	drained := make(chan struct{})
-	go func() { wg.Wait(); close(drained) }()
+	go func() { s.jobs.Wait(); close(drained) }()
 	select {
 	case <-drained:
 	case <-time.After(s.opts.DrainTimeout):
-		s.log.Warn("drain deadline passed; cancelling attempts in flight (they stay pending)")
+		s.log.Warn("drain deadline passed; cancelling attempts in flight (they are recorded and retried)")
 		stopWork()
 		<-drained
 	}
+	flushed := make(chan struct{})
+	go func() { s.writer.close(); close(flushed) }()
+	select {
+	case <-flushed:
+	case <-time.After(30 * time.Second):
+		s.log.Error("recording outcomes did not finish; unrecorded alerts are retried when their lease expires")
+		stopWrites()
+		<-flushed
+	}
+	s.clients.closeIdle()
 	return nil
 }
 
-// poll queues due alerts while the queue has room.
-func (s *Sender) poll(ctx context.Context) {
-	s.pruneRecent()
-	room := cap(s.queue) - len(s.queue)
-	if room <= 0 {
-		return
-	}
-	due, err := s.store.DueAlerts(ctx, s.opts.Now(), room)
-	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Error("listing due alerts failed", zap.Error(err))
+// fill leases due alerts while there is room in memory.
+func (s *Sender) fill(ctx context.Context) {
+	for ctx.Err() == nil {
+		room := s.opts.QueueSize - int(s.held.Load())
+		if room <= 0 {
+			return
 		}
-		return
-	}
-	for _, a := range due {
-		s.Submit(a)
+		n := min(room, leaseBatch)
+		now := s.opts.Now()
+		until := now.Add(s.opts.Lease).Truncate(time.Microsecond)
+		alerts, err := s.store.LeaseDue(ctx, now, until, n)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("leasing due alerts failed", zap.Error(err))
+			}
+			return
+		}
+		s.stats.add(func(st *senderStats) { st.leased += uint64(len(alerts)) })
+		for _, a := range alerts {
+			s.held.Add(1)
+			s.enqueue(&job{a: a, host: hostKey(a.TargetURL)}, now)
+		}
+		if len(alerts) < n {
+			return
+		}
 	}
 }
 
-// deliver makes one attempt and records it.
-func (s *Sender) deliver(ctx context.Context, a Alert) {
-	finished := false
-	defer func() { s.release(a.ID, finished) }()
+// enqueue hands a leased alert to the dispatcher, or reschedules it at once
+// when its host's circuit is open.
+func (s *Sender) enqueue(j *job, now time.Time) {
+	if until, open := s.breakers.blocked(j.host, now); open && j.a.Refusal == nil {
+		s.settleAsync(j, s.reschedule(j, until, "circuit_open"))
+		return
+	}
+	s.disp.add(j, now)
+}
+
+// sweep hands back alerts that waited too long for their host (a slow host
+// must not hold the memory budget of the others).
+func (s *Sender) sweep() {
+	now := s.opts.Now()
+	old := s.disp.take("*", func(j *job) bool { return now.Sub(j.queued) > s.opts.RequestTimeout })
+	for _, j := range old {
+		s.settleAsync(j, s.reschedule(j, now.Add(s.opts.RequestTimeout), "host_busy"))
+	}
+}
+
+// start runs a job the dispatcher picked; it is called with the
+// dispatcher's lock held and must not block.
+func (s *Sender) start(j *job) {
+	s.jobs.Add(1)
+	go func() {
+		defer s.jobs.Done()
+		s.deliver(j)
+	}()
+}
+
+// settleAsync records a report for a job that never started.
+func (s *Sender) settleAsync(j *job, r Report) {
+	s.jobs.Add(1)
+	go func() {
+		defer s.jobs.Done()
+		s.settle(j, r, nil)
+	}()
+}
+
+// release hands an alert back without an attempt: pending and due at next.
+func (s *Sender) release(j *job, next time.Time, reason string) Report {
+	s.stats.add(func(st *senderStats) { st.reschedules["released"]++ })
+	return Report{AlertID: j.a.ID, Lease: j.a.Lease, Update: Update{
+		Status: StatusPending, Attempts: j.a.Attempts, NextAttemptAt: next, OutcomeReason: reason,
+	}}
+}
+
+// reschedule postpones an alert without an attempt, failing it instead if
+// that would take it past the schedule's maximum age.
+func (s *Sender) reschedule(j *job, next time.Time, reason string) Report {
+	if ma := s.opts.Schedule.MaxAge; ma > 0 && !j.a.CreatedAt.IsZero() && next.Sub(j.a.CreatedAt) > ma {
+		return s.fail(j, "gave_up_"+reason, "the alert reached its maximum age while "+strings.ReplaceAll(reason, "_", " "))
+	}
+	s.stats.add(func(st *senderStats) { st.reschedules[reason]++ })
+	return Report{AlertID: j.a.ID, Lease: j.a.Lease, Update: Update{
+		Status: StatusPending, Attempts: j.a.Attempts, NextAttemptAt: next, OutcomeReason: reason,
+	}}
+}
+
+// fail closes an alert without an attempt.
+func (s *Sender) fail(j *job, reason, detail string) Report {
+	return Report{AlertID: j.a.ID, Lease: j.a.Lease, Update: Update{
+		Status: StatusFailed, Attempts: j.a.Attempts, OutcomeReason: reason, CompletedAt: s.opts.Now(),
+		SetLast: true, LastError: detail,
+	}}
+}
+
+// leaseBudget is how much lease a job needs left to start: the attempt plus
+// a quarter of the lease for recording its outcome.
+func (s *Sender) leaseBudget() time.Duration { return s.opts.RequestTimeout + s.opts.Lease/4 }
+
+// deliver makes one attempt (or decides not to) and settles the job.
+func (s *Sender) deliver(j *job) {
+	a := j.a
+	now := s.opts.Now()
+	var r Report
+	switch {
+	case a.Refusal != nil:
+		s.disp.done(j)
+		r = s.fail(j, a.Refusal.Reason, a.Refusal.Detail)
+	case a.Lease.Sub(now) < s.leaseBudget():
+		// Waited so long that the lease could expire mid-attempt.
+		s.disp.done(j)
+		r = s.release(j, now, "")
+	case s.opts.Schedule.MaxAttempts > 0 && a.Attempts >= s.opts.Schedule.MaxAttempts:
+		s.disp.done(j)
+		r = s.fail(j, "gave_up", "the alert used all its attempts")
+	default:
+		ok, probe, retryAt := s.breakers.allow(j.host, now)
+		if !ok {
+			s.disp.done(j)
+			r = s.reschedule(j, retryAt, "circuit_open")
+			break
+		}
+		j.probe = probe
+		var out Outcome
+		r, out = s.attempt(s.work, a)
+		opened, closed := s.breakers.record(j.host, probe, countsAsFailure(out), s.opts.Now())
+		s.disp.done(j)
+		if opened {
+			until, _ := s.breakers.blocked(j.host, s.opts.Now())
+			s.log.Warn("circuit opened: attempts to this host are paused", zap.String("host", j.host),
+				zap.String("outcome", out.Reason), zap.Time("until", until))
+			for _, w := range s.disp.take(j.host, func(*job) bool { return true }) {
+				s.settleAsync(w, s.reschedule(w, until, "circuit_open"))
+			}
+		} else if closed {
+			s.log.Info("circuit closed: the host answers again", zap.String("host", j.host))
+		}
+		s.settle(j, r, &out)
+		return
+	}
+	s.settle(j, r, nil)
+}
+
+// settle writes a job's report, waits until it is durable and logs the
+// outcome. out is the attempt's classification, nil when none was made.
+func (s *Sender) settle(j *job, r Report, out *Outcome) {
+	defer s.held.Add(-1)
+	err := <-s.writer.submit(r)
+	a := j.a
 	log := s.log.With(zap.String("alert_id", a.ID), zap.String("webhook_id", a.WebhookID),
-		zap.String("rule_id", a.ConfigID), zap.String("event", a.Event), zap.String("target", logging.RedactURL(a.TargetURL)))
-	attempt := Attempt{AlertID: a.ID, Attempt: a.Attempts + 1, StartedAt: s.opts.Now()}
-	code, header, excerpt, err := s.post(ctx, a, attempt.StartedAt)
-	attempt.Latency = s.opts.Now().Sub(attempt.StartedAt)
-	attempt.StatusCode, attempt.ResponseExcerpt = code, excerpt
+		zap.String("rule_id", a.ConfigID), zap.String("event", a.Event), logging.URL("target", a.TargetURL))
+	switch {
+	case errors.Is(err, errNotApplied):
+		s.stats.add(func(st *senderStats) { st.lostLeases++ })
+		log.Warn("lease on the alert was taken over by another sender; outcome kept as an attempt only")
+		return
+	case err != nil:
+		log.Error("recording the outcome failed; the alert is retried when its lease expires", zap.Error(err))
+		return
+	}
+	u := r.Update
+	if u.Status == StatusSucceeded {
+		s.stats.add(func(st *senderStats) { st.delivered++ })
+	} else if u.Status == StatusFailed {
+		s.stats.add(func(st *senderStats) { st.failed++ })
+	}
+	if r.Attempt == nil {
+		fields := []zap.Field{zap.String("status", u.Status), zap.String("reason", u.OutcomeReason)}
+		if u.Status == StatusPending {
+			log.Debug("alert rescheduled without an attempt", append(fields, zap.Time("next_attempt_at", u.NextAttemptAt))...)
+		} else {
+			log.Warn("alert failed without an attempt", append(fields, errField(u.LastError))...)
+		}
+		return
+	}
+	at := r.Attempt
+	fields := []zap.Field{zap.Int("attempt", at.Attempt), zap.Int("status_code", at.StatusCode),
+		zap.Duration("latency", at.Latency), zap.String("outcome", at.Outcome)}
+	switch {
+	case u.Status == StatusSucceeded:
+		log.Info("alert delivered", fields...)
+	case u.Status == StatusPending:
+		log.Warn("alert attempt failed; will retry", append(fields, zap.Time("next_attempt_at", u.NextAttemptAt),
+			errField(at.Error))...)
+	case out != nil && out.Kind == Gone:
+		log.Warn("endpoint gone (410); disabling the rule", fields...)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.work), 30*time.Second)
+		defer cancel()
+		if err := s.store.DisableConfig(ctx, a.ConfigID, "endpoint answered 410 Gone"); err != nil {
+			log.Error("disabling the rule failed", zap.Error(err))
+		}
+	default:
+		log.Warn("alert failed", append(fields, zap.String("reason", u.OutcomeReason), errField(at.Error))...)
+	}
+}
+
+// errField logs an attempt's (already redacted) error text, if any.
+func errField(msg string) zap.Field {
+	if msg == "" {
+		return zap.Skip()
+	}
+	return zap.String("error", msg)
+}
+
+// attempt sends one signed attempt and turns its outcome into a report.
+func (s *Sender) attempt(ctx context.Context, a Alert) (Report, Outcome) {
+	at := Attempt{AlertID: a.ID, Attempt: a.Attempts + 1, StartedAt: s.opts.Now()}
+	code, header, excerpt, err := s.post(ctx, a, at.StartedAt)
+	at.Latency = s.opts.Now().Sub(at.StartedAt)
+	at.StatusCode, at.ResponseExcerpt = code, excerpt
 	var out Outcome
 	var refused *refusedError
 	if errors.As(err, &refused) {
@@ -305,65 +453,30 @@ func (s *Sender) deliver(ctx context.Context, a Alert) {
 		out = Classify(code, err, header, s.opts.Now())
 	}
 	if err != nil {
-		attempt.Error = logging.RedactError(err)
+		at.Error = logging.RedactError(err)
 	}
-	attempt.Outcome = out.Reason
+	at.Outcome = out.Reason
+	s.stats.add(func(st *senderStats) { st.attempts[out.Reason]++ })
 
-	u := Update{Attempts: attempt.Attempt, LastError: attempt.Error, OutcomeReason: out.Reason}
-	if code != 0 {
-		u.LastStatusCode = &code
-	}
 	now := s.opts.Now()
+	u := Update{Attempts: at.Attempt, OutcomeReason: out.Reason, SetLast: true, LastStatusCode: code, LastError: at.Error}
 	switch out.Kind {
 	case Success:
-		u.Status, u.CompletedAt = StatusSucceeded, &now
+		u.Status, u.CompletedAt = StatusSucceeded, now
 	case Retry:
 		first := a.CreatedAt
 		if first.IsZero() {
-			first = attempt.StartedAt
+			first = at.StartedAt
 		}
-		if next, ok := s.opts.Schedule.Next(attempt.Attempt, first, now, out.RetryAfter); ok {
-			u.Status, u.NextAttemptAt = StatusPending, &next
+		if next, ok := s.opts.Schedule.Next(at.Attempt, first, now, out.RetryAfter); ok {
+			u.Status, u.NextAttemptAt = StatusPending, next
 		} else {
-			u.Status, u.CompletedAt, u.OutcomeReason = StatusFailed, &now, "gave_up_"+out.Reason
+			u.Status, u.CompletedAt, u.OutcomeReason = StatusFailed, now, "gave_up_"+out.Reason
 		}
 	case Permanent, Gone:
-		u.Status, u.CompletedAt = StatusFailed, &now
+		u.Status, u.CompletedAt = StatusFailed, now
 	}
-	if u.Status != StatusPending {
-		zero := time.Time{}
-		u.NextAttemptAt = &zero
-	}
-
-	// Record even when shutting down: the attempt happened.
-	rec, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if err := s.store.RecordAttempts(rec, []Attempt{attempt}); err != nil {
-		log.Error("recording attempt failed", zap.Error(err))
-	}
-	if err := s.store.UpdateAlert(rec, a.ID, u); err != nil {
-		log.Error("updating alert failed; it will be retried", zap.Error(err))
-		return
-	}
-	finished = u.Status != StatusPending
-	fields := []zap.Field{zap.Int("attempt", attempt.Attempt), zap.Int("status_code", code),
-		zap.Duration("latency", attempt.Latency), zap.String("outcome", out.Reason)}
-	switch out.Kind {
-	case Success:
-		log.Info("alert delivered", fields...)
-	case Retry:
-		if u.NextAttemptAt != nil && !u.NextAttemptAt.IsZero() {
-			fields = append(fields, zap.Time("next_attempt_at", *u.NextAttemptAt))
-		}
-		log.Warn("alert attempt failed", append(fields, zap.String("status", u.Status), zap.String("error", attempt.Error))...)
-	case Gone:
-		log.Warn("endpoint gone (410); disabling the rule", fields...)
-		if err := s.store.DisableConfig(rec, a.ConfigID, "endpoint answered 410 Gone"); err != nil {
-			log.Error("disabling rule failed", zap.Error(err))
-		}
-	case Permanent:
-		log.Warn("alert failed permanently", append(fields, zap.String("error", attempt.Error))...)
-	}
+	return Report{AlertID: a.ID, Lease: a.Lease, Attempt: &at, Update: u}, out
 }
 
 // refusedError is an attempt the sender refused to make.
@@ -382,18 +495,27 @@ func (s *Sender) post(ctx context.Context, a Alert, at time.Time) (int, http.Hea
 		return 0, nil, "", &refusedError{"insecure_url", "plain http webhook URLs are refused (sender.allow_insecure_http)"}
 	}
 	keys := make([][]byte, 0, len(a.Secrets))
-	for _, sec := range a.Secrets {
+	for i, sec := range a.Secrets {
 		k, err := ParseSecret(sec)
 		if err != nil {
-			return 0, nil, "", &refusedError{"bad_secret", "a signing secret is invalid: " + err.Error()}
+			return 0, nil, "", &refusedError{"bad_secret", fmt.Sprintf("signing secret %d is invalid: %v", i+1, err)}
 		}
 		keys = append(keys, k)
+	}
+	for name, value := range a.Headers {
+		if err := checkHeader(name, value); err != nil {
+			return 0, nil, "", &refusedError{"bad_header", err.Error()}
+		}
+	}
+	client, err := s.clients.get(a.TLS)
+	if err != nil {
+		return 0, nil, "", &refusedError{"tls_config", err.Error()}
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, s.opts.RequestTimeout, ErrAttemptTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.TargetURL, bytes.NewReader(a.Payload))
 	if err != nil {
-		return 0, nil, "", &refusedError{"invalid_url", err.Error()}
+		return 0, nil, "", &refusedError{"invalid_url", "the webhook URL cannot be requested"}
 	}
 	for k, v := range a.Headers {
 		req.Header.Set(k, v)
@@ -401,14 +523,14 @@ func (s *Sender) post(ctx context.Context, a Alert, at time.Time) (int, http.Hea
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", s.opts.UserAgent)
 	req.Header.Set(HeaderID, a.WebhookID)
-	req.Header.Set(HeaderTimestamp, fmt.Sprint(at.Unix()))
+	req.Header.Set(HeaderTimestamp, strconv.FormatInt(at.Unix(), 10))
 	if len(keys) > 0 {
 		req.Header.Set(HeaderSignature, Sign(keys, a.WebhookID, at, a.Payload))
 	}
 	if a.MeshHookSignature && len(a.Secrets) > 0 {
 		req.Header.Set(HeaderMeshHook, MeshHookSignature(a.Secrets[0], a.Payload))
 	}
-	resp, err := s.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, "", err
 	}
@@ -417,4 +539,75 @@ func (s *Sender) post(ctx context.Context, a Alert, at time.Time) (int, http.Hea
 	// Drain a little more so the connection can be reused.
 	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
 	return resp.StatusCode, resp.Header, strings.ToValidUTF8(string(body), "\uFFFD"), nil
+}
+
+// checkHeader validates a custom header without quoting its value.
+func checkHeader(name, value string) error {
+	if name == "" {
+		return errors.New("a custom header has an empty name")
+	}
+	for _, r := range name {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
+			return fmt.Errorf("custom header %q has an invalid name", name)
+		}
+	}
+	for _, r := range value {
+		if r == '\r' || r == '\n' || r == 0 {
+			return fmt.Errorf("custom header %q has a value with a line break or NUL", name)
+		}
+	}
+	return nil
+}
+
+// senderStats are the sender's counters.
+type senderStats struct {
+	mu                        sync.Mutex
+	leased, delivered, failed uint64
+	lostLeases                uint64
+	attempts, reschedules     map[string]uint64
+}
+
+func (st *senderStats) add(f func(*senderStats)) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	f(st)
+}
+
+// Stats is a snapshot of the sender's counters and gauges.
+type Stats struct {
+	Leased    uint64 // alerts taken from the store
+	Delivered uint64 // alerts that succeeded
+	Failed    uint64 // alerts that failed for good
+	// Attempts counts attempts by outcome reason ("ok", "http_500", "timeout", …).
+	Attempts map[string]uint64
+	// Reschedules counts alerts postponed without an attempt, by reason
+	// ("circuit_open", "host_busy", "released").
+	Reschedules  map[string]uint64
+	LostLeases   uint64 // outcomes not applied because the lease was taken over
+	Held         int    // alerts in memory (leased, waiting, running or being recorded)
+	Running      int    // attempts in flight
+	Waiting      int    // alerts waiting for a worker or a per-host slot
+	OpenCircuits int    // hosts whose circuit is open or half-open
+	// WriteBatches and WriteRows count Store.Report calls and the outcomes
+	// they carried; WriteFailures counts batches that could not be written.
+	WriteBatches, WriteRows, WriteFailures uint64
+}
+
+// Stats returns a snapshot of the sender's counters.
+func (s *Sender) Stats() Stats {
+	s.stats.mu.Lock()
+	st := Stats{Leased: s.stats.leased, Delivered: s.stats.delivered, Failed: s.stats.failed, LostLeases: s.stats.lostLeases,
+		Attempts: make(map[string]uint64, len(s.stats.attempts)), Reschedules: make(map[string]uint64, len(s.stats.reschedules))}
+	for k, v := range s.stats.attempts {
+		st.Attempts[k] = v
+	}
+	for k, v := range s.stats.reschedules {
+		st.Reschedules[k] = v
+	}
+	s.stats.mu.Unlock()
+	st.Held = int(s.held.Load())
+	st.Running, st.Waiting = s.disp.counts()
+	st.OpenCircuits = s.breakers.openCount()
+	st.WriteBatches, st.WriteRows, st.WriteFailures = s.writer.stats()
+	return st
 }

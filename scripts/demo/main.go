@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -24,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/seal"
 	"github.com/meshhook/meshhook-alerts/internal/standin"
 	"github.com/meshhook/meshhook-alerts/sender/sendertest"
 )
@@ -70,6 +72,14 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	encKey := make([]byte, seal.KeySize)
+	if _, err := rand.Read(encKey); err != nil {
+		return err
+	}
+	keys, err := seal.NewKeyring(encKey)
+	if err != nil {
+		return err
+	}
 	rcv, err := sendertest.NewReceiver(secret)
 	if err != nil {
 		return err
@@ -95,12 +105,12 @@ func run(ctx context.Context) error {
 		if t, err := time.Parse(time.RFC3339Nano, p.OccurredAt); err == nil {
 			lag = fmt.Sprintf(", %d ms after commit", d.ReceivedAt.Sub(t).Milliseconds())
 		}
-		fmt.Printf("    receiver ◀ %s for workflow %q run %s (webhook-id %s%s)\n      %s\n",
-			p.Type, p.Workflow.Slug, short(p.Run.ID), d.ID, lag, verdict)
+		fmt.Printf("    receiver ◀ %s for workflow %q run %s (webhook-id %s%s), answered %d\n      %s\n",
+			p.Type, p.Workflow.Slug, short(p.Run.ID), d.ID, lag, d.Status, verdict)
 	})
 	say("webhook receiver at %s", rcv.URL)
 
-	ids, err := seed(ctx, si.Pool, rcv.URL, secret)
+	ids, err := seed(ctx, si.Pool, rcv.URL, secret, keys)
 	if err != nil {
 		return err
 	}
@@ -111,6 +121,11 @@ func run(ctx context.Context) error {
 		"MESHHOOK_ALERTS_SUPABASE_URL="+si.URL,
 		"MESHHOOK_ALERTS_SUPABASE_SERVICE_ROLE_KEY="+si.ServiceRoleKey,
 		"MESHHOOK_ALERTS_SENDER_ALLOW_INSECURE_HTTP=true",
+		// The local receiver is a deliberate internal target: allowlisted,
+		// not exempted from the SSRF guard in code.
+		"MESHHOOK_ALERTS_SENDER_ALLOWED_NETWORKS=127.0.0.0/8",
+		"MESHHOOK_ALERTS_SENDER_RETRY_INITIAL=1s",
+		"MESHHOOK_ALERTS_SECRETS_ENCRYPTION_KEY="+base64.StdEncoding.EncodeToString(encKey),
 		"MESHHOOK_ALERTS_HTTP_LISTEN=127.0.0.1:0",
 		"MESHHOOK_ALERTS_LOG_FORMAT=console",
 	)
@@ -144,12 +159,19 @@ func run(ctx context.Context) error {
 	say("daemon subscribed; driving workflow runs")
 
 	want := 0
-	for _, step := range []struct{ status, note string }{
-		{"succeeded", "a run that succeeds"},
-		{"failed", "a run that fails"},
-		{"paused", "a run that waits for manual intervention"},
+	for _, step := range []struct {
+		status, note string
+		refuse       bool // the receiver answers the first delivery with 503
+	}{
+		{"succeeded", "a run that succeeds", false},
+		{"failed", "a run that fails; the receiver is briefly down (503), so the alert is retried with the same webhook-id", true},
+		{"paused", "a run that waits for manual intervention", false},
 	} {
 		say("%s", step.note)
+		if step.refuse {
+			rcv.ScriptSteps(sendertest.Step{Status: 503, Header: http.Header{"Retry-After": {"1"}}})
+			want++
+		}
 		var runID string
 		if err := si.Pool.QueryRow(ctx, `insert into workflow_runs (project_id, workflow_id, status) values ($1, $2, 'running') returning id`,
 			ids.project, ids.workflowV2).Scan(&runID); err != nil {
@@ -182,15 +204,16 @@ func run(ctx context.Context) error {
 			return errors.New("a delivery failed signature verification")
 		}
 	}
-	say("done: %d signed alerts delivered and logged", len(rcv.Deliveries()))
+	say("done: %d signed deliveries (one of them a retry), every attempt logged", len(rcv.Deliveries()))
 	return nil
 }
 
 type seeded struct{ project, workflowV2 string }
 
 // seed creates what MeshHook would have: a project, a workflow with two
-// versions, and an alert rule for the workflow (all versions).
-func seed(ctx context.Context, pool *pgxpool.Pool, receiverURL, secret string) (seeded, error) {
+// versions, and an alert rule for the workflow (all versions) whose URL and
+// signing secret are sealed, as `meshhook-alerts seal` does.
+func seed(ctx context.Context, pool *pgxpool.Pool, receiverURL, secret string, keys *seal.Keyring) (seeded, error) {
 	var s seeded
 	err := pool.QueryRow(ctx, `insert into projects (owner, name) values (gen_random_uuid(), 'Demo project') returning id`).Scan(&s.project)
 	if err != nil {
@@ -205,9 +228,18 @@ func seed(ctx context.Context, pool *pgxpool.Pool, receiverURL, secret string) (
 		return s, err
 	}
 	say("created an alert rule: workflow billing-sync (every version) → %s/alerts/{{.Workflow.Slug}}", receiverURL)
+	sealedURL, err := keys.Seal(receiverURL + "/alerts/{{.Workflow.Slug}}")
+	if err != nil {
+		return s, err
+	}
+	sealedSecret, err := keys.Seal(secret)
+	if err != nil {
+		return s, err
+	}
+	say("its webhook_url and signing secret are stored sealed with key %s: %.40s…", keys.CurrentKeyID(), sealedURL)
 	_, err = pool.Exec(ctx, `insert into alert_configs (project_id, workflow_slug, name, events, webhook_url, signing_secrets)
 		values ($1, 'billing-sync', 'Billing sync alerts', '{succeeded,failed,canceled,paused}', $2, array[$3])`,
-		s.project, receiverURL+"/alerts/{{.Workflow.Slug}}", secret)
+		s.project, sealedURL, sealedSecret)
 	return s, err
 }
 

@@ -1,6 +1,7 @@
 // Package sendertest provides a webhook receiver for tests and the demo: it
 // records every delivery, verifies its Standard Webhooks signature with the
-// official Go verifier and answers with scripted statuses.
+// official Go verifier and answers as scripted: a status (with headers such
+// as Retry-After), slowly, never, or by resetting the connection.
 package sendertest
 
 import (
@@ -26,23 +27,41 @@ type Delivery struct {
 	ReceivedAt time.Time
 	// VerifyErr is the official verifier's verdict (nil: the signature is valid).
 	VerifyErr error
-	// Status is what the receiver answered.
+	// Status is what the receiver answered (0 when it hung or reset).
 	Status int
 }
+
+// Step is one scripted answer.
+type Step struct {
+	Status int         // status to answer (default 204)
+	Header http.Header // extra response headers, e.g. Retry-After
+	Body   string      // response body
+	Delay  time.Duration
+	// Hang never answers: the request is held until the client gives up or
+	// the receiver is closed.
+	Hang bool
+	// Reset closes the connection with a TCP reset instead of answering.
+	Reset bool
+}
+
+// Status is a step answering code.
+func Status(code int) Step { return Step{Status: code} }
 
 // Receiver is an HTTP server on 127.0.0.1 that records deliveries. It is
 // safe for concurrent use. Close it when done.
 type Receiver struct {
 	URL string
 
-	wh     *standardwebhooks.Webhook
-	srv    *http.Server
-	ln     net.Listener
-	mu     sync.Mutex // guards the fields below
-	got    []Delivery
-	script []int
-	notify chan struct{}
-	onRecv func(Delivery)
+	wh      *standardwebhooks.Webhook
+	srv     *http.Server
+	ln      net.Listener
+	closing chan struct{} // closed by Close: hanging requests end
+	mu      sync.Mutex    // guards the fields below
+	got     []Delivery
+	script  []Step
+	notify  chan struct{}
+	onRecv  func(Delivery)
+	active  int
 }
 
 // NewReceiver starts a receiver verifying with secret ("whsec_…").
@@ -55,7 +74,7 @@ func NewReceiver(secret string) (*Receiver, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Receiver{URL: "http://" + ln.Addr().String(), wh: wh, ln: ln, notify: make(chan struct{})}
+	r := &Receiver{URL: "http://" + ln.Addr().String(), wh: wh, ln: ln, notify: make(chan struct{}), closing: make(chan struct{})}
 	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = r.srv.Serve(ln) }()
 	return r, nil
@@ -64,9 +83,26 @@ func NewReceiver(secret string) (*Receiver, error) {
 // Script sets the statuses of the next responses, in order; after them the
 // receiver answers 204.
 func (r *Receiver) Script(statuses ...int) {
+	steps := make([]Step, len(statuses))
+	for i, c := range statuses {
+		steps[i] = Status(c)
+	}
+	r.ScriptSteps(steps...)
+}
+
+// ScriptSteps sets the next answers, in order; after them the receiver
+// answers 204.
+func (r *Receiver) ScriptSteps(steps ...Step) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.script = append(r.script[:0], statuses...)
+	r.script = append(r.script[:0], steps...)
+}
+
+// InFlight is the number of requests being answered right now.
+func (r *Receiver) InFlight() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.active
 }
 
 // OnDelivery registers a callback run for every delivery (after it is recorded).
@@ -86,21 +122,76 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	d := Delivery{
 		Path: req.URL.Path, ID: req.Header.Get("webhook-id"), Timestamp: req.Header.Get("webhook-timestamp"),
 		Signature: req.Header.Get("webhook-signature"), Header: req.Header.Clone(), Body: body,
-		ReceivedAt: time.Now(), VerifyErr: r.wh.Verify(body, req.Header), Status: http.StatusNoContent,
+		ReceivedAt: time.Now(), VerifyErr: r.wh.Verify(body, req.Header),
 	}
+	step := Step{Status: http.StatusNoContent}
 	r.mu.Lock()
 	if len(r.script) > 0 {
-		d.Status, r.script = r.script[0], r.script[1:]
+		step, r.script = r.script[0], r.script[1:]
+		if step.Status == 0 && !step.Hang && !step.Reset {
+			step.Status = http.StatusNoContent
+		}
+	}
+	if !step.Hang && !step.Reset {
+		d.Status = step.Status
 	}
 	r.got = append(r.got, d)
 	close(r.notify)
 	r.notify = make(chan struct{})
 	cb := r.onRecv
+	r.active++
 	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.active--
+		r.mu.Unlock()
+	}()
 	if cb != nil {
 		cb(d)
 	}
-	w.WriteHeader(d.Status)
+	switch {
+	case step.Hang:
+		select {
+		case <-req.Context().Done():
+		case <-r.closing:
+		}
+		return
+	case step.Reset:
+		reset(w)
+		return
+	}
+	if step.Delay > 0 {
+		select {
+		case <-time.After(step.Delay):
+		case <-req.Context().Done():
+			return
+		case <-r.closing:
+			return
+		}
+	}
+	for k, vs := range step.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	w.WriteHeader(step.Status)
+	_, _ = io.WriteString(w, step.Body)
+}
+
+// reset closes the request's connection with a TCP RST.
+func reset(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler)
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
 }
 
 // Deliveries returns everything received so far.
@@ -127,8 +218,15 @@ func (r *Receiver) Wait(ctx context.Context, n int) ([]Delivery, error) {
 	}
 }
 
-// Close stops the server.
+// Close stops the server; requests held by Hang steps end.
 func (r *Receiver) Close() error {
+	r.mu.Lock()
+	select {
+	case <-r.closing:
+	default:
+		close(r.closing)
+	}
+	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return r.srv.Shutdown(ctx)

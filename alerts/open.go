@@ -1,0 +1,301 @@
+package alerts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/meshhook/meshhook-alerts/internal/seal"
+	"github.com/meshhook/meshhook-alerts/sender"
+	"github.com/meshhook/meshhook-alerts/supabase"
+)
+
+// ErrPlaintext marks a secret-bearing field stored in clear while
+// secrets.allow_plaintext is off.
+var ErrPlaintext = errors.New("stored in plaintext; seal it with `meshhook-alerts seal` (or set secrets.allow_plaintext)")
+
+// Opener opens the sealed values of alert rules — webhook_url,
+// signing_secrets, custom_headers values and the tls_* columns — with the
+// configured keyring, and seals the rendered target URL of each claimed
+// alert. Plaintext values are refused unless allowPlaintext is set, in which
+// case each rule storing them is logged once with a warning. It keeps each
+// rule's opened TLS material for the sender. Errors name the rule's field,
+// never its value. It is safe for concurrent use.
+type Opener struct {
+	keys           *seal.Keyring
+	allowPlaintext bool
+	log            *zap.Logger
+
+	mu     sync.Mutex
+	tls    map[string]*sender.TLSConfig // rule id → opened TLS material
+	warned map[string]bool              // rule ids warned about plaintext
+}
+
+// NewOpener builds an Opener. keys may be nil (no key configured): then
+// only plaintext values work, and only with allowPlaintext.
+func NewOpener(keys *seal.Keyring, allowPlaintext bool, log *zap.Logger) *Opener {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Opener{keys: keys, allowPlaintext: allowPlaintext, log: log, tls: map[string]*sender.TLSConfig{}, warned: map[string]bool{}}
+}
+
+// open opens one stored value of field; plain collects plaintext fields.
+func (o *Opener) open(field, v string, plain *[]string) (string, error) {
+	if seal.IsSealed(v) {
+		out, err := o.keys.Open(v)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", field, err)
+		}
+		return out, nil
+	}
+	if v == "" {
+		return "", nil
+	}
+	if !o.allowPlaintext {
+		return "", fmt.Errorf("%s: %w", field, ErrPlaintext)
+	}
+	*plain = append(*plain, field)
+	return v, nil
+}
+
+// openPublic opens a value that may also be stored in clear.
+func (o *Opener) openPublic(field, v string) (string, error) {
+	if !seal.IsSealed(v) {
+		return v, nil
+	}
+	out, err := o.keys.Open(v)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", field, err)
+	}
+	return out, nil
+}
+
+// Open returns spec with its sealed values opened, and records the rule's
+// TLS material (validated) for TLS. A rule whose values cannot be opened, or
+// that stores secrets in plaintext without secrets.allow_plaintext, is
+// refused with an error naming every offending field.
+func (o *Opener) Open(spec RuleSpec, t supabase.ConfigTLS) (RuleSpec, error) {
+	var errs []error
+	var plain []string
+	out := spec
+	var err error
+	if out.WebhookURL, err = o.open("webhook_url", spec.WebhookURL, &plain); err != nil {
+		errs = append(errs, err)
+	}
+	out.Secrets = make([]string, 0, len(spec.Secrets))
+	for i, s := range spec.Secrets {
+		v, err := o.open(fmt.Sprintf("signing_secrets[%d]", i), s, &plain)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out.Secrets = append(out.Secrets, v)
+	}
+	if spec.Headers != nil {
+		out.Headers = make(map[string]string, len(spec.Headers))
+		for _, name := range slices.Sorted(maps.Keys(spec.Headers)) {
+			v, err := o.open(fmt.Sprintf("custom_headers[%q]", name), spec.Headers[name], &plain)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			out.Headers[name] = v
+		}
+	}
+	var tlsCfg *sender.TLSConfig
+	if !t.IsZero() {
+		tlsCfg = &sender.TLSConfig{}
+		// Certificates are public: they may be stored sealed or in clear.
+		if tlsCfg.CAPEM, err = o.openPublic("tls_ca_pem", t.CAPEM); err != nil {
+			errs = append(errs, err)
+		}
+		if tlsCfg.CertPEM, err = o.openPublic("tls_client_cert_pem", t.ClientCertPEM); err != nil {
+			errs = append(errs, err)
+		}
+		if tlsCfg.KeyPEM, err = o.open("tls_client_key_pem", t.ClientKeyPEM, &plain); err != nil {
+			errs = append(errs, err)
+		}
+		if len(errs) == 0 {
+			if _, err := sender.BuildTLSConfig(tlsCfg); err != nil {
+				errs = append(errs, fmt.Errorf("tls: %w", err))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		o.forget(spec.ID)
+		return RuleSpec{}, err
+	}
+	o.mu.Lock()
+	if tlsCfg != nil {
+		o.tls[spec.ID] = tlsCfg
+	} else {
+		delete(o.tls, spec.ID)
+	}
+	warn := len(plain) > 0 && !o.warned[spec.ID]
+	if warn {
+		o.warned[spec.ID] = true
+	}
+	o.mu.Unlock()
+	if warn {
+		o.log.Warn("alert rule stores secrets in plaintext (allowed by secrets.allow_plaintext); seal them with `meshhook-alerts seal`",
+			zap.String("rule_id", spec.ID), zap.Strings("fields", plain))
+	}
+	return out, nil
+}
+
+// forget drops what the opener keeps about a rule.
+func (o *Opener) forget(id string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.tls, id)
+}
+
+// TLS returns rule id's opened TLS material, or nil when it has none.
+func (o *Opener) TLS(id string) *sender.TLSConfig {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.tls[id]
+}
+
+// SealValue seals a value the daemon writes (a claimed alert's rendered
+// target URL). Without a current key it returns the value unchanged when
+// plaintext is allowed, and an error otherwise.
+func (o *Opener) SealValue(v string) (string, error) {
+	if o.keys.CanSeal() {
+		return o.keys.Seal(v)
+	}
+	if o.allowPlaintext {
+		return v, nil
+	}
+	return "", seal.ErrNoKey
+}
+
+// OpenValue opens a value the daemon wrote (a claimed alert's target URL);
+// plaintext is returned as is, since the daemon wrote it.
+func (o *Opener) OpenValue(v string) (string, error) {
+	if !seal.IsSealed(v) {
+		return v, nil
+	}
+	return o.keys.Open(v)
+}
+
+// SealedStore is the engine's Store with sealing: it opens rules as they are
+// loaded (refusing, with a logged reason, those that cannot be opened) and
+// seals each claimed alert's target URL before it is written. Every other
+// method is SupabaseStore's.
+type SealedStore struct {
+	*SupabaseStore
+	open *Opener
+	log  *zap.Logger
+
+	mu       sync.Mutex
+	rules    *RuleSet
+	rejected map[string]string // rule id → reason last logged
+}
+
+// NewSealedStore wraps inner with o.
+func NewSealedStore(inner *SupabaseStore, o *Opener, log *zap.Logger) *SealedStore {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &SealedStore{SupabaseStore: inner, open: o, log: log, rejected: map[string]string{}}
+}
+
+// SetRules gives the store the engine's rule cache, so that a rule changed
+// into one that cannot be opened is dropped from it at once.
+func (s *SealedStore) SetRules(r *RuleSet) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rules = r
+}
+
+// reject logs a refused rule once per distinct reason and drops it.
+func (s *SealedStore) reject(id string, err error) {
+	s.mu.Lock()
+	again := s.rejected[id] == err.Error()
+	s.rejected[id] = err.Error()
+	rules := s.rules
+	s.mu.Unlock()
+	if rules != nil {
+		rules.Delete(id)
+	}
+	if !again {
+		s.log.Warn("alert rule rejected: its secret fields cannot be used", zap.String("rule_id", id), zap.Error(err))
+	}
+}
+
+func (s *SealedStore) accepted(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.rejected, id)
+}
+
+// LoadRules reads every rule and opens its sealed values. Rules that cannot
+// be opened are left out, with a warning naming the rule and the fields.
+func (s *SealedStore) LoadRules(ctx context.Context) ([]RuleSpec, error) {
+	cfgs, err := s.db.ListAlertConfigs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tls, err := s.db.ListConfigTLS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RuleSpec, 0, len(cfgs))
+	for _, c := range cfgs {
+		spec, err := s.open.Open(specFromConfig(c), tls[c.ID])
+		if err != nil {
+			s.reject(c.ID, err)
+			continue
+		}
+		s.accepted(c.ID)
+		out = append(out, spec)
+	}
+	return out, nil
+}
+
+// DecodeRule opens a rule from a Realtime change. The row is re-read over
+// REST first: Realtime leaves unchanged large (TOASTed) values out of an
+// update, and sealed certificates are large.
+func (s *SealedStore) DecodeRule(row map[string]any) (RuleSpec, error) {
+	c, err := supabase.DecodeAlertConfig(row)
+	if err != nil {
+		return RuleSpec{}, err
+	}
+	t, _ := supabase.DecodeConfigTLS(row)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if fresh, err := s.db.GetAlertConfig(ctx, c.ID); err == nil {
+		c = fresh
+		if ft, err := s.db.GetConfigTLS(ctx, c.ID); err == nil {
+			t = ft
+		}
+	} else if supabase.IsNotFound(err) {
+		s.open.forget(c.ID)
+		return RuleSpec{}, fmt.Errorf("alert rule %s no longer exists", c.ID)
+	}
+	spec, err := s.open.Open(specFromConfig(c), t)
+	if err != nil {
+		s.reject(c.ID, err)
+		return RuleSpec{}, fmt.Errorf("alert rule %s rejected: %w", c.ID, err)
+	}
+	s.accepted(c.ID)
+	return spec, nil
+}
+
+// Claim seals the alert's rendered target URL and records the alert.
+func (s *SealedStore) Claim(ctx context.Context, c Claim) (string, bool, error) {
+	sealed, err := s.open.SealValue(c.TargetURL)
+	if err != nil {
+		return "", false, fmt.Errorf("seal target_url: %w", err)
+	}
+	c.TargetURL = sealed
+	return s.SupabaseStore.Claim(ctx, c)
+}

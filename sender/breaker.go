@@ -1,0 +1,152 @@
+package sender
+
+import (
+	"sync"
+	"time"
+)
+
+// BreakerOptions configures the per-host circuit breakers.
+type BreakerOptions struct {
+	// Failures is how many consecutive failed attempts to one host open its
+	// circuit. Default 5.
+	Failures int
+	// Cooldown is how long an open circuit refuses attempts before one probe
+	// is let through (half-open). Default 30s. Each failed probe doubles it,
+	// up to MaxCooldown.
+	Cooldown time.Duration
+	// MaxCooldown caps the cooldown. Default 10m.
+	MaxCooldown time.Duration
+}
+
+func (o *BreakerOptions) setDefaults() {
+	if o.Failures <= 0 {
+		o.Failures = 5
+	}
+	if o.Cooldown <= 0 {
+		o.Cooldown = 30 * time.Second
+	}
+	if o.MaxCooldown < o.Cooldown {
+		o.MaxCooldown = max(10*time.Minute, o.Cooldown)
+	}
+}
+
+// circuitState is a breaker's state.
+type circuitState int
+
+const (
+	circuitClosed   circuitState = iota // attempts flow; consecutive failures are counted
+	circuitOpen                         // attempts are refused until openUntil
+	circuitHalfOpen                     // one probe attempt is in flight
+)
+
+type circuit struct {
+	state     circuitState
+	failures  int // consecutive
+	openUntil time.Time
+	cooldown  time.Duration
+}
+
+// breakers holds one circuit per destination host. A host whose attempts
+// keep failing (timeouts, connection errors, 5xx, 429) is cut off for a
+// cooldown so that its alerts are rescheduled instead of tying up workers;
+// after the cooldown a single probe decides whether it closes again.
+type breakers struct {
+	opts BreakerOptions
+	mu   sync.Mutex
+	m    map[string]*circuit
+}
+
+func newBreakers(o BreakerOptions) *breakers {
+	o.setDefaults()
+	return &breakers{opts: o, m: map[string]*circuit{}}
+}
+
+// allow decides whether an attempt to host may start now. When it may not,
+// retryAt is when the circuit will let a probe through. probe is true when
+// this attempt is the half-open probe; pass it back to record.
+func (b *breakers) allow(host string, now time.Time) (ok, probe bool, retryAt time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.m[host]
+	if c == nil {
+		return true, false, time.Time{}
+	}
+	switch c.state {
+	case circuitOpen:
+		if now.Before(c.openUntil) {
+			return false, false, c.openUntil
+		}
+		c.state = circuitHalfOpen
+		return true, true, time.Time{}
+	case circuitHalfOpen:
+		// The probe is in flight: wait for its verdict.
+		return false, false, now.Add(min(b.opts.Cooldown, 5*time.Second))
+	}
+	return true, false, time.Time{}
+}
+
+// blocked reports whether host's circuit refuses attempts at now (open, or
+// half-open with its probe in flight) and until when.
+func (b *breakers) blocked(host string, now time.Time) (until time.Time, open bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.m[host]
+	switch {
+	case c == nil:
+		return time.Time{}, false
+	case c.state == circuitOpen && now.Before(c.openUntil):
+		return c.openUntil, true
+	case c.state == circuitHalfOpen:
+		return now.Add(min(b.opts.Cooldown, 5*time.Second)), true
+	}
+	return time.Time{}, false
+}
+
+// record feeds an attempt's result back. It returns opened = true when this
+// result opened (or re-opened) the circuit, and closed = true when it closed
+// a circuit that was open or half-open.
+func (b *breakers) record(host string, probe, failed bool, now time.Time) (opened, closed bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.m[host]
+	if !failed {
+		if c != nil {
+			closed = c.state != circuitClosed
+			delete(b.m, host)
+		}
+		return false, closed
+	}
+	if c == nil {
+		c = &circuit{cooldown: b.opts.Cooldown}
+		b.m[host] = c
+	}
+	c.failures++
+	switch {
+	case probe && c.state == circuitHalfOpen:
+		c.cooldown = min(c.cooldown*2, b.opts.MaxCooldown)
+		c.state, c.openUntil = circuitOpen, now.Add(c.cooldown)
+		return true, false
+	case c.state == circuitClosed && c.failures >= b.opts.Failures:
+		c.state, c.openUntil = circuitOpen, now.Add(c.cooldown)
+		return true, false
+	}
+	return false, false
+}
+
+// openCount is the number of hosts whose circuit is not closed.
+func (b *breakers) openCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, c := range b.m {
+		if c.state != circuitClosed {
+			n++
+		}
+	}
+	return n
+}
+
+// countsAsFailure reports whether an outcome says the host is unhealthy:
+// transport errors, timeouts, 5xx, 408, 425 and 429. Permanent refusals (a
+// 4xx, a redirect, 410) come from a host that answers, so they do not.
+func countsAsFailure(o Outcome) bool { return o.Kind == Retry }

@@ -1,0 +1,110 @@
+package sender
+
+import (
+	"context"
+	"time"
+)
+
+// Alert is one alert leased for delivery.
+type Alert struct {
+	ID                string
+	ConfigID          string
+	WebhookID         string // stable across attempts: the receiver's dedupe key
+	RunID             string
+	Event             string
+	Payload           []byte // sent verbatim on every attempt
+	TargetURL         string // opened (plaintext) URL
+	Secrets           []string
+	MeshHookSignature bool
+	Headers           map[string]string
+	// TLS is the rule's custom CA and client certificate; nil uses the
+	// system roots and no client certificate.
+	TLS       *TLSConfig
+	Attempts  int // attempts made so far
+	CreatedAt time.Time
+	// Lease is when this sender's lease on the alert expires: the value of
+	// alert_logs.next_attempt_at while the alert is delivering. Reports
+	// carry it so that a sender whose lease was taken over cannot overwrite
+	// the new holder's state.
+	Lease time.Time
+	// Refusal, when set by the Store, fails the alert without an attempt
+	// (for example when its rule was deleted or its secrets cannot be
+	// opened).
+	Refusal *Refusal
+}
+
+// Refusal is why an alert cannot be attempted.
+type Refusal struct {
+	Reason string // snake_case outcome reason, e.g. "rule_gone"
+	Detail string // human-readable; must not contain secrets or URLs
+}
+
+// TLSConfig is a rule's custom trust anchor and client identity (mTLS),
+// PEM-encoded. Empty fields are not used.
+type TLSConfig struct {
+	CAPEM   string // trust only these CAs for this rule's endpoint
+	CertPEM string // client certificate chain
+	KeyPEM  string // client private key
+}
+
+// Attempt is the record of one delivery attempt.
+type Attempt struct {
+	AlertID         string
+	Attempt         int // 1 for the first
+	StartedAt       time.Time
+	Latency         time.Duration
+	StatusCode      int // 0 when there was no response
+	Error           string
+	ResponseExcerpt string
+	Outcome         string // Outcome.Reason
+}
+
+// Alert statuses the sender writes.
+const (
+	StatusPending    = "pending"
+	StatusDelivering = "delivering"
+	StatusSucceeded  = "succeeded"
+	StatusFailed     = "failed"
+)
+
+// Update is an alert's new delivery state.
+type Update struct {
+	Status        string
+	Attempts      int
+	NextAttemptAt time.Time // when Status is pending; zero writes NULL
+	OutcomeReason string
+	CompletedAt   time.Time // zero writes NULL
+	// SetLast replaces last_status_code and last_error with LastStatusCode
+	// and LastError (0 and "" write NULL); otherwise they are kept.
+	SetLast        bool
+	LastStatusCode int
+	LastError      string
+}
+
+// Report is what one delivery step leaves behind: the attempt (nil when
+// nothing was sent, e.g. a circuit-open reschedule) and the alert's new
+// state, applied only while the reporter still holds Lease.
+type Report struct {
+	AlertID string
+	Lease   time.Time
+	Attempt *Attempt
+	Update  Update
+}
+
+// Store is what the sender needs from the database.
+type Store interface {
+	// LeaseDue atomically takes up to limit alerts that are due at now —
+	// pending with next_attempt_at <= now, or delivering with an expired
+	// lease (its holder died) — and marks them delivering with
+	// next_attempt_at = until. Two senders never lease the same alert. An
+	// expired lease is recorded as an "interrupted" attempt and counted in
+	// Attempts.
+	LeaseDue(ctx context.Context, now, until time.Time, limit int) ([]Alert, error)
+	// Report durably applies a batch: it records every attempt and applies
+	// each update whose alert is still delivering under the report's lease.
+	// applied holds the AlertIDs whose update was applied. It must be
+	// idempotent: repeating a batch changes nothing.
+	Report(ctx context.Context, reports []Report) (applied map[string]bool, err error)
+	// DisableConfig disables a rule whose endpoint is gone (410).
+	DisableConfig(ctx context.Context, configID, reason string) error
+}
