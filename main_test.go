@@ -80,7 +80,8 @@ func startE2E(t *testing.T) *e2e {
 	t.Helper()
 	e := newE2EStack(t)
 	_, err := e.si.Pool.Exec(context.Background(), `insert into alert_configs (project_id, workflow_slug, name, events, webhook_url, signing_secrets)
-		values ($1, 'billing', 'billing failures', '{failed}', $2, array[$3])`, e.project, e.rcv.URL+"/hook/{{.Workflow.Slug}}", testSecret)
+		values ($1, 'billing', 'billing failures', '{failed}', $2, array[$3])`, e.project,
+		sealed(t, e.rcv.URL+"/hook/{{.Workflow.Slug}}"), sealed(t, testSecret))
 	require.NoError(t, err)
 	d := e.startDaemon(t)
 	e.stop, e.logs = d.stop, d.logs
