@@ -97,6 +97,89 @@ func decodeAlert(raw []byte) (AlertLog, error) {
 	}, nil
 }
 
+// alertWire is an alert_logs row as PostgREST returns it (typed JSON), for
+// decoding whole result sets in one pass with the standard decoder's fast
+// paths. decodeAlert, column by column and lenient, costs several times more.
+type alertWire struct {
+	ID             *string `json:"id"`
+	ConfigID       *string `json:"config_id"`
+	ProjectID      *string `json:"project_id"`
+	WorkflowSlug   *string `json:"workflow_slug"`
+	RunID          *string `json:"run_id"`
+	Event          *string `json:"event"`
+	WebhookID      *string `json:"webhook_id"`
+	Status         *string `json:"status"`
+	Attempts       *int64  `json:"attempts"`
+	NextAttemptAt  *string `json:"next_attempt_at"`
+	Payload        *string `json:"payload"`
+	TargetURL      *string `json:"target_url"`
+	OccurredAt     *string `json:"occurred_at"`
+	LastStatusCode *int64  `json:"last_status_code"`
+	LastError      *string `json:"last_error"`
+	OutcomeReason  *string `json:"outcome_reason"`
+	CreatedAt      *string `json:"created_at"`
+	UpdatedAt      *string `json:"updated_at"`
+	CompletedAt    *string `json:"completed_at"`
+}
+
+func deref[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
+	}
+	return *p
+}
+
+// decodeAlerts decodes a JSON array of alert_logs rows. Input the fast path
+// cannot take (values in Postgres' text forms, or malformed rows) goes
+// through decodeAlert, which is lenient and names the column at fault.
+func decodeAlerts(body []byte) ([]AlertLog, error) {
+	var rows []alertWire
+	out, err := func() ([]AlertLog, error) {
+		if err := json.Unmarshal(body, &rows); err != nil {
+			return nil, err
+		}
+		out := make([]AlertLog, len(rows))
+		for i, w := range rows {
+			var times [6]time.Time
+			for j, p := range []*string{w.NextAttemptAt, w.OccurredAt, w.CreatedAt, w.UpdatedAt, w.CompletedAt} {
+				if p == nil {
+					continue
+				}
+				t, err := ParseTimestamp(*p)
+				if err != nil {
+					return nil, err
+				}
+				times[j] = t
+			}
+			out[i] = AlertLog{
+				ID: deref(w.ID), ConfigID: deref(w.ConfigID), ProjectID: deref(w.ProjectID), WorkflowSlug: deref(w.WorkflowSlug),
+				RunID: deref(w.RunID), Event: deref(w.Event), WebhookID: deref(w.WebhookID), Status: AlertStatus(deref(w.Status)),
+				Attempts: int(deref(w.Attempts)), NextAttemptAt: times[0], Payload: []byte(deref(w.Payload)), TargetURL: deref(w.TargetURL),
+				OccurredAt: times[1], LastStatusCode: int(deref(w.LastStatusCode)), LastError: deref(w.LastError),
+				OutcomeReason: deref(w.OutcomeReason), CreatedAt: times[2], UpdatedAt: times[3], CompletedAt: times[4],
+			}
+		}
+		return out, nil
+	}()
+	if err == nil {
+		return out, nil
+	}
+	raws, err := decodeArray(body)
+	if err != nil {
+		return nil, err
+	}
+	out = make([]AlertLog, 0, len(raws))
+	for _, raw := range raws {
+		l, err := decodeAlert(raw)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
 // NewAlert is an alert to claim: the (ConfigID, RunID, Event) key plus
 // everything the sender needs to deliver it without the rule.
 type NewAlert struct {

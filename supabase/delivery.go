@@ -54,17 +54,9 @@ func (s *Store) LeaseDueAlerts(ctx context.Context, now, until time.Time, limit 
 	if err != nil {
 		return nil, err
 	}
-	rows, err := decodeArray(body)
+	out, err := decodeAlerts(body)
 	if err != nil {
 		return nil, fmt.Errorf("supabase: %s: %w", op, err)
-	}
-	out := make([]AlertLog, 0, len(rows))
-	for _, raw := range rows {
-		l, err := decodeAlert(raw)
-		if err != nil {
-			return nil, fmt.Errorf("supabase: %s: %w", op, err)
-		}
-		out = append(out, l)
 	}
 	return out, nil
 }

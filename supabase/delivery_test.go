@@ -3,6 +3,7 @@ package supabase_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -166,4 +167,26 @@ func TestIntegration_DeliveryFunctionsAreServiceRoleOnly(t *testing.T) {
 		Lease: time.Now(), Update: supabase.DeliveryUpdate{Status: supabase.StatusFailed}}})
 	require.Error(t, err)
 	assert.True(t, supabase.IsAuth(err), "%v", err)
+}
+
+// The one-pass decoder agrees with the column-by-column one, and falls
+// back to it for values in Postgres' text forms.
+func TestDecodeAlertsFastPathAgrees(t *testing.T) {
+	typed := `[{"id":"a","config_id":"c","project_id":null,"workflow_slug":"w","run_id":"r","event":"failed","webhook_id":"msg_1",
+		"status":"delivering","attempts":2,"next_attempt_at":"2026-01-02T03:04:05.123456+00:00","payload":"{\"a\":\"x\\\"y\"}",
+		"target_url":"https://h/x","occurred_at":"2026-01-02T03:04:05+00:00","last_status_code":500,"last_error":null,
+		"outcome_reason":"http_500","created_at":"2026-01-02T03:04:05+00:00","updated_at":"2026-01-02T03:04:06+00:00","completed_at":null}]`
+	text := strings.NewReplacer(`"attempts":2`, `"attempts":"2"`, `"last_status_code":500`, `"last_status_code":"500"`,
+		`"next_attempt_at":"2026-01-02T03:04:05.123456+00:00"`, `"next_attempt_at":"2026-01-02 03:04:05.123456+00"`).Replace(typed)
+	a, err := supabase.DecodeAlertsForTest([]byte(typed))
+	require.NoError(t, err)
+	b, err := supabase.DecodeAlertsForTest([]byte(text))
+	require.NoError(t, err)
+	require.Len(t, a, 1)
+	assert.Equal(t, a, b)
+	assert.Equal(t, 2, a[0].Attempts)
+	assert.Equal(t, `{"a":"x\"y"}`, string(a[0].Payload))
+	assert.Equal(t, 123456000, a[0].NextAttemptAt.Nanosecond())
+	_, err = supabase.DecodeAlertsForTest([]byte(`[{"attempts":"many"}]`))
+	assert.ErrorContains(t, err, "attempts")
 }

@@ -1,0 +1,4 @@
+package supabase
+
+// DecodeAlertsForTest exposes decodeAlerts to the external tests.
+var DecodeAlertsForTest = decodeAlerts
