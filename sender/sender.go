@@ -381,7 +381,13 @@ func (s *Sender) deliver(j *job) {
 // settle writes a job's report, waits until it is durable and logs the
 // outcome. out is the attempt's classification, nil when none was made.
 func (s *Sender) settle(j *job, r Report, out *Outcome) {
-	defer s.held.Add(-1)
+	defer func() {
+		// Crossing below half the memory budget: lease more at once rather
+		// than at the next poll, so a busy sender never idles.
+		if s.held.Add(-1) == int64(s.opts.QueueSize/2) {
+			s.Wake()
+		}
+	}()
 	err := <-s.writer.submit(r)
 	a := j.a
 	log := s.log.With(zap.String("alert_id", a.ID), zap.String("webhook_id", a.WebhookID),

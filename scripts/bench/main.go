@@ -1,0 +1,555 @@
+// Command bench measures webhook delivery on this machine:
+//
+//  1. the loopback floor: plain net/http POSTs of the same body to the same
+//     local receiver, one at a time (latency) and from many goroutines
+//     (requests per second);
+//  2. the sender's added latency: alerts delivered one at a time, the
+//     attempt latency (signing, SSRF-checked dial, POST, response) against
+//     the floor;
+//  3. throughput at saturation with outcomes recorded in an in-memory store
+//     (the sender's own cost);
+//  4. throughput at saturation with durable logging: leases and outcome
+//     batches through the PostgREST stand-in into a real PostgreSQL.
+//
+// CPU per delivery is this process's user+system time (sender, receiver and,
+// in mode 4, the REST stand-in) divided by deliveries; in mode 4 the
+// PostgreSQL server's CPU is reported separately.
+//
+// Run it with: go run ./scripts/bench [-n 20000] [-mode all|floor|fake|rest]
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/meshhook/meshhook-alerts/alerts"
+	"github.com/meshhook/meshhook-alerts/internal/standin"
+	"github.com/meshhook/meshhook-alerts/sender"
+	"github.com/meshhook/meshhook-alerts/supabase"
+)
+
+var (
+	flagN        = flag.Int("n", 20000, "alerts per throughput run")
+	flagMode     = flag.String("mode", "all", "floor, fake, rest or all")
+	flagWorkers  = flag.Int("workers", 64, "sender.workers (and per-host concurrency: one receiver)")
+	flagQueue    = flag.Int("queue", 4096, "sender.queue_size")
+	flagSamples  = flag.Int("samples", 2000, "sequential deliveries for the latency comparison")
+	flagFloorDur = flag.Duration("floor-duration", 3*time.Second, "duration of the loopback throughput floor")
+	flagProfile  = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+)
+
+const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+var payload = []byte(`{"type":"workflow_run.failed","event":"failed","occurred_at":"2026-01-02T03:05:35Z",` +
+	`"run":{"id":"00000000-0000-4000-8000-000000000001","status":"failed"},"workflow":{"slug":"billing","version":3},` +
+	`"rule":{"id":"00000000-0000-4000-8000-0000000000cc","name":"bench"}}`)
+
+func main() {
+	flag.Parse()
+	if *flagProfile != "" {
+		f, err := os.Create(*flagProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	rcv, err := newReceiver()
+	if err != nil {
+		return err
+	}
+	defer rcv.Close()
+	fmt.Printf("machine: %d CPUs; body %d bytes; receiver %s (in-process, answers 204)\n\n", numCPU(), len(payload), rcv.url)
+
+	mode := *flagMode
+	if mode == "all" || mode == "floor" || mode == "fake" {
+		floor := latencyFloor(rcv.url, *flagSamples)
+		fmt.Printf("loopback floor, sequential plain POST:  p50 %s  p99 %s  (n=%d)\n", us(pct(floor, 50)), us(pct(floor, 99)), len(floor))
+		rps := throughputFloor(rcv.url, *flagWorkers, *flagFloorDur)
+		fmt.Printf("loopback floor, %d goroutines:          %.0f POSTs/s\n\n", *flagWorkers, rps)
+		if mode != "floor" {
+			c0 := rcv.conns.Load()
+			lat, err := senderLatency(ctx, rcv.url, *flagSamples)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("(sender latency run opened %d connections)\n", rcv.conns.Load()-c0)
+			fmt.Printf("sender, one worker, signed attempts:    p50 %s  p99 %s  → added p50 %s  p99 %s\n\n",
+				us(pct(lat, 50)), us(pct(lat, 99)), us(pct(lat, 50)-pct(floor, 50)), us(pct(lat, 99)-pct(floor, 99)))
+		}
+	}
+	if mode == "all" || mode == "fake" {
+		res, err := saturate(ctx, rcv, newFastStore(), *flagN)
+		if err != nil {
+			return err
+		}
+		res.print("saturation, in-memory store")
+	}
+	if mode == "all" || mode == "rest" {
+		if err := restRun(ctx, rcv, *flagN); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// receiver is a minimal local webhook endpoint.
+type receiver struct {
+	url   string
+	srv   *http.Server
+	hits  atomic.Int64
+	conns atomic.Int64 // connections accepted
+}
+
+func newReceiver() (*receiver, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	r := &receiver{url: "http://" + ln.Addr().String() + "/hook"}
+	r.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.Copy(io.Discard, req.Body)
+		r.hits.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	r.srv.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			r.conns.Add(1)
+		}
+	}
+	go func() { _ = r.srv.Serve(ln) }()
+	return r, nil
+}
+
+func (r *receiver) Close() { _ = r.srv.Close() }
+
+func plainClient(conns int) *http.Client {
+	return &http.Client{Transport: &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns}, Timeout: 10 * time.Second}
+}
+
+func post(c *http.Client, url string) error {
+	resp, err := c.Post(url, "application/json", bytes.NewReader(payload))
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return nil
+}
+
+// latencyFloor times n sequential plain POSTs over one kept-alive connection.
+func latencyFloor(url string, n int) []time.Duration {
+	c := plainClient(1)
+	_ = post(c, url)
+	out := make([]time.Duration, 0, n)
+	for range n {
+		t := time.Now()
+		if post(c, url) == nil {
+			out = append(out, time.Since(t))
+		}
+	}
+	return out
+}
+
+// throughputFloor runs plain POSTs from conns goroutines for d.
+func throughputFloor(url string, conns int, d time.Duration) float64 {
+	c := plainClient(conns)
+	var n atomic.Int64
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				if post(c, url) == nil {
+					n.Add(1)
+				}
+			}
+		}()
+	}
+	start := time.Now()
+	wg.Wait()
+	return float64(n.Load()) / time.Since(start).Seconds()
+}
+
+func benchOptions(workers, queue int) sender.Options {
+	return sender.Options{
+		Workers: workers, PerHostConcurrency: workers, QueueSize: queue, RequestTimeout: 10 * time.Second,
+		PollInterval: 50 * time.Millisecond, AllowInsecureHTTP: true, AllowedNetworks: []string{"127.0.0.0/8"},
+		ResponseExcerptBytes: 256, DrainTimeout: 10 * time.Second,
+	}
+}
+
+func benchAlert(id, url string) sender.Alert {
+	return sender.Alert{ID: id, ConfigID: "rule", WebhookID: "msg_" + id, RunID: "run", Event: "failed",
+		Payload: payload, TargetURL: url, Secrets: []string{secret}, CreatedAt: time.Now()}
+}
+
+// senderLatency delivers n alerts with one worker, back to back, and
+// returns each attempt's latency as the sender records it: URL and secret
+// checks, signing, the POST through the SSRF-guarded transport, and reading
+// the response.
+func senderLatency(ctx context.Context, url string, n int) ([]time.Duration, error) {
+	store := newFastStore()
+	for i := range n + 1 {
+		store.add(benchAlert(fmt.Sprintf("lat%06d", i), url))
+	}
+	s, err := sender.New(benchOptions(1, 64), store, zap.NewNop())
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	for store.finished() < n+1 {
+		store.waitChange(time.Second)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		return nil, err
+	}
+	lat := store.latencies()
+	return lat[1:], nil // the first attempt opens the connection
+}
+
+type result struct {
+	n         int
+	elapsed   time.Duration
+	cpu       time.Duration
+	pgCPU     time.Duration
+	batches   uint64
+	attempts  map[string]uint64
+	hasPGCPU  bool
+	extraNote string
+}
+
+func (r result) print(title string) {
+	fmt.Printf("%s: %d deliveries in %s → %.0f deliveries/s; CPU %.1f µs/delivery (this process)",
+		title, r.n, r.elapsed.Round(time.Millisecond), float64(r.n)/r.elapsed.Seconds(), float64(r.cpu.Microseconds())/float64(r.n))
+	if r.hasPGCPU {
+		fmt.Printf(" + %.1f µs/delivery (PostgreSQL)", float64(r.pgCPU.Microseconds())/float64(r.n))
+	}
+	fmt.Printf("; %d outcome batches (%.0f outcomes per write)", r.batches, float64(r.n)/float64(max(r.batches, 1)))
+	if r.extraNote != "" {
+		fmt.Print("; ", r.extraNote)
+	}
+	fmt.Printf("\n  attempts by outcome: %v\n\n", r.attempts)
+}
+
+// saturate preloads n due alerts and times the sender until all are
+// delivered and recorded.
+func saturate(ctx context.Context, rcv *receiver, store *fastStore, n int) (result, error) {
+	for i := range n {
+		store.add(benchAlert(fmt.Sprintf("sat%07d", i), rcv.url))
+	}
+	s, err := sender.New(benchOptions(*flagWorkers, *flagQueue), store, zap.NewNop())
+	if err != nil {
+		return result{}, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cpu0 := cpuTime()
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	for store.finished() < n {
+		store.waitChange(time.Second)
+	}
+	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
+	cancel()
+	if err := <-done; err != nil {
+		return result{}, err
+	}
+	st := s.Stats()
+	return result{n: n, elapsed: elapsed, cpu: cpu, batches: st.WriteBatches, attempts: st.Attempts}, nil
+}
+
+// restRun measures saturation against the PostgREST stand-in and a real
+// PostgreSQL: n pending alerts are inserted, then leased and recorded by
+// the sender through REST (alert_lease_due, alert_report_deliveries).
+func restRun(ctx context.Context, rcv *receiver, n int) error {
+	si, err := standin.Start(ctx, standin.Options{MeshHook: true})
+	if err != nil {
+		return err
+	}
+	defer si.Close()
+	var project, rule string
+	if err := si.Pool.QueryRow(ctx, `insert into projects (owner, name) values (gen_random_uuid(), 'bench') returning id`).Scan(&project); err != nil {
+		return err
+	}
+	if err := si.Pool.QueryRow(ctx, `insert into alert_configs (project_id, name, events, webhook_url, signing_secrets)
+		values ($1, 'bench', '{failed}', $2, array[$3]) returning id`, project, rcv.url, secret).Scan(&rule); err != nil {
+		return err
+	}
+	if _, err := si.Pool.Exec(ctx, `insert into alert_logs (config_id, project_id, run_id, event, webhook_id, status, next_attempt_at,
+		payload, target_url, occurred_at)
+		select $1, $2, 'run-' || g, 'failed', 'msg_bench_' || g, 'pending', now() - interval '1 second', $3, $4, now()
+		from generate_series(1, $5) g`, rule, project, string(payload), rcv.url, n); err != nil {
+		return err
+	}
+	if _, err := si.Pool.Exec(ctx, `vacuum analyze alert_logs`); err != nil {
+		return err
+	}
+	store, err := supabase.New(supabase.Options{URL: si.URL, ServiceKey: si.ServiceRoleKey, MaxIdleConnsPerHost: 16})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	rules := alerts.NewRuleSet()
+	if err := rules.Put(alerts.RuleSpec{ID: rule, ProjectID: project, Name: "bench", Enabled: true, Events: []string{"failed"},
+		WebhookURL: rcv.url, Secrets: []string{secret}}); err != nil {
+		return err
+	}
+	pg, pgErr := postgresPIDs(ctx, si)
+
+	s, err := sender.New(benchOptions(*flagWorkers, *flagQueue), &alerts.Deliveries{Store: store, Rules: rules}, zap.NewNop())
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	hits0 := rcv.hits.Load()
+	cpu0, pg0 := cpuTime(), pgCPU(pg)
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(rctx) }()
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		var finished int
+		if err := si.Pool.QueryRow(ctx, `select count(*) from alert_logs where status in ('succeeded', 'failed')`).Scan(&finished); err != nil {
+			return err
+		}
+		if finished >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d alerts finished in 10 minutes", finished, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	cpu, pgUsed := cpuTime()-cpu0, pgCPU(pg)-pg0
+	cancel()
+	if err := <-done; err != nil {
+		return err
+	}
+	var attempts, succeeded int
+	if err := si.Pool.QueryRow(ctx, `select (select count(*) from alert_attempts), (select count(*) from alert_logs where status = 'succeeded')`).
+		Scan(&attempts, &succeeded); err != nil {
+		return err
+	}
+	st := s.Stats()
+	r := result{n: n, elapsed: elapsed, cpu: cpu, pgCPU: pgUsed, hasPGCPU: pgErr == nil, batches: st.WriteBatches, attempts: st.Attempts,
+		extraNote: fmt.Sprintf("%d attempts and %d succeeded rows in the database, %d POSTs received", attempts, succeeded, rcv.hits.Load()-hits0)}
+	if pgErr != nil {
+		r.extraNote += "; PostgreSQL CPU unavailable: " + pgErr.Error()
+	}
+	r.print("saturation, durable (PostgREST stand-in + PostgreSQL)")
+	return nil
+}
+
+// fastStore is an in-memory Store with lease semantics, O(1) per alert.
+type fastStore struct {
+	mu      sync.Mutex
+	due     []sender.Alert
+	leased  map[string]time.Time
+	done    int
+	lat     []time.Duration
+	changed chan struct{}
+}
+
+func newFastStore() *fastStore {
+	return &fastStore{leased: map[string]time.Time{}, changed: make(chan struct{}, 1)}
+}
+
+func (f *fastStore) add(a sender.Alert) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.due = append(f.due, a)
+}
+
+func (f *fastStore) LeaseDue(_ context.Context, _, until time.Time, limit int) ([]sender.Alert, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := min(limit, len(f.due))
+	out := slices.Clone(f.due[:k])
+	f.due = f.due[k:]
+	for i := range out {
+		out[i].Lease = until
+		f.leased[out[i].ID] = until
+	}
+	return out, nil
+}
+
+func (f *fastStore) Report(_ context.Context, reports []sender.Report) (map[string]bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	applied := make(map[string]bool, len(reports))
+	for _, r := range reports {
+		if l, ok := f.leased[r.AlertID]; !ok || !l.Equal(r.Lease) {
+			continue
+		}
+		delete(f.leased, r.AlertID)
+		applied[r.AlertID] = true
+		if r.Attempt != nil {
+			f.lat = append(f.lat, r.Attempt.Latency)
+		}
+		if r.Update.Status == sender.StatusPending {
+			return nil, errors.New("bench: an alert was rescheduled; the receiver should accept everything")
+		}
+		f.done++
+	}
+	select {
+	case f.changed <- struct{}{}:
+	default:
+	}
+	return applied, nil
+}
+
+func (f *fastStore) DisableConfig(context.Context, string, string) error { return nil }
+
+func (f *fastStore) finished() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.done
+}
+
+func (f *fastStore) latencies() []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.lat)
+}
+
+func (f *fastStore) waitChange(d time.Duration) {
+	select {
+	case <-f.changed:
+	case <-time.After(d):
+	}
+}
+
+func pct(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return s[i]
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d.Nanoseconds())/1e3) }
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func numCPU() int {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(b), "processor\t:")
+}
+
+// postgresPIDs returns the stand-in's postmaster and its children.
+func postgresPIDs(ctx context.Context, si *standin.StandIn) ([]int, error) {
+	var dataDir string
+	if err := si.Pool.QueryRow(ctx, `select setting from pg_settings where name = 'data_directory'`).Scan(&dataDir); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return nil, err
+	}
+	master, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil {
+		return nil, err
+	}
+	pids := []int{master}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if f, ok := procStat(pid); ok && f.ppid == master {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+type stat struct {
+	ppid        int
+	utime, stim int64
+}
+
+func procStat(pid int) (stat, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return stat{}, false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return stat{}, false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return stat{}, false
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return stat{ppid: ppid, utime: ut, stim: st}, true
+}
+
+// pgCPU sums the CPU time of the PostgreSQL processes (clock ticks of 10ms).
+func pgCPU(pids []int) time.Duration {
+	var ticks int64
+	for _, p := range pids {
+		if s, ok := procStat(p); ok {
+			ticks += s.utime + s.stim
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
