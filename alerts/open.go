@@ -249,7 +249,9 @@ func (s *SealedStore) LoadRules(ctx context.Context) ([]RuleSpec, error) {
 		return nil, err
 	}
 	out := make([]RuleSpec, 0, len(cfgs))
+	seen := make(map[string]bool, len(cfgs))
 	for _, c := range cfgs {
+		seen[c.ID] = true
 		spec, err := s.open.Open(specFromConfig(c), tls[c.ID])
 		if err != nil {
 			s.reject(c.ID, err)
@@ -258,7 +260,23 @@ func (s *SealedStore) LoadRules(ctx context.Context) ([]RuleSpec, error) {
 		s.accepted(c.ID)
 		out = append(out, spec)
 	}
+	s.mu.Lock()
+	for id := range s.rejected {
+		if !seen[id] { // deleted meanwhile
+			delete(s.rejected, id)
+		}
+	}
+	s.mu.Unlock()
 	return out, nil
+}
+
+// RejectedRules returns why each rule the store refused (last load, or a
+// later change) was refused, by rule id. It implements LoadRejecter, so the
+// engine records these rules with the ones it rejects itself.
+func (s *SealedStore) RejectedRules() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.rejected)
 }
 
 // DecodeRule opens a rule from a Realtime change. The row is re-read over

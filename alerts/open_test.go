@@ -101,3 +101,5 @@ func TestOpenerValidatesTLS(t *testing.T) {
 	_, err = o.Open(spec, supabase.ConfigTLS{ClientCertPEM: "x"})
 	require.ErrorContains(t, err, "set together")
 }
+
+var _ LoadRejecter = (*SealedStore)(nil)
