@@ -22,38 +22,50 @@
 --
 -- Safe to run more than once.
 
+-- Leasing takes the earliest due alerts first: an index in that order lets
+-- it stop after p_limit rows instead of sorting every due alert.
+create index if not exists alert_logs_lease_idx
+  on public.alert_logs (next_attempt_at, id)
+  where status in ('pending', 'delivering');
+
 create or replace function public.alert_lease_due(p_now timestamptz, p_until timestamptz, p_limit integer)
 returns setof public.alert_logs
-language sql
+language plpgsql
 volatile
 set search_path = pg_catalog, public
-as $$
-  with due as (
-    select id, status, attempts, next_attempt_at
-      from public.alert_logs
-     where status in ('pending', 'delivering')
-       and next_attempt_at <= p_now
-     order by next_attempt_at, id
-     limit greatest(p_limit, 0)
-       for update skip locked
-  ),
-  interrupted as (
-    insert into public.alert_attempts (alert_id, attempt, started_at, outcome, error)
-    select id, attempts + 1, next_attempt_at - (p_until - p_now), 'interrupted',
-           'the daemon making this attempt stopped before recording its outcome (lease expired); the receiver may have received it'
+as $fn$
+begin
+  -- Dynamic SQL is planned with the actual arguments on every call, so the
+  -- planner sees how small p_limit is and walks alert_logs_lease_idx.
+  return query execute $q$
+    with due as (
+      select id, status, attempts, next_attempt_at
+        from public.alert_logs
+       where status in ('pending', 'delivering')
+         and next_attempt_at <= $1
+       order by next_attempt_at, id
+       limit greatest($3, 0)
+         for update skip locked
+    ),
+    interrupted as (
+      insert into public.alert_attempts (alert_id, attempt, started_at, outcome, error)
+      select id, attempts + 1, next_attempt_at - ($2 - $1), 'interrupted',
+             'the daemon making this attempt stopped before recording its outcome (lease expired); the receiver may have received it'
+        from due
+       where status = 'delivering'
+      on conflict (alert_id, attempt) do nothing
+    )
+    update public.alert_logs l
+       set status = 'delivering',
+           next_attempt_at = $2,
+           attempts = case when due.status = 'delivering' then l.attempts + 1 else l.attempts end,
+           outcome_reason = case when due.status = 'delivering' then 'interrupted' else l.outcome_reason end
       from due
-     where status = 'delivering'
-    on conflict (alert_id, attempt) do nothing
-  )
-  update public.alert_logs l
-     set status = 'delivering',
-         next_attempt_at = p_until,
-         attempts = case when due.status = 'delivering' then l.attempts + 1 else l.attempts end,
-         outcome_reason = case when due.status = 'delivering' then 'interrupted' else l.outcome_reason end
-    from due
-   where l.id = due.id
-  returning l.*;
-$$;
+     where l.id = due.id
+    returning l.*
+  $q$ using p_now, p_until, p_limit;
+end;
+$fn$;
 
 comment on function public.alert_lease_due(timestamptz, timestamptz, integer) is
   'meshhook-alerts: lease due alerts for delivery (service role only)';
