@@ -14,6 +14,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/meshhook/meshhook-alerts/internal/pgtest"
 )
 
 // waitTimeout bounds every wait in the tests; generous because the machine
@@ -22,7 +24,11 @@ const waitTimeout = 15 * time.Second
 
 const testAPIKey = "test-apikey-0123456789-secret"
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain stops the shared PostgreSQL cluster the stand-in tests use.
+// Goroutine leaks are checked per test instead of per package: by
+// startClient and by the stand-in environment (see standin_test.go), after
+// Run has returned and the servers are closed.
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // harness runs a Client against a fakeServer.
 type harness struct {
@@ -74,6 +80,7 @@ func dbChannel() ChannelSpec {
 // nil, and checks that no secret was logged.
 func startClient(t *testing.T, srv *fakeServer, cfg Config, specs ...ChannelSpec) *harness {
 	t.Helper()
+	leaks := goleak.IgnoreCurrent()
 	core, logs := observer.New(zapcore.DebugLevel)
 	cfg.Logger = zap.New(core)
 	h := &harness{t: t, srv: srv, logs: logs, runErr: make(chan error, 1), secrets: &secretList{}}
@@ -96,6 +103,10 @@ func startClient(t *testing.T, srv *fakeServer, cfg Config, specs ...ChannelSpec
 			t.Fatal("Run did not return after cancel")
 		}
 		h.checkNoSecretsLogged()
+		// Run has returned; once the fake server is gone too, nothing
+		// started since startClient may be left running.
+		srv.close()
+		goleak.VerifyNone(t, leaks)
 		if t.Failed() {
 			for _, e := range logs.All() {
 				t.Logf("%s %s %v", e.Level, e.Message, e.ContextMap())
