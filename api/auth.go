@@ -1,0 +1,113 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/meshhook/meshhook-alerts/supabase"
+)
+
+// jwtLeeway is the clock skew allowed for exp, nbf and iat, as PostgREST allows.
+const jwtLeeway = 30 * time.Second
+
+// userRole is the role claim of a signed-in Supabase user.
+const userRole = "authenticated"
+
+// principal is who is calling.
+type principal struct {
+	// operator callers have full access through the store's own key.
+	operator bool
+	// userID is a user's "sub" claim; token is their access token, which
+	// every store call forwards so that row-level security applies.
+	userID string
+	token  string
+}
+
+// ctx returns the context store calls of this caller run under: a user's
+// calls carry their token, an operator's the store's own key.
+func (p *principal) ctx(ctx context.Context) context.Context {
+	if p.operator {
+		return ctx
+	}
+	return supabase.WithUserToken(ctx, p.token)
+}
+
+// authenticate identifies the caller from "Authorization: Bearer <token>":
+// the operator token (compared in constant time), else a user's Supabase
+// access token, an HS256 JWT signed with the JWT secret, unexpired, with
+// role "authenticated" and a subject.
+func (a *API) authenticate(r *http.Request) (*principal, error) {
+	token, ok := bearer(r.Header.Get("Authorization"))
+	if !ok {
+		return nil, unauthorized("missing_token", "send Authorization: Bearer <operator token or Supabase access token>")
+	}
+	if a.opts.OperatorToken != "" && equalSecret(token, a.opts.OperatorToken) {
+		return &principal{operator: true}, nil
+	}
+	if a.opts.JWTSecret == "" || strings.Count(token, ".") != 2 {
+		return nil, unauthorized("invalid_token", "the token is neither the operator token nor a Supabase access token")
+	}
+	sub, err := a.verifyUserToken(token)
+	if err != nil {
+		return nil, unauthorized("invalid_token", "the access token is not valid: "+err.Error())
+	}
+	return &principal{userID: sub, token: token}, nil
+}
+
+// verifyUserToken checks a Supabase access token and returns its subject.
+func (a *API) verifyUserToken(token string) (string, error) {
+	p := jwt.NewParser(
+		jwt.WithValidMethods([]string{"HS256"}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(jwtLeeway),
+		jwt.WithTimeFunc(a.opts.Now),
+	)
+	claims := jwt.MapClaims{}
+	_, err := p.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return []byte(a.opts.JWTSecret), nil })
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "", errors.New("it has expired")
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return "", errors.New("it has no expiry")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return "", errors.New("its signature does not verify with the project's JWT secret")
+	case err != nil:
+		return "", errors.New("it is malformed or not yet valid")
+	}
+	if role, _ := claims["role"].(string); role != userRole {
+		return "", errors.New(`its role is not "authenticated"`)
+	}
+	sub, _ := claims["sub"].(string)
+	if sub == "" {
+		return "", errors.New("it has no subject")
+	}
+	return sub, nil
+}
+
+// bearer extracts the token of an "Authorization: Bearer <token>" header.
+func bearer(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// equalSecret compares in constant time, also in the lengths.
+func equalSecret(a, b string) bool {
+	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
+	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
+}
+
+func unauthorized(code, msg string) *Error {
+	return &Error{Status: http.StatusUnauthorized, Code: code, Message: msg}
+}

@@ -1,0 +1,185 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/meshhook/meshhook-alerts/supabase"
+)
+
+// DefaultSuccessWindow is the window of the delivery success rate when
+// Status.SuccessWindow is zero.
+const DefaultSuccessWindow = time.Hour
+
+// Status supplies the numbers GET /api/status reports; main wires the
+// providers. A nil Realtime or Rules provider reports its section as null.
+type Status struct {
+	// Realtime reports the daemon's Realtime connection.
+	Realtime func() RealtimeStatus
+	// Rules reports the daemon's rule cache.
+	Rules func() RulesStatus
+	// Backlog counts alerts waiting for delivery. Nil counts them in
+	// alert_logs as the caller, so a user counts only their projects' alerts.
+	Backlog func(ctx context.Context) (Backlog, error)
+	// Deliveries counts alerts completed since a time. Nil counts them in
+	// alert_logs as the caller.
+	Deliveries func(ctx context.Context, since time.Time) (Deliveries, error)
+	// SuccessWindow is how far back the success rate looks. Defaults to
+	// DefaultSuccessWindow.
+	SuccessWindow time.Duration
+}
+
+// RealtimeStatus is the state of the Realtime connection.
+type RealtimeStatus struct {
+	// Subscribed is true while every channel's subscription is confirmed.
+	Subscribed bool
+	Channels   []ChannelStatus
+	// LastEventAt is when the last change (or, failing that, frame) was
+	// received; zero when none was.
+	LastEventAt time.Time
+	// LastError is the most recent connection or channel error, if any.
+	LastError string
+}
+
+// ChannelStatus is one Realtime channel.
+type ChannelStatus struct {
+	Name  string
+	State string
+}
+
+// RulesStatus is the state of the rule cache.
+type RulesStatus struct {
+	Loaded   int // rules in use
+	Rejected int // rules the daemon refused (see each rule's problems)
+}
+
+// Backlog counts undelivered alerts.
+type Backlog struct {
+	Pending    int64 // waiting for their next attempt
+	Delivering int64 // being attempted
+}
+
+// Deliveries counts finished alerts.
+type Deliveries struct {
+	Succeeded int64
+	Failed    int64
+}
+
+type statusResponse struct {
+	GeneratedAt time.Time      `json:"generated_at"`
+	Realtime    *realtimeView  `json:"realtime"`
+	Rules       *rulesView     `json:"rules"`
+	Backlog     backlogView    `json:"backlog"`
+	Deliveries  deliveriesView `json:"deliveries"`
+	Caller      callerView     `json:"caller"`
+}
+
+type realtimeView struct {
+	Subscribed  bool          `json:"subscribed"`
+	Channels    []channelView `json:"channels"`
+	LastEventAt *time.Time    `json:"last_event_at"`
+	LastError   *string       `json:"last_error"`
+}
+
+type channelView struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
+}
+
+type rulesView struct {
+	Loaded   int `json:"loaded"`
+	Rejected int `json:"rejected"`
+}
+
+type backlogView struct {
+	Pending    int64 `json:"pending"`
+	Delivering int64 `json:"delivering"`
+}
+
+type deliveriesView struct {
+	WindowSeconds int64 `json:"window_seconds"`
+	Succeeded     int64 `json:"succeeded"`
+	Failed        int64 `json:"failed"`
+	// SuccessRate is succeeded / (succeeded + failed); null when none finished.
+	SuccessRate *float64 `json:"success_rate"`
+}
+
+// callerView says who the numbers are for.
+type callerView struct {
+	Operator bool    `json:"operator"`
+	UserID   *string `json:"user_id"`
+}
+
+// getStatus answers GET /api/status.
+func (a *API) getStatus(w http.ResponseWriter, r *http.Request, p *principal) error {
+	now := a.opts.Now()
+	st := a.opts.Status
+	resp := statusResponse{GeneratedAt: now.UTC(), Caller: callerView{Operator: p.operator, UserID: optString(p.userID)}}
+	if st.Realtime != nil {
+		rs := st.Realtime()
+		v := &realtimeView{Subscribed: rs.Subscribed, Channels: make([]channelView, 0, len(rs.Channels)),
+			LastEventAt: optTime(rs.LastEventAt), LastError: optString(rs.LastError)}
+		for _, c := range rs.Channels {
+			v.Channels = append(v.Channels, channelView{Name: c.Name, State: c.State})
+		}
+		resp.Realtime = v
+	}
+	if st.Rules != nil {
+		rs := st.Rules()
+		resp.Rules = &rulesView{Loaded: rs.Loaded, Rejected: rs.Rejected}
+	}
+	ctx := p.ctx(r.Context())
+	backlog := st.Backlog
+	if backlog == nil {
+		backlog = a.countBacklog
+	}
+	b, err := backlog(ctx)
+	if err != nil {
+		return err
+	}
+	resp.Backlog = backlogView{Pending: b.Pending, Delivering: b.Delivering}
+	deliveries := st.Deliveries
+	if deliveries == nil {
+		deliveries = a.countDeliveries
+	}
+	d, err := deliveries(ctx, now.Add(-st.SuccessWindow))
+	if err != nil {
+		return err
+	}
+	resp.Deliveries = deliveriesView{WindowSeconds: int64(st.SuccessWindow / time.Second), Succeeded: d.Succeeded, Failed: d.Failed}
+	if total := d.Succeeded + d.Failed; total > 0 {
+		rate := float64(d.Succeeded) / float64(total)
+		resp.Deliveries.SuccessRate = &rate
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// countBacklog counts pending and delivering alerts in alert_logs.
+func (a *API) countBacklog(ctx context.Context) (Backlog, error) {
+	var b Backlog
+	var err error
+	if b.Pending, err = a.opts.Store.CountAlerts(ctx, supabase.AlertFilter{Statuses: []supabase.AlertStatus{supabase.StatusPending}}); err != nil {
+		return Backlog{}, err
+	}
+	if b.Delivering, err = a.opts.Store.CountAlerts(ctx, supabase.AlertFilter{Statuses: []supabase.AlertStatus{supabase.StatusDelivering}}); err != nil {
+		return Backlog{}, err
+	}
+	return b, nil
+}
+
+// countDeliveries counts alerts that succeeded or failed since since.
+func (a *API) countDeliveries(ctx context.Context, since time.Time) (Deliveries, error) {
+	var d Deliveries
+	var err error
+	if d.Succeeded, err = a.opts.Store.CountAlerts(ctx, supabase.AlertFilter{
+		Statuses: []supabase.AlertStatus{supabase.StatusSucceeded}, CompletedSince: since}); err != nil {
+		return Deliveries{}, err
+	}
+	if d.Failed, err = a.opts.Store.CountAlerts(ctx, supabase.AlertFilter{
+		Statuses: []supabase.AlertStatus{supabase.StatusFailed}, CompletedSince: since}); err != nil {
+		return Deliveries{}, err
+	}
+	return d, nil
+}
