@@ -28,6 +28,20 @@ type Server struct {
 	registry *prometheus.Registry
 	log      *zap.Logger
 	ln       net.Listener
+	mounts   []mount
+}
+
+// mount is a handler served next to the operational endpoints.
+type mount struct {
+	pattern string
+	h       http.Handler
+}
+
+// Mount serves h for pattern (an http.ServeMux pattern such as "/api/")
+// next to the operational endpoints, for example the HTTP API. Call it
+// before Handler or Run.
+func (s *Server) Mount(pattern string, h http.Handler) {
+	s.mounts = append(s.mounts, mount{pattern: pattern, h: h})
 }
 
 // New builds a server for addr ("host:port"). checks are the named
@@ -65,6 +79,9 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	for _, m := range s.mounts {
+		mux.Handle(m.pattern, m.h)
+	}
 	return mux
 }
 

@@ -92,3 +92,23 @@ func TestBadAddressFailsAtListen(t *testing.T) {
 	_, err = s.Listen()
 	assert.Error(t, err)
 }
+
+func TestMount(t *testing.T) {
+	s, err := New("127.0.0.1:0", nil, nil)
+	require.NoError(t, err)
+	s.Mount("/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "api "+r.URL.Path)
+	}))
+	addr, err := s.Listen()
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+
+	code, body := get(t, "http://"+addr+"/api/status")
+	assert.Equal(t, 200, code)
+	assert.Equal(t, "api /api/status", body)
+	code, _ = get(t, "http://"+addr+"/healthz")
+	assert.Equal(t, 200, code, "the operational endpoints stay")
+}
