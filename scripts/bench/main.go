@@ -95,8 +95,9 @@ func run(ctx context.Context) error {
 	if mode == "all" || mode == "floor" || mode == "fake" {
 		floor := latencyFloor(rcv.url, *flagSamples)
 		fmt.Printf("loopback floor, sequential plain POST:  p50 %s  p99 %s  (n=%d)\n", us(pct(floor, 50)), us(pct(floor, 99)), len(floor))
-		rps := throughputFloor(rcv.url, *flagWorkers, *flagFloorDur)
-		fmt.Printf("loopback floor, %d goroutines:          %.0f POSTs/s\n\n", *flagWorkers, rps)
+		rps, cpu := throughputFloor(rcv.url, *flagWorkers, *flagFloorDur)
+		fmt.Printf("loopback floor, %d goroutines:          %.0f POSTs/s; CPU %.1f µs/POST (client + receiver)\n\n",
+			*flagWorkers, rps, float64(cpu.Nanoseconds())/1e3)
 		if mode != "floor" {
 			c0 := rcv.conns.Load()
 			lat, err := senderLatency(ctx, rcv.url, *flagSamples)
@@ -181,11 +182,13 @@ func latencyFloor(url string, n int) []time.Duration {
 	return out
 }
 
-// throughputFloor runs plain POSTs from conns goroutines for d.
-func throughputFloor(url string, conns int, d time.Duration) float64 {
+// throughputFloor runs plain POSTs from conns goroutines for d and returns
+// the rate and the CPU time per POST.
+func throughputFloor(url string, conns int, d time.Duration) (float64, time.Duration) {
 	c := plainClient(conns)
 	var n atomic.Int64
-	deadline := time.Now().Add(d)
+	start, cpu0 := time.Now(), cpuTime()
+	deadline := start.Add(d)
 	var wg sync.WaitGroup
 	for range conns {
 		wg.Add(1)
@@ -198,9 +201,9 @@ func throughputFloor(url string, conns int, d time.Duration) float64 {
 			}
 		}()
 	}
-	start := time.Now()
 	wg.Wait()
-	return float64(n.Load()) / time.Since(start).Seconds()
+	elapsed, cpu := time.Since(start), cpuTime()-cpu0
+	return float64(n.Load()) / elapsed.Seconds(), cpu / time.Duration(max(n.Load(), 1))
 }
 
 func benchOptions(workers, queue int) sender.Options {
