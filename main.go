@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/meshhook/meshhook-alerts/alerts"
+	"github.com/meshhook/meshhook-alerts/api"
 	"github.com/meshhook/meshhook-alerts/config"
 	"github.com/meshhook/meshhook-alerts/internal/logging"
 	"github.com/meshhook/meshhook-alerts/internal/ops"
@@ -185,6 +186,13 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 			ops.NewRealtimeCollector(rt.Stats))
 		if err != nil {
 			return err
+		}
+		if cfg.API.Enabled {
+			h, err := newAPI(cfg, store, snd, rt.Stats, engine.Rules(), log.Named("api"))
+			if err != nil {
+				return err
+			}
+			opsrv.Mount(api.Prefix, h)
 		}
 		if _, err := opsrv.Listen(); err != nil {
 			return fmt.Errorf("http.listen: %w", err)

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+)
+
+const apiOperatorToken = "operator-token-0123456789abcdef"
+
+// apiAddr waits for the daemon's operational listener and returns its address.
+func (d *daemonRun) apiAddr(t *testing.T) string {
+	t.Helper()
+	re := regexp.MustCompile(`"msg":"operational endpoints listening","addr":"([^"]+)"`)
+	var addr string
+	require.Eventually(t, func() bool {
+		if m := re.FindStringSubmatch(d.logs.String()); m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	}, 20*time.Second, 10*time.Millisecond)
+	return "http://" + addr
+}
+
+// call sends a JSON request to the daemon's API and decodes the answer.
+func call(t *testing.T, method, url, token string, body any) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	if len(raw) > 0 {
+		require.NoError(t, json.Unmarshal(raw, &out), "%s", raw)
+	}
+	return resp.StatusCode, out
+}
+
+// TestEndToEndAPI configures a rule through the daemon's HTTP API as the
+// project's owner, lets a failed run fire it, finds the delivery in the
+// alert log and redelivers it.
+func TestEndToEndAPI(t *testing.T) {
+	e := newE2EStack(t)
+	var owner string
+	require.NoError(t, e.si.Pool.QueryRow(context.Background(), `select owner::text from projects where id = $1`, e.project).Scan(&owner))
+	d := e.startDaemon(t, "MESHHOOK_ALERTS_API_ENABLED=true", "MESHHOOK_ALERTS_API_OPERATOR_TOKEN="+apiOperatorToken,
+		"MESHHOOK_ALERTS_API_JWT_SECRET="+pgtest.JWTSecret)
+	base := d.apiAddr(t) + "/api"
+	user := pgtest.UserToken(owner, time.Hour)
+
+	code, _ := call(t, http.MethodGet, base+"/status", "nope", nil)
+	require.Equal(t, http.StatusUnauthorized, code)
+
+	code, resp := call(t, http.MethodPost, base+"/alerts/config", user, map[string]any{
+		"project_id": e.project, "workflow_slug": "billing", "name": "billing failures", "events": []string{"failed"},
+		"webhook_url": e.rcv.URL + "/hook/{{.Workflow.Slug}}", "signing_secrets": []string{testSecret},
+	})
+	require.Equal(t, http.StatusCreated, code, "%v", resp)
+	ruleID := resp["rule"].(map[string]any)["id"].(string)
+	d.waitReady(t)
+
+	// The daemon opens what the API sealed and delivers.
+	runID := e.insertRun(t, "failed")
+	got := e.waitDeliveries(t, 1)
+	require.NoError(t, got[0].VerifyErr)
+	assert.Equal(t, "/hook/billing", got[0].Path)
+
+	var alert map[string]any
+	require.Eventually(t, func() bool {
+		code, resp := call(t, http.MethodGet, base+"/alerts/logs?config_id="+ruleID+"&run_id="+runID, user, nil)
+		require.Equal(t, http.StatusOK, code)
+		alerts := resp["alerts"].([]any)
+		if len(alerts) != 1 {
+			return false
+		}
+		alert = alerts[0].(map[string]any)
+		return alert["status"] == "succeeded" && len(alert["attempts"].([]any)) == 1
+	}, 20*time.Second, 50*time.Millisecond)
+	assert.Equal(t, got[0].ID, alert["webhook_id"])
+
+	// Redelivery: the same webhook-id again, as attempt 2.
+	code, resp = call(t, http.MethodPost, base+"/alerts/logs/"+alert["id"].(string)+"/redeliver", user, nil)
+	require.Equal(t, http.StatusAccepted, code, "%v", resp)
+	got = e.waitDeliveries(t, 2)
+	require.NoError(t, got[1].VerifyErr)
+	assert.Equal(t, got[0].ID, got[1].ID)
+
+	code, resp = call(t, http.MethodGet, base+"/status", apiOperatorToken, nil)
+	require.Equal(t, http.StatusOK, code)
+	assert.Equal(t, true, resp["realtime"].(map[string]any)["subscribed"])
+	assert.EqualValues(t, 1, resp["rules"].(map[string]any)["loaded"])
+}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/meshhook/meshhook-alerts/alerts"
+	"github.com/meshhook/meshhook-alerts/api"
+	"github.com/meshhook/meshhook-alerts/config"
+	"github.com/meshhook/meshhook-alerts/internal/seal"
+	"github.com/meshhook/meshhook-alerts/realtime"
+	"github.com/meshhook/meshhook-alerts/sender"
+	"github.com/meshhook/meshhook-alerts/supabase"
+)
+
+// newAPI builds the HTTP API (api.enabled) over the daemon's store, sender,
+// Realtime client and rule cache.
+func newAPI(cfg *config.Config, store *supabase.Store, snd *sender.Sender, rtStats func() realtime.Stats,
+	rules *alerts.RuleSet, log *zap.Logger) (http.Handler, error) {
+	cur, prev, err := cfg.Secrets.Keys()
+	if err != nil {
+		return nil, err
+	}
+	keys, err := seal.NewKeyring(cur, prev...)
+	if err != nil {
+		return nil, err
+	}
+	a, err := api.New(api.Options{
+		Store: store, Keyring: keys, Tester: snd,
+		OperatorToken: cfg.API.OperatorToken.Value(), JWTSecret: cfg.API.JWTSecret.Value(),
+		MaxBodyBytes: int64(cfg.API.MaxBodyBytes), AllowInsecureHTTP: cfg.Sender.AllowInsecureHTTP, Wake: snd.Wake,
+		Status: api.Status{
+			Realtime: func() api.RealtimeStatus { return realtimeStatus(rtStats()) },
+			Rules: func() api.RulesStatus {
+				return api.RulesStatus{Loaded: rules.Len(), Rejected: len(rules.Rejected())}
+			},
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a.Handler(), nil
+}
+
+// realtimeStatus summarizes the Realtime client's state for GET /api/status.
+// The client keeps no time of the last change, so the last frame's stands in.
+func realtimeStatus(st realtime.Stats) api.RealtimeStatus {
+	out := api.RealtimeStatus{Subscribed: len(st.Channels) > 0, LastEventAt: st.LastFrameAt, LastError: st.LastError}
+	for _, c := range st.Channels {
+		out.Channels = append(out.Channels, api.ChannelStatus{Name: c.Name, State: string(c.State)})
+		if c.State != realtime.StateSubscribed {
+			out.Subscribed = false
+		}
+	}
+	return out
+}
