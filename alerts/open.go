@@ -150,6 +150,22 @@ func (o *Opener) Open(spec RuleSpec, t supabase.ConfigTLS) (RuleSpec, error) {
 	return out, nil
 }
 
+// retain drops what the opener keeps about rules not in ids.
+func (o *Opener) retain(ids map[string]bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for id := range o.tls {
+		if !ids[id] {
+			delete(o.tls, id)
+		}
+	}
+	for id := range o.warned {
+		if !ids[id] {
+			delete(o.warned, id)
+		}
+	}
+}
+
 // forget drops what the opener keeps about a rule.
 func (o *Opener) forget(id string) {
 	o.mu.Lock()
@@ -260,6 +276,7 @@ func (s *SealedStore) LoadRules(ctx context.Context) ([]RuleSpec, error) {
 		s.accepted(c.ID)
 		out = append(out, spec)
 	}
+	s.open.retain(seen)
 	s.mu.Lock()
 	for id := range s.rejected {
 		if !seen[id] { // deleted meanwhile
