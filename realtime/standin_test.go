@@ -349,6 +349,48 @@ func TestStandin_SystemErrorResubscribes(t *testing.T) {
 	})
 }
 
+// TestStandin_RepeatedSubscribedIsReadyAgain: Realtime repeats
+// "Subscribed to PostgreSQL" after CDC restarts and publication changes;
+// each one is a Ready for the consumer, without a rejoin.
+func TestStandin_RepeatedSubscribedIsReadyAgain(t *testing.T) {
+	s := newStandin(t, realtimetest.Options{})
+	rc := s.startClient(s.config(realtime.VsnV2), countersChannel())
+	rc.nextReady("counters")
+	for i := 0; i < 2; i++ {
+		require.Equal(t, 1, s.srv.ResendSubscribed("counters"))
+		rc.nextReady("counters")
+	}
+	st := rc.c.Stats()
+	require.EqualValues(t, 3, st.Channels[0].Ready)
+	require.EqualValues(t, 1, st.Channels[0].Joins)
+	require.Equal(t, 1, s.srv.Joins())
+}
+
+// TestStandin_PhxErrorRejoins: a crashed server channel (phx_error with the
+// current join_ref) is rejoined with a new join_ref on the same socket.
+func TestStandin_PhxErrorRejoins(t *testing.T) {
+	for _, vsn := range vsns {
+		t.Run(vsn, func(t *testing.T) {
+			s := newStandin(t, realtimetest.Options{})
+			rc := s.startClient(s.config(vsn), countersChannel())
+			rc.nextReady("counters")
+			joinRef1 := rc.c.Stats().Channels[0].JoinRef
+
+			require.Equal(t, 1, s.srv.SendPhxError("counters"))
+			rc.nextReady("counters")
+			st := rc.c.Stats()
+			require.NotEqual(t, joinRef1, st.Channels[0].JoinRef)
+			require.Equal(t, []string{"channel_error"}, rc.channelTransitions("counters", realtime.StateErrored))
+			require.Empty(t, st.Reconnects)
+			require.Zero(t, st.JoinErrors, "a crashed channel is not a failed join")
+			require.Equal(t, 2, s.srv.Joins())
+
+			s.exec(`insert into public.rt_counters (id) values (4)`)
+			require.Equal(t, json.Number("4"), rc.nextChange().Record["id"])
+		})
+	}
+}
+
 // userTokens hands out user JWTs for one user, valid for ttl (the first)
 // and renewTTL (later ones; ttl if zero). With lazy set it keeps returning
 // its current token until that has expired, as a careless provider would;
