@@ -112,7 +112,6 @@ func TestEndToEndKillTheDaemonMidRetry(t *testing.T) {
 	require.NoError(t, err)
 
 	env := append(daemonEnv(si),
-		"MESHHOOK_ALERTS_HTTP_LISTEN=",
 		"MESHHOOK_ALERTS_SENDER_REQUEST_TIMEOUT=2s",
 		"MESHHOOK_ALERTS_SENDER_LEASE=5s",
 		"MESHHOOK_ALERTS_SENDER_RETRY_INITIAL=2s",
