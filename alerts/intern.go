@@ -89,13 +89,6 @@ func forgetInterned(k internKey) {
 	}
 }
 
-// internedCount is the number of live entries (for tests).
-func internedCount() int {
-	interned.Lock()
-	defer interned.Unlock()
-	return len(interned.m)
-}
-
 // checkTemplate renders t against SampleContext the way kind is rendered
 // when an alert fires.
 func checkTemplate(kind templateKind, t *Template) error {
