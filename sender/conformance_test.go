@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -13,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/conformance"
 )
 
 // TestConformanceStandardWebhooksJS checks deliveries from this sender with
@@ -23,17 +22,7 @@ import (
 // conformance node_modules (scripts/test.sh installs them); without them the
 // test fails rather than skips.
 func TestConformanceStandardWebhooksJS(t *testing.T) {
-	root, err := pgtest.RepoRoot()
-	require.NoError(t, err)
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node (>= 20) is required for the standardwebhooks conformance test and was not found in PATH: %v; "+
-			"install Node.js and run scripts/test.sh (it runs `npm ci` in scripts/conformance)", err)
-	}
-	confDir := filepath.Join(root, "scripts", "conformance")
-	if _, err := os.Stat(filepath.Join(confDir, "node_modules", "standardwebhooks", "package.json")); err != nil {
-		t.Fatalf("scripts/conformance/node_modules is missing standardwebhooks (%v); run scripts/test.sh or `npm ci` in scripts/conformance", err)
-	}
+	node, confDir := conformance.Node(t, "standardwebhooks")
 
 	rcv := newReceiver(t)
 	rcv.Script(500) // the retry is re-signed with a fresh timestamp

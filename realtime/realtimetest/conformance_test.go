@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/meshhook/meshhook-alerts/internal/conformance"
 	"github.com/meshhook/meshhook-alerts/internal/pgtest"
 )
 
@@ -28,18 +29,7 @@ alter publication supabase_realtime add table public.rt_conf;
 // with the client's default serializer and once with vsn 1.0.0. Set
 // REALTIME_CONFORMANCE_LOG=1 to see the client's log even when it passes.
 func TestConformanceRealtimeJS(t *testing.T) {
-	root, err := pgtest.RepoRoot()
-	require.NoError(t, err)
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node (>= 20) is required for the realtime-js conformance test and was not found in PATH: %v; "+
-			"install Node.js and run scripts/test.sh (it runs `npm ci` in scripts/conformance)", err)
-	}
-	confDir := filepath.Join(root, "scripts", "conformance")
-	if _, err := os.Stat(filepath.Join(confDir, "node_modules", "@supabase", "realtime-js", "package.json")); err != nil {
-		t.Fatalf("scripts/conformance/node_modules is missing @supabase/realtime-js (%v); "+
-			"run scripts/test.sh or `npm ci` in scripts/conformance", err)
-	}
+	node, confDir := conformance.Node(t, "@supabase/realtime-js")
 
 	for _, tc := range []struct{ name, vsn, wantVsn string }{
 		{"default vsn", "", "2.0.0"},

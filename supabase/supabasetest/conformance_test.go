@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/stretchr/testify/require"
 
+	"github.com/meshhook/meshhook-alerts/internal/conformance"
 	"github.com/meshhook/meshhook-alerts/internal/pgtest"
 )
 
@@ -22,18 +22,7 @@ import (
 // the conformance node_modules (scripts/test.sh installs them); without them
 // the test fails rather than skips.
 func TestConformancePostgrestJS(t *testing.T) {
-	root, err := pgtest.RepoRoot()
-	require.NoError(t, err)
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node (>= 20) is required for the postgrest-js conformance test and was not found in PATH: %v; "+
-			"install Node.js and run scripts/test.sh (it runs `npm ci` in scripts/conformance)", err)
-	}
-	confDir := filepath.Join(root, "scripts", "conformance")
-	if _, err := os.Stat(filepath.Join(confDir, "node_modules", "@supabase", "postgrest-js", "package.json")); err != nil {
-		t.Fatalf("scripts/conformance/node_modules is missing @supabase/postgrest-js (%v); "+
-			"run scripts/test.sh or `npm ci` in scripts/conformance", err)
-	}
+	node, confDir := conformance.Node(t, "@supabase/postgrest-js")
 
 	e := newEnv(t)
 	seedItems(e)
