@@ -984,41 +984,23 @@ func (rq *request) checkMaxAffected(n int64) *apiError {
 }
 
 func (rq *request) update(ctx context.Context, tx pgx.Tx, tbl *table) (*response, bool, error) {
-	w, media, e := rq.writeSpec(tbl, true)
-	if e != nil {
-		return nil, false, e
-	}
-	sql, args := buildUpdate(w)
-	m, err := runMain(ctx, tx, sql, args)
-	if err != nil {
-		return nil, false, err
-	}
-	if media.Kind == mediaObject && m.PageTotal != 1 {
-		return nil, false, errSingular(m.PageTotal)
-	}
-	if e := rq.checkMaxAffected(m.PageTotal); e != nil {
-		return nil, false, e
-	}
-	resp := &response{status: http.StatusNoContent, header: http.Header{}}
-	body, ct := representation(w, m, media)
-	if body != nil {
-		resp.status, resp.body = http.StatusOK, body
-	}
-	var total *int64
-	if rq.prefs.Count != "" {
-		total = &m.PageTotal
-	}
-	resp.header.Set("Content-Range", contentRange(0, m.PageTotal-1, total))
-	resp, err = rq.finish(resp, m, rq.prefs.applied(prefUpdate, false), ct)
-	return resp, true, err
+	// Content-Range of an update covers the affected rows: 0-(n-1).
+	return rq.mutate(ctx, tx, tbl, true, buildUpdate, prefUpdate, func(n int64) (int64, int64) { return 0, n - 1 })
 }
 
 func (rq *request) delete(ctx context.Context, tx pgx.Tx, tbl *table) (*response, bool, error) {
-	w, media, e := rq.writeSpec(tbl, false)
+	// PostgREST answers a delete with an empty range, "*/n".
+	return rq.mutate(ctx, tx, tbl, false, buildDelete, prefDelete, func(int64) (int64, int64) { return 1, 0 })
+}
+
+// mutate runs an UPDATE or DELETE and answers it the way PostgREST does.
+func (rq *request) mutate(ctx context.Context, tx pgx.Tx, tbl *table, withPayload bool,
+	build func(writeSpec) (string, []any), kind prefKind, span func(n int64) (from, to int64)) (*response, bool, error) {
+	w, media, e := rq.writeSpec(tbl, withPayload)
 	if e != nil {
 		return nil, false, e
 	}
-	sql, args := buildDelete(w)
+	sql, args := build(w)
 	m, err := runMain(ctx, tx, sql, args)
 	if err != nil {
 		return nil, false, err
@@ -1038,8 +1020,9 @@ func (rq *request) delete(ctx context.Context, tx pgx.Tx, tbl *table) (*response
 	if rq.prefs.Count != "" {
 		total = &m.PageTotal
 	}
-	resp.header.Set("Content-Range", contentRange(1, 0, total))
-	resp, err = rq.finish(resp, m, rq.prefs.applied(prefDelete, false), ct)
+	from, to := span(m.PageTotal)
+	resp.header.Set("Content-Range", contentRange(from, to, total))
+	resp, err = rq.finish(resp, m, rq.prefs.applied(kind, false), ct)
 	return resp, true, err
 }
 
