@@ -142,7 +142,10 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	rules := alerts.NewSealedStore(alerts.NewSupabaseStore(store, mapping), opener, log.Named("alerts"))
 
 	deliveries := &alerts.Deliveries{Store: store, Opener: opener}
-	snd, err := sender.New(senderOptions(cfg.Sender), deliveries, log.Named("sender"))
+	dispatch := ops.NewDispatchLatency()
+	sopts := senderOptions(cfg.Sender)
+	sopts.Observer = dispatch
+	snd, err := sender.New(sopts, deliveries, log.Named("sender"))
 	if err != nil {
 		return err
 	}
@@ -178,12 +181,13 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		{"alerts", func(ctx context.Context) error { return engine.Run(ctx, rt.Events()) }},
 		{"realtime", rt.Run},
 		{"systemd", func(ctx context.Context) error {
-			return ops.Systemd(ctx, notifier, func() bool { return subscribed() == nil }, log.Named("systemd"))
+			return ops.Systemd(ctx, notifier, func() bool { return subscribed() == nil && engine.RulesLoaded() }, log.Named("systemd"))
 		}},
 	}
 	if cfg.HTTP.Listen != "" {
-		opsrv, err := ops.New(cfg.HTTP.Listen, map[string]ops.Check{"realtime": subscribed}, log.Named("ops"),
-			ops.NewRealtimeCollector(rt.Stats))
+		checks := map[string]ops.Check{"realtime": subscribed, "rules": ops.RulesLoaded(engine.RulesLoaded)}
+		opsrv, err := ops.New(cfg.HTTP.Listen, checks, log.Named("ops"),
+			ops.NewRealtimeCollector(rt.Stats), ops.NewEngineCollector(engine), ops.NewSenderCollector(snd.Stats), dispatch)
 		if err != nil {
 			return err
 		}

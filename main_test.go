@@ -201,6 +201,9 @@ func TestEndToEndFailedRunSendsOneVerifiedAlert(t *testing.T) {
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	assert.Contains(t, string(metrics), `meshhook_alerts_realtime_channel_subscribed{channel="runs"} 1`)
+	assert.Contains(t, string(metrics), `meshhook_alerts_engine_alerts_claimed_total{event="failed"} 1`)
+	assert.Contains(t, string(metrics), `meshhook_alerts_sender_attempts_total{reason="ok"} 1`)
+	assert.Contains(t, string(metrics), `meshhook_alerts_dispatch_commit_to_response_seconds_count 1`)
 
 	// A catch-up replay (forced by a new subscription) does not alert again.
 	e.si.Realtime.ResendSubscribed("realtime:runs")

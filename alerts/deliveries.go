@@ -46,6 +46,7 @@ func (d *Deliveries) LeaseDue(ctx context.Context, now, until time.Time, limit i
 		a := sender.Alert{
 			ID: l.ID, ConfigID: l.ConfigID, WebhookID: l.WebhookID, RunID: l.RunID, Event: l.Event,
 			Payload: l.Payload, TargetURL: l.TargetURL, Attempts: l.Attempts, CreatedAt: l.CreatedAt, Lease: l.NextAttemptAt,
+			OccurredAt: l.OccurredAt,
 		}
 		if d.Opener != nil {
 			u, err := d.Opener.OpenValue(l.TargetURL)

@@ -128,6 +128,8 @@ type Engine struct {
 	waterM sync.Mutex
 	water  time.Time
 	stats  engineStats
+	events eventCounters
+	ready  engineReadiness
 
 	// Owned by the Run goroutine.
 	timers       *timers
@@ -329,6 +331,7 @@ func (e *Engine) loadRules(ctx context.Context) error {
 	for id, err := range rejected {
 		e.log.Warn("alert rule rejected", zap.String("rule_id", id), zap.Error(err))
 	}
+	e.ready.rulesLoaded.Store(true)
 	e.log.Info("alert rules loaded", zap.Int("rules", e.rules.Len()), zap.Int("rejected", len(rejected)))
 	e.saveRejected(ctx)
 	return nil

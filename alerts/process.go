@@ -237,15 +237,18 @@ func (e *Engine) fire(ctx context.Context, r *Rule, run Run, wf WorkflowInfo, pr
 	}
 	if !claimed {
 		e.count(func(s *engineStats) { s.duplicates++ })
+		e.events.add(event, func(n *EventCounts) { n.Duplicates++ })
 		log.Debug("alert already claimed")
 		return nil
 	}
 	e.count(func(s *engineStats) { s.claims++ })
+	e.events.add(event, func(n *EventCounts) { n.Claimed++ })
 	if throttled {
 		e.throttle.record(r, throttleWorkflow(wf), now, allowed)
 	}
 	if !allowed {
 		e.count(func(s *engineStats) { s.suppressed++ })
+		e.events.add(event, func(n *EventCounts) { n.Suppressed++ })
 		log.Info("alert suppressed by throttling", zap.String("alert_id", id),
 			zap.Int("throttle_max", r.Spec.ThrottleMax), zap.Duration("throttle_window", r.Spec.ThrottleWindow))
 		return nil

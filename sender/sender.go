@@ -58,6 +58,8 @@ type Options struct {
 	// its context ends; default 10s.
 	DrainTimeout time.Duration
 	Now          func() time.Time
+	// Observer, when set, is told the dispatch latency of first attempts.
+	Observer Observer
 }
 
 func (o *Options) setDefaults() {
@@ -448,7 +450,9 @@ func errField(msg string) zap.Field {
 // attempt sends one signed attempt and turns its outcome into a report.
 func (s *Sender) attempt(ctx context.Context, a Alert) (Report, Outcome) {
 	at := Attempt{AlertID: a.ID, Attempt: a.Attempts + 1, StartedAt: s.opts.Now()}
+	ctx, observed := s.observe(ctx, a)
 	code, header, excerpt, err := s.post(ctx, a, at.StartedAt)
+	observed(code)
 	at.Latency = s.opts.Now().Sub(at.StartedAt)
 	at.StatusCode, at.ResponseExcerpt = code, excerpt
 	var out Outcome

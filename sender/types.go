@@ -22,6 +22,9 @@ type Alert struct {
 	TLS       *TLSConfig
 	Attempts  int // attempts made so far
 	CreatedAt time.Time
+	// OccurredAt is when the change that raised the alert was committed;
+	// the dispatch latency observed on the first attempt starts there.
+	OccurredAt time.Time
 	// Lease is when this sender's lease on the alert expires: the value of
 	// alert_logs.next_attempt_at while the alert is delivering. Reports
 	// carry it so that a sender whose lease was taken over cannot overwrite

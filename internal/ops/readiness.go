@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -63,4 +64,14 @@ func Systemd(ctx context.Context, n *sdnotify.Notifier, ready func() bool, log *
 	}
 	cancel()
 	return <-wd
+}
+
+// RulesLoaded is ready once the rules engine has loaded the alert rules.
+func RulesLoaded(loaded func() bool) Check {
+	return func() error {
+		if !loaded() {
+			return errors.New("alert rules not loaded yet")
+		}
+		return nil
+	}
 }

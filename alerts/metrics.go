@@ -1,0 +1,59 @@
+package alerts
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// EventCounts are the engine's alert counters for one event.
+type EventCounts struct {
+	// Claimed alerts were recorded in alert_logs (including suppressed ones).
+	Claimed int64
+	// Suppressed alerts were recorded as suppressed by throttling.
+	Suppressed int64
+	// Duplicates were already claimed (by this or another instance).
+	Duplicates int64
+}
+
+// eventCounters counts alerts by event; safe for concurrent use.
+type eventCounters struct {
+	mu sync.Mutex
+	m  map[Event]*EventCounts
+}
+
+func (c *eventCounters) add(ev Event, f func(*EventCounts)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[Event]*EventCounts{}
+	}
+	n := c.m[ev]
+	if n == nil {
+		n = &EventCounts{}
+		c.m[ev] = n
+	}
+	f(n)
+}
+
+func (c *eventCounters) snapshot() map[Event]EventCounts {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[Event]EventCounts, len(c.m))
+	for ev, n := range c.m {
+		out[ev] = *n
+	}
+	return out
+}
+
+// engineReadiness records whether the rules were loaded once.
+type engineReadiness struct{ rulesLoaded atomic.Bool }
+
+// ByEvent returns the alert counters by event.
+func (e *Engine) ByEvent() map[Event]EventCounts { return e.events.snapshot() }
+
+// RulesLoaded reports whether the rules have been loaded from the store at
+// least once (the engine is ready to match changes).
+func (e *Engine) RulesLoaded() bool { return e.ready.rulesLoaded.Load() }
+
+// Rejected is the number of rules refused when they were loaded.
+func (e *Engine) Rejected() int { return len(e.rules.Rejected()) }
