@@ -34,6 +34,7 @@ type Config struct {
 	Secrets  Secrets  `mapstructure:"secrets"`
 	HTTP     HTTP     `mapstructure:"http"`
 	API      API      `mapstructure:"api"`
+	Ops      Ops      `mapstructure:"ops"`
 	Log      Log      `mapstructure:"log"`
 }
 
@@ -318,6 +319,7 @@ func Default() *Config {
 		Secrets: Secrets{PreviousKeys: []Secret{}},
 		HTTP:    HTTP{Listen: "127.0.0.1:9464"},
 		API:     API{MaxBodyBytes: 1 << 20},
+		Ops:     defaultOps(),
 		Log:     Log{Level: "info", Format: LogFormatJSON},
 	}
 }

@@ -35,6 +35,7 @@ func (c *Config) Validate() error {
 	c.Secrets.validate(v)
 	c.HTTP.validate(v)
 	c.API.validate(v, c)
+	c.Ops.validate(v)
 	c.Log.validate(v)
 	return errors.Join(v.errs...)
 }

@@ -208,3 +208,38 @@ func TestSecrets_Keys(t *testing.T) {
 	_, _, err = Secrets{EncryptionKey: key32('a'), PreviousKeys: []Secret{"bad"}}.Keys()
 	require.EqualError(t, err, "secrets.previous_keys[0]: must be base64 of 32 bytes, got 2 bytes")
 }
+
+func TestValidateOps(t *testing.T) {
+	secret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	for name, tc := range map[string]struct {
+		edit  func(*Ops)
+		field string // "" means valid
+	}{
+		"defaults":           {func(*Ops) {}, ""},
+		"webhook":            {func(o *Ops) { o.AlertWebhookURL, o.AlertSecret = "https://ops.example/hook", Secret(secret) }, ""},
+		"no secret":          {func(o *Ops) { o.AlertWebhookURL = "https://ops.example/hook" }, "ops.alert_secret"},
+		"bad secret":         {func(o *Ops) { o.AlertWebhookURL, o.AlertSecret = "https://ops.example/hook", "whsec_short" }, "ops.alert_secret"},
+		"secret without url": {func(o *Ops) { o.AlertSecret = Secret(secret) }, "ops.alert_secret"},
+		"relative url":       {func(o *Ops) { o.AlertWebhookURL, o.AlertSecret = "/hook", Secret(secret) }, "ops.alert_webhook_url"},
+		"percent":            {func(o *Ops) { o.FailurePercent = 101 }, "ops.failure_percent"},
+		"window":             {func(o *Ops) { o.FailureWindow = 0 }, "ops.failure_window"},
+		"min attempts":       {func(o *Ops) { o.FailureMinAttempts = 0 }, "ops.failure_min_attempts"},
+		"backlog":            {func(o *Ops) { o.PendingBacklog = -1 }, "ops.pending_backlog"},
+		"interval":           {func(o *Ops) { o.CheckInterval = 0 }, "ops.check_interval"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := defaultOps()
+			tc.edit(&o)
+			v := &validator{}
+			o.validate(v)
+			if tc.field == "" {
+				require.Empty(t, v.errs)
+				return
+			}
+			require.Len(t, v.errs, 1)
+			var fe *FieldError
+			require.ErrorAs(t, v.errs[0], &fe)
+			require.Equal(t, tc.field, fe.Field)
+		})
+	}
+}
