@@ -184,6 +184,9 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 			return ops.Systemd(ctx, notifier, func() bool { return subscribed() == nil && engine.RulesLoaded() }, log.Named("systemd"))
 		}},
 	}
+	if cfg.Ops.AlertWebhookURL.IsSet() {
+		actors = append(actors, watchdogActor(cfg.Ops, store, snd, subscribed, log.Named("watchdog")))
+	}
 	if cfg.HTTP.Listen != "" {
 		checks := map[string]ops.Check{"realtime": subscribed, "rules": ops.RulesLoaded(engine.RulesLoaded)}
 		opsrv, err := ops.New(cfg.HTTP.Listen, checks, log.Named("ops"),

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/meshhook/meshhook-alerts/sender/sendertest"
+)
+
+// opsSecret signs the internal alerts in tests.
+const opsSecret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+
+func TestEndToEndInternalAlertOnFailureRatio(t *testing.T) {
+	e := newE2EStack(t)
+	ctx := context.Background()
+	_, err := e.si.Pool.Exec(ctx, `insert into alert_configs (project_id, workflow_slug, name, events, webhook_url, signing_secrets)
+		values ($1, 'billing', 'billing failures', '{failed}', $2, array[$3])`, e.project,
+		sealed(t, e.rcv.URL+"/hook"), sealed(t, testSecret))
+	require.NoError(t, err)
+	opsRcv, err := sendertest.NewReceiver(opsSecret)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = opsRcv.Close() })
+	e.rcv.Script(500) // the first attempt fails, the retry succeeds
+
+	e.startDaemon(t,
+		"MESHHOOK_ALERTS_OPS_ALERT_WEBHOOK_URL="+opsRcv.URL+"/ops",
+		"MESHHOOK_ALERTS_OPS_ALERT_SECRET="+opsSecret,
+		"MESHHOOK_ALERTS_OPS_CHECK_INTERVAL=50ms",
+		"MESHHOOK_ALERTS_OPS_FAILURE_PERCENT=10",
+		"MESHHOOK_ALERTS_OPS_FAILURE_MIN_ATTEMPTS=1",
+		"MESHHOOK_ALERTS_OPS_FAILURE_WINDOW=1s",
+		"MESHHOOK_ALERTS_OPS_REALTIME_DOWN_AFTER=0s",
+		"MESHHOOK_ALERTS_OPS_PENDING_BACKLOG=0",
+		"MESHHOOK_ALERTS_SENDER_RETRY_INITIAL=100ms",
+	)
+	require.Eventually(t, func() bool { return len(e.si.Realtime.SubscribedTopics()) == 2 }, 30*time.Second, 20*time.Millisecond)
+	_, err = e.si.Pool.Exec(ctx, `insert into workflow_runs (project_id, workflow_id, status, finished_at) values ($1, $2, 'failed', now())`,
+		e.project, e.wfV2)
+	require.NoError(t, err)
+
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	_, err = e.rcv.Wait(wctx, 2)
+	require.NoError(t, err, "the alert is retried and delivered")
+	got, err := opsRcv.Wait(wctx, 2)
+	require.NoError(t, err, "the operator hears the failure ratio fire and clear")
+	for i, want := range []string{"meshhook_alerts.ops.firing", "meshhook_alerts.ops.resolved"} {
+		require.NoError(t, got[i].VerifyErr, "internal alerts are signed with ops.alert_secret")
+		var body struct {
+			Type string `json:"type"`
+			Data struct {
+				Condition string `json:"condition"`
+			} `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(got[i].Body, &body))
+		assert.Equal(t, want, body.Type)
+		assert.Equal(t, "delivery_failure_ratio", body.Data.Condition)
+	}
+}

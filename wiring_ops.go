@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/meshhook/meshhook-alerts/config"
+	"github.com/meshhook/meshhook-alerts/internal/ops"
+	"github.com/meshhook/meshhook-alerts/sender"
+	"github.com/meshhook/meshhook-alerts/supabase"
+)
+
+// watchdogActor builds the internal-alerts actor (ops.alert_webhook_url):
+// it samples the sender's counters, Realtime readiness and the pending
+// backlog and sends each condition's start and end to the operator webhook.
+func watchdogActor(c config.Ops, store *supabase.Store, snd *sender.Sender, subscribed ops.Check, log *zap.Logger) actor {
+	w := ops.NewWatchdog(ops.Thresholds{
+		FailureRatio: float64(c.FailurePercent) / 100, FailureWindow: c.FailureWindow,
+		FailureMinAttempts: uint64(c.FailureMinAttempts), RealtimeDownAfter: c.RealtimeDownAfter,
+		PendingBacklog: int64(c.PendingBacklog),
+	}, nil)
+	n := &ops.WebhookNotifier{Sender: snd, URL: c.AlertWebhookURL.Value(), Secret: c.AlertSecret.Value()}
+	sample := func(ctx context.Context) ops.Sample {
+		var s ops.Sample
+		for reason, k := range snd.Stats().Attempts {
+			s.Attempts += k
+			if reason != "ok" {
+				s.Failures += k
+			}
+		}
+		s.Subscribed = subscribed() == nil
+		if c.PendingBacklog > 0 {
+			cctx, cancel := context.WithTimeout(ctx, c.CheckInterval)
+			defer cancel()
+			pending, err := store.CountAlerts(cctx, supabase.AlertFilter{Statuses: []supabase.AlertStatus{supabase.StatusPending}})
+			if err != nil {
+				log.Warn("counting pending alerts failed", zap.Error(err))
+			} else {
+				s.Pending, s.PendingKnown = pending, true
+			}
+		}
+		return s
+	}
+	return actor{"watchdog", func(ctx context.Context) error {
+		return ops.RunWatchdog(ctx, w, c.CheckInterval, sample, func(ctx context.Context, nt ops.Notice) error {
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			return n.Notify(ctx, nt)
+		}, log)
+	}}
+}
