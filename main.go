@@ -46,7 +46,7 @@ func cli(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "path of the YAML config file (default: $MESHHOOK_ALERTS_CONFIG, ./config.yaml, /etc/meshhook-alerts/config.yaml)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: meshhook-alerts [--config FILE] [run|check-config|version|seal|verify]\n\n")
+		fmt.Fprint(stderr, usageText)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -56,28 +56,29 @@ func cli(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return exitUsage
 	}
 	cmd := "run"
+	var rest []string
 	if fs.NArg() > 0 {
-		cmd = fs.Arg(0)
+		cmd, rest = fs.Arg(0), fs.Args()[1:]
 	}
 	switch cmd {
 	case "seal":
-		return runSeal(*configPath, fs.Args()[1:], environ, stdout, stderr)
+		return runSeal(*configPath, rest, environ, stdout, stderr)
 	case "verify":
-		return runVerify(fs.Args()[1:], environ, stdout, stderr)
-	}
-	if fs.NArg() > 1 {
-		fmt.Fprintf(stderr, "meshhook-alerts: unexpected arguments after %q: %v\n", cmd, fs.Args()[1:])
-		return exitUsage
-	}
-	switch cmd {
-	case "version":
-		fmt.Fprintln(stdout, "meshhook-alerts", config.Version())
-		return exitOK
-	case "run", "check-config":
+		return runVerify(rest, environ, stdout, stderr)
+	case "send-test":
+		return runSendTest(ctx, *configPath, rest, environ, stdout, stderr)
+	case "version", "run", "check-config":
+		if code, ok := parseBare(cmd, rest, stderr); !ok {
+			return code
+		}
 	default:
 		fmt.Fprintf(stderr, "meshhook-alerts: unknown command %q\n", cmd)
 		fs.Usage()
 		return exitUsage
+	}
+	if cmd == "version" {
+		fmt.Fprintln(stdout, "meshhook-alerts", config.Version())
+		return exitOK
 	}
 
 	cfg, err := config.Load(*configPath, environ)
