@@ -1,0 +1,50 @@
+package sender
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// recordingObserver records ObserveDispatch calls.
+type recordingObserver struct {
+	mu  sync.Mutex
+	got [][2]time.Duration
+}
+
+func (o *recordingObserver) ObserveDispatch(sent, responded time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.got = append(o.got, [2]time.Duration{sent, responded})
+}
+
+func (o *recordingObserver) calls() [][2]time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([][2]time.Duration(nil), o.got...)
+}
+
+func TestObserverSeesFirstAttemptsOnly(t *testing.T) {
+	rcvA, rcvB := newReceiver(t), newReceiver(t)
+	rcvA.Script(500) // a1's first attempt fails; its retry must not be observed
+	a := alert("a1", rcvA.URL)
+	a.OccurredAt = time.Now().Add(-time.Second)
+	b := alert("b1", rcvB.URL) // no commit time: nothing to measure from
+	obs := &recordingObserver{}
+	opts := fastOptions()
+	opts.Observer = obs
+	store := newMemStore(a, b)
+	s, stop := runSender(t, opts, store)
+	s.Wake()
+	eventually(t, func() bool { return store.allDone("a1", "b1") }, "both alerts delivered")
+	stop()
+	require.Len(t, store.attemptsOf("a1"), 2)
+	got := obs.calls()
+	require.Len(t, got, 1, "one observation: a1's first attempt")
+	sent, responded := got[0][0], got[0][1]
+	assert.GreaterOrEqual(t, sent, time.Second, "measured from the commit time")
+	assert.GreaterOrEqual(t, responded, sent, "the response comes after the first byte")
+}
