@@ -7,16 +7,25 @@ import (
 	"time"
 )
 
+// Dispatch is the timing of an alert's first attempt, measured from the
+// commit of the change that raised it.
+type Dispatch struct {
+	// Sent is the time until the request's headers were written; valid
+	// when WasSent.
+	Sent    time.Duration
+	WasSent bool
+	// Responded is the time until the response headers arrived; valid when
+	// GotResponse.
+	Responded   time.Duration
+	GotResponse bool
+}
+
 // Observer is told how long alerts took from their change's commit to the
 // wire. The sender calls it for first attempts only (retries would measure
-// the retry schedule), from the worker goroutines, so implementations must
-// be safe for concurrent use and fast.
+// the retry schedule) of alerts with an OccurredAt, from the worker
+// goroutines, so implementations must be safe for concurrent use and fast.
 type Observer interface {
-	// ObserveDispatch reports, for a first attempt of an alert whose change
-	// was committed, how long until the request's first byte
-	// was written (sent, 0 if nothing was written) and until the response
-	// headers arrived (responded, 0 if there was no response).
-	ObserveDispatch(sent, responded time.Duration)
+	ObserveDispatch(d Dispatch)
 }
 
 // observe arms a client trace for a's first attempt when an Observer is set
@@ -45,21 +54,21 @@ func (s *Sender) observe(ctx context.Context, a Alert) (context.Context, func(co
 		mu.Lock()
 		first := sent
 		mu.Unlock()
-		var sentD, respD time.Duration
-		if !first.IsZero() {
-			sentD = nonNegative(first.Sub(a.OccurredAt))
+		d := Dispatch{WasSent: !first.IsZero(), GotResponse: code != 0}
+		if d.WasSent {
+			d.Sent = nonNegative(first.Sub(a.OccurredAt))
 		}
-		if code != 0 {
-			respD = nonNegative(now.Sub(a.OccurredAt))
+		if d.GotResponse {
+			d.Responded = nonNegative(now.Sub(a.OccurredAt))
 		}
-		if sentD > 0 || respD > 0 {
-			obs.ObserveDispatch(sentD, respD)
+		if d.WasSent || d.GotResponse {
+			obs.ObserveDispatch(d)
 		}
 	}
 }
 
-// nonNegative clamps d at zero (clocks of the database and this host may
-// disagree slightly).
+// nonNegative clamps d at zero (the clocks of the database and this host
+// may disagree slightly).
 func nonNegative(d time.Duration) time.Duration {
 	if d < 0 {
 		return 0

@@ -12,19 +12,19 @@ import (
 // recordingObserver records ObserveDispatch calls.
 type recordingObserver struct {
 	mu  sync.Mutex
-	got [][2]time.Duration
+	got []Dispatch
 }
 
-func (o *recordingObserver) ObserveDispatch(sent, responded time.Duration) {
+func (o *recordingObserver) ObserveDispatch(d Dispatch) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.got = append(o.got, [2]time.Duration{sent, responded})
+	o.got = append(o.got, d)
 }
 
-func (o *recordingObserver) calls() [][2]time.Duration {
+func (o *recordingObserver) calls() []Dispatch {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return append([][2]time.Duration(nil), o.got...)
+	return append([]Dispatch(nil), o.got...)
 }
 
 func TestObserverSeesFirstAttemptsOnly(t *testing.T) {
@@ -44,7 +44,9 @@ func TestObserverSeesFirstAttemptsOnly(t *testing.T) {
 	require.Len(t, store.attemptsOf("a1"), 2)
 	got := obs.calls()
 	require.Len(t, got, 1, "one observation: a1's first attempt")
-	sent, responded := got[0][0], got[0][1]
-	assert.GreaterOrEqual(t, sent, time.Second, "measured from the commit time")
-	assert.GreaterOrEqual(t, responded, sent, "the response comes after the first byte")
+	d := got[0]
+	require.True(t, d.WasSent)
+	require.True(t, d.GotResponse)
+	assert.GreaterOrEqual(t, d.Sent, time.Second, "measured from the commit time")
+	assert.GreaterOrEqual(t, d.Responded, d.Sent, "the response comes after the first byte")
 }

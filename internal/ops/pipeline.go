@@ -1,8 +1,6 @@
 package ops
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshhook/meshhook-alerts/alerts"
@@ -170,12 +168,12 @@ func NewDispatchLatency() *DispatchLatency {
 }
 
 // ObserveDispatch implements sender.Observer.
-func (d *DispatchLatency) ObserveDispatch(sent, responded time.Duration) {
-	if sent > 0 {
-		d.sent.Observe(sent.Seconds())
+func (d *DispatchLatency) ObserveDispatch(o sender.Dispatch) {
+	if o.WasSent {
+		d.sent.Observe(o.Sent.Seconds())
 	}
-	if responded > 0 {
-		d.responded.Observe(responded.Seconds())
+	if o.GotResponse {
+		d.responded.Observe(o.Responded.Seconds())
 	}
 }
 

@@ -34,8 +34,8 @@ func TestPipelineMetricsScrape(t *testing.T) {
 			Reschedules: map[string]uint64{"circuit_open": 2}, Held: 5, Running: 2, Waiting: 3, OpenCircuits: 1}
 	}
 	lat := NewDispatchLatency()
-	lat.ObserveDispatch(3*time.Millisecond, 12*time.Millisecond)
-	lat.ObserveDispatch(0, 0) // nothing sent: not observed
+	lat.ObserveDispatch(sender.Dispatch{Sent: 3 * time.Millisecond, WasSent: true, Responded: 12 * time.Millisecond, GotResponse: true})
+	lat.ObserveDispatch(sender.Dispatch{Sent: 0, WasSent: true}) // sent, no response (e.g. a timeout)
 	var loaded atomic.Bool
 	srv, err := New("127.0.0.1:0", map[string]Check{"rules": RulesLoaded(func() bool { return loaded.Load() })}, nil,
 		NewEngineCollector(fakeEngine{}), NewSenderCollector(snd), lat)
@@ -60,9 +60,10 @@ func TestPipelineMetricsScrape(t *testing.T) {
 		`meshhook_alerts_sender_queue_depth 5`,
 		`meshhook_alerts_sender_in_flight 2`,
 		`meshhook_alerts_sender_circuits_open 1`,
-		`meshhook_alerts_dispatch_commit_to_send_seconds_count 1`,
+		`meshhook_alerts_dispatch_commit_to_send_seconds_count 2`,
 		`meshhook_alerts_dispatch_commit_to_response_seconds_bucket{le="0.016"} 1`,
 		`meshhook_alerts_dispatch_commit_to_response_seconds_bucket{le="0.008"} 0`,
+		`meshhook_alerts_dispatch_commit_to_response_seconds_count 1`,
 	} {
 		assert.Contains(t, body, want)
 	}
