@@ -185,13 +185,17 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 			return ops.Systemd(ctx, notifier, func() bool { return subscribed() == nil && engine.RulesLoaded() }, log.Named("systemd"))
 		}},
 	}
+	backlog := newBacklog(cfg.Ops, store, log.Named("ops"))
+	if cfg.Ops.AlertWebhookURL.IsSet() || cfg.HTTP.Listen != "" {
+		actors = append(actors, actor{"backlog", backlog.Run})
+	}
 	if cfg.Ops.AlertWebhookURL.IsSet() {
-		actors = append(actors, watchdogActor(cfg.Ops, store, snd, subscribed, log.Named("watchdog")))
+		actors = append(actors, watchdogActor(cfg.Ops, backlog, snd, subscribed, log.Named("watchdog")))
 	}
 	if cfg.HTTP.Listen != "" {
 		checks := map[string]ops.Check{"realtime": subscribed, "rules": ops.RulesLoaded(engine.RulesLoaded)}
 		opsrv, err := ops.New(cfg.HTTP.Listen, checks, log.Named("ops"),
-			ops.NewRealtimeCollector(rt.Stats), ops.NewEngineCollector(engine), ops.NewSenderCollector(snd.Stats), dispatch)
+			ops.NewRealtimeCollector(rt.Stats), ops.NewEngineCollector(engine), ops.NewSenderCollector(snd.Stats), dispatch, backlog)
 		if err != nil {
 			return err
 		}

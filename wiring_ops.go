@@ -12,17 +12,24 @@ import (
 	"github.com/meshhook/meshhook-alerts/supabase"
 )
 
+// newBacklog counts the pending alerts every ops.check_interval.
+func newBacklog(c config.Ops, store *supabase.Store, log *zap.Logger) *ops.Backlog {
+	return ops.NewBacklog(func(ctx context.Context) (int64, error) {
+		return store.CountAlerts(ctx, supabase.AlertFilter{Statuses: []supabase.AlertStatus{supabase.StatusPending}})
+	}, c.CheckInterval, log)
+}
+
 // watchdogActor builds the internal-alerts actor (ops.alert_webhook_url):
 // it samples the sender's counters, Realtime readiness and the pending
 // backlog and sends each condition's start and end to the operator webhook.
-func watchdogActor(c config.Ops, store *supabase.Store, snd *sender.Sender, subscribed ops.Check, log *zap.Logger) actor {
+func watchdogActor(c config.Ops, backlog *ops.Backlog, snd *sender.Sender, subscribed ops.Check, log *zap.Logger) actor {
 	w := ops.NewWatchdog(ops.Thresholds{
 		FailureRatio: float64(c.FailurePercent) / 100, FailureWindow: c.FailureWindow,
 		FailureMinAttempts: uint64(c.FailureMinAttempts), RealtimeDownAfter: c.RealtimeDownAfter,
 		PendingBacklog: int64(c.PendingBacklog),
 	}, nil)
 	n := &ops.WebhookNotifier{Sender: snd, URL: c.AlertWebhookURL.Value(), Secret: c.AlertSecret.Value()}
-	sample := func(ctx context.Context) ops.Sample {
+	sample := func(context.Context) ops.Sample {
 		var s ops.Sample
 		for reason, k := range snd.Stats().Attempts {
 			s.Attempts += k
@@ -31,16 +38,7 @@ func watchdogActor(c config.Ops, store *supabase.Store, snd *sender.Sender, subs
 			}
 		}
 		s.Subscribed = subscribed() == nil
-		if c.PendingBacklog > 0 {
-			cctx, cancel := context.WithTimeout(ctx, c.CheckInterval)
-			defer cancel()
-			pending, err := store.CountAlerts(cctx, supabase.AlertFilter{Statuses: []supabase.AlertStatus{supabase.StatusPending}})
-			if err != nil {
-				log.Warn("counting pending alerts failed", zap.Error(err))
-			} else {
-				s.Pending, s.PendingKnown = pending, true
-			}
-		}
+		s.Pending, s.PendingKnown = backlog.Last()
 		return s
 	}
 	return actor{"watchdog", func(ctx context.Context) error {
