@@ -16,7 +16,8 @@ type Ops struct {
 	AlertWebhookURL Secret `mapstructure:"alert_webhook_url"`
 	// AlertSecret signs them (whsec_…). Required with AlertWebhookURL.
 	AlertSecret Secret `mapstructure:"alert_secret"`
-	// CheckInterval is how often the conditions are evaluated. Defaults to 15s.
+	// CheckInterval is how often the conditions are evaluated and the pending
+	// alerts counted. Defaults to 15s.
 	CheckInterval time.Duration `mapstructure:"check_interval"`
 	// FailurePercent is the share of failed delivery attempts over
 	// FailureWindow above which an alert fires; 0 disables. Defaults to 50.
