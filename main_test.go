@@ -203,6 +203,7 @@ func TestEndToEndFailedRunSendsOneVerifiedAlert(t *testing.T) {
 	assert.Contains(t, string(metrics), `meshhook_alerts_realtime_channel_subscribed{channel="runs"} 1`)
 	assert.Contains(t, string(metrics), `meshhook_alerts_engine_alerts_claimed_total{event="failed"} 1`)
 	assert.Contains(t, string(metrics), `meshhook_alerts_sender_attempts_total{reason="ok"} 1`)
+	assert.Contains(t, string(metrics), `meshhook_alerts_dispatch_attempts_total{event="failed",reason="ok"} 1`)
 	assert.Contains(t, string(metrics), `meshhook_alerts_dispatch_commit_to_response_seconds_count 1`)
 	assert.Regexp(t, `(?m)^meshhook_alerts_alerts_pending \d+$`, string(metrics), "the pending backlog is counted at start")
 

@@ -24,8 +24,19 @@ type Dispatch struct {
 // wire. The sender calls it for first attempts only (retries would measure
 // the retry schedule) of alerts with an OccurredAt, from the worker
 // goroutines, so implementations must be safe for concurrent use and fast.
+//
+// ObserveAttempt is called after every attempt (SendOnce excluded) with the
+// alert's event and the outcome reason ("ok", "http_500", "timeout", …).
 type Observer interface {
 	ObserveDispatch(d Dispatch)
+	ObserveAttempt(event, reason string)
+}
+
+// observeAttempt reports an attempt's outcome to the Observer, if any.
+func (s *Sender) observeAttempt(a Alert, reason string) {
+	if s.opts.Observer != nil {
+		s.opts.Observer.ObserveAttempt(a.Event, reason)
+	}
 }
 
 // observe arms a client trace for a's first attempt when an Observer is set

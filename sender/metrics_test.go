@@ -11,8 +11,15 @@ import (
 
 // recordingObserver records ObserveDispatch calls.
 type recordingObserver struct {
-	mu  sync.Mutex
-	got []Dispatch
+	mu       sync.Mutex
+	got      []Dispatch
+	attempts []string
+}
+
+func (o *recordingObserver) ObserveAttempt(event, reason string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.attempts = append(o.attempts, event+"/"+reason)
 }
 
 func (o *recordingObserver) ObserveDispatch(d Dispatch) {
@@ -44,6 +51,9 @@ func TestObserverSeesFirstAttemptsOnly(t *testing.T) {
 	require.Len(t, store.attemptsOf("a1"), 2)
 	got := obs.calls()
 	require.Len(t, got, 1, "one observation: a1's first attempt")
+	obs.mu.Lock()
+	assert.ElementsMatch(t, []string{"failed/http_500", "failed/ok", "failed/ok"}, obs.attempts, "every attempt is reported")
+	obs.mu.Unlock()
 	d := got[0]
 	require.True(t, d.WasSent)
 	require.True(t, d.GotResponse)

@@ -467,6 +467,7 @@ func (s *Sender) attempt(ctx context.Context, a Alert) (Report, Outcome) {
 	}
 	at.Outcome = out.Reason
 	s.stats.add(func(st *senderStats) { st.attempts[out.Reason]++ })
+	s.observeAttempt(a, out.Reason)
 
 	now := s.opts.Now()
 	u := Update{Attempts: at.Attempt, OutcomeReason: out.Reason, SetLast: true, LastStatusCode: code, LastError: at.Error}

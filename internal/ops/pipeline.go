@@ -147,9 +147,11 @@ func (c *SenderCollector) Collect(ch chan<- prometheus.Metric) {
 
 // DispatchLatency is a sender.Observer that keeps the histograms of the time
 // from a change's commit to the first byte of its alert's first attempt and
-// to the receiver's response. Register it as a collector.
+// to the receiver's response, and counts attempts by event and outcome
+// reason. Register it as a collector.
 type DispatchLatency struct {
 	sent, responded prometheus.Histogram
+	attempts        *prometheus.CounterVec
 }
 
 // dispatchBuckets span 1 ms to about 33 s.
@@ -164,6 +166,8 @@ func NewDispatchLatency() *DispatchLatency {
 	return &DispatchLatency{
 		sent:      h("commit_to_send_seconds", "Time from the change's commit_timestamp to the first byte of the alert's first attempt."),
 		responded: h("commit_to_response_seconds", "Time from the change's commit_timestamp to the response to the alert's first attempt."),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "dispatch",
+			Name: "attempts_total", Help: "Delivery attempts by alert event and outcome reason."}, []string{"event", "reason"}),
 	}
 }
 
@@ -177,16 +181,23 @@ func (d *DispatchLatency) ObserveDispatch(o sender.Dispatch) {
 	}
 }
 
+// ObserveAttempt implements sender.Observer.
+func (d *DispatchLatency) ObserveAttempt(event, reason string) {
+	d.attempts.WithLabelValues(event, reason).Inc()
+}
+
 // Describe implements prometheus.Collector.
 func (d *DispatchLatency) Describe(ch chan<- *prometheus.Desc) {
 	d.sent.Describe(ch)
 	d.responded.Describe(ch)
+	d.attempts.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
 func (d *DispatchLatency) Collect(ch chan<- prometheus.Metric) {
 	d.sent.Collect(ch)
 	d.responded.Collect(ch)
+	d.attempts.Collect(ch)
 }
 
 var _ sender.Observer = (*DispatchLatency)(nil)

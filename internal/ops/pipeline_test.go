@@ -36,6 +36,9 @@ func TestPipelineMetricsScrape(t *testing.T) {
 	lat := NewDispatchLatency()
 	lat.ObserveDispatch(sender.Dispatch{Sent: 3 * time.Millisecond, WasSent: true, Responded: 12 * time.Millisecond, GotResponse: true})
 	lat.ObserveDispatch(sender.Dispatch{Sent: 0, WasSent: true}) // sent, no response (e.g. a timeout)
+	lat.ObserveAttempt("failed", "http_500")
+	lat.ObserveAttempt("failed", "ok")
+	lat.ObserveAttempt("failed", "ok")
 	var loaded atomic.Bool
 	srv, err := New("127.0.0.1:0", map[string]Check{"rules": RulesLoaded(func() bool { return loaded.Load() })}, nil,
 		NewEngineCollector(fakeEngine{}), NewSenderCollector(snd), lat)
@@ -61,6 +64,8 @@ func TestPipelineMetricsScrape(t *testing.T) {
 		`meshhook_alerts_sender_in_flight 2`,
 		`meshhook_alerts_sender_circuits_open 1`,
 		`meshhook_alerts_dispatch_commit_to_send_seconds_count 2`,
+		`meshhook_alerts_dispatch_attempts_total{event="failed",reason="http_500"} 1`,
+		`meshhook_alerts_dispatch_attempts_total{event="failed",reason="ok"} 2`,
 		`meshhook_alerts_dispatch_commit_to_response_seconds_bucket{le="0.016"} 1`,
 		`meshhook_alerts_dispatch_commit_to_response_seconds_bucket{le="0.008"} 0`,
 		`meshhook_alerts_dispatch_commit_to_response_seconds_count 1`,
