@@ -326,16 +326,7 @@ func (s *Store) findClaim(ctx context.Context, a NewAlert) (AlertLog, bool, erro
 
 // GetAlert returns one alert, or an error satisfying IsNotFound.
 func (s *Store) GetAlert(ctx context.Context, id string) (AlertLog, error) {
-	raw, err := s.firstRow(ctx, "get alert", "", TableAlertLogs, "*",
-		func(fb *postgrest.FilterBuilder) *postgrest.FilterBuilder { return fb.Eq("id", id) })
-	if err != nil {
-		return AlertLog{}, err
-	}
-	l, err := decodeAlert(raw)
-	if err != nil {
-		return AlertLog{}, fmt.Errorf("supabase: get alert: %w", err)
-	}
-	return l, nil
+	return getByID(ctx, s, "get alert", TableAlertLogs, "*", id, decodeAlert)
 }
 
 // DueAlerts returns up to limit pending alerts whose next_attempt_at is at or

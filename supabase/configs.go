@@ -148,16 +148,7 @@ func idOf(raw []byte) []byte {
 
 // GetAlertConfig returns one alert rule, or an error satisfying IsNotFound.
 func (s *Store) GetAlertConfig(ctx context.Context, id string) (AlertConfig, error) {
-	raw, err := s.firstRow(ctx, "get alert config", "", TableAlertConfigs, "*",
-		func(fb *postgrest.FilterBuilder) *postgrest.FilterBuilder { return fb.Eq("id", id) })
-	if err != nil {
-		return AlertConfig{}, err
-	}
-	c, err := decodeConfig(raw)
-	if err != nil {
-		return AlertConfig{}, fmt.Errorf("supabase: get alert config: %w", err)
-	}
-	return c, nil
+	return getByID(ctx, s, "get alert config", TableAlertConfigs, "*", id, decodeConfig)
 }
 
 // SetConfigDisabledReason disables an alert rule (enabled = false) and

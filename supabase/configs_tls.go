@@ -75,15 +75,8 @@ func (s *Store) ListConfigTLS(ctx context.Context) (map[string]ConfigTLS, error)
 // GetConfigTLS returns one rule's TLS material, or an error satisfying
 // IsNotFound.
 func (s *Store) GetConfigTLS(ctx context.Context, id string) (ConfigTLS, error) {
-	const op = "get alert config TLS"
-	raw, err := s.firstRow(ctx, op, "", TableAlertConfigs, tlsColumns,
-		func(fb *postgrest.FilterBuilder) *postgrest.FilterBuilder { return fb.Eq("id", id) })
-	if err != nil {
-		return ConfigTLS{}, err
-	}
-	_, t, err := decodeConfigTLS(raw)
-	if err != nil {
-		return ConfigTLS{}, fmt.Errorf("supabase: %s: %w", op, err)
-	}
-	return t, nil
+	return getByID(ctx, s, "get alert config TLS", TableAlertConfigs, tlsColumns, id, func(raw []byte) (ConfigTLS, error) {
+		_, t, err := decodeConfigTLS(raw)
+		return t, err
+	})
 }

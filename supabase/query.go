@@ -161,5 +161,21 @@ func (s *Store) firstRow(ctx context.Context, op, schema, table, columns string,
 	return rows[0], nil
 }
 
+// getByID reads the row of table whose id is id (an error satisfying
+// IsNotFound when there is none) and decodes it.
+func getByID[T any](ctx context.Context, s *Store, op, table, columns, id string, decode func([]byte) (T, error)) (T, error) {
+	var zero T
+	raw, err := s.firstRow(ctx, op, "", table, columns,
+		func(fb *postgrest.FilterBuilder) *postgrest.FilterBuilder { return fb.Eq("id", id) })
+	if err != nil {
+		return zero, err
+	}
+	v, err := decode(raw)
+	if err != nil {
+		return zero, fmt.Errorf("supabase: %s: %w", op, err)
+	}
+	return v, nil
+}
+
 // errorsIsNotFound is errors.Is(err, ErrNotFound), named for readability.
 func errorsIsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
