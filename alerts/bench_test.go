@@ -183,7 +183,8 @@ func BenchmarkProcessRow(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		e.processRow(ctx, rows[i%len(rows)], time.Now())
+		e.processRow(ctx, rows[i%len(rows)], time.Now(), time.Time{})
+		e.flush(ctx)
 		i++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "runs/s")
@@ -192,4 +193,6 @@ func BenchmarkProcessRow(b *testing.B) {
 // dupStore reports every claim as already made.
 type dupStore struct{ Store }
 
-func (dupStore) Claim(context.Context, Claim) (string, bool, error) { return "", false, nil }
+func (dupStore) Claim(_ context.Context, cs []Claim) ([]ClaimResult, error) {
+	return make([]ClaimResult, len(cs)), nil
+}

@@ -76,13 +76,16 @@ func (e *Engine) catchUp(ctx context.Context) error {
 		if r, err := e.opts.Mapping.RunFromRow(row); err == nil && !r.UpdatedAt.IsZero() {
 			occurred = r.UpdatedAt
 		}
-		e.processRow(ctx, row, occurred)
+		e.processRow(ctx, row, occurred, time.Time{})
 		return ctx.Err()
 	})
 	if err != nil {
+		e.flush(ctx)
 		e.catchUpFailed(base)
 		return fmt.Errorf("catch-up since %s: %w", from.Format(time.RFC3339), err)
 	}
+	// Claim what the scan queued before the watermark can move past it.
+	e.flush(ctx)
 	if err := e.rebuildTimers(ctx); err != nil {
 		e.catchUpFailed(base)
 		return fmt.Errorf("rebuild timers: %w", err)

@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/meshhook/meshhook-alerts/sender"
@@ -19,15 +20,65 @@ type Deliveries struct {
 	// Opener opens sealed target URLs and holds each rule's TLS material;
 	// nil uses stored values as they are.
 	Opener *Opener
+
+	// received remembers when the changes behind freshly claimed alerts
+	// arrived, by alert id, until the sender leases them.
+	receivedMu sync.Mutex
+	received   map[string]time.Time
+}
+
+// maxReceived bounds the arrival times remembered (alerts another daemon
+// leased are never taken): when full, those older than receivedTTL are
+// forgotten, and if it is still full new ones are not recorded (only the
+// daemon-share metric misses them).
+const (
+	maxReceived = 20000
+	receivedTTL = time.Minute
+)
+
+func (d *Deliveries) noteReceived(id string, at time.Time) {
+	if at.IsZero() {
+		return
+	}
+	d.receivedMu.Lock()
+	if d.received == nil {
+		d.received = map[string]time.Time{}
+	}
+	if len(d.received) >= maxReceived {
+		for k, t := range d.received {
+			if at.Sub(t) > receivedTTL {
+				delete(d.received, k)
+			}
+		}
+	}
+	if len(d.received) < maxReceived {
+		d.received[id] = at
+	}
+	d.receivedMu.Unlock()
+}
+
+// takeReceived returns and forgets when alert id's change arrived.
+func (d *Deliveries) takeReceived(id string) time.Time {
+	d.receivedMu.Lock()
+	defer d.receivedMu.Unlock()
+	at, ok := d.received[id]
+	if ok {
+		delete(d.received, id)
+	}
+	return at
 }
 
 // Submitter returns the engine's Submitter feeding snd: a claim is already
 // a pending row, so submitting only wakes the sender to lease it now.
-func (d *Deliveries) Submitter(snd *sender.Sender) Submitter { return submitter{snd} }
+func (d *Deliveries) Submitter(snd *sender.Sender) Submitter { return submitter{d, snd} }
 
-type submitter struct{ snd *sender.Sender }
+type submitter struct {
+	d   *Deliveries
+	snd *sender.Sender
+}
 
-func (s submitter) Submit(Claimed) bool {
+func (s submitter) Submit(c Claimed) bool {
+	s.d.noteReceived(c.ID, c.ReceivedAt)
 	s.snd.Wake()
 	return true
 }
@@ -47,6 +98,9 @@ func (d *Deliveries) LeaseDue(ctx context.Context, now, until time.Time, limit i
 			ID: l.ID, ConfigID: l.ConfigID, WebhookID: l.WebhookID, RunID: l.RunID, Event: l.Event,
 			Payload: l.Payload, TargetURL: l.TargetURL, Attempts: l.Attempts, CreatedAt: l.CreatedAt, Lease: l.NextAttemptAt,
 			OccurredAt: l.OccurredAt,
+		}
+		if l.Attempts == 0 {
+			a.ReceivedAt = d.takeReceived(l.ID)
 		}
 		if d.Opener != nil {
 			u, err := d.Opener.OpenValue(l.TargetURL)

@@ -30,8 +30,12 @@ type Store interface {
 	RunsInStatuses(ctx context.Context, statuses []string, fn func(row map[string]any) error) error
 	// Workflow resolves a workflow reference (a MeshHook workflow_definitions id).
 	Workflow(ctx context.Context, id string) (Workflow, bool, error)
-	// Claim inserts the alert unless (config, run, event) is already claimed.
-	Claim(ctx context.Context, c Claim) (id string, claimed bool, err error)
+	// Claim records each alert of cs unless its (config, run, event) is
+	// already claimed, in as few round trips as the store can (one for a
+	// database). results[i] is about cs[i]. An error means no claim of the
+	// call may be assumed made; claims are idempotent, so the caller
+	// retries them.
+	Claim(ctx context.Context, cs []Claim) (results []ClaimResult, err error)
 	// ConditionClaims returns the delayed and stalled alerts that the rules
 	// ruleIDs claimed for run runID, leaving out suppressed ones.
 	ConditionClaims(ctx context.Context, runID string, ruleIDs []string) ([]ConditionClaim, error)
@@ -71,6 +75,18 @@ type Claim struct {
 	// Suppressed records the alert as suppressed by throttling: it is
 	// logged, never sent.
 	Suppressed bool
+	// ReceivedAt is when the daemon received the change that raised the
+	// alert; zero for alerts found by catch-up or timers.
+	ReceivedAt time.Time
+}
+
+// ClaimResult is the outcome of one claim of a Store.Claim call.
+type ClaimResult struct {
+	// ID is the new alert's id, or "" when the alert was claimed before
+	// (or its rule no longer exists).
+	ID string
+	// Err is set when this claim alone could not be recorded.
+	Err error
 }
 
 // ConditionClaim is a delayed or stalled alert a rule claimed for a run.
@@ -146,6 +162,9 @@ type Engine struct {
 	// event, retried from pendingAt on.
 	pending   map[string]pendingFire
 	pendingAt time.Time
+	// batch holds the alerts rendered but not yet claimed; they are
+	// claimed together (see flush).
+	batch claimBatch
 	// savedRejected is the rejected-rules record last saved.
 	savedRejected map[string]string
 	rejectedSaved bool
@@ -256,18 +275,42 @@ func (e *Engine) Run(ctx context.Context, events <-chan realtime.Event) error {
 			return nil
 		case ev, ok := <-events:
 			if !ok {
+				e.flush(ctx)
 				return nil
 			}
 			e.handle(ctx, ev)
+			e.drain(ctx, events)
 		case <-ticks:
 			e.tick(ctx)
 		case <-resync.C:
 			e.resync(ctx, "periodic")
 		}
+		e.flush(ctx)
+	}
+}
+
+// drain handles the events already waiting, so that the alerts of a burst of
+// changes are claimed together; it never waits for more.
+func (e *Engine) drain(ctx context.Context, events <-chan realtime.Event) {
+	for range drainMax {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			e.handle(ctx, ev)
+		default:
+			return
+		}
 	}
 }
 
 func (e *Engine) handle(ctx context.Context, ev realtime.Event) {
+	if c, ok := ev.(*realtime.Change); !ok || c.Channel != e.opts.RunsChannel {
+		// Rule changes, readiness and gaps apply after the alerts queued
+		// before them are claimed.
+		e.flush(ctx)
+	}
 	switch ev := ev.(type) {
 	case *realtime.Change:
 		switch ev.Channel {
@@ -421,5 +464,5 @@ func (e *Engine) applyRunChange(ctx context.Context, c *realtime.Change) {
 		}
 		row = fresh
 	}
-	e.processRow(ctx, row, occurred)
+	e.processRow(ctx, row, occurred, c.ReceivedAt)
 }

@@ -22,15 +22,16 @@ import (
 // fakeStore is an in-memory Store with the claim semantics of alert_logs'
 // unique key.
 type fakeStore struct {
-	mu        sync.Mutex
-	rules     []RuleSpec
-	runs      map[string]map[string]any
-	workflows map[string]Workflow
-	claims    map[string]Claim // by config|run|event
-	watermark time.Time
-	rejected  map[string]string
-	reads     int
-	lookups   int // ConditionClaims calls
+	mu         sync.Mutex
+	rules      []RuleSpec
+	runs       map[string]map[string]any
+	workflows  map[string]Workflow
+	claims     map[string]Claim // by config|run|event
+	watermark  time.Time
+	rejected   map[string]string
+	reads      int
+	lookups    int // ConditionClaims calls
+	claimCalls int // Claim calls
 	// failClaims makes the next n Claim calls fail; failGets the next n GetRun calls.
 	failClaims, failGets int
 	// flaky, when set, is asked before every Claim, GetRun and
@@ -152,22 +153,27 @@ func (f *fakeStore) Workflow(_ context.Context, id string) (Workflow, bool, erro
 	return w, ok, nil
 }
 
-func (f *fakeStore) Claim(_ context.Context, c Claim) (string, bool, error) {
+func (f *fakeStore) Claim(_ context.Context, cs []Claim) ([]ClaimResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.claimCalls++
 	if f.flaky != nil && f.flaky() {
-		return "", false, errUnavailable
+		return nil, errUnavailable
 	}
 	if f.failClaims > 0 {
 		f.failClaims--
-		return "", false, errUnavailable
+		return nil, errUnavailable
 	}
-	k := c.ConfigID + "|" + c.RunID + "|" + string(c.Event)
-	if _, ok := f.claims[k]; ok {
-		return "", false, nil
+	out := make([]ClaimResult, len(cs))
+	for i, c := range cs {
+		k := c.ConfigID + "|" + c.RunID + "|" + string(c.Event)
+		if _, ok := f.claims[k]; ok {
+			continue
+		}
+		f.claims[k] = c
+		out[i].ID = fmt.Sprintf("alert-%d", len(f.claims))
 	}
-	f.claims[k] = c
-	return fmt.Sprintf("alert-%d", len(f.claims)), true, nil
+	return out, nil
 }
 
 func (f *fakeStore) Watermark(context.Context) (time.Time, bool, error) {

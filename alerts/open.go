@@ -325,12 +325,31 @@ func (s *SealedStore) DecodeRule(row map[string]any) (RuleSpec, error) {
 	return spec, nil
 }
 
-// Claim seals the alert's rendered target URL and records the alert.
-func (s *SealedStore) Claim(ctx context.Context, c Claim) (string, bool, error) {
-	sealed, err := s.open.SealValue(c.TargetURL)
-	if err != nil {
-		return "", false, fmt.Errorf("seal target_url: %w", err)
+// Claim seals the alerts' rendered target URLs and records the alerts. An
+// alert whose URL cannot be sealed fails alone.
+func (s *SealedStore) Claim(ctx context.Context, cs []Claim) ([]ClaimResult, error) {
+	out := make([]ClaimResult, len(cs))
+	sealed := make([]Claim, 0, len(cs))
+	at := make([]int, 0, len(cs))
+	for i, c := range cs {
+		u, err := s.open.SealValue(c.TargetURL)
+		if err != nil {
+			out[i].Err = fmt.Errorf("seal target_url: %w", err)
+			continue
+		}
+		c.TargetURL = u
+		sealed = append(sealed, c)
+		at = append(at, i)
 	}
-	c.TargetURL = sealed
-	return s.SupabaseStore.Claim(ctx, c)
+	if len(sealed) == 0 {
+		return out, nil
+	}
+	res, err := s.SupabaseStore.Claim(ctx, sealed)
+	if err != nil {
+		return nil, err
+	}
+	for j, r := range res {
+		out[at[j]] = r
+	}
+	return out, nil
 }

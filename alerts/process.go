@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base32"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -20,11 +19,12 @@ const ruleClockSkew = 5 * time.Second
 // existed: rules never fire for history older than themselves.
 func predates(r *Rule, t time.Time) bool { return t.Before(r.Spec.CreatedAt.Add(-ruleClockSkew)) }
 
-// processRow matches one run row, claims its alerts and updates the run's
-// timer. occurred is the change's commit time (or the row's updated_at when
-// it was read from the database). When an alert cannot be claimed the row is
+// processRow matches one run row, queues its alerts' claims and updates the
+// run's timer. occurred is the change's commit time (or the row's updated_at
+// when it was read from the database); received is when the change arrived
+// over Realtime (zero otherwise). When an alert cannot be claimed the row is
 // scheduled for a retrying catch-up.
-func (e *Engine) processRow(ctx context.Context, row map[string]any, occurred time.Time) {
+func (e *Engine) processRow(ctx context.Context, row map[string]any, occurred, received time.Time) {
 	e.count(func(s *engineStats) { s.changes++ })
 	run, err := e.opts.Mapping.RunFromRow(row)
 	if err != nil {
@@ -34,40 +34,39 @@ func (e *Engine) processRow(ctx context.Context, row map[string]any, occurred ti
 	e.advanceWatermark(run.UpdatedAt)
 	wf, project := e.workflowOf(ctx, run)
 	e.track(run, wf, project, occurred)
-	failed := false
+	updated := run.UpdatedAt
+	if updated.IsZero() {
+		updated = occurred
+	}
+	retry := func() { e.markRetry(updated) }
 	if event, ok := run.State.ChangeEvent(); ok {
 		e.matchBuf = e.rules.MatchAppend(e.matchBuf[:0], project, wf.Slug, event)
 		for _, r := range e.matchBuf {
 			if predates(r, occurred) {
 				continue
 			}
-			if err := e.fire(ctx, r, run, wf, project, event, occurred, alertDetails{}); err != nil {
+			p := pendingFire{rule: r.Spec.ID, run: run, wf: wf, project: project, event: event, occurred: occurred}
+			e.fire(ctx, r, run, wf, project, event, occurred, alertDetails{received: received}, func() {
 				// The row may move on before a catch-up re-reads it (a
 				// paused run resumes): retry this very alert.
-				e.deferFire(pendingFire{rule: r.Spec.ID, run: run, wf: wf, project: project, event: event, occurred: occurred})
-				failed = true
-			}
+				e.deferFire(p)
+				retry()
+			})
 		}
 		clear(e.matchBuf)
 	}
 	if run.State.Terminal() {
-		if err := e.recover(ctx, run, wf, project, occurred); err != nil {
-			failed = true
+		if err := e.recover(ctx, run, wf, project, occurred, retry); err != nil {
+			retry()
 		}
-	}
-	if failed {
-		updated := run.UpdatedAt
-		if updated.IsZero() {
-			updated = occurred
-		}
-		e.markRetry(updated)
 	}
 }
 
 // recover sends recovered alerts for a finished run: every rule listing
 // recovered that claimed (and did not suppress) a delayed or stalled alert
-// for the run gets one, naming the conditions that ended.
-func (e *Engine) recover(ctx context.Context, run Run, wf WorkflowInfo, project string, occurred time.Time) error {
+// for the run gets one, naming the conditions that ended. failed is called
+// for each recovered alert that could not be claimed.
+func (e *Engine) recover(ctx context.Context, run Run, wf WorkflowInfo, project string, occurred time.Time, failed func()) error {
 	var candidates []*Rule
 	for _, r := range e.rules.Match(project, wf.Slug, EventRecovered) {
 		if !predates(r, occurred) && couldHaveAlerted(r, run) {
@@ -77,6 +76,8 @@ func (e *Engine) recover(ctx context.Context, run Run, wf WorkflowInfo, project 
 	if len(candidates) == 0 {
 		return nil
 	}
+	// The lookup must see every delayed/stalled alert claimed so far.
+	e.flush(ctx)
 	ids := make([]string, len(candidates))
 	for i, r := range candidates {
 		ids[i] = r.Spec.ID
@@ -93,18 +94,15 @@ func (e *Engine) recover(ctx context.Context, run Run, wf WorkflowInfo, project 
 			from[c.RuleID] = append(from[c.RuleID], c.Event)
 		}
 	}
-	var failed error
 	for _, r := range candidates {
 		conds := from[r.Spec.ID]
 		if len(conds) == 0 {
 			continue
 		}
 		slices.Sort(conds) // delayed before stalled
-		if err := e.fire(ctx, r, run, wf, project, EventRecovered, occurred, alertDetails{recoveredFrom: conds}); err != nil {
-			failed = err
-		}
+		e.fire(ctx, r, run, wf, project, EventRecovered, occurred, alertDetails{recoveredFrom: conds}, failed)
 	}
-	return failed
+	return nil
 }
 
 // couldHaveAlerted reports whether r may have alerted run as delayed or
@@ -173,24 +171,21 @@ func (e *Engine) deferFire(p pendingFire) {
 	}
 }
 
-// retryPending retries the change alerts whose claims failed.
+// retryPending retries the change alerts whose claims failed; those that
+// fail again are deferred again.
 func (e *Engine) retryPending(ctx context.Context) {
-	for k, p := range e.pending {
-		if ctx.Err() != nil {
-			return
-		}
-		r, ok := e.rules.Get(p.rule)
-		if !ok || !r.Spec.Enabled || !r.Wants(p.event) {
-			delete(e.pending, k) // the rule changed its mind
-			continue
-		}
-		if err := e.fire(ctx, r, p.run, p.wf, p.project, p.event, p.occurred, alertDetails{}); err == nil {
-			delete(e.pending, k)
-		}
-	}
+	due := e.pending
+	e.pending = make(map[string]pendingFire, len(due))
 	e.pendingAt = time.Time{}
-	if len(e.pending) > 0 {
-		e.pendingAt = e.now().Add(timerRetryDelay)
+	for _, p := range due {
+		r, ok := e.rules.Get(p.rule)
+		if ctx.Err() != nil || !ok || !r.Spec.Enabled || !r.Wants(p.event) {
+			if ctx.Err() != nil {
+				e.deferFire(p)
+			}
+			continue // the rule changed its mind
+		}
+		e.fire(ctx, r, p.run, p.wf, p.project, p.event, p.occurred, alertDetails{}, func() { e.deferFire(p) })
 	}
 }
 
@@ -198,66 +193,40 @@ func (e *Engine) retryPending(ctx context.Context) {
 type alertDetails struct {
 	threshold     time.Duration // delayed, stalled
 	recoveredFrom []Event       // recovered
+	received      time.Time     // when the change arrived over Realtime
 }
 
-// fire renders and claims one alert and submits it unless throttling
-// suppressed it. It returns an error only when the alert could not be
-// claimed and should be tried again; an alert that cannot be rendered is
-// logged and dropped (retrying would not help).
+// fire renders an alert and queues its claim (see flush); once claimed it
+// is submitted unless throttling suppressed it. failed, when set, is called
+// if the claim could not be recorded and should be tried again. An alert
+// that cannot be rendered is logged and dropped (retrying would not help).
 func (e *Engine) fire(ctx context.Context, r *Rule, run Run, wf WorkflowInfo, project string, event Event,
-	occurred time.Time, d alertDetails) error {
-	log := e.log.With(zap.String("rule_id", r.Spec.ID), zap.String("run_id", run.ID), zap.String("event", string(event)))
+	occurred time.Time, d alertDetails, failed func()) {
 	c := e.context(r, run, wf, project, event, occurred)
 	c.Threshold, c.RecoveredFrom = d.threshold, d.recoveredFrom
-	now := e.now()
+	q := queuedClaim{rule: r, allowed: true, failed: failed}
 	// Recovered alerts are not throttled: there is at most one per sent
 	// delayed/stalled alert, and a receiver must learn that it ended.
-	throttled := event != EventRecovered && r.Throttled()
-	allowed, suppressed := true, 0
-	if throttled {
-		allowed, suppressed = e.throttle.check(r, throttleWorkflow(wf), now)
-		if allowed {
+	if event != EventRecovered && r.Throttled() {
+		q.throttled, q.workflow, q.at = true, throttleWorkflow(wf), e.now()
+		e.reserveThrottle(ctx, r, q.workflow)
+		var suppressed int
+		q.allowed, suppressed = e.throttle.check(r, q.workflow, q.at)
+		if q.allowed {
 			c.SuppressedCount = suppressed
 		}
 	}
 	url, body, err := r.Render(c)
 	if err != nil {
 		e.count(func(s *engineStats) { s.fails++ })
-		log.Error("rendering alert failed", zap.Error(err))
-		return nil
+		e.log.Error("rendering alert failed", zap.String("rule_id", r.Spec.ID), zap.String("run_id", run.ID),
+			zap.String("event", string(event)), zap.Error(err))
+		return
 	}
-	claim := Claim{ConfigID: r.Spec.ID, ProjectID: project, WorkflowSlug: wf.Slug, RunID: run.ID, Event: event,
+	q.claim = Claim{ConfigID: r.Spec.ID, ProjectID: project, WorkflowSlug: wf.Slug, RunID: run.ID, Event: event,
 		WebhookID: WebhookID(r.Spec.ID, run.ID, event), Payload: body, TargetURL: url, OccurredAt: occurred,
-		Suppressed: !allowed}
-	id, claimed, err := e.store.Claim(ctx, claim)
-	if err != nil {
-		e.count(func(s *engineStats) { s.fails++ })
-		log.Error("claiming alert failed", zap.Error(err))
-		return fmt.Errorf("claim %s alert of rule %s for run %s: %w", event, r.Spec.ID, run.ID, err)
-	}
-	if !claimed {
-		e.count(func(s *engineStats) { s.duplicates++ })
-		e.events.add(event, func(n *EventCounts) { n.Duplicates++ })
-		log.Debug("alert already claimed")
-		return nil
-	}
-	e.count(func(s *engineStats) { s.claims++ })
-	e.events.add(event, func(n *EventCounts) { n.Claimed++ })
-	if throttled {
-		e.throttle.record(r, throttleWorkflow(wf), now, allowed)
-	}
-	if !allowed {
-		e.count(func(s *engineStats) { s.suppressed++ })
-		e.events.add(event, func(n *EventCounts) { n.Suppressed++ })
-		log.Info("alert suppressed by throttling", zap.String("alert_id", id),
-			zap.Int("throttle_max", r.Spec.ThrottleMax), zap.Duration("throttle_window", r.Spec.ThrottleWindow))
-		return nil
-	}
-	log.Info("alert claimed", zap.String("alert_id", id), zap.String("webhook_id", claim.WebhookID))
-	if !e.out.Submit(Claimed{ID: id, Rule: r, Claim: claim}) {
-		log.Info("sender queue full; alert stays pending", zap.String("alert_id", id))
-	}
-	return nil
+		Suppressed: !q.allowed, ReceivedAt: d.received}
+	e.queue(ctx, q)
 }
 
 // throttleWorkflow is the workflow part of a throttle key.

@@ -130,22 +130,57 @@ func (s *SupabaseStore) Workflow(ctx context.Context, id string) (Workflow, bool
 	return Workflow{WorkflowInfo: WorkflowInfo{ID: d.ID, Slug: d.Slug, Name: d.Name, Version: d.Version}, ProjectID: d.ProjectID}, true, nil
 }
 
-// Claim records the alert unless it is already claimed. A suppressed alert
-// is recorded as such, already complete, with outcome_reason "throttled".
-func (s *SupabaseStore) Claim(ctx context.Context, c Claim) (string, bool, error) {
-	a := supabase.NewAlert{
-		ConfigID: c.ConfigID, ProjectID: c.ProjectID, WorkflowSlug: c.WorkflowSlug, RunID: c.RunID,
-		Event: string(c.Event), WebhookID: c.WebhookID, Payload: c.Payload, TargetURL: c.TargetURL,
-		OccurredAt: c.OccurredAt,
+// Claim records the alerts that are not claimed yet, in one request. A
+// suppressed alert is recorded as such, already complete, with
+// outcome_reason "throttled". When the batch request fails for a reason
+// other than availability (for example one alert the database refuses), the
+// alerts are claimed one by one so that one bad alert does not hold back
+// the others.
+func (s *SupabaseStore) Claim(ctx context.Context, cs []Claim) ([]ClaimResult, error) {
+	now := time.Now()
+	batch := make([]supabase.NewAlert, len(cs))
+	for i, c := range cs {
+		a := supabase.NewAlert{
+			ConfigID: c.ConfigID, ProjectID: c.ProjectID, WorkflowSlug: c.WorkflowSlug, RunID: c.RunID,
+			Event: string(c.Event), WebhookID: c.WebhookID, Payload: c.Payload, TargetURL: c.TargetURL,
+			OccurredAt: c.OccurredAt,
+		}
+		if c.Suppressed {
+			a.Status, a.OutcomeReason, a.CompletedAt = supabase.StatusSuppressed, "throttled", now
+		}
+		batch[i] = a
 	}
-	if c.Suppressed {
-		a.Status, a.OutcomeReason, a.CompletedAt = supabase.StatusSuppressed, "throttled", time.Now()
+	claimed, err := s.db.ClaimAlerts(ctx, batch, time.Time{})
+	if err != nil {
+		if len(batch) == 1 || supabase.IsRetryable(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		return s.claimEach(ctx, batch), nil
 	}
-	log, claimed, err := s.db.ClaimAlert(ctx, a)
-	if err != nil || !claimed {
-		return "", false, err
+	ids := make(map[supabase.ClaimKey]string, len(claimed))
+	for _, c := range claimed {
+		ids[c.Key()] = c.ID
 	}
-	return log.ID, true, nil
+	out := make([]ClaimResult, len(batch))
+	for i, a := range batch {
+		out[i].ID = ids[a.Key()]
+	}
+	return out, nil
+}
+
+// claimEach claims alerts one request at a time, each with its own result.
+func (s *SupabaseStore) claimEach(ctx context.Context, batch []supabase.NewAlert) []ClaimResult {
+	out := make([]ClaimResult, len(batch))
+	for i, a := range batch {
+		got, err := s.db.ClaimAlerts(ctx, []supabase.NewAlert{a}, time.Time{})
+		switch {
+		case err != nil:
+			out[i].Err = err
+		case len(got) == 1:
+			out[i].ID = got[0].ID
+		}
+	}
+	return out
 }
 
 type watermarkState struct {

@@ -326,7 +326,7 @@ func TestTimersAreOneHeapForThousandsOfRuns(t *testing.T) {
 	ctx := context.Background()
 	for i := range n {
 		started := t0.Add(-time.Duration(i) * time.Second)
-		e.processRow(ctx, runRow(fmt.Sprintf("run-%05d", i), "running", started, t0), t0)
+		e.processRow(ctx, runRow(fmt.Sprintf("run-%05d", i), "running", started, t0), t0, time.Time{})
 	}
 	assert.Equal(t, n, e.timers.len())
 	assert.Equal(t, n, e.timers.scheduled())

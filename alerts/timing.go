@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -177,7 +178,7 @@ func (e *Engine) fireTimer(ctx context.Context, tr *tracked, now time.Time) {
 		if occurred.IsZero() {
 			occurred = now
 		}
-		e.processRow(ctx, row, occurred)
+		e.processRow(ctx, row, occurred, time.Time{})
 		return
 	}
 	since := tr.since
@@ -185,20 +186,23 @@ func (e *Engine) fireTimer(ctx context.Context, tr *tracked, now time.Time) {
 	if e.timers.get(id) != tr || !tr.since.Equal(since) {
 		return // the condition changed (for example a new started_at); track rescheduled it
 	}
-	retry := false
 	for _, r := range due {
 		th := r.Threshold(ev)
-		if err := e.fire(ctx, r, tr.run, tr.wf, tr.project, ev, tr.since.Add(th), alertDetails{threshold: th}); err != nil {
-			retry = true
-			continue
-		}
-		tr.fired = append(tr.fired, r.Spec.ID)
+		ruleID := r.Spec.ID
+		// Marked fired now (so the timer moves on); unmarked and retried
+		// soon if the claim fails.
+		tr.fired = append(tr.fired, ruleID)
+		e.fire(ctx, r, tr.run, tr.wf, tr.project, ev, tr.since.Add(th), alertDetails{threshold: th}, func() {
+			tr.fired = slices.DeleteFunc(tr.fired, func(id string) bool { return id == ruleID })
+			if e.timers.get(id) != tr {
+				return
+			}
+			if retryAt := e.now().Add(timerRetryDelay); tr.due.IsZero() || tr.due.After(retryAt) {
+				e.timers.schedule(tr, retryAt)
+			}
+		})
 	}
-	next := e.nextDue(tr)
-	if retry && (next.IsZero() || next.After(now.Add(timerRetryDelay))) {
-		next = now.Add(timerRetryDelay)
-	}
-	e.timers.schedule(tr, next)
+	e.timers.schedule(tr, e.nextDue(tr))
 }
 
 // rebuildTimers re-reads every running and paused run from the database and

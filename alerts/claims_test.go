@@ -1,0 +1,127 @@
+package alerts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/meshhook/meshhook-alerts/realtime"
+)
+
+// TestBurstIsClaimedInBatches queues a burst of changes before the engine
+// runs: their alerts are claimed in a few requests, each alert once.
+func TestBurstIsClaimedInBatches(t *testing.T) {
+	store := newFakeStore()
+	store.rules = []RuleSpec{ruleRow("r1", "failed")}
+	const n = 1000
+	events := make(chan realtime.Event, n+2)
+	t0 := time.Now()
+	for i := range n {
+		row := runRow(fmt.Sprintf("run-%04d", i), "failed", t0.Add(-time.Minute), t0)
+		events <- change(row, t0)
+	}
+	// The same change twice in one batch is claimed once.
+	events <- change(runRow("run-0000", "failed", t0.Add(-time.Minute), t0), t0)
+	sub := &fakeSubmitter{}
+	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs"},
+		store, sub, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx, events) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+	require.Eventually(t, func() bool { return len(sub.all()) >= n }, 20*time.Second, 5*time.Millisecond)
+	store.mu.Lock()
+	calls := store.claimCalls
+	store.mu.Unlock()
+	assert.LessOrEqual(t, calls, n/claimBatchMax+1, "about one claim request per %d alerts", claimBatchMax)
+	seen := map[string]bool{}
+	for _, c := range sub.all() {
+		assert.False(t, seen[c.RunID], "%s submitted twice", c.RunID)
+		seen[c.RunID] = true
+		assert.Equal(t, c.ConfigID, "r1")
+	}
+	assert.Len(t, seen, n)
+	st := e.Stats()
+	assert.EqualValues(t, n, st.Claims)
+	assert.EqualValues(t, 1, st.Duplicates)
+}
+
+// partialStore fails the claims of chosen runs alone, as a database refusing
+// one alert of a batch would.
+type partialStore struct {
+	*fakeStore
+	mu   sync.Mutex
+	bad  map[string]int // run id -> claims left to fail
+	seen []int          // batch sizes
+}
+
+func (p *partialStore) Claim(ctx context.Context, cs []Claim) ([]ClaimResult, error) {
+	p.mu.Lock()
+	p.seen = append(p.seen, len(cs))
+	var keep []Claim
+	var at []int
+	out := make([]ClaimResult, len(cs))
+	for i, c := range cs {
+		if p.bad[c.RunID] > 0 {
+			p.bad[c.RunID]--
+			out[i].Err = errors.New("refused")
+			continue
+		}
+		keep, at = append(keep, c), append(at, i)
+	}
+	p.mu.Unlock()
+	res, err := p.fakeStore.Claim(ctx, keep)
+	if err != nil {
+		return nil, err
+	}
+	for j, r := range res {
+		out[at[j]] = r
+	}
+	return out, nil
+}
+
+func TestOneRefusedClaimIsRetriedAloneAndTheRestGoOut(t *testing.T) {
+	store := newFakeStore()
+	store.rules = []RuleSpec{ruleRow("r1", "failed")}
+	ps := &partialStore{fakeStore: store, bad: map[string]int{"run-3": 1}}
+	clock := newFakeClock()
+	events := make(chan realtime.Event, 16)
+	t0 := clock.Now()
+	for i := range 6 {
+		events <- change(runRow(fmt.Sprintf("run-%d", i), "failed", t0.Add(-time.Minute), t0), t0) // Realtime only
+	}
+	sub := &fakeSubmitter{}
+	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs", Now: clock.Now},
+		ps, sub, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	ticks := make(chan time.Time)
+	e.ticks = ticks
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx, events) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+	require.Eventually(t, func() bool { return len(sub.all()) == 5 }, 10*time.Second, 5*time.Millisecond)
+	for _, c := range sub.all() {
+		assert.NotEqual(t, "run-3", c.RunID)
+	}
+	ticks <- clock.Advance(timerRetryDelay + time.Second) // the retry is due
+	require.Eventually(t, func() bool { return len(sub.all()) == 6 }, 10*time.Second, 5*time.Millisecond)
+	assert.Equal(t, "run-3", sub.all()[5].RunID)
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	assert.Greater(t, ps.seen[0], 1, "the changes were claimed together")
+}

@@ -1,0 +1,95 @@
+package supabase
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// FuncClaim is the batch claim function (20261128000006_alert_claims.sql).
+const FuncClaim = "alert_claim"
+
+// ClaimedAlert is an alert that a ClaimAlerts call inserted.
+type ClaimedAlert struct {
+	ID       string
+	ConfigID string
+	RunID    string
+	Event    string
+	Status   AlertStatus
+	// NextAttemptAt is when a pending alert is due, or the lease expiry of
+	// an alert inserted already leased (delivering).
+	NextAttemptAt time.Time
+}
+
+// Key is the alert's claim key: config, run and event.
+func (c ClaimedAlert) Key() ClaimKey { return ClaimKey{c.ConfigID, c.RunID, c.Event} }
+
+// ClaimKey identifies an alert: one per rule, run and event.
+type ClaimKey struct{ ConfigID, RunID, Event string }
+
+// Key is the alert's claim key.
+func (a NewAlert) Key() ClaimKey { return ClaimKey{a.ConfigID, a.RunID, a.Event} }
+
+type claimedWire struct {
+	ID            string  `json:"id"`
+	ConfigID      string  `json:"config_id"`
+	RunID         string  `json:"run_id"`
+	Event         string  `json:"event"`
+	Status        string  `json:"status"`
+	NextAttemptAt *string `json:"next_attempt_at"`
+}
+
+// ClaimAlerts records many alerts in one request, skipping every alert
+// already claimed (by key or webhook_id) and those whose rule no longer
+// exists; it returns the alerts it inserted. When leaseUntil is not zero,
+// pending alerts are inserted already leased to the caller (delivering until
+// leaseUntil), as LeaseDueAlerts would return them.
+//
+// After an ambiguous failure (a timeout after the server committed) a
+// retried call reports the alerts the lost call inserted as already claimed:
+// they are pending (or leased, and taken over when the lease expires), so
+// they are still delivered. An alert is never lost and never claimed twice.
+func (s *Store) ClaimAlerts(ctx context.Context, alerts []NewAlert, leaseUntil time.Time) ([]ClaimedAlert, error) {
+	const op = "claim alerts"
+	if len(alerts) == 0 {
+		return nil, nil
+	}
+	now := time.Now()
+	rows := make([]alertInsert, len(alerts))
+	for i, a := range alerts {
+		row, err := a.wire(now)
+		if err != nil {
+			return nil, fmt.Errorf("alert %d: %w", i, err)
+		}
+		rows[i] = row
+	}
+	args := map[string]any{"p_alerts": rows}
+	if !leaseUntil.IsZero() {
+		args["p_lease_until"] = bodyTime(leaseUntil)
+	}
+	body, err := s.rpc(ctx, op, FuncClaim, args)
+	if err != nil {
+		return nil, err
+	}
+	var wire []claimedWire
+	if err := json.Unmarshal(body, &wire); err != nil {
+		return nil, fmt.Errorf("supabase: %s: decode response: %w", op, err)
+	}
+	out := make([]ClaimedAlert, len(wire))
+	for i, w := range wire {
+		c := ClaimedAlert{ID: w.ID, ConfigID: w.ConfigID, RunID: w.RunID, Event: w.Event, Status: AlertStatus(w.Status)}
+		if w.NextAttemptAt != nil {
+			t, err := ParseTimestamp(*w.NextAttemptAt)
+			if err != nil {
+				return nil, fmt.Errorf("supabase: %s: next_attempt_at: %w", op, err)
+			}
+			c.NextAttemptAt = t
+		}
+		if c.ID == "" {
+			return nil, fmt.Errorf("supabase: %s: a claimed alert has no id", op)
+		}
+		out[i] = c
+	}
+	return out, nil
+}
