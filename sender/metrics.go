@@ -18,6 +18,12 @@ type Dispatch struct {
 	// GotResponse.
 	Responded   time.Duration
 	GotResponse bool
+	// Daemon is the time from the change's arrival at the daemon to the
+	// first byte of the request: the daemon's own share. Valid when
+	// HasDaemon (the alert was raised by a change this daemon received
+	// and the request was sent).
+	Daemon    time.Duration
+	HasDaemon bool
 }
 
 // Observer is told how long alerts took from their change's commit to the
@@ -68,6 +74,9 @@ func (s *Sender) observe(ctx context.Context, a Alert) (context.Context, func(co
 		d := Dispatch{WasSent: !first.IsZero(), GotResponse: code != 0}
 		if d.WasSent {
 			d.Sent = nonNegative(first.Sub(a.OccurredAt))
+			if !a.ReceivedAt.IsZero() {
+				d.Daemon, d.HasDaemon = nonNegative(first.Sub(a.ReceivedAt)), true
+			}
 		}
 		if d.GotResponse {
 			d.Responded = nonNegative(now.Sub(a.OccurredAt))

@@ -39,6 +39,7 @@ func TestObserverSeesFirstAttemptsOnly(t *testing.T) {
 	rcvA.Script(500) // a1's first attempt fails; its retry must not be observed
 	a := alert("a1", rcvA.URL)
 	a.OccurredAt = time.Now().Add(-time.Second)
+	a.ReceivedAt = time.Now().Add(-100 * time.Millisecond)
 	b := alert("b1", rcvB.URL) // no commit time: nothing to measure from
 	obs := &recordingObserver{}
 	opts := fastOptions()
@@ -59,4 +60,7 @@ func TestObserverSeesFirstAttemptsOnly(t *testing.T) {
 	require.True(t, d.GotResponse)
 	assert.GreaterOrEqual(t, d.Sent, time.Second, "measured from the commit time")
 	assert.GreaterOrEqual(t, d.Responded, d.Sent, "the response comes after the first byte")
+	require.True(t, d.HasDaemon)
+	assert.GreaterOrEqual(t, d.Daemon, 100*time.Millisecond, "the daemon's share is measured from the change's arrival")
+	assert.Less(t, d.Daemon, d.Sent, "and is part of the whole")
 }

@@ -25,6 +25,10 @@ type Alert struct {
 	// OccurredAt is when the change that raised the alert was committed;
 	// the dispatch latency observed on the first attempt starts there.
 	OccurredAt time.Time
+	// ReceivedAt is when the daemon received the change that raised the
+	// alert, when it is known (zero otherwise); the daemon's own share of
+	// the dispatch latency is measured from there.
+	ReceivedAt time.Time
 	// Lease is when this sender's lease on the alert expires: the value of
 	// alert_logs.next_attempt_at while the alert is delivering. Reports
 	// carry it so that a sender whose lease was taken over cannot overwrite

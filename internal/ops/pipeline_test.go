@@ -34,7 +34,8 @@ func TestPipelineMetricsScrape(t *testing.T) {
 			Reschedules: map[string]uint64{"circuit_open": 2}, Held: 5, Running: 2, Waiting: 3, OpenCircuits: 1}
 	}
 	lat := NewDispatchLatency()
-	lat.ObserveDispatch(sender.Dispatch{Sent: 3 * time.Millisecond, WasSent: true, Responded: 12 * time.Millisecond, GotResponse: true})
+	lat.ObserveDispatch(sender.Dispatch{Sent: 3 * time.Millisecond, WasSent: true, Responded: 12 * time.Millisecond, GotResponse: true,
+		Daemon: 300 * time.Microsecond, HasDaemon: true})
 	lat.ObserveDispatch(sender.Dispatch{Sent: 0, WasSent: true}) // sent, no response (e.g. a timeout)
 	lat.ObserveAttempt("failed", "http_500")
 	lat.ObserveAttempt("failed", "ok")
@@ -64,6 +65,9 @@ func TestPipelineMetricsScrape(t *testing.T) {
 		`meshhook_alerts_sender_in_flight 2`,
 		`meshhook_alerts_sender_circuits_open 1`,
 		`meshhook_alerts_dispatch_commit_to_send_seconds_count 2`,
+		`meshhook_alerts_dispatch_daemon_seconds_count 1`,
+		`meshhook_alerts_dispatch_daemon_seconds_bucket{le="0.0004"} 1`,
+		`meshhook_alerts_dispatch_daemon_seconds_bucket{le="0.0002"} 0`,
 		`meshhook_alerts_dispatch_attempts_total{event="failed",reason="http_500"} 1`,
 		`meshhook_alerts_dispatch_attempts_total{event="failed",reason="ok"} 2`,
 		`meshhook_alerts_dispatch_commit_to_response_seconds_bucket{le="0.016"} 1`,
