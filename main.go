@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/oklog/run"
 	"go.uber.org/zap"
@@ -190,7 +191,9 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		actors = append(actors, actor{"backlog", backlog.Run})
 	}
 	if cfg.Ops.AlertWebhookURL.IsSet() {
-		actors = append(actors, watchdogActor(cfg.Ops, backlog, snd, subscribed, log.Named("watchdog")))
+		disabled := &ops.DisabledRules{}
+		deliveries.OnDisabled = func(id, reason string) { disabled.Add(id, reason, time.Now()) }
+		actors = append(actors, watchdogActor(cfg.Ops, backlog, snd, subscribed, disabled, log.Named("watchdog")))
 	}
 	if cfg.HTTP.Listen != "" {
 		checks := map[string]ops.Check{"realtime": subscribed, "rules": ops.RulesLoaded(engine.RulesLoaded)}

@@ -62,3 +62,55 @@ func TestEndToEndInternalAlertOnFailureRatio(t *testing.T) {
 		assert.Equal(t, "delivery_failure_ratio", body.Data.Condition)
 	}
 }
+
+func TestEndToEndGoneEndpointDisablesTheRuleAndTellsTheOperator(t *testing.T) {
+	e := newE2EStack(t)
+	ctx := context.Background()
+	var ruleID string
+	require.NoError(t, e.si.Pool.QueryRow(ctx, `insert into alert_configs (project_id, workflow_slug, name, events, webhook_url, signing_secrets)
+		values ($1, 'billing', 'billing failures', '{failed}', $2, array[$3]) returning id`, e.project,
+		sealed(t, e.rcv.URL+"/hook"), sealed(t, testSecret)).Scan(&ruleID))
+	opsRcv, err := sendertest.NewReceiver(opsSecret)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = opsRcv.Close() })
+	e.rcv.Script(410)
+
+	e.startDaemon(t,
+		"MESHHOOK_ALERTS_OPS_ALERT_WEBHOOK_URL="+opsRcv.URL+"/ops",
+		"MESHHOOK_ALERTS_OPS_ALERT_SECRET="+opsSecret,
+		"MESHHOOK_ALERTS_OPS_CHECK_INTERVAL=50ms",
+		"MESHHOOK_ALERTS_OPS_FAILURE_PERCENT=0",
+		"MESHHOOK_ALERTS_OPS_REALTIME_DOWN_AFTER=0s",
+		"MESHHOOK_ALERTS_OPS_PENDING_BACKLOG=0",
+	)
+	require.Eventually(t, func() bool { return len(e.si.Realtime.SubscribedTopics()) == 2 }, 30*time.Second, 20*time.Millisecond)
+	_, err = e.si.Pool.Exec(ctx, `insert into workflow_runs (project_id, workflow_id, status, finished_at) values ($1, $2, 'failed', now())`,
+		e.project, e.wfV2)
+	require.NoError(t, err)
+
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	got, err := opsRcv.Wait(wctx, 1)
+	require.NoError(t, err, "the operator hears that the rule was disabled")
+	require.NoError(t, got[0].VerifyErr)
+	var body struct {
+		Type string `json:"type"`
+		Data struct {
+			Condition string `json:"condition"`
+			RuleID    string `json:"rule_id"`
+			Message   string `json:"message"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(got[0].Body, &body))
+	assert.Equal(t, "meshhook_alerts.ops.firing", body.Type)
+	assert.Equal(t, "rule_disabled", body.Data.Condition)
+	assert.Equal(t, ruleID, body.Data.RuleID)
+	assert.Contains(t, body.Data.Message, "410 Gone")
+
+	var enabled bool
+	var reason string
+	require.NoError(t, e.si.Pool.QueryRow(ctx, `select enabled, coalesce(disabled_reason, '') from alert_configs where id = $1`, ruleID).
+		Scan(&enabled, &reason))
+	assert.Contains(t, reason, "410", "the rule records why it stopped")
+	assert.Len(t, e.rcv.Deliveries(), 1, "no retry after 410")
+}

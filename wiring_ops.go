@@ -22,7 +22,10 @@ func newBacklog(c config.Ops, store *supabase.Store, log *zap.Logger) *ops.Backl
 // watchdogActor builds the internal-alerts actor (ops.alert_webhook_url):
 // it samples the sender's counters, Realtime readiness and the pending
 // backlog and sends each condition's start and end to the operator webhook.
-func watchdogActor(c config.Ops, backlog *ops.Backlog, snd *sender.Sender, subscribed ops.Check, log *zap.Logger) actor {
+// Rules disabled because their endpoint answered 410 Gone (disabled) are
+// reported once each.
+func watchdogActor(c config.Ops, backlog *ops.Backlog, snd *sender.Sender, subscribed ops.Check,
+	disabled *ops.DisabledRules, log *zap.Logger) actor {
 	w := ops.NewWatchdog(ops.Thresholds{
 		FailureRatio: float64(c.FailurePercent) / 100, FailureWindow: c.FailureWindow,
 		FailureMinAttempts: uint64(c.FailureMinAttempts), RealtimeDownAfter: c.RealtimeDownAfter,
@@ -39,6 +42,7 @@ func watchdogActor(c config.Ops, backlog *ops.Backlog, snd *sender.Sender, subsc
 		}
 		s.Subscribed = subscribed() == nil
 		s.Pending, s.PendingKnown = backlog.Last()
+		s.Disabled = disabled.Drain()
 		return s
 	}
 	return actor{"watchdog", func(ctx context.Context) error {

@@ -20,6 +20,9 @@ type Deliveries struct {
 	// Opener opens sealed target URLs and holds each rule's TLS material;
 	// nil uses stored values as they are.
 	Opener *Opener
+	// OnDisabled, when set, is told about every rule disabled because its
+	// endpoint is gone (for the operator's internal alerts).
+	OnDisabled func(configID, reason string)
 
 	// received remembers when the changes behind freshly claimed alerts
 	// arrived, by alert id, until the sender leases them.
@@ -160,6 +163,9 @@ func (d *Deliveries) DisableConfig(ctx context.Context, configID, reason string)
 	}
 	if d.Rules != nil {
 		d.Rules.Delete(configID)
+	}
+	if d.OnDisabled != nil {
+		d.OnDisabled(configID, reason)
 	}
 	return nil
 }

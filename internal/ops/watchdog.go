@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -14,6 +15,10 @@ const (
 	CondFailureRatio = "delivery_failure_ratio"
 	CondRealtimeDown = "realtime_not_subscribed"
 	CondBacklog      = "pending_backlog"
+	// CondRuleDisabled is an event, not a state: a rule was disabled
+	// because its endpoint answered 410 Gone. It is reported once per rule
+	// and never resolves (re-enabling the rule is the operator's act).
+	CondRuleDisabled = "rule_disabled"
 )
 
 // Sample is one reading of the daemon's state for the watchdog.
@@ -26,6 +31,15 @@ type Sample struct {
 	// could not be read (the backlog condition keeps its state).
 	Pending      int64
 	PendingKnown bool
+	// Disabled are the rules disabled (410 Gone) since the last sample.
+	Disabled []DisabledRule
+}
+
+// DisabledRule is a rule the daemon disabled.
+type DisabledRule struct {
+	RuleID string
+	Reason string
+	At     time.Time
 }
 
 // Thresholds configures the watchdog; a zero threshold disables its
@@ -45,6 +59,7 @@ type Thresholds struct {
 // Notice is one internal alert: a condition started (Firing) or cleared.
 type Notice struct {
 	Condition string    `json:"condition"`
+	RuleID    string    `json:"rule_id,omitempty"` // CondRuleDisabled
 	Firing    bool      `json:"firing"`
 	Message   string    `json:"message"`
 	Value     float64   `json:"value"`
@@ -63,7 +78,13 @@ type Watchdog struct {
 	history   []point // attempt counters within the failure window
 	downSince time.Time
 	reported  map[string]bool
+	// events are the event notices (CondRuleDisabled) not yet acknowledged.
+	events []Notice
 }
+
+// maxEvents bounds the event notices kept while the operator webhook is
+// unreachable; the oldest are dropped first.
+const maxEvents = 1000
 
 type point struct {
 	at                 time.Time
@@ -116,8 +137,15 @@ func (w *Watchdog) Evaluate(s Sample) []Notice {
 		emit(CondBacklog, firing, float64(s.Pending), float64(w.th.PendingBacklog),
 			fmt.Sprintf("%d alerts are pending delivery (threshold %d)", s.Pending, w.th.PendingBacklog))
 	}
+	for _, d := range s.Disabled {
+		w.events = append(w.events, Notice{Condition: CondRuleDisabled, RuleID: d.RuleID, Firing: true, At: d.At,
+			Message: fmt.Sprintf("alert rule %s was disabled: %s", d.RuleID, d.Reason)})
+	}
+	if len(w.events) > maxEvents {
+		w.events = append(w.events[:0], w.events[len(w.events)-maxEvents:]...)
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Condition < out[j].Condition })
-	return out
+	return append(out, w.events...)
 }
 
 // failureRatio adds s to the history and returns the failed share of the
@@ -144,7 +172,18 @@ func (w *Watchdog) failureRatio(now time.Time, s Sample) (ratio float64, n uint6
 }
 
 // Ack marks n as reported.
-func (w *Watchdog) Ack(n Notice) { w.reported[n.Condition] = n.Firing }
+func (w *Watchdog) Ack(n Notice) {
+	if n.Condition == CondRuleDisabled {
+		for i, e := range w.events {
+			if e.RuleID == n.RuleID && e.At.Equal(n.At) {
+				w.events = append(w.events[:i], w.events[i+1:]...)
+				break
+			}
+		}
+		return
+	}
+	w.reported[n.Condition] = n.Firing
+}
 
 // Firing returns the conditions currently reported as firing.
 func (w *Watchdog) Firing() []string {
@@ -184,4 +223,30 @@ func RunWatchdog(ctx context.Context, w *Watchdog, interval time.Duration, sampl
 			w.Ack(n)
 		}
 	}
+}
+
+// DisabledRules collects the rules the daemon disables between two watchdog
+// samples. Safe for concurrent use; it keeps at most maxEvents.
+type DisabledRules struct {
+	mu    sync.Mutex
+	rules []DisabledRule
+}
+
+// Add records that rule id was disabled for reason at at.
+func (d *DisabledRules) Add(id, reason string, at time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.rules) >= maxEvents {
+		d.rules = d.rules[1:]
+	}
+	d.rules = append(d.rules, DisabledRule{RuleID: id, Reason: reason, At: at})
+}
+
+// Drain returns the rules recorded since the last Drain.
+func (d *DisabledRules) Drain() []DisabledRule {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := d.rules
+	d.rules = nil
+	return out
 }

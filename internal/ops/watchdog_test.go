@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -205,4 +206,39 @@ func TestWebhookNotifierReportsFailures(t *testing.T) {
 	require.Error(t, err)
 	assert.False(t, errors.Is(err, context.Canceled))
 	assert.Len(t, rcv.Deliveries(), 1, "the refused notice never reached the receiver")
+}
+
+func TestWatchdogReportsEachDisabledRuleOnceAcknowledged(t *testing.T) {
+	w := NewWatchdog(Thresholds{}, nil)
+	var d DisabledRules
+	at := time.Now()
+	d.Add("rule-a", "endpoint answered 410 Gone", at)
+	d.Add("rule-b", "endpoint answered 410 Gone", at.Add(time.Second))
+
+	got := w.Evaluate(Sample{Disabled: d.Drain()})
+	require.Len(t, got, 2)
+	assert.Equal(t, []string{"+rule_disabled", "+rule_disabled"}, notices(got))
+	assert.Equal(t, "rule-a", got[0].RuleID)
+	assert.Contains(t, got[0].Message, "rule-a")
+	assert.Contains(t, got[0].Message, "410 Gone")
+	assert.Empty(t, d.Drain(), "drained once")
+
+	// rule-a's notice was delivered, rule-b's was not: only rule-b again.
+	w.Ack(got[0])
+	again := w.Evaluate(Sample{})
+	require.Len(t, again, 1)
+	assert.Equal(t, "rule-b", again[0].RuleID)
+	w.Ack(again[0])
+	assert.Empty(t, w.Evaluate(Sample{}))
+	assert.Empty(t, w.Firing(), "an event is not a firing condition")
+}
+
+func TestDisabledRulesKeepsTheNewest(t *testing.T) {
+	var d DisabledRules
+	for i := range maxEvents + 5 {
+		d.Add(fmt.Sprint(i), "gone", time.Now())
+	}
+	got := d.Drain()
+	require.Len(t, got, maxEvents)
+	assert.Equal(t, "5", got[0].RuleID)
 }
