@@ -253,7 +253,7 @@ func (s *RuleSet) Replace(specs []RuleSpec) map[string]error {
 		delete(rejected, sp.ID)
 		byID[sp.ID] = r
 	}
-	byScope := make(map[scopeKey][]*Rule, len(s.byScope))
+	byScope := make(map[scopeKey][]*Rule, len(byID))
 	for _, r := range byID {
 		k := scopeKey{r.Spec.ProjectID, r.Spec.WorkflowSlug}
 		byScope[k] = append(byScope[k], r)
