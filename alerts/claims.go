@@ -90,6 +90,11 @@ func (e *Engine) flush(ctx context.Context) {
 		slot[i] = len(claims)
 		claims = append(claims, q.claim)
 	}
+	leaser, _ := e.out.(Leaser)
+	reserved := 0
+	if leaser != nil {
+		reserved = e.leaseClaims(leaser, claims)
+	}
 	results, err := e.store.Claim(ctx, claims)
 	if err == nil && len(results) != len(claims) {
 		err = fmt.Errorf("store answered %d claims with %d results", len(claims), len(results))
@@ -105,13 +110,48 @@ func (e *Engine) flush(ctx context.Context) {
 		} else if dup {
 			res = results[-1-slot[i]]
 			if res.Err == nil {
-				res.ID = "" // the first of the two was the claim
+				res.ID, res.Lease = "", time.Time{} // the first of the two was the claim
 			}
 		} else {
 			res = results[slot[i]]
+			q.claim.LeaseUntil = claims[slot[i]].LeaseUntil
+		}
+		if !q.claim.LeaseUntil.IsZero() && res.ID != "" && !res.Lease.IsZero() {
+			reserved-- // Submit hands it over
+		} else {
+			res.Lease = time.Time{}
 		}
 		e.settleClaim(q, res, err == nil)
 	}
+	if reserved > 0 {
+		leaser.Unreserve(reserved)
+	}
+}
+
+// leaseClaims reserves room in the sender for the claims that will be sent
+// and sets their LeaseUntil; it returns the number reserved.
+func (e *Engine) leaseClaims(l Leaser, claims []Claim) int {
+	want := 0
+	for _, c := range claims {
+		if !c.Suppressed {
+			want++
+		}
+	}
+	n, until := l.Reserve(want)
+	if n <= 0 {
+		return 0
+	}
+	left := n
+	for i := range claims {
+		if left == 0 {
+			break
+		}
+		if !claims[i].Suppressed {
+			claims[i].LeaseUntil = until
+			left--
+		}
+	}
+	return n
 }
 
 // settleClaim accounts for one claim's result. logged is false when the
@@ -152,7 +192,7 @@ func (e *Engine) settleClaim(q queuedClaim, res ClaimResult, logged bool) {
 		return
 	}
 	log().Info("alert claimed", zap.String("alert_id", res.ID), zap.String("webhook_id", c.WebhookID))
-	if !e.out.Submit(Claimed{ID: res.ID, Rule: q.rule, Claim: c}) {
+	if !e.out.Submit(Claimed{ID: res.ID, Rule: q.rule, Claim: c, Lease: res.Lease}) {
 		log().Info("sender queue full; alert stays pending", zap.String("alert_id", res.ID))
 	}
 }

@@ -125,3 +125,78 @@ func TestOneRefusedClaimIsRetriedAloneAndTheRestGoOut(t *testing.T) {
 	defer ps.mu.Unlock()
 	assert.Greater(t, ps.seen[0], 1, "the changes were claimed together")
 }
+
+// leasingSubmitter is a Submitter with a bounded sender-side reservation.
+type leasingSubmitter struct {
+	fakeSubmitter
+	mu                       sync.Mutex
+	room                     int
+	reserved, unreserved     int
+	handedOver, withoutLease int
+}
+
+func (l *leasingSubmitter) Reserve(n int) (int, time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := min(n, l.room)
+	l.room -= k
+	l.reserved += k
+	return k, time.Now().Add(time.Minute)
+}
+
+func (l *leasingSubmitter) Unreserve(n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.room += n
+	l.unreserved += n
+}
+
+func (l *leasingSubmitter) Submit(c Claimed) bool {
+	l.mu.Lock()
+	if c.Lease.IsZero() {
+		l.withoutLease++
+	} else {
+		l.handedOver++
+	}
+	l.mu.Unlock()
+	return l.fakeSubmitter.Submit(c)
+}
+
+func TestClaimsAreLeasedToTheSenderWhileItHasRoom(t *testing.T) {
+	store := newFakeStore()
+	store.rules = []RuleSpec{ruleRow("r1", "failed")}
+	// run-0 was claimed before: its reservation must come back.
+	store.claims["r1|run-0|failed"] = Claim{}
+	const n = 20
+	events := make(chan realtime.Event, n+1)
+	t0 := time.Now()
+	for i := range n {
+		events <- change(runRow(fmt.Sprintf("run-%d", i), "failed", t0.Add(-time.Minute), t0), t0)
+	}
+	sub := &leasingSubmitter{room: 12}
+	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs"},
+		store, sub, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx, events) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+	require.Eventually(t, func() bool { return len(sub.all()) == n-1 }, 10*time.Second, 5*time.Millisecond)
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	assert.Equal(t, sub.reserved, sub.handedOver+sub.unreserved, "every reservation is used or returned")
+	assert.Equal(t, 11, sub.handedOver, "as many handed over as there was room for, less the duplicate")
+	assert.Equal(t, n-1-11, sub.withoutLease, "the rest stay pending for the sender to lease")
+	for _, c := range sub.sent {
+		if c.Lease.IsZero() {
+			continue
+		}
+		k := c.ConfigID + "|" + c.RunID + "|" + string(c.Event)
+		store.mu.Lock()
+		assert.False(t, store.claims[k].LeaseUntil.IsZero(), "claimed leased: %s", k)
+		store.mu.Unlock()
+	}
+}

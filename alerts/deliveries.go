@@ -80,10 +80,37 @@ type submitter struct {
 	snd *sender.Sender
 }
 
+// Submit hands an alert claimed leased straight to the sender; any other
+// is pending in the database, and the sender is woken to lease it.
 func (s submitter) Submit(c Claimed) bool {
-	s.d.noteReceived(c.ID, c.ReceivedAt)
-	s.snd.Wake()
-	return true
+	if c.Lease.IsZero() {
+		s.d.noteReceived(c.ID, c.ReceivedAt)
+		s.snd.Wake()
+		return true
+	}
+	return s.snd.Deliver(s.d.alertOf(c))
+}
+
+// Reserve implements Leaser.
+func (s submitter) Reserve(n int) (int, time.Time) { return s.snd.Reserve(n) }
+
+// Unreserve implements Leaser.
+func (s submitter) Unreserve(n int) { s.snd.Unreserve(n) }
+
+// alertOf is the sender's view of an alert claimed leased: everything is in
+// hand (the rendered, not yet sealed, URL and the rule's signing material),
+// so nothing is read back from the database.
+func (d *Deliveries) alertOf(c Claimed) sender.Alert {
+	spec := c.Rule.Spec
+	a := sender.Alert{
+		ID: c.ID, ConfigID: c.ConfigID, WebhookID: c.WebhookID, RunID: c.RunID, Event: string(c.Event),
+		Payload: c.Payload, TargetURL: c.TargetURL, Secrets: spec.Secrets, MeshHookSignature: spec.MeshHookSignature,
+		Headers: spec.Headers, CreatedAt: time.Now(), OccurredAt: c.OccurredAt, ReceivedAt: c.ReceivedAt, Lease: c.Lease,
+	}
+	if d.Opener != nil {
+		a.TLS = d.Opener.TLS(c.ConfigID)
+	}
+	return a
 }
 
 // LeaseDue leases due alerts and completes them with their rule's signing

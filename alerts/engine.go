@@ -78,6 +78,9 @@ type Claim struct {
 	// ReceivedAt is when the daemon received the change that raised the
 	// alert; zero for alerts found by catch-up or timers.
 	ReceivedAt time.Time
+	// LeaseUntil, when set, claims the alert already leased to the sender
+	// until then (see Leaser).
+	LeaseUntil time.Time
 }
 
 // ClaimResult is the outcome of one claim of a Store.Claim call.
@@ -87,6 +90,9 @@ type ClaimResult struct {
 	ID string
 	// Err is set when this claim alone could not be recorded.
 	Err error
+	// Lease is the stored lease expiry of an alert claimed leased
+	// (Claim.LeaseUntil); zero otherwise.
+	Lease time.Time
 }
 
 // ConditionClaim is a delayed or stalled alert a rule claimed for a run.
@@ -100,6 +106,9 @@ type Claimed struct {
 	ID   string
 	Rule *Rule
 	Claim
+	// Lease, when set, is the stored lease expiry of an alert claimed
+	// leased to the sender: Submit must hand it over (Leaser).
+	Lease time.Time
 }
 
 // Submitter hands claimed alerts to the sender. Submit must not block; when
@@ -107,6 +116,17 @@ type Claimed struct {
 // picks it up from there.
 type Submitter interface {
 	Submit(Claimed) bool
+}
+
+// Leaser is implemented by a Submitter that can take alerts claimed already
+// leased to its sender, which saves the sender a lease request and a
+// re-read of every fresh alert.
+type Leaser interface {
+	// Reserve makes room for up to n alerts and returns how many and the
+	// lease expiry to claim them with (0 when there is no room).
+	Reserve(n int) (int, time.Time)
+	// Unreserve returns n reservations that no Submit will use.
+	Unreserve(n int)
 }
 
 // Options configures an Engine.

@@ -172,6 +172,7 @@ func (f *fakeStore) Claim(_ context.Context, cs []Claim) ([]ClaimResult, error) 
 		}
 		f.claims[k] = c
 		out[i].ID = fmt.Sprintf("alert-%d", len(f.claims))
+		out[i].Lease = c.LeaseUntil
 	}
 	return out, nil
 }

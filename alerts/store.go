@@ -145,8 +145,11 @@ func (s *SupabaseStore) Claim(ctx context.Context, cs []Claim) ([]ClaimResult, e
 			Event: string(c.Event), WebhookID: c.WebhookID, Payload: c.Payload, TargetURL: c.TargetURL,
 			OccurredAt: c.OccurredAt,
 		}
-		if c.Suppressed {
+		switch {
+		case c.Suppressed:
 			a.Status, a.OutcomeReason, a.CompletedAt = supabase.StatusSuppressed, "throttled", now
+		case !c.LeaseUntil.IsZero():
+			a.Status, a.NextAttemptAt = supabase.StatusDelivering, c.LeaseUntil
 		}
 		batch[i] = a
 	}
@@ -157,15 +160,24 @@ func (s *SupabaseStore) Claim(ctx context.Context, cs []Claim) ([]ClaimResult, e
 		}
 		return s.claimEach(ctx, batch), nil
 	}
-	ids := make(map[supabase.ClaimKey]string, len(claimed))
+	byKey := make(map[supabase.ClaimKey]supabase.ClaimedAlert, len(claimed))
 	for _, c := range claimed {
-		ids[c.Key()] = c.ID
+		byKey[c.Key()] = c
 	}
 	out := make([]ClaimResult, len(batch))
 	for i, a := range batch {
-		out[i].ID = ids[a.Key()]
+		out[i] = claimResult(byKey[a.Key()])
 	}
 	return out, nil
+}
+
+// claimResult is the result of an inserted alert (zero: not inserted).
+func claimResult(c supabase.ClaimedAlert) ClaimResult {
+	r := ClaimResult{ID: c.ID}
+	if c.Status == supabase.StatusDelivering {
+		r.Lease = c.NextAttemptAt
+	}
+	return r
 }
 
 // claimEach claims alerts one request at a time, each with its own result.
@@ -177,7 +189,7 @@ func (s *SupabaseStore) claimEach(ctx context.Context, batch []supabase.NewAlert
 		case err != nil:
 			out[i].Err = err
 		case len(got) == 1:
-			out[i].ID = got[0].ID
+			out[i] = claimResult(got[0])
 		}
 	}
 	return out

@@ -137,6 +137,10 @@ type Sender struct {
 	writer   *writer
 	wake     chan struct{}
 	running  atomic.Bool
+	// accepting is true while Run takes alerts handed over with Deliver;
+	// handoff orders Deliver calls before the shutdown that clears it.
+	accepting atomic.Bool
+	handoff   sync.RWMutex
 
 	work context.Context // attempts run under it; cancelled after the drain timeout
 	jobs sync.WaitGroup  // goroutines holding a job
@@ -196,6 +200,7 @@ func (s *Sender) Run(ctx context.Context) error {
 	defer stopWork()
 	s.work = work
 
+	s.accepting.Store(true)
 	s.fill(ctx)
 	ticker := time.NewTicker(s.opts.PollInterval)
 	defer ticker.Stop()
@@ -212,6 +217,9 @@ loop:
 	}
 
 	// Shutdown: hand back what has not started, drain what has.
+	s.handoff.Lock()
+	s.accepting.Store(false)
+	s.handoff.Unlock()
 	for _, j := range s.disp.take("*", func(*job) bool { return true }) {
 		s.settleAsync(j, s.release(j, s.opts.Now(), ""))
 	}
@@ -235,6 +243,51 @@ loop:
 	}
 	s.clients.closeIdle()
 	return nil
+}
+
+// Reserve makes room in memory for up to n alerts that the caller is about
+// to claim already leased to this sender, and returns how many it made room
+// for and the lease expiry to claim them with. It returns 0 when the sender
+// is full or not running. Each reservation is then used by Deliver or
+// returned by Unreserve.
+func (s *Sender) Reserve(n int) (int, time.Time) {
+	if n <= 0 || !s.accepting.Load() {
+		return 0, time.Time{}
+	}
+	for {
+		held := s.held.Load()
+		k := min(int64(n), int64(s.opts.QueueSize)-held)
+		if k <= 0 {
+			return 0, time.Time{}
+		}
+		if s.held.CompareAndSwap(held, held+k) {
+			return int(k), s.opts.Now().Add(s.opts.Lease).Truncate(time.Microsecond)
+		}
+	}
+}
+
+// Unreserve returns n reservations Deliver will not use.
+func (s *Sender) Unreserve(n int) {
+	if n > 0 {
+		s.held.Add(-int64(n))
+	}
+}
+
+// Deliver takes an alert that the caller claimed leased to this sender
+// (a.Lease is the lease expiry as stored) into a reservation made by
+// Reserve. It reports false when the sender is stopping: the alert then
+// stays leased until its lease expires, when it is taken over (at least
+// once, never lost).
+func (s *Sender) Deliver(a Alert) bool {
+	s.handoff.RLock()
+	defer s.handoff.RUnlock()
+	if !s.accepting.Load() {
+		s.held.Add(-1)
+		return false
+	}
+	s.stats.add(func(st *senderStats) { st.leased++ })
+	s.enqueue(&job{a: a, host: hostKey(a.TargetURL)}, s.opts.Now())
+	return true
 }
 
 // fill leases due alerts while there is room in memory.
