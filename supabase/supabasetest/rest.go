@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -546,10 +547,10 @@ func (rq *request) readPayload(req *http.Request) *apiError {
 		pay.raw, pay.isObject = "{}", true
 		return nil
 	}
-	if !json.Valid(body) {
+	keys, valid, ok := payloadKeys(body)
+	if !valid {
 		return errInvalidBody("Empty or invalid json")
 	}
-	keys, ok := payloadKeys(body)
 	if !ok {
 		return errInvalidBody("All object keys must match")
 	}
@@ -561,38 +562,70 @@ func (rq *request) readPayload(req *http.Request) *apiError {
 }
 
 // payloadKeys returns the sorted keys of an object, or of an array of
-// objects that all have the same keys; ok is false for mixed arrays.
-func payloadKeys(body []byte) ([]string, bool) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(body, &obj); err == nil && obj != nil {
-		return sortedKeys(obj), true
-	}
-	var arr []json.RawMessage
-	if err := json.Unmarshal(body, &arr); err != nil {
-		return nil, true // a scalar: treated as an empty array
-	}
-	if len(arr) == 0 {
-		return nil, true
-	}
-	var first []string
-	for i, el := range arr {
-		var o map[string]json.RawMessage
-		if err := json.Unmarshal(el, &o); err != nil || o == nil {
-			return nil, false
+// objects that all have the same keys (nil for a scalar or an empty array);
+// valid is false when body is not JSON, ok false for mixed arrays. Bodies
+// are read once to validate and once to split, however large.
+func payloadKeys(body []byte) (keys []string, valid, ok bool) {
+	switch trimmed := bytes.TrimLeft(body, " \t\r\n"); {
+	case len(trimmed) > 0 && trimmed[0] == '{':
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(body, &obj); err != nil {
+			return nil, false, false
 		}
-		keys := sortedKeys(o)
-		if i == 0 {
-			first = keys
-			continue
+		return sortedKeys(obj), true, true
+	case len(trimmed) > 0 && trimmed[0] == '[':
+		var arr []json.RawMessage
+		if err := json.Unmarshal(body, &arr); err != nil {
+			return nil, false, false
 		}
-		if strings.Join(keys, "\x00") != strings.Join(first, "\x00") {
-			return nil, false
+		var first []string
+		for i, el := range arr {
+			if t := bytes.TrimLeft(el, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+				return nil, true, false
+			}
+			keys := objectKeys(el)
+			if i == 0 {
+				first = keys
+				continue
+			}
+			if !slices.Equal(keys, first) {
+				return nil, true, false
+			}
+		}
+		if len(arr) > 0 && first == nil {
+			first = []string{}
+		}
+		return first, true, true
+	default:
+		if !json.Valid(body) {
+			return nil, false, false
+		}
+		return nil, true, true // a scalar: treated as an empty array
+	}
+}
+
+// objectKeys returns the sorted top-level keys of a JSON object already
+// known to be valid, without decoding its values.
+func objectKeys(obj []byte) []string {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	keys := []string{}
+	if _, err := dec.Token(); err != nil { // {
+		return keys
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			break
+		}
+		k, _ := t.(string)
+		keys = append(keys, k)
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			break
 		}
 	}
-	if first == nil {
-		first = []string{}
-	}
-	return first, true
+	sort.Strings(keys)
+	return slices.Compact(keys) // a repeated key counts once, as in a map
 }
 
 func sortedKeys(m map[string]json.RawMessage) []string {
