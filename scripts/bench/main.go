@@ -8,8 +8,11 @@
 //     the floor;
 //  3. throughput at saturation with outcomes recorded in an in-memory store
 //     (the sender's own cost);
-//  4. throughput at saturation with durable logging: leases and outcome
-//     batches through the PostgREST stand-in into a real PostgreSQL.
+//  4. throughput at saturation with durable logging through the PostgREST
+//     stand-in into a real PostgreSQL, on both paths: alerts claimed in
+//     batches and handed to the sender already leased (new alerts), and
+//     alerts leased from alert_logs (retries, restarts); outcomes are written
+//     in batches on both.
 //
 // CPU per delivery is this process's user+system time (sender, receiver and,
 // in mode 4, the REST stand-in) divided by deliveries; in mode 4 the
@@ -47,13 +50,14 @@ import (
 )
 
 var (
-	flagN        = flag.Int("n", 20000, "alerts per throughput run")
-	flagMode     = flag.String("mode", "all", "floor, fake, rest or all")
-	flagWorkers  = flag.Int("workers", 64, "sender.workers (and per-host concurrency: one receiver)")
-	flagQueue    = flag.Int("queue", 4096, "sender.queue_size")
-	flagSamples  = flag.Int("samples", 2000, "sequential deliveries for the latency comparison")
-	flagFloorDur = flag.Duration("floor-duration", 3*time.Second, "duration of the loopback throughput floor")
-	flagProfile  = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flagN         = flag.Int("n", 20000, "alerts per throughput run")
+	flagMode      = flag.String("mode", "all", "floor, fake, rest or all")
+	flagWorkers   = flag.Int("workers", 64, "sender.workers (and per-host concurrency: one receiver)")
+	flagQueue     = flag.Int("queue", 4096, "sender.queue_size")
+	flagSamples   = flag.Int("samples", 2000, "sequential deliveries for the latency comparison")
+	flagFloorDur  = flag.Duration("floor-duration", 3*time.Second, "duration of the loopback throughput floor")
+	flagProfile   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flagRestPaths = flag.String("rest-paths", "handoff,lease", "durable paths measured in mode rest: handoff (claimed and handed over), lease (leased from alert_logs)")
 )
 
 const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -117,8 +121,10 @@ func run(ctx context.Context) error {
 		res.print("saturation, in-memory store")
 	}
 	if mode == "all" || mode == "rest" {
-		if err := restRun(ctx, rcv, *flagN); err != nil {
-			return err
+		for _, path := range strings.Split(*flagRestPaths, ",") {
+			if err := restRun(ctx, rcv, *flagN, path); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -302,7 +308,7 @@ func saturate(ctx context.Context, rcv *receiver, store *fastStore, n int) (resu
 // restRun measures saturation against the PostgREST stand-in and a real
 // PostgreSQL: n pending alerts are inserted, then leased and recorded by
 // the sender through REST (alert_lease_due, alert_report_deliveries).
-func restRun(ctx context.Context, rcv *receiver, n int) error {
+func restRun(ctx context.Context, rcv *receiver, n int, path string) error {
 	si, err := standin.Start(ctx, standin.Options{MeshHook: true})
 	if err != nil {
 		return err
@@ -316,11 +322,13 @@ func restRun(ctx context.Context, rcv *receiver, n int) error {
 		values ($1, 'bench', '{failed}', $2, array[$3]) returning id`, project, rcv.url, secret).Scan(&rule); err != nil {
 		return err
 	}
-	if _, err := si.Pool.Exec(ctx, `insert into alert_logs (config_id, project_id, run_id, event, webhook_id, status, next_attempt_at,
-		payload, target_url, occurred_at)
-		select $1, $2, 'run-' || g, 'failed', 'msg_bench_' || g, 'pending', now() - interval '1 second', $3, $4, now()
-		from generate_series(1, $5) g`, rule, project, string(payload), rcv.url, n); err != nil {
-		return err
+	if path == "lease" {
+		if _, err := si.Pool.Exec(ctx, `insert into alert_logs (config_id, project_id, run_id, event, webhook_id, status, next_attempt_at,
+			payload, target_url, occurred_at)
+			select $1, $2, 'run-' || g, 'failed', 'msg_bench_' || g, 'pending', now() - interval '1 second', $3, $4, now()
+			from generate_series(1, $5) g`, rule, project, string(payload), rcv.url, n); err != nil {
+			return err
+		}
 	}
 	if _, err := si.Pool.Exec(ctx, `vacuum analyze alert_logs`); err != nil {
 		return err
@@ -331,13 +339,16 @@ func restRun(ctx context.Context, rcv *receiver, n int) error {
 	}
 	defer store.Close()
 	rules := alerts.NewRuleSet()
-	if err := rules.Put(alerts.RuleSpec{ID: rule, ProjectID: project, Name: "bench", Enabled: true, Events: []string{"failed"},
-		WebhookURL: rcv.url, Secrets: []string{secret}}); err != nil {
+	spec := alerts.RuleSpec{ID: rule, ProjectID: project, Name: "bench", Enabled: true, Events: []string{"failed"},
+		WebhookURL: rcv.url, Secrets: []string{secret}}
+	if err := rules.Put(spec); err != nil {
 		return err
 	}
+	r, _ := rules.Get(rule)
 	pg, pgErr := postgresPIDs(ctx, si)
 
-	s, err := sender.New(benchOptions(*flagWorkers, *flagQueue), &alerts.Deliveries{Store: store, Rules: rules}, zap.NewNop())
+	deliveries := &alerts.Deliveries{Store: store, Rules: rules}
+	s, err := sender.New(benchOptions(*flagWorkers, *flagQueue), deliveries, zap.NewNop())
 	if err != nil {
 		return err
 	}
@@ -348,6 +359,14 @@ func restRun(ctx context.Context, rcv *receiver, n int) error {
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- s.Run(rctx) }()
+	feedErr := make(chan error, 1)
+	if path == "handoff" {
+		go func() {
+			feedErr <- feedClaims(rctx, alerts.NewSupabaseStore(store, alerts.MeshHookMapping()), deliveries.Submitter(s), r, n)
+		}()
+	} else {
+		feedErr <- nil
+	}
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
 		var finished int
@@ -368,18 +387,61 @@ func restRun(ctx context.Context, rcv *receiver, n int) error {
 	if err := <-done; err != nil {
 		return err
 	}
+	if err := <-feedErr; err != nil {
+		return err
+	}
 	var attempts, succeeded int
 	if err := si.Pool.QueryRow(ctx, `select (select count(*) from alert_attempts), (select count(*) from alert_logs where status = 'succeeded')`).
 		Scan(&attempts, &succeeded); err != nil {
 		return err
 	}
 	st := s.Stats()
-	r := result{n: n, elapsed: elapsed, cpu: cpu, pgCPU: pgUsed, hasPGCPU: pgErr == nil, batches: st.WriteBatches, attempts: st.Attempts,
+	res := result{n: n, elapsed: elapsed, cpu: cpu, pgCPU: pgUsed, hasPGCPU: pgErr == nil, batches: st.WriteBatches, attempts: st.Attempts,
 		extraNote: fmt.Sprintf("%d attempts and %d succeeded rows in the database, %d POSTs received", attempts, succeeded, rcv.hits.Load()-hits0)}
 	if pgErr != nil {
-		r.extraNote += "; PostgreSQL CPU unavailable: " + pgErr.Error()
+		res.extraNote += "; PostgreSQL CPU unavailable: " + pgErr.Error()
 	}
-	r.print("saturation, durable (PostgREST stand-in + PostgreSQL)")
+	if path == "handoff" {
+		res.print("saturation, durable, claimed and handed over (the engine's path for new alerts)")
+	} else {
+		res.print("saturation, durable, leased from alert_logs (the path for retries and restarts)")
+	}
+	return nil
+}
+
+// feedClaims claims n alerts of r in the engine's batches, leased to the
+// sender while it has room and handed over, the rest left pending for the
+// sender to lease: what the engine does with a burst of changes.
+func feedClaims(ctx context.Context, st *alerts.SupabaseStore, sub alerts.Submitter, r *alerts.Rule, n int) error {
+	leaser := sub.(alerts.Leaser)
+	const batch = 500
+	now := time.Now()
+	for i := 0; i < n; i += batch {
+		claims := make([]alerts.Claim, 0, batch)
+		for j := i; j < min(i+batch, n); j++ {
+			run := fmt.Sprintf("run-%d", j)
+			claims = append(claims, alerts.Claim{ConfigID: r.Spec.ID, ProjectID: r.Spec.ProjectID, RunID: run, Event: alerts.EventFailed,
+				WebhookID: alerts.WebhookID(r.Spec.ID, run, alerts.EventFailed), Payload: payload, TargetURL: r.Spec.WebhookURL,
+				OccurredAt: now})
+		}
+		k, until := leaser.Reserve(len(claims))
+		for j := range k {
+			claims[j].LeaseUntil = until
+		}
+		res, err := st.Claim(ctx, claims)
+		if err != nil {
+			return err
+		}
+		for j, c := range claims {
+			if res[j].Err != nil || res[j].ID == "" {
+				return fmt.Errorf("claim %s: not claimed (%v)", c.RunID, res[j].Err)
+			}
+			sub.Submit(alerts.Claimed{ID: res[j].ID, Rule: r, Claim: c, Lease: res[j].Lease})
+		}
+		if k == 0 {
+			time.Sleep(time.Millisecond) // the sender is full: let it drain
+		}
+	}
 	return nil
 }
 
