@@ -14,9 +14,11 @@
 //     alerts leased from alert_logs (retries, restarts); outcomes are written
 //     in batches on both.
 //
-// CPU per delivery is this process's user+system time (sender, receiver and,
-// in mode 4, the REST stand-in) divided by deliveries; in mode 4 the
-// PostgreSQL server's CPU is reported separately.
+// CPU per delivery is this process's user+system time divided by
+// deliveries: in modes 2 and 3 the sender's and the receiver's; in mode 4
+// the daemon's side alone (sender, claims, store client), with the child
+// process running the REST stand-in and the receiver, and the PostgreSQL
+// server, reported apart.
 //
 // Run it with: go run ./scripts/bench [-n 20000] [-mode all|floor|fake|rest]
 package main
@@ -41,10 +43,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
 	"github.com/meshhook/meshhook-alerts/alerts"
-	"github.com/meshhook/meshhook-alerts/internal/standin"
 	"github.com/meshhook/meshhook-alerts/sender"
 	"github.com/meshhook/meshhook-alerts/supabase"
 )
@@ -56,6 +58,7 @@ var (
 	flagQueue     = flag.Int("queue", 4096, "sender.queue_size")
 	flagSamples   = flag.Int("samples", 2000, "sequential deliveries for the latency comparison")
 	flagFloorDur  = flag.Duration("floor-duration", 3*time.Second, "duration of the loopback throughput floor")
+	flagServe     = flag.Bool("serve", false, "internal: run the stand-in and a receiver for the durable runs until stdin closes")
 	flagProfile   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flagRestPaths = flag.String("rest-paths", "handoff,lease", "durable paths measured in mode rest: handoff (claimed and handed over), lease (leased from alert_logs)")
 )
@@ -68,6 +71,13 @@ var payload = []byte(`{"type":"workflow_run.failed","event":"failed","occurred_a
 
 func main() {
 	flag.Parse()
+	if *flagServe {
+		if err := serveChild(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, "bench -serve:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *flagProfile != "" {
 		f, err := os.Create(*flagProfile)
 		if err != nil {
@@ -122,7 +132,7 @@ func run(ctx context.Context) error {
 	}
 	if mode == "all" || mode == "rest" {
 		for _, path := range strings.Split(*flagRestPaths, ",") {
-			if err := restRun(ctx, rcv, *flagN, path); err != nil {
+			if err := restRun(ctx, *flagN, path); err != nil {
 				return err
 			}
 		}
@@ -145,6 +155,10 @@ func newReceiver() (*receiver, error) {
 	}
 	r := &receiver{url: "http://" + ln.Addr().String() + "/hook"}
 	r.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/hits" {
+			fmt.Fprint(w, r.hits.Load())
+			return
+		}
 		_, _ = io.Copy(io.Discard, req.Body)
 		r.hits.Add(1)
 		w.WriteHeader(http.StatusNoContent)
@@ -253,19 +267,26 @@ func senderLatency(ctx context.Context, url string, n int) ([]time.Duration, err
 }
 
 type result struct {
-	n         int
-	elapsed   time.Duration
-	cpu       time.Duration
-	pgCPU     time.Duration
-	batches   uint64
-	attempts  map[string]uint64
-	hasPGCPU  bool
+	n        int
+	elapsed  time.Duration
+	cpu      time.Duration
+	pgCPU    time.Duration
+	batches  uint64
+	attempts map[string]uint64
+	hasPGCPU bool
+	// srvCPU is the child's (REST stand-in and receiver) in durable runs.
+	srvCPU    time.Duration
+	hasSrvCPU bool
 	extraNote string
 }
 
 func (r result) print(title string) {
+	perDelivery := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(r.n) }
 	fmt.Printf("%s: %d deliveries in %s → %.0f deliveries/s; CPU %.1f µs/delivery (this process)",
-		title, r.n, r.elapsed.Round(time.Millisecond), float64(r.n)/r.elapsed.Seconds(), float64(r.cpu.Microseconds())/float64(r.n))
+		title, r.n, r.elapsed.Round(time.Millisecond), float64(r.n)/r.elapsed.Seconds(), perDelivery(r.cpu))
+	if r.hasSrvCPU {
+		fmt.Printf(" + %.1f µs/delivery (REST stand-in and receiver)", perDelivery(r.srvCPU))
+	}
 	if r.hasPGCPU {
 		fmt.Printf(" + %.1f µs/delivery (PostgreSQL)", float64(r.pgCPU.Microseconds())/float64(r.n))
 	}
@@ -308,44 +329,45 @@ func saturate(ctx context.Context, rcv *receiver, store *fastStore, n int) (resu
 // restRun measures saturation against the PostgREST stand-in and a real
 // PostgreSQL: n pending alerts are inserted, then leased and recorded by
 // the sender through REST (alert_lease_due, alert_report_deliveries).
-func restRun(ctx context.Context, rcv *receiver, n int, path string) error {
-	si, err := standin.Start(ctx, standin.Options{MeshHook: true})
+func restRun(ctx context.Context, n int, path string) error {
+	srv, err := startServers(ctx)
 	if err != nil {
 		return err
 	}
-	defer si.Close()
+	defer srv.Close()
+	db := srv.pool
 	var project, rule string
-	if err := si.Pool.QueryRow(ctx, `insert into projects (owner, name) values (gen_random_uuid(), 'bench') returning id`).Scan(&project); err != nil {
+	if err := db.QueryRow(ctx, `insert into projects (owner, name) values (gen_random_uuid(), 'bench') returning id`).Scan(&project); err != nil {
 		return err
 	}
-	if err := si.Pool.QueryRow(ctx, `insert into alert_configs (project_id, name, events, webhook_url, signing_secrets)
-		values ($1, 'bench', '{failed}', $2, array[$3]) returning id`, project, rcv.url, secret).Scan(&rule); err != nil {
+	if err := db.QueryRow(ctx, `insert into alert_configs (project_id, name, events, webhook_url, signing_secrets)
+		values ($1, 'bench', '{failed}', $2, array[$3]) returning id`, project, srv.ReceiverURL, secret).Scan(&rule); err != nil {
 		return err
 	}
 	if path == "lease" {
-		if _, err := si.Pool.Exec(ctx, `insert into alert_logs (config_id, project_id, run_id, event, webhook_id, status, next_attempt_at,
+		if _, err := db.Exec(ctx, `insert into alert_logs (config_id, project_id, run_id, event, webhook_id, status, next_attempt_at,
 			payload, target_url, occurred_at)
 			select $1, $2, 'run-' || g, 'failed', 'msg_bench_' || g, 'pending', now() - interval '1 second', $3, $4, now()
-			from generate_series(1, $5) g`, rule, project, string(payload), rcv.url, n); err != nil {
+			from generate_series(1, $5) g`, rule, project, string(payload), srv.ReceiverURL, n); err != nil {
 			return err
 		}
 	}
-	if _, err := si.Pool.Exec(ctx, `vacuum analyze alert_logs`); err != nil {
+	if _, err := db.Exec(ctx, `vacuum analyze alert_logs`); err != nil {
 		return err
 	}
-	store, err := supabase.New(supabase.Options{URL: si.URL, ServiceKey: si.ServiceRoleKey, MaxIdleConnsPerHost: 16})
+	store, err := supabase.New(supabase.Options{URL: srv.SupabaseURL, ServiceKey: srv.ServiceKey, MaxIdleConnsPerHost: 16})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	rules := alerts.NewRuleSet()
 	spec := alerts.RuleSpec{ID: rule, ProjectID: project, Name: "bench", Enabled: true, Events: []string{"failed"},
-		WebhookURL: rcv.url, Secrets: []string{secret}}
+		WebhookURL: srv.ReceiverURL, Secrets: []string{secret}}
 	if err := rules.Put(spec); err != nil {
 		return err
 	}
 	r, _ := rules.Get(rule)
-	pg, pgErr := postgresPIDs(ctx, si)
+	master, pgErr := postgresMaster(ctx, db)
 
 	deliveries := &alerts.Deliveries{Store: store, Rules: rules}
 	s, err := sender.New(benchOptions(*flagWorkers, *flagQueue), deliveries, zap.NewNop())
@@ -354,8 +376,11 @@ func restRun(ctx context.Context, rcv *receiver, n int, path string) error {
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	hits0 := rcv.hits.Load()
-	cpu0, pg0 := cpuTime(), pgCPU(pg)
+	hits0, err := srv.hits()
+	if err != nil {
+		return err
+	}
+	cpu0, srv0, pg0 := cpuTime(), srv.cpu(), pgTicks(master)
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- s.Run(rctx) }()
@@ -367,22 +392,21 @@ func restRun(ctx context.Context, rcv *receiver, n int, path string) error {
 	} else {
 		feedErr <- nil
 	}
+	// The sender counts an alert finished once its outcome is durable; the
+	// database is checked after the clock stops (a count there every few
+	// milliseconds would cost PostgreSQL more than the deliveries do).
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
-		var finished int
-		if err := si.Pool.QueryRow(ctx, `select count(*) from alert_logs where status in ('succeeded', 'failed')`).Scan(&finished); err != nil {
-			return err
-		}
-		if finished >= n {
+		st := s.Stats()
+		if finished := st.Delivered + st.Failed; finished >= uint64(n) {
 			break
-		}
-		if time.Now().After(deadline) {
+		} else if time.Now().After(deadline) {
 			return fmt.Errorf("only %d of %d alerts finished in 10 minutes", finished, n)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
 	elapsed := time.Since(start)
-	cpu, pgUsed := cpuTime()-cpu0, pgCPU(pg)-pg0
+	cpu, srvUsed, pgUsed := cpuTime()-cpu0, srv.cpu()-srv0, pgCPUSince(master, pg0)
 	cancel()
 	if err := <-done; err != nil {
 		return err
@@ -391,13 +415,18 @@ func restRun(ctx context.Context, rcv *receiver, n int, path string) error {
 		return err
 	}
 	var attempts, succeeded int
-	if err := si.Pool.QueryRow(ctx, `select (select count(*) from alert_attempts), (select count(*) from alert_logs where status = 'succeeded')`).
+	if err := db.QueryRow(ctx, `select (select count(*) from alert_attempts), (select count(*) from alert_logs where status = 'succeeded')`).
 		Scan(&attempts, &succeeded); err != nil {
+		return err
+	}
+	hits, err := srv.hits()
+	if err != nil {
 		return err
 	}
 	st := s.Stats()
 	res := result{n: n, elapsed: elapsed, cpu: cpu, pgCPU: pgUsed, hasPGCPU: pgErr == nil, batches: st.WriteBatches, attempts: st.Attempts,
-		extraNote: fmt.Sprintf("%d attempts and %d succeeded rows in the database, %d POSTs received", attempts, succeeded, rcv.hits.Load()-hits0)}
+		srvCPU: srvUsed, hasSrvCPU: true,
+		extraNote: fmt.Sprintf("%d attempts and %d succeeded rows in the database, %d POSTs received", attempts, succeeded, hits-hits0)}
 	if pgErr != nil {
 		res.extraNote += "; PostgreSQL CPU unavailable: " + pgErr.Error()
 	}
@@ -553,34 +582,50 @@ func numCPU() int {
 }
 
 // postgresPIDs returns the stand-in's postmaster and its children.
-func postgresPIDs(ctx context.Context, si *standin.StandIn) ([]int, error) {
+// postgresMaster returns the PostgreSQL postmaster's pid.
+func postgresMaster(ctx context.Context, db *pgxpool.Pool) (int, error) {
 	var dataDir string
-	if err := si.Pool.QueryRow(ctx, `select setting from pg_settings where name = 'data_directory'`).Scan(&dataDir); err != nil {
-		return nil, err
+	if err := db.QueryRow(ctx, `select setting from pg_settings where name = 'data_directory'`).Scan(&dataDir); err != nil {
+		return 0, err
 	}
 	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	master, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
-	if err != nil {
-		return nil, err
+	return strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+}
+
+// pgTicks returns the CPU clock ticks of the postmaster and each of its
+// children (backends, walsenders, background processes), by pid.
+func pgTicks(master int) map[int]int64 {
+	out := map[int]int64{}
+	if s, ok := procStat(master); ok {
+		out[master] = s.utime + s.stim
 	}
-	pids := []int{master}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return nil, err
+		return out
 	}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		if f, ok := procStat(pid); ok && f.ppid == master {
-			pids = append(pids, pid)
+		if s, ok := procStat(pid); ok && s.ppid == master {
+			out[pid] = s.utime + s.stim
 		}
 	}
-	return pids, nil
+	return out
+}
+
+// pgCPUSince is the CPU PostgreSQL used since before was taken, counting
+// the whole time of processes started since (new connections).
+func pgCPUSince(master int, before map[int]int64) time.Duration {
+	var ticks int64
+	for pid, t := range pgTicks(master) {
+		ticks += t - before[pid]
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
 type stat struct {
@@ -606,15 +651,4 @@ func procStat(pid int) (stat, bool) {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return stat{ppid: ppid, utime: ut, stim: st}, true
-}
-
-// pgCPU sums the CPU time of the PostgreSQL processes (clock ticks of 10ms).
-func pgCPU(pids []int) time.Duration {
-	var ticks int64
-	for _, p := range pids {
-		if s, ok := procStat(p); ok {
-			ticks += s.utime + s.stim
-		}
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond
 }
