@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
@@ -19,13 +20,26 @@ import (
 type catalogCache struct {
 	pool *pgxpool.Pool
 
-	mu     sync.Mutex // guards types and bypass
+	mu     sync.Mutex // guards types, bypass and rls
 	types  map[uint32]*typeInfo
 	bypass map[string]bool
+	rls    map[uint32]rlsState
 }
 
+// rlsState is whether a table had row level security when last read.
+type rlsState struct {
+	on bool
+	at time.Time
+}
+
+// rlsTTL is how long a table's row-level-security setting is trusted: a
+// burst of changes to one table costs one catalog read, and turning RLS on
+// or off takes effect within it (Realtime reads it per poll batch).
+const rlsTTL = time.Second
+
 func newCatalogCache(pool *pgxpool.Pool) *catalogCache {
-	return &catalogCache{pool: pool, types: make(map[uint32]*typeInfo), bypass: make(map[string]bool)}
+	return &catalogCache{pool: pool, types: make(map[uint32]*typeInfo), bypass: make(map[string]bool),
+		rls: make(map[uint32]rlsState)}
 }
 
 // bypassesRLS reports whether role is a superuser or has BYPASSRLS, cached.
@@ -113,8 +127,16 @@ func (m *catalogCache) relation(ctx context.Context, msg *pglogrepl.RelationMess
 	return rel, nil
 }
 
-// rlsEnabled reports whether row level security is enabled on the table now.
+// rlsEnabled reports whether row level security is enabled on the table
+// (as read within the last rlsTTL).
 func (m *catalogCache) rlsEnabled(ctx context.Context, relID uint32) (bool, error) {
+	now := time.Now()
+	m.mu.Lock()
+	st, ok := m.rls[relID]
+	m.mu.Unlock()
+	if ok && now.Sub(st.at) < rlsTTL {
+		return st.on, nil
+	}
 	var on bool
 	if err := m.pool.QueryRow(ctx, `select relrowsecurity from pg_class where oid = $1`, relID).Scan(&on); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -122,6 +144,9 @@ func (m *catalogCache) rlsEnabled(ctx context.Context, relID uint32) (bool, erro
 		}
 		return false, fmt.Errorf("row level security of relation %d: %w", relID, err)
 	}
+	m.mu.Lock()
+	m.rls[relID] = rlsState{on: on, at: now}
+	m.mu.Unlock()
 	return on, nil
 }
 
