@@ -209,6 +209,9 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 			}
 			opsrv.Mount(api.Prefix, h)
 		}
+		if cfg.HTTP.Pprof {
+			opsrv.Mount("/debug/pprof/", ops.Pprof())
+		}
 		if _, err := opsrv.Listen(); err != nil {
 			return fmt.Errorf("http.listen: %w", err)
 		}

@@ -216,6 +216,9 @@ type HTTP struct {
 	// Listen is the host:port to listen on; "" disables the listener.
 	// Defaults to "127.0.0.1:9464".
 	Listen string `mapstructure:"listen"`
+	// Pprof serves Go's profiling endpoints under /debug/pprof/ on Listen,
+	// for diagnosing CPU and memory use. Defaults to false.
+	Pprof bool `mapstructure:"pprof"`
 }
 
 // API configures the HTTP API (/api/...) served on HTTP.Listen.

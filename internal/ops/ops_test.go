@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -111,4 +112,18 @@ func TestMount(t *testing.T) {
 	assert.Equal(t, "api /api/status", body)
 	code, _ = get(t, "http://"+addr+"/healthz")
 	assert.Equal(t, 200, code, "the operational endpoints stay")
+}
+
+func TestPprofServesProfiles(t *testing.T) {
+	srv, err := New("127.0.0.1:0", nil, nil)
+	require.NoError(t, err)
+	srv.Mount("/debug/pprof/", Pprof())
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	code, body := get(t, ts.URL+"/debug/pprof/heap?debug=1")
+	require.Equal(t, 200, code)
+	assert.Contains(t, body, "heap profile")
+	code, body = get(t, ts.URL+"/debug/pprof/")
+	require.Equal(t, 200, code)
+	assert.Contains(t, body, "goroutine")
 }
