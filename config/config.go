@@ -34,6 +34,7 @@ type Config struct {
 	Secrets  Secrets  `mapstructure:"secrets"`
 	HTTP     HTTP     `mapstructure:"http"`
 	API      API      `mapstructure:"api"`
+	UI       UI       `mapstructure:"ui"`
 	Ops      Ops      `mapstructure:"ops"`
 	Log      Log      `mapstructure:"log"`
 }
@@ -238,6 +239,18 @@ type API struct {
 	MaxBodyBytes int `mapstructure:"max_body_bytes"`
 }
 
+// UI configures the web UI served on HTTP.Listen. The UI calls the HTTP
+// API from the browser, so it is served only when API.Enabled is set too.
+type UI struct {
+	// Enabled serves the web UI under Path, and redirects "/" there, when
+	// the API is enabled. Defaults to true.
+	Enabled bool `mapstructure:"enabled"`
+	// Path is where the UI is served: an absolute path that ends in "/",
+	// not "/" itself and not under the API's or the operational endpoints'
+	// paths. Defaults to "/ui/".
+	Path string `mapstructure:"path"`
+}
+
 // Log configures logging. The zero value means info-level JSON.
 type Log struct {
 	// Level is debug, info, warn or error. Defaults to "info".
@@ -322,6 +335,7 @@ func Default() *Config {
 		Secrets: Secrets{PreviousKeys: []Secret{}},
 		HTTP:    HTTP{Listen: "127.0.0.1:9464"},
 		API:     API{MaxBodyBytes: 1 << 20},
+		UI:      UI{Enabled: true, Path: "/ui/"},
 		Ops:     defaultOps(),
 		Log:     Log{Level: "info", Format: LogFormatJSON},
 	}

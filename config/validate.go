@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,7 @@ func (c *Config) Validate() error {
 	c.Secrets.validate(v)
 	c.HTTP.validate(v)
 	c.API.validate(v, c)
+	c.UI.validate(v)
 	c.Ops.validate(v)
 	c.Log.validate(v)
 	return errors.Join(v.errs...)
@@ -359,6 +361,39 @@ func (a API) validate(v *validator, c *Config) {
 	}
 	if !a.OperatorToken.IsSet() && !a.JWTSecret.IsSet() {
 		v.add("api.enabled", "requires api.operator_token or api.jwt_secret (or both); without either nobody can call the API")
+	}
+}
+
+// reservedPaths are served by the daemon itself; the UI may not take them.
+var reservedPaths = []string{"/api/", "/debug/", "/healthz", "/readyz", "/metrics"}
+
+func (u UI) validate(v *validator) {
+	if !u.Enabled {
+		return
+	}
+	p := u.Path
+	switch {
+	case !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/"):
+		v.add("ui.path", "must start and end with \"/\" (e.g. \"/ui/\"), got %q", p)
+		return
+	case p == "/":
+		v.add("ui.path", "must not be \"/\" (the API and the operational endpoints live there); use e.g. \"/ui/\"")
+		return
+	case path.Clean(p)+"/" != p:
+		v.add("ui.path", "must be a clean path without \"//\", \".\" or \"..\" segments, got %q", p)
+		return
+	}
+	for _, c := range p {
+		if !(c == '/' || c == '-' || c == '_' || c == '.' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			v.add("ui.path", "may hold only letters, digits, \"-\", \"_\", \".\" and \"/\", got %q", p)
+			return
+		}
+	}
+	for _, r := range reservedPaths {
+		if strings.HasPrefix(p, r) || strings.HasPrefix(r, p) {
+			v.add("ui.path", "must not overlap %s, which the daemon serves itself, got %q", r, p)
+			return
+		}
 	}
 }
 
