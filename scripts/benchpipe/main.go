@@ -1,0 +1,732 @@
+// Command benchpipe measures the whole alert pipeline on this machine: a
+// throwaway PostgreSQL cluster, the local Supabase stand-in (REST and
+// Realtime fed by logical decoding), the real daemon binary as its own
+// process, and local webhook receivers. It drives workflow runs through
+// PostgreSQL and prints one table:
+//
+//   - steady: changes committed one at a time at a fixed rate; commit →
+//     receipt percentiles (commit time is the change's commit_timestamp the
+//     alert carries as occurred_at; receipt is the receiver's clock, the
+//     same machine), and the daemon's own share (change frame in → first
+//     byte of the request out) from its /metrics histogram;
+//   - burst: many run updates in one transaction; time from its commit until
+//     every alert is received, and until every alert_logs row says succeeded;
+//   - saturation: updates committed in batches as fast as PostgreSQL takes
+//     them; alerts received per second over the middle 80 % of the run;
+//   - memory: the daemon's resident set idle, and after a restart with
+//     100,000 cached rules;
+//   - isolation: steady p99 to healthy endpoints while one blackholed
+//     endpoint (accepts connections, never answers) takes 10 % of alerts.
+//
+// Run it with: go run ./scripts/benchpipe [-quick]
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/seal"
+	"github.com/meshhook/meshhook-alerts/internal/standin"
+)
+
+var (
+	flagQuick      = flag.Bool("quick", false, "short phases (about a minute in all) for a smoke run")
+	flagSteadyRate = flag.Int("rate", 20, "changes per second in the steady and isolation phases")
+	flagSteadyDur  = flag.Duration("steady", 60*time.Second, "duration of the steady phase")
+	flagBurst      = flag.Int("burst", 10000, "run updates committed in one transaction")
+	flagSat        = flag.Int("saturation", 30000, "run updates in the saturation phase")
+	flagSatBatch   = flag.Int("saturation-batch", 1000, "updates per transaction in the saturation phase")
+	flagRules      = flag.Int("rules", 100000, "cached rules for the memory phase")
+	flagIsoDur     = flag.Duration("isolation", 60*time.Second, "duration of the isolation phase")
+	flagKeep       = flag.Bool("v", false, "show the daemon's log")
+	flagProfile    = flag.String("cpuprofile", "", "write a CPU profile of the daemon during the saturation phase to this file")
+)
+
+func main() {
+	flag.Parse()
+	if *flagQuick {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for name, v := range map[string]string{"steady": "10s", "isolation": "10s", "burst": "2000", "saturation": "5000", "rules": "20000"} {
+			if !set[name] {
+				_ = flag.Set(name, v)
+			}
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "benchpipe:", err)
+		os.Exit(1)
+	}
+}
+
+func say(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "benchpipe: "+format+"\n", args...)
+}
+
+// row is one line of the result table.
+type row struct {
+	name, value, target string
+	pass                *bool
+}
+
+func check(ok bool) *bool { return &ok }
+
+func run(ctx context.Context) error {
+	root, err := pgtest.RepoRoot()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "meshhook-benchpipe-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	say("building the daemon")
+	bin := filepath.Join(tmp, "meshhook-alerts")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	build.Dir, build.Stderr = root, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("go build: %w", err)
+	}
+	say("starting PostgreSQL and the Supabase stand-in")
+	si, err := standin.Start(ctx, standin.Options{MeshHook: true})
+	if err != nil {
+		return err
+	}
+	defer si.Close()
+
+	secret, key, keys, err := newKeys()
+	if err != nil {
+		return err
+	}
+	rcv, err := newReceiver("127.0.0.1:0", secret)
+	if err != nil {
+		return err
+	}
+	defer rcv.Close()
+	hole, err := newBlackhole("127.0.0.2:0")
+	if err != nil {
+		return err
+	}
+	defer hole.Close()
+	w, err := seed(ctx, si.Pool, keys, secret, rcv.url, hole.url)
+	if err != nil {
+		return err
+	}
+
+	env := daemonEnv(si, key)
+	d, err := startDaemon(ctx, bin, env)
+	if err != nil {
+		return err
+	}
+	defer d.stop()
+	if err := d.waitMetric(ctx, "meshhook_alerts_engine_rules_cached", func(v float64) bool { return v >= 2 }, 60*time.Second); err != nil {
+		return err
+	}
+	if err := waitSubscribed(ctx, si); err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second) // start-up catch-up and timers settle
+	var rows []row
+	idleRSS, err := d.rss()
+	if err != nil {
+		return err
+	}
+
+	// Steady.
+	say("steady: %d changes/s for %s", *flagSteadyRate, *flagSteadyDur)
+	before, err := d.histogram(ctx, "meshhook_alerts_dispatch_daemon_seconds")
+	if err != nil {
+		return err
+	}
+	steady, err := drive(ctx, si.Pool, rcv, w, *flagSteadyRate, *flagSteadyDur, 0)
+	if err != nil {
+		return err
+	}
+	after, err := d.histogram(ctx, "meshhook_alerts_dispatch_daemon_seconds")
+	if err != nil {
+		return err
+	}
+	p50, p99, pmax := pct(steady, 50), pct(steady, 99), pct(steady, 100)
+	rows = append(rows,
+		row{fmt.Sprintf("steady %d/s, commit → receipt p50", *flagSteadyRate), ms(p50), "", nil},
+		row{fmt.Sprintf("steady %d/s, commit → receipt p99", *flagSteadyRate), ms(p99), "≤ 20 ms", check(p99 <= 20*time.Millisecond)},
+		row{fmt.Sprintf("steady %d/s, commit → receipt max", *flagSteadyRate), ms(pmax), "", nil})
+	delta := after.minus(before)
+	if delta.count == 0 {
+		rows = append(rows, row{"daemon's share (frame in → request out) p50 / p99", "n/a (no samples)", "", nil})
+	} else {
+		rows = append(rows, row{"daemon's share (frame in → request out) p50 / p99",
+			ms(seconds(delta.quantileSeconds(0.50))) + " / " + ms(seconds(delta.quantileSeconds(0.99))), "", nil})
+	}
+
+	// Burst.
+	say("burst: %d run updates in one transaction", *flagBurst)
+	all, logged, err := burst(ctx, si.Pool, rcv, w, *flagBurst)
+	if err != nil {
+		return err
+	}
+	rows = append(rows,
+		row{fmt.Sprintf("burst of %d in one transaction: all received", *flagBurst), secs(all), "≤ 2 s", check(all <= 2*time.Second)},
+		row{fmt.Sprintf("burst of %d: all logged succeeded", *flagBurst), secs(logged), "", nil})
+
+	// Saturation.
+	say("saturation: %d updates, %d per transaction", *flagSat, *flagSatBatch)
+	profiled := make(chan error, 1)
+	if *flagProfile != "" {
+		go func() { profiled <- d.profile(ctx, *flagProfile, 10*time.Second) }()
+	} else {
+		profiled <- nil
+	}
+	rate, err := saturate(ctx, si.Pool, rcv, w, *flagSat, *flagSatBatch)
+	if err != nil {
+		return err
+	}
+	if err := <-profiled; err != nil {
+		return err
+	}
+	rows = append(rows, row{"saturation, alerts received per second", fmt.Sprintf("%.0f/s", rate), "≥ 10,000/s", check(rate >= 10000)})
+
+	// Isolation.
+	say("isolation: %d changes/s for %s, 10%% to a blackholed endpoint", *flagSteadyRate, *flagIsoDur)
+	iso, err := drive(ctx, si.Pool, rcv, w, *flagSteadyRate, *flagIsoDur, 10)
+	if err != nil {
+		return err
+	}
+	isoP99 := pct(iso, 99)
+	ratio := float64(isoP99) / float64(max(p99, time.Microsecond))
+	rows = append(rows,
+		row{"healthy p99 with a blackholed endpoint (10 % of alerts)", ms(isoP99), "", nil},
+		row{"  ratio to the steady p99 without it", fmt.Sprintf("%.2f×", ratio), "≤ 1.5×", check(ratio <= 1.5)},
+		row{"  connections the blackhole accepted (requests never answered)", strconv.Itoa(int(hole.accepted())), "", nil})
+
+	// Memory.
+	rows = append(rows, row{"daemon RSS idle (2 rules)", mib(idleRSS), "", nil})
+	say("memory: restarting the daemon with %d rules", *flagRules)
+	d.stop()
+	if err := addRules(ctx, si.Pool, keys, secret, w.project, *flagRules); err != nil {
+		return err
+	}
+	d, err = startDaemon(ctx, bin, env)
+	if err != nil {
+		return err
+	}
+	defer d.stop()
+	if err := d.waitMetric(ctx, "meshhook_alerts_engine_rules_cached", func(v float64) bool { return v >= float64(*flagRules) }, 5*time.Minute); err != nil {
+		return err
+	}
+	if err := waitSubscribed(ctx, si); err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second)
+	bigRSS, err := d.rss()
+	if err != nil {
+		return err
+	}
+	rows = append(rows, row{fmt.Sprintf("daemon RSS with %d rules", *flagRules), mib(bigRSS), "≤ 100 MiB", check(bigRSS <= 100<<20)})
+
+	if bad := rcv.badSignatures(); bad > 0 {
+		return fmt.Errorf("%d sampled deliveries failed signature verification", bad)
+	}
+	printTable(rows)
+	return nil
+}
+
+func printTable(rows []row) {
+	fmt.Printf("machine: %d CPUs (%s), %s; daemon: one process, default configuration, log level warn\n\n",
+		runtime.NumCPU(), cpuModel(), runtime.Version())
+	wName, wVal, wTarget := len("measure"), len("value"), len("target")
+	for _, r := range rows {
+		wName, wVal, wTarget = max(wName, len([]rune(r.name))), max(wVal, len([]rune(r.value))), max(wTarget, len([]rune(r.target)))
+	}
+	pad := func(s string, n int) string { return s + strings.Repeat(" ", n-len([]rune(s))) }
+	fmt.Printf("| %s | %s | %s | %s |\n", pad("measure", wName), pad("value", wVal), pad("target", wTarget), "met ")
+	fmt.Printf("|%s|%s|%s|%s|\n", strings.Repeat("-", wName+2), strings.Repeat("-", wVal+2), strings.Repeat("-", wTarget+2), "------")
+	for _, r := range rows {
+		met := "    "
+		if r.pass != nil {
+			met = map[bool]string{true: "yes ", false: "no  "}[*r.pass]
+		}
+		fmt.Printf("| %s | %s | %s | %s |\n", pad(r.name, wName), pad(r.value, wVal), pad(r.target, wTarget), met)
+	}
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			if _, v, ok := strings.Cut(l, ":"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	return "unknown CPU"
+}
+
+func newKeys() (secret, key string, keys *seal.Keyring, err error) {
+	raw := make([]byte, 24)
+	if _, err = rand.Read(raw); err != nil {
+		return "", "", nil, err
+	}
+	secret = "whsec_" + base64.StdEncoding.EncodeToString(raw)
+	k := make([]byte, seal.KeySize)
+	if _, err = rand.Read(k); err != nil {
+		return "", "", nil, err
+	}
+	keys, err = seal.NewKeyring(k)
+	return secret, base64.StdEncoding.EncodeToString(k), keys, err
+}
+
+// workload is what seed created.
+type workload struct {
+	project string
+	// healthy and blackholed are workflow_definitions ids whose rules alert
+	// the healthy receiver and the blackhole.
+	healthy, blackholed string
+}
+
+func seed(ctx context.Context, pool *pgxpool.Pool, keys *seal.Keyring, secret, healthyURL, holeURL string) (workload, error) {
+	var w workload
+	if err := pool.QueryRow(ctx, `insert into projects (owner, name) values (gen_random_uuid(), 'bench') returning id`).Scan(&w.project); err != nil {
+		return w, err
+	}
+	for _, wf := range []struct {
+		slug, url string
+		id        *string
+	}{{"healthy", healthyURL, &w.healthy}, {"blackholed", holeURL, &w.blackholed}} {
+		if err := pool.QueryRow(ctx, `insert into workflow_definitions (project_id, slug, version, definition, name)
+			values ($1, $2, 1, '{}', $2) returning id`, w.project, wf.slug).Scan(wf.id); err != nil {
+			return w, err
+		}
+		u, err := keys.Seal(wf.url)
+		if err != nil {
+			return w, err
+		}
+		s, err := keys.Seal(secret)
+		if err != nil {
+			return w, err
+		}
+		if _, err := pool.Exec(ctx, `insert into alert_configs (project_id, workflow_slug, name, events, webhook_url, signing_secrets)
+			values ($1, $2, $2, '{failed}', $3, array[$4])`, w.project, wf.slug, u, s); err != nil {
+			return w, err
+		}
+	}
+	return w, nil
+}
+
+// addRules inserts n more rules, sealed like real ones, for workflows of
+// other projects (so they are cached but never match the benchmark's runs).
+func addRules(ctx context.Context, pool *pgxpool.Pool, keys *seal.Keyring, secret, project string, n int) error {
+	const per = 5000
+	for i := 0; i < n; i += per {
+		k := min(per, n-i)
+		urls, secrets := make([]string, k), make([]string, k)
+		for j := range k {
+			u, err := keys.Seal(fmt.Sprintf("https://hooks.example.com/rule/%d/{{.RunID}}", i+j))
+			if err != nil {
+				return err
+			}
+			s, err := keys.Seal(secret)
+			if err != nil {
+				return err
+			}
+			urls[j], secrets[j] = u, s
+		}
+		if _, err := pool.Exec(ctx, `insert into alert_configs (project_id, workflow_slug, name, events, webhook_url, signing_secrets)
+			select $1, 'other-' || (($2::int + g) % 997), 'rule ' || ($2::int + g), '{failed}', u, array[s]
+			from unnest($3::text[], $4::text[]) with ordinality as t(u, s, g)`, project, i, urls, secrets); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func daemonEnv(si *standin.StandIn, key string) []string {
+	return append(os.Environ(),
+		"MESHHOOK_ALERTS_SUPABASE_URL="+si.URL,
+		"MESHHOOK_ALERTS_SUPABASE_SERVICE_ROLE_KEY="+si.ServiceRoleKey,
+		"MESHHOOK_ALERTS_SENDER_ALLOW_INSECURE_HTTP=true",
+		"MESHHOOK_ALERTS_SENDER_ALLOWED_NETWORKS=127.0.0.0/8",
+		"MESHHOOK_ALERTS_SECRETS_ENCRYPTION_KEY="+key,
+		"MESHHOOK_ALERTS_LOG_LEVEL=warn",
+		"MESHHOOK_ALERTS_HTTP_PPROF="+strconv.FormatBool(*flagProfile != ""),
+	)
+}
+
+// profile writes a CPU profile of the daemon over d to path.
+func (d *daemon) profile(ctx context.Context, path string, dur time.Duration) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+		fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", d.addr, int(dur.Seconds())), nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, res.Body); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// daemon is the daemon process.
+type daemon struct {
+	cmd    *exec.Cmd
+	addr   string // operational listener
+	exited chan error
+	once   sync.Once
+}
+
+func startDaemon(ctx context.Context, bin string, env []string) (*daemon, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{addr: "127.0.0.1:" + strconv.Itoa(port), exited: make(chan error, 1)}
+	d.cmd = exec.Command(bin)
+	d.cmd.Env = append(env, "MESHHOOK_ALERTS_HTTP_LISTEN="+d.addr)
+	logs, err := d.cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := d.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		sc := bufio.NewScanner(logs)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			if *flagKeep {
+				fmt.Fprintln(os.Stderr, "  daemon | "+sc.Text())
+			}
+		}
+	}()
+	go func() { d.exited <- d.cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := d.metrics(ctx); err == nil {
+			return d, nil
+		}
+		select {
+		case err := <-d.exited:
+			return nil, fmt.Errorf("daemon exited: %v (run with -v to see its log)", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			d.stop()
+			return nil, errors.New("daemon's operational endpoints did not come up")
+		}
+	}
+}
+
+func (d *daemon) stop() {
+	d.once.Do(func() {
+		_ = d.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.exited:
+		case <-time.After(30 * time.Second):
+			_ = d.cmd.Process.Kill()
+			<-d.exited
+		}
+	})
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (d *daemon) metrics(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.addr+"/metrics", nil)
+	if err != nil {
+		return "", err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return "", err
+	}
+	if res.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("/metrics answered %d", res.StatusCode)
+	}
+	return string(b), nil
+}
+
+// waitMetric waits until the gauge or counter name satisfies ok.
+func (d *daemon) waitMetric(ctx context.Context, name string, ok func(float64) bool, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		text, err := d.metrics(ctx)
+		if err == nil {
+			if v, found := metricValue(text, name); found && ok(v) {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out waiting for %s", name)
+		}
+		select {
+		case err := <-d.exited:
+			return fmt.Errorf("daemon exited: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (d *daemon) histogram(ctx context.Context, name string) (histogram, error) {
+	text, err := d.metrics(ctx)
+	if err != nil {
+		return histogram{}, err
+	}
+	return parseHistogram(text, name)
+}
+
+// rss is the daemon's resident set size in bytes.
+func (d *daemon) rss() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("VmRSS not found")
+}
+
+func waitSubscribed(ctx context.Context, si *standin.StandIn) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for len(si.Realtime.SubscribedTopics()) < 2 {
+		if time.Now().After(deadline) {
+			return errors.New("the daemon did not subscribe to Realtime")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// newRuns inserts n running runs of workflow wf and returns their ids.
+func newRuns(ctx context.Context, pool *pgxpool.Pool, project, wf string, n int) ([]string, error) {
+	rows, err := pool.Query(ctx, `insert into workflow_runs (project_id, workflow_id, status, started_at)
+		select $1, $2, 'running', now() from generate_series(1, $3) returning id::text`, project, wf, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ids := make([]string, 0, n)
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// drive fails runs one transaction each at rate per second for d; every
+// holeEvery-th run (0: none) belongs to the blackholed workflow. It returns
+// the commit → receipt latencies of the healthy alerts.
+func drive(ctx context.Context, pool *pgxpool.Pool, rcv *receiver, w workload, rate int, d time.Duration, holeEvery int) ([]time.Duration, error) {
+	n := rate * int(d/time.Second)
+	healthy, err := newRuns(ctx, pool, w.project, w.healthy, n)
+	if err != nil {
+		return nil, err
+	}
+	var holed []string
+	if holeEvery > 0 {
+		if holed, err = newRuns(ctx, pool, w.project, w.blackholed, n/holeEvery+1); err != nil {
+			return nil, err
+		}
+	}
+	time.Sleep(time.Second) // the inserts' changes are handled before the clock starts
+	want := map[string]bool{}
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	hi, ho := 0, 0
+	for i := range n {
+		id := ""
+		if holeEvery > 0 && i%holeEvery == holeEvery-1 {
+			id, ho = holed[ho], ho+1
+		} else {
+			id, hi = healthy[hi], hi+1
+			want[id] = true
+		}
+		if _, err := pool.Exec(ctx, `update workflow_runs set status = 'failed', finished_at = now() where id = $1`, id); err != nil {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+	}
+	got, err := rcv.waitRuns(ctx, want, 60*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	lat := make([]time.Duration, 0, len(got))
+	for _, g := range got {
+		lat = append(lat, g.receivedAt.Sub(g.occurredAt))
+	}
+	return lat, nil
+}
+
+// burst fails n runs in one transaction and returns the time from its
+// commit until every alert was received and until every alert was logged.
+func burst(ctx context.Context, pool *pgxpool.Pool, rcv *receiver, w workload, n int) (received, logged time.Duration, err error) {
+	ids, err := newRuns(ctx, pool, w.project, w.healthy, n)
+	if err != nil {
+		return 0, 0, err
+	}
+	time.Sleep(3 * time.Second)
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	var commit time.Time
+	if err := pool.QueryRow(ctx, `with u as (update workflow_runs set status = 'failed', finished_at = now()
+		where id = any($1::uuid[]) returning 1) select now() from u limit 1`, ids).Scan(&commit); err != nil {
+		return 0, 0, err
+	}
+	committed := time.Now()
+	got, err := rcv.waitRuns(ctx, want, 2*time.Minute)
+	if err != nil {
+		return 0, 0, err
+	}
+	last := time.Time{}
+	for _, g := range got {
+		if g.receivedAt.After(last) {
+			last = g.receivedAt
+		}
+		if g.occurredAt.After(commit) {
+			commit = g.occurredAt // the commit timestamp the alerts carry
+		}
+	}
+	received = last.Sub(commit)
+	deadline := committed.Add(2 * time.Minute)
+	for {
+		var done int
+		if err := pool.QueryRow(ctx, `select count(*) from alert_logs where status = 'succeeded' and run_id = any($1::text[])`, ids).Scan(&done); err != nil {
+			return 0, 0, err
+		}
+		if done >= n {
+			logged = time.Since(commit)
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0, 0, fmt.Errorf("only %d of %d burst alerts logged succeeded", done, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return received, logged, nil
+}
+
+// saturate fails n runs in transactions of batch as fast as PostgreSQL
+// takes them and returns alerts received per second over the middle 80 %.
+func saturate(ctx context.Context, pool *pgxpool.Pool, rcv *receiver, w workload, n, batch int) (float64, error) {
+	ids, err := newRuns(ctx, pool, w.project, w.healthy, n)
+	if err != nil {
+		return 0, err
+	}
+	time.Sleep(3 * time.Second)
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	for i := 0; i < n; i += batch {
+		if _, err := pool.Exec(ctx, `update workflow_runs set status = 'failed', finished_at = now() where id = any($1::uuid[])`,
+			ids[i:min(i+batch, n)]); err != nil {
+			return 0, err
+		}
+	}
+	got, err := rcv.waitRuns(ctx, want, 5*time.Minute)
+	if err != nil {
+		return 0, err
+	}
+	times := make([]time.Time, 0, len(got))
+	for _, g := range got {
+		times = append(times, g.receivedAt)
+	}
+	return middleRate(times), nil
+}
+
+// middleRate is the arrival rate over the middle 80 % of times.
+func middleRate(times []time.Time) float64 {
+	if len(times) < 10 {
+		return 0
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	lo, hi := len(times)/10, len(times)*9/10
+	span := times[hi].Sub(times[lo])
+	if span <= 0 {
+		return 0
+	}
+	return float64(hi-lo) / span.Seconds()
+}
+
+func pct(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return s[i]
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+func ms(d time.Duration) string   { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1e3) }
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+func mib(b int64) string          { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
