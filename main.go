@@ -208,6 +208,9 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 				return err
 			}
 			opsrv.Mount(api.Prefix, h)
+			if err := mountUI(cfg, opsrv.Mount); err != nil {
+				return err
+			}
 		}
 		if cfg.HTTP.Pprof {
 			opsrv.Mount("/debug/pprof/", ops.Pprof())

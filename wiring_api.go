@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 
 	"go.uber.org/zap"
@@ -12,6 +13,7 @@ import (
 	"github.com/meshhook/meshhook-alerts/realtime"
 	"github.com/meshhook/meshhook-alerts/sender"
 	"github.com/meshhook/meshhook-alerts/supabase"
+	"github.com/meshhook/meshhook-alerts/ui"
 )
 
 // newAPI builds the HTTP API (api.enabled) over the daemon's store, sender,
@@ -55,4 +57,19 @@ func realtimeStatus(st realtime.Stats) api.RealtimeStatus {
 		}
 	}
 	return out
+}
+
+// mountUI serves the web UI under ui.path and redirects "/" there, when both
+// ui.enabled and api.enabled are set (the UI calls the API from the browser).
+func mountUI(cfg *config.Config, mount func(pattern string, h http.Handler)) error {
+	if !cfg.API.Enabled || !cfg.UI.Enabled {
+		return nil
+	}
+	h, err := ui.Handler(ui.Options{Path: cfg.UI.Path})
+	if err != nil {
+		return fmt.Errorf("ui.path: %w", err)
+	}
+	mount(cfg.UI.Path, h)
+	mount("GET /{$}", http.RedirectHandler(cfg.UI.Path, http.StatusFound))
+	return nil
 }

@@ -1,0 +1,861 @@
+// meshhook-alerts web UI: one small module, no framework. Every page calls
+// the daemon's HTTP API (/api/) with the token the user signed in with,
+// which is kept in this tab's sessionStorage and never put in a URL.
+
+const TOKEN_KEY = "meshhook-alerts.token";
+const API = new URL("/api/", location.href).pathname;
+const EVENTS = ["succeeded", "failed", "canceled", "paused", "delayed", "stalled", "recovered"];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+
+// ---------- API access ----------
+
+/** ApiError is a failed API call; fields maps each bad field to why. */
+class ApiError extends Error {
+  constructor(status, code, message, fields) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.fields = fields || {};
+  }
+}
+
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY) || "";
+}
+
+/** api calls the daemon's API and returns the decoded JSON body. */
+async function api(method, path, body, tok = token()) {
+  const headers = { Authorization: "Bearer " + tok, Accept: "application/json" };
+  const init = { method, headers, cache: "no-store", credentials: "omit" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let resp;
+  try {
+    resp = await fetch(API + path, init);
+  } catch (e) {
+    throw new ApiError(0, "network", "cannot reach the daemon: " + e.message);
+  }
+  const text = await resp.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      throw new ApiError(resp.status, "bad_response", `the daemon answered ${resp.status} with a body that is not JSON`);
+    }
+  }
+  if (!resp.ok) {
+    const e = (data && data.error) || {};
+    if (resp.status === 401 && tok === token() && document.body.dataset.page !== "signin") {
+      signOut("Your token was refused (" + (e.message || "401") + "); sign in again.");
+    }
+    throw new ApiError(resp.status, e.code || "http_" + resp.status, e.message || `HTTP ${resp.status}`, e.fields);
+  }
+  return data;
+}
+
+function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== null && v !== "") q.set(k, v);
+  }
+  const s = q.toString();
+  return s ? "?" + s : "";
+}
+
+function signOut(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  if (message) sessionStorage.setItem(TOKEN_KEY + ".message", message);
+  location.assign("./");
+}
+
+// ---------- small DOM helpers ----------
+
+/** h builds an element: h("td", {dataset: {label: "x"}}, "text", child). */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "dataset") Object.assign(el.dataset, v);
+    else if (k === "class") el.className = v;
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (v === true) el.setAttribute(k, "");
+    else el.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+function setStatus(el, text, kind = "") {
+  el.textContent = text;
+  el.className = "status" + (kind ? " " + kind : "");
+}
+
+function fmtTime(iso) {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  if (isNaN(d)) return iso;
+  return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+}
+
+function timeEl(iso) {
+  return iso ? h("time", { datetime: iso }, fmtTime(iso)) : "—";
+}
+
+function badge(text, cls = text) {
+  return h("span", { class: "badge " + cls }, text);
+}
+
+function short(id) {
+  return id ? id.slice(0, 8) : "—";
+}
+
+function cell(label, ...content) {
+  return h("td", { dataset: { label } }, ...content);
+}
+
+/** table builds a table with a header row; rows are <tr> elements. */
+function table(caption, headers, rows) {
+  return h("div", { class: "table-wrap" },
+    h("table", {},
+      caption ? h("caption", {}, caption) : null,
+      h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, rows)));
+}
+
+/** showFieldErrors puts each API field error next to its field; the rest go to summary. */
+function showFieldErrors(form, fields, summary) {
+  clearFieldErrors(form);
+  const rest = [];
+  let first = null;
+  for (const [field, why] of Object.entries(fields || {})) {
+    const out = $("#err-" + CSS.escape(field), form);
+    if (!out) {
+      rest.push(field + ": " + why);
+      continue;
+    }
+    out.textContent = why;
+    const input = form.querySelector(`#${CSS.escape(field)}, [name="${field}"]`);
+    if (input) {
+      input.setAttribute("aria-invalid", "true");
+      first = first || input;
+    }
+  }
+  if (summary && rest.length) summary.textContent = rest.join("; ");
+  if (first) first.focus();
+}
+
+function clearFieldErrors(form) {
+  $$(".field-error, .form-error", form).forEach((p) => (p.textContent = ""));
+  $$("[aria-invalid]", form).forEach((i) => i.removeAttribute("aria-invalid"));
+}
+
+function debounce(fn, ms) {
+  let t;
+  return (...args) => {
+    clearTimeout(t);
+    t = setTimeout(() => fn(...args), ms);
+  };
+}
+
+// ---------- page chrome ----------
+
+async function chrome(page) {
+  for (const a of $$("[data-nav]")) {
+    if (a.dataset.nav === page || (page === "rule" && a.dataset.nav === "rules")) a.setAttribute("aria-current", "page");
+  }
+  const nav = $(".top nav");
+  const who = $(".who");
+  if (!token()) {
+    nav.hidden = true;
+    who.hidden = true;
+    return;
+  }
+  $("#sign-out").addEventListener("click", () => signOut());
+  try {
+    const st = await api("GET", "status");
+    $("#who").textContent = st.caller.operator ? "Operator" : "User " + short(st.caller.user_id);
+  } catch {
+    // the page's own calls report errors
+  }
+}
+
+// ---------- sign-in ----------
+
+function signinPage() {
+  const form = $("#signin-form");
+  const status = $("#signin-status");
+  const msg = sessionStorage.getItem(TOKEN_KEY + ".message");
+  if (msg) {
+    sessionStorage.removeItem(TOKEN_KEY + ".message");
+    setStatus(status, msg, "error");
+  } else if (token()) {
+    location.replace("rules");
+    return;
+  }
+  $("#token").focus();
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearFieldErrors(form);
+    const tok = $("#token").value.trim();
+    if (!tok) {
+      showFieldErrors(form, { token: "enter the operator token or an access token" });
+      return;
+    }
+    setStatus(status, "Checking the token…");
+    try {
+      await api("GET", "status", undefined, tok);
+      sessionStorage.setItem(TOKEN_KEY, tok);
+      setStatus(status, "Signed in.", "ok");
+      location.assign("rules");
+    } catch (e) {
+      setStatus(status, "", "");
+      showFieldErrors(form, { token: e.message });
+    }
+  });
+}
+
+// ---------- rules list ----------
+
+function rulesPage() {
+  const form = $("#rules-filter");
+  const status = $("#rules-status");
+  const list = $("#rules-list");
+  const params = new URLSearchParams(location.search);
+  $("#f-project").value = params.get("project_id") || "";
+  $("#f-workflow").value = params.get("workflow") || "";
+
+  async function load() {
+    const project = $("#f-project").value.trim();
+    const workflow = $("#f-workflow").value.trim();
+    const q = new URLSearchParams();
+    if (project) q.set("project_id", project);
+    if (workflow) q.set("workflow", workflow);
+    history.replaceState(null, "", "rules" + (q.toString() ? "?" + q : ""));
+    setStatus(status, "Loading rules…");
+    try {
+      let rules, truncated, scope = "";
+      if (workflow && UUID.test(workflow)) {
+        const r = await api("GET", "alerts/config/" + encodeURIComponent(workflow) + query({ project_id: project }));
+        ({ rules, truncated } = r);
+        scope = ` for workflow ${r.workflow.name || r.workflow.slug}`;
+      } else {
+        ({ rules, truncated } = await api("GET", "alerts/config" + query({ project_id: project, workflow_slug: workflow })));
+      }
+      render(rules);
+      const n = rules.length;
+      setStatus(status, `${n} rule${n === 1 ? "" : "s"}${scope}${truncated ? " (more exist: narrow the filter)" : ""}.`);
+    } catch (e) {
+      list.replaceChildren();
+      setStatus(status, "Could not load the rules: " + e.message, "error");
+    }
+  }
+
+  function render(rules) {
+    const byProject = new Map();
+    for (const r of rules) {
+      const k = r.project_id || "";
+      if (!byProject.has(k)) byProject.set(k, []);
+      byProject.get(k).push(r);
+    }
+    const sections = [];
+    for (const [project, rs] of byProject) {
+      rs.sort((a, b) => (a.workflow_slug || "").localeCompare(b.workflow_slug || "") || a.name.localeCompare(b.name));
+      const rows = rs.map((r) => ruleRow(r));
+      sections.push(h("section", { "aria-label": "Project " + (project || "none") },
+        h("h2", {}, "Project ", h("code", {}, project || "(none)")),
+        table(null, ["Name", "Workflow", "Events", "Webhook URL", "State", "Actions"], rows)));
+    }
+    if (!sections.length) sections.push(h("p", {}, "No rules yet. ", h("a", { href: "rule" }, "Create one"), "."));
+    list.replaceChildren(...sections);
+  }
+
+  function ruleRow(r) {
+    const state = r.enabled ? badge("enabled", "ok") : badge("disabled", "bad");
+    const problems = Object.entries(r.problems || {}).map(([f, why]) => h("div", { class: "field-error" }, `${f}: ${why}`));
+    const toggle = h("button", { type: "button", class: "secondary small", onclick: () => setEnabled(r, !r.enabled, toggle) },
+      r.enabled ? "Disable" : "Enable");
+    const del = h("button", { type: "button", class: "danger small", onclick: () => askDelete(r, del) }, "Delete");
+    return h("tr", { dataset: { ruleId: r.id } },
+      cell("Name", h("a", { href: "rule?id=" + encodeURIComponent(r.id) }, r.name)),
+      cell("Workflow", r.workflow_slug ? h("code", {}, r.workflow_slug) : h("span", { class: "hint" }, "every workflow")),
+      cell("Events", r.events.join(", ")),
+      cell("Webhook URL", h("code", {}, r.webhook_url)),
+      cell("State", state, r.disabled_reason ? h("div", { class: "hint" }, r.disabled_reason) : null, problems),
+      cell("Actions", h("span", { class: "actions" }, toggle, del)));
+  }
+
+  async function setEnabled(r, enabled, btn) {
+    btn.disabled = true;
+    try {
+      await api("POST", "alerts/config", { ...ruleInput(r), enabled });
+      setStatus(status, `Rule “${r.name}” ${enabled ? "enabled" : "disabled"}.`, "ok");
+      await load();
+    } catch (e) {
+      btn.disabled = false;
+      setStatus(status, `Could not ${enabled ? "enable" : "disable"} “${r.name}”: ${e.message}`, "error");
+    }
+  }
+
+  function askDelete(r, btn) {
+    if (btn.dataset.confirm) {
+      deleteRule(r, btn);
+      return;
+    }
+    btn.dataset.confirm = "1";
+    btn.textContent = "Confirm delete";
+    btn.setAttribute("aria-label", `Confirm: delete rule ${r.name} and its deliveries`);
+    btn.focus();
+  }
+
+  async function deleteRule(r, btn) {
+    btn.disabled = true;
+    try {
+      await api("DELETE", "alerts/config/" + encodeURIComponent(r.id));
+      setStatus(status, `Rule “${r.name}” deleted.`, "ok");
+      await load();
+    } catch (e) {
+      btn.disabled = false;
+      setStatus(status, `Could not delete “${r.name}”: ${e.message}`, "error");
+    }
+  }
+
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    load();
+  });
+  load();
+}
+
+/** ruleInput is a stored rule as an update body that keeps its URL, secrets and headers. */
+function ruleInput(r) {
+  return {
+    id: r.id, project_id: r.project_id, workflow_slug: r.workflow_slug, name: r.name, enabled: r.enabled,
+    events: r.events, delay_threshold_seconds: r.delay_threshold_seconds, stall_threshold_seconds: r.stall_threshold_seconds,
+    meshhook_signature: r.meshhook_signature, payload_template: r.payload_template,
+    throttle_max: r.throttle_max, throttle_window_seconds: r.throttle_window_seconds,
+  };
+}
+
+// ---------- rule editor ----------
+
+function rulePage() {
+  const form = $("#rule-form");
+  const status = $("#rule-status");
+  const formError = $("#form-error");
+  let rule = null; // the stored rule, once there is one
+
+  const num = (id) => {
+    const v = $("#" + id).value.trim();
+    return v === "" ? null : Number(v);
+  };
+  const str = (id) => $("#" + id).value.trim();
+
+  // --- custom headers ---
+  function addHeaderRow(name = "", stored = false) {
+    const i = $$(".header-row", $("#headers")).length + 1;
+    const row = h("div", { class: "header-row", dataset: { stored: stored ? "1" : "" } },
+      h("label", { class: "visually-hidden", for: "hname-" + i }, `Header ${i} name`),
+      h("input", { type: "text", id: "hname-" + i, class: "hname", value: name, placeholder: "X-Team", spellcheck: "false", readonly: stored }),
+      h("label", { class: "visually-hidden", for: "hvalue-" + i }, `Header ${i} value`),
+      h("input", { type: "password", id: "hvalue-" + i, class: "hvalue", autocomplete: "off", placeholder: stored ? "unchanged (stored, hidden)" : "value" }),
+      h("button", { type: "button", class: "danger small", "aria-label": `Remove header ${name || i}`, onclick: () => { row.remove(); preview(); } }, "Remove"));
+    $("#headers").append(row);
+    return row;
+  }
+
+  function headersInput() {
+    const out = {};
+    for (const row of $$(".header-row", $("#headers"))) {
+      const name = $(".hname", row).value.trim();
+      const value = $(".hvalue", row).value;
+      if (!name) continue;
+      out[name] = value === "" && row.dataset.stored ? null : value;
+    }
+    return out;
+  }
+
+  // --- fill and read the form ---
+  function fill(r) {
+    rule = r;
+    $("#rule-title").textContent = "Rule: " + r.name;
+    document.title = r.name + " · meshhook-alerts";
+    $("#project_id").value = r.project_id || "";
+    $("#workflow_slug").value = r.workflow_slug || "";
+    $("#name").value = r.name;
+    $("#enabled").checked = r.enabled;
+    const reason = $("#disabled-reason");
+    reason.hidden = !r.disabled_reason;
+    reason.textContent = r.disabled_reason ? "Disabled by the daemon: " + r.disabled_reason : "";
+    for (const cb of $$('input[name="events"]')) cb.checked = r.events.includes(cb.value);
+    $("#delay_threshold_seconds").value = r.delay_threshold_seconds ?? "";
+    $("#stall_threshold_seconds").value = r.stall_threshold_seconds ?? "";
+    $("#webhook_url").value = r.webhook_url_revealed ? r.webhook_url : "";
+    $("#webhook_url").placeholder = r.webhook_url_revealed ? "" : "unchanged — type a new URL to replace it";
+    const cur = $("#url-current");
+    cur.hidden = false;
+    cur.textContent = (r.webhook_url_revealed ? "Stored URL (shown in full)" : "Stored URL: ") + (r.webhook_url_revealed ? "" : r.webhook_url);
+    $("#reveal-url").hidden = r.webhook_url_revealed;
+    $("#meshhook_signature").checked = r.meshhook_signature;
+    $("#headers").replaceChildren();
+    for (const n of r.custom_header_names || []) addHeaderRow(n, true);
+    $("#payload_template").value = r.payload_template || "";
+    $("#throttle_max").value = r.throttle_max ?? "";
+    $("#throttle_window_seconds").value = r.throttle_window_seconds ?? "";
+    $("#secret-new").hidden = true;
+    $("#delete").hidden = false;
+    $("#secrets-card").hidden = false;
+    $("#test-card").hidden = false;
+    $("#rule-deliveries").href = "deliveries?config_id=" + encodeURIComponent(r.id);
+    renderSecrets();
+  }
+
+  function input() {
+    const body = {
+      project_id: str("project_id") || null,
+      workflow_slug: str("workflow_slug") || null,
+      name: str("name"),
+      enabled: $("#enabled").checked,
+      events: $$('input[name="events"]:checked').map((c) => c.value),
+      delay_threshold_seconds: num("delay_threshold_seconds"),
+      stall_threshold_seconds: num("stall_threshold_seconds"),
+      meshhook_signature: $("#meshhook_signature").checked,
+      payload_template: $("#payload_template").value.trim() === "" ? null : $("#payload_template").value,
+      throttle_max: num("throttle_max"),
+      throttle_window_seconds: num("throttle_window_seconds"),
+      custom_headers: headersInput(),
+    };
+    const url = str("webhook_url");
+    if (url || !rule) body.webhook_url = url;
+    if (rule) body.id = rule.id;
+    else if ($('input[name="secret_mode"]:checked').value === "given") body.signing_secrets = [str("signing_secret")];
+    return body;
+  }
+
+  // --- preview ---
+  let previewSeq = 0;
+  async function runPreview() {
+    const seq = ++previewSeq;
+    const out = $("#preview");
+    const body = {
+      event: $("#preview-event").value,
+      name: str("name") || "Sample rule",
+      project_id: str("project_id") || null,
+      workflow_slug: str("workflow_slug") || null,
+      payload_template: $("#payload_template").value.trim() === "" ? null : $("#payload_template").value,
+      delay_threshold_seconds: num("delay_threshold_seconds"),
+      stall_threshold_seconds: num("stall_threshold_seconds"),
+    };
+    const url = str("webhook_url");
+    if (url) body.webhook_url = url;
+    for (const k of ["delay_threshold_seconds", "stall_threshold_seconds"]) if (!(body[k] >= 1)) delete body[k];
+    if (body.project_id && !UUID.test(body.project_id)) delete body.project_id;
+    try {
+      const p = await api("POST", "alerts/preview", body);
+      if (seq !== previewSeq) return;
+      out.replaceChildren(
+        h("p", { class: "status ok", id: "preview-valid" }, "Valid JSON ✓"),
+        h("h3", { class: "label" }, "URL"),
+        h("pre", { id: "preview-url" }, p.url ?? "(the stored URL)"),
+        h("h3", { class: "label" }, "Payload"),
+        h("pre", { id: "preview-payload" }, JSON.stringify(p.payload, null, 2)));
+    } catch (e) {
+      if (seq !== previewSeq) return;
+      const items = Object.entries(e.fields).map(([f, why]) => h("li", {}, h("strong", {}, f), ": ", why));
+      out.replaceChildren(h("p", { class: "status error", id: "preview-error" }, "Cannot render: " + e.message),
+        items.length ? h("ul", {}, items) : null);
+    }
+  }
+  const preview = debounce(runPreview, 300);
+
+  // --- secrets (rotation) ---
+  function renderSecrets() {
+    const ul = $("#secrets");
+    const many = rule.signing_secrets.length > 1;
+    ul.replaceChildren(...rule.signing_secrets.map((s) => h("li", { dataset: { fingerprint: s.fingerprint } },
+      h("span", {}, h("code", {}, s.fingerprint), s.readable ? "" : h("span", { class: "field-error" }, " cannot be opened")),
+      h("button", {
+        type: "button", class: "danger small", disabled: !many, title: many ? null : "A rule keeps at least one secret: add one first",
+        "aria-label": "Retire secret " + s.fingerprint, onclick: () => retire(s.fingerprint),
+      }, "Retire"))));
+  }
+
+  function showSecretOnce(secret, fp) {
+    $("#secret-once-value").textContent = secret;
+    $("#secret-once-fp").textContent = fp ? "(fingerprint " + fp + ")" : "";
+    $("#secret-once").hidden = false;
+    $("#secret-once-done").focus();
+  }
+  $("#secret-once-done").addEventListener("click", () => {
+    $("#secret-once-value").textContent = "";
+    $("#secret-once").hidden = true;
+  });
+
+  async function addSecret() {
+    const st = $("#secrets-status");
+    setStatus(st, "Adding a secret…");
+    try {
+      const r = await api("POST", "alerts/config/" + encodeURIComponent(rule.id) + "/secrets", {});
+      rule = r.rule;
+      renderSecrets();
+      setStatus(st, `Secret ${r.fingerprint} added. Switch your receiver to it, then retire the old one.`, "ok");
+      showSecretOnce(r.signing_secret, r.fingerprint);
+    } catch (e) {
+      setStatus(st, "Could not add a secret: " + e.message, "error");
+    }
+  }
+
+  async function retire(fp) {
+    const st = $("#secrets-status");
+    setStatus(st, "Retiring " + fp + "…");
+    try {
+      const r = await api("DELETE", "alerts/config/" + encodeURIComponent(rule.id) + "/secrets/" + encodeURIComponent(fp));
+      rule = r.rule;
+      renderSecrets();
+      setStatus(st, `Secret ${fp} retired.`, "ok");
+    } catch (e) {
+      setStatus(st, `Could not retire ${fp}: ${e.message}`, "error");
+    }
+  }
+
+  // --- test send ---
+  async function sendTest() {
+    const out = $("#test-result");
+    const btn = $("#send-test");
+    btn.disabled = true;
+    out.replaceChildren(h("p", { class: "status" }, "Sending…"));
+    try {
+      const r = await api("POST", "alerts/test", { config_id: rule.id, event: $("#test-event").value });
+      out.replaceChildren(h("dl", { class: "kv", id: "test-outcome" },
+        h("dt", {}, "Result"), h("dd", {}, r.delivered ? badge("delivered", "ok") : badge("not delivered", "bad"), " ", r.outcome),
+        h("dt", {}, "Status"), h("dd", { id: "test-status" }, r.status_code ?? "—"),
+        h("dt", {}, "Latency"), h("dd", {}, r.latency_ms + " ms"),
+        h("dt", {}, "URL"), h("dd", {}, h("code", {}, r.target_url)),
+        h("dt", {}, "Signed"), h("dd", {}, r.signed ? "yes" : "no"),
+        r.error ? [h("dt", {}, "Error"), h("dd", {}, r.error)] : null,
+        h("dt", {}, "Response"), h("dd", {}, r.response_excerpt ? h("pre", {}, r.response_excerpt) : "—")));
+    } catch (e) {
+      out.replaceChildren(h("p", { class: "status error" }, "Could not send: " + e.message));
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  // --- save / delete ---
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearFieldErrors(form);
+    const creating = !rule;
+    const btn = $("#save");
+    btn.disabled = true;
+    setStatus(status, "Saving…");
+    try {
+      const r = await api("POST", "alerts/config", input());
+      fill(r.rule);
+      history.replaceState(null, "", "rule?id=" + encodeURIComponent(r.rule.id));
+      setStatus(status, creating ? "Rule created." : "Rule saved.", "ok");
+      if (r.signing_secret) showSecretOnce(r.signing_secret, r.rule.signing_secrets[0]?.fingerprint);
+      $("#signing_secret").value = "";
+    } catch (e) {
+      setStatus(status, "Not saved: " + e.message, "error");
+      if (e.fields) {
+        const f = { ...e.fields };
+        showFieldErrors(form, f, formError);
+      }
+    } finally {
+      btn.disabled = false;
+    }
+  });
+
+  $("#delete").addEventListener("click", () => {
+    $("#delete").hidden = true;
+    $("#delete-confirm").hidden = false;
+    $("#delete-confirm").focus();
+  });
+  $("#delete-confirm").addEventListener("click", async () => {
+    try {
+      await api("DELETE", "alerts/config/" + encodeURIComponent(rule.id));
+      location.assign("rules");
+    } catch (e) {
+      setStatus(status, "Could not delete: " + e.message, "error");
+    }
+  });
+
+  $("#reveal-url").addEventListener("click", async () => {
+    try {
+      const r = await api("GET", "alerts/config" + query({ id: rule.id, reveal_url: "true" }));
+      if (r.rules.length) fill(r.rules[0]);
+    } catch (e) {
+      setStatus(status, "Could not show the URL: " + e.message, "error");
+    }
+  });
+
+  for (const radio of $$('input[name="secret_mode"]')) {
+    radio.addEventListener("change", () => {
+      $("#signing_secret").hidden = $('input[name="secret_mode"]:checked').value !== "given";
+    });
+  }
+  $("#add-header").addEventListener("click", () => $(".hname", addHeaderRow()).focus());
+  $("#add-secret").addEventListener("click", addSecret);
+  $("#send-test").addEventListener("click", sendTest);
+  form.addEventListener("input", preview);
+  form.addEventListener("change", preview);
+  $("#preview-event").addEventListener("change", runPreview);
+
+  (async () => {
+    const params = new URLSearchParams(location.search);
+    const id = params.get("id");
+    if (id) {
+      setStatus(status, "Loading the rule…");
+      try {
+        const r = await api("GET", "alerts/config" + query({ id }));
+        if (!r.rules.length) throw new ApiError(404, "not_found", "rule " + id + " not found");
+        fill(r.rules[0]);
+        setStatus(status, "");
+      } catch (e) {
+        setStatus(status, "Could not load the rule: " + e.message, "error");
+        return;
+      }
+    } else {
+      $("#project_id").value = params.get("project_id") || "";
+      $("#workflow_slug").value = params.get("workflow_slug") || "";
+      $('input[name="events"][value="failed"]').checked = true;
+    }
+    runPreview();
+  })();
+}
+
+// ---------- deliveries ----------
+
+function deliveriesPage() {
+  const form = $("#logs-filter");
+  const status = $("#logs-status");
+  const list = $("#logs");
+  const older = $("#older");
+  const params = new URLSearchParams(location.search);
+  const open = new Set(); // alert ids whose attempts are shown
+  const ruleNames = new Map();
+  let cursor = null;
+  let timer = null;
+
+  $("#l-project").value = params.get("project_id") || "";
+  $("#l-workflow").value = params.get("workflow") || "";
+  for (const s of (params.get("status") || "").split(",")) {
+    const cb = $(`input[name="status"][value="${CSS.escape(s)}"]`);
+    if (cb) cb.checked = true;
+  }
+
+  async function loadRules() {
+    try {
+      const r = await api("GET", "alerts/config");
+      const sel = $("#l-rule");
+      for (const rule of r.rules) {
+        ruleNames.set(rule.id, rule.name);
+        sel.append(h("option", { value: rule.id }, `${rule.name} (${rule.workflow_slug || "every workflow"})`));
+      }
+      sel.value = params.get("config_id") || "";
+    } catch {
+      // the list below reports errors
+    }
+  }
+
+  function filters() {
+    const project = $("#l-project").value.trim();
+    const workflow = $("#l-workflow").value.trim();
+    const toISO = (v) => (v ? new Date(v).toISOString() : "");
+    const f = {
+      project_id: project,
+      config_id: $("#l-rule").value,
+      status: $$('input[name="status"]:checked').map((c) => c.value).join(","),
+      from: toISO($("#l-from").value),
+      to: toISO($("#l-to").value),
+      limit: "50",
+    };
+    if (workflow && UUID.test(workflow)) f.workflow_id = workflow;
+    else f.workflow_slug = workflow;
+    return f;
+  }
+
+  async function load(append = false) {
+    clearFieldErrors(form);
+    const f = filters();
+    if (append && cursor) f.cursor = cursor;
+    const shown = new URLSearchParams();
+    for (const k of ["project_id", "config_id", "status"]) if (f[k]) shown.set(k, f[k]);
+    if ($("#l-workflow").value.trim()) shown.set("workflow", $("#l-workflow").value.trim());
+    history.replaceState(null, "", "deliveries" + (shown.toString() ? "?" + shown : ""));
+    try {
+      const r = await api("GET", "alerts/logs" + query(f));
+      cursor = r.next_cursor;
+      older.hidden = !cursor;
+      const rows = r.alerts.flatMap(alertRows);
+      if (append) {
+        $("tbody", list)?.append(...rows);
+      } else if (rows.length) {
+        list.replaceChildren(table(null, ["Created", "Workflow", "Rule", "Event", "Status", "Attempts", "Next retry", "Last result", ""], rows));
+      } else {
+        list.replaceChildren(h("p", {}, "No deliveries match."));
+      }
+      const n = $$("tr.alert", list).length;
+      setStatus(status, `${n} deliver${n === 1 ? "y" : "ies"} shown · updated ${new Date().toLocaleTimeString()}`);
+    } catch (e) {
+      if (e.fields && Object.keys(e.fields).length) {
+        const mapped = {};
+        for (const [k, v] of Object.entries(e.fields)) mapped[k === "workflow_slug" || k === "workflow_id" ? "workflow" : k] = v;
+        showFieldErrors(form, mapped);
+      }
+      setStatus(status, "Could not load deliveries: " + e.message, "error");
+    }
+  }
+
+  function alertRows(a) {
+    const id = "attempts-" + a.id;
+    const toggle = h("button", {
+      type: "button", class: "secondary small", "aria-expanded": open.has(a.id) ? "true" : "false", "aria-controls": id,
+      onclick: () => {
+        const shown = detail.hidden;
+        detail.hidden = !shown;
+        toggle.setAttribute("aria-expanded", String(shown));
+        if (shown) open.add(a.id);
+        else open.delete(a.id);
+      },
+    }, `${a.attempt_count} attempt${a.attempt_count === 1 ? "" : "s"}`);
+    const last = a.last_status_code ? "HTTP " + a.last_status_code : a.last_error || a.outcome_reason || "—";
+    const row = h("tr", { class: "alert", dataset: { alertId: a.id, status: a.status } },
+      cell("Created", timeEl(a.created_at)),
+      cell("Workflow", a.workflow_slug ? h("code", {}, a.workflow_slug) : "—"),
+      cell("Rule", h("a", { href: "rule?id=" + encodeURIComponent(a.config_id) }, ruleNames.get(a.config_id) || short(a.config_id))),
+      cell("Event", a.event),
+      cell("Status", badge(a.status)),
+      cell("Attempts", toggle),
+      cell("Next retry", a.status === "pending" || a.status === "delivering" ? timeEl(a.next_attempt_at) : "—"),
+      cell("Last result", last),
+      cell("Actions", redeliverButton(a)));
+    const detail = h("tr", { class: "attempts", id, hidden: !open.has(a.id) },
+      h("td", { class: "wide", colspan: "9" }, attemptsDetail(a)));
+    return [row, detail];
+  }
+
+  function redeliverButton(a) {
+    if (a.status !== "succeeded" && a.status !== "failed") return "";
+    const btn = h("button", {
+      type: "button", class: "small", "aria-label": "Redeliver alert " + short(a.id),
+      onclick: async () => {
+        btn.disabled = true;
+        try {
+          await api("POST", "alerts/logs/" + encodeURIComponent(a.id) + "/redeliver");
+          setStatus(status, `Alert ${short(a.id)} queued for redelivery.`, "ok");
+          load();
+        } catch (e) {
+          btn.disabled = false;
+          setStatus(status, `Could not redeliver ${short(a.id)}: ${e.message}`, "error");
+        }
+      },
+    }, "Redeliver");
+    return btn;
+  }
+
+  function attemptsDetail(a) {
+    const meta = h("dl", { class: "kv" },
+      h("dt", {}, "Alert"), h("dd", {}, h("code", {}, a.id)),
+      h("dt", {}, "Run"), h("dd", {}, h("code", {}, a.run_id)),
+      h("dt", {}, "Webhook id"), h("dd", {}, h("code", {}, a.webhook_id)),
+      h("dt", {}, "Target"), h("dd", {}, h("code", {}, a.target_url)),
+      h("dt", {}, "Outcome"), h("dd", {}, a.outcome_reason || "—"));
+    if (!a.attempts.length) return [meta, h("p", { class: "hint" }, "No attempts yet.")];
+    const rows = a.attempts.map((t) => h("tr", { class: "attempt" },
+      cell("#", t.attempt),
+      cell("Started", timeEl(t.started_at)),
+      cell("Status", t.status_code ?? "—"),
+      cell("Latency", t.latency_ms + " ms"),
+      cell("Outcome", t.outcome),
+      cell("Error", t.error || "—"),
+      cell("Response", t.response_excerpt ? h("code", {}, t.response_excerpt) : "—")));
+    return [meta, table("Attempts", ["#", "Started", "Status", "Latency", "Outcome", "Error", "Response"], rows)];
+  }
+
+  function schedule() {
+    clearInterval(timer);
+    if ($("#auto-refresh").checked) timer = setInterval(() => { if (!document.hidden) load(); }, 3000);
+  }
+
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    cursor = null;
+    load();
+  });
+  older.addEventListener("click", () => load(true));
+  $("#auto-refresh").addEventListener("change", schedule);
+  loadRules().then(() => load());
+  schedule();
+}
+
+// ---------- health ----------
+
+function healthPage() {
+  const out = $("#health");
+  const status = $("#health-status");
+
+  function card(title, ...body) {
+    return h("section", { class: "card", "aria-label": title }, h("h2", {}, title), ...body);
+  }
+  function kv(pairs) {
+    return h("dl", { class: "kv" }, pairs.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+  }
+
+  async function load() {
+    try {
+      const s = await api("GET", "status");
+      const rt = s.realtime;
+      const d = s.deliveries;
+      const rate = d.success_rate === null ? "—" : (d.success_rate * 100).toFixed(1) + " %";
+      out.replaceChildren(
+        card("Realtime",
+          h("p", { class: "big", id: "health-realtime" }, rt ? (rt.subscribed ? badge("subscribed", "ok") : badge("not subscribed", "bad")) : "—"),
+          rt ? kv([
+            ["Last event", timeEl(rt.last_event_at)],
+            ["Channels", rt.channels.length ? rt.channels.map((c) => h("div", {}, h("code", {}, c.name), " ", badge(c.state, c.state === "subscribed" ? "ok" : "warn"))) : "none"],
+            ["Last error", rt.last_error || "—"],
+          ]) : h("p", { class: "hint" }, "Not reported by this daemon.")),
+        card("Pending backlog",
+          h("p", { class: "big", id: "health-pending" }, s.backlog.pending),
+          kv([["Delivering now", s.backlog.delivering]])),
+        card("Success rate",
+          h("p", { class: "big", id: "health-rate" }, rate),
+          kv([["Window", Math.round(d.window_seconds / 60) + " min"], ["Succeeded", d.succeeded], ["Failed", d.failed]])),
+        card("Rules",
+          h("p", { class: "big" }, s.rules ? s.rules.loaded : "—"),
+          kv([["Loaded", s.rules ? s.rules.loaded : "—"], ["Rejected", s.rules ? s.rules.rejected : "—"]])));
+      setStatus(status, `As of ${fmtTime(s.generated_at)}; ${s.caller.operator ? "all projects" : "your projects"}. Refreshes every 10 s.`);
+    } catch (e) {
+      setStatus(status, "Could not load the status: " + e.message, "error");
+    }
+  }
+  load();
+  setInterval(() => { if (!document.hidden) load(); }, 10000);
+}
+
+// ---------- start ----------
+
+const pages = { signin: signinPage, rules: rulesPage, rule: rulePage, deliveries: deliveriesPage, health: healthPage };
+
+function start() {
+  const page = document.body.dataset.page;
+  if (page !== "signin" && !token()) {
+    location.replace("./");
+    return;
+  }
+  chrome(page);
+  pages[page]?.();
+}
+
+start();
+export { ApiError, EVENTS };

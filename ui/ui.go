@@ -1,0 +1,163 @@
+// Package ui serves the daemon's web UI: a few static pages, one style
+// sheet and one small script module, embedded in the binary. The pages call
+// the daemon's HTTP API (/api/) from the browser with the token the user
+// signs in with; they have no other way to the data.
+//
+// Every response carries a strict Content-Security-Policy (scripts and
+// styles only from the UI's own files, no inline script, requests only to
+// the same origin) and is revalidated by the browser before reuse.
+package ui
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+)
+
+//go:embed static
+var static embed.FS
+
+// DefaultPath is where the UI is served unless Options.Path says otherwise.
+const DefaultPath = "/ui/"
+
+// ContentSecurityPolicy is sent with every response of the UI.
+const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+// Options configures Handler.
+type Options struct {
+	// Path is the base path the UI is mounted at: absolute, ending in "/".
+	// Defaults to DefaultPath.
+	Path string
+}
+
+// pages maps the UI's page names (the path below the base) to their files.
+var pages = map[string]string{
+	"":           "index.html",
+	"rules":      "rules.html",
+	"rule":       "rule.html",
+	"deliveries": "deliveries.html",
+	"health":     "health.html",
+}
+
+// asset is one file served by the UI.
+type asset struct {
+	name        string
+	contentType string
+	body        []byte
+	etag        string
+}
+
+// handler serves the UI's files under a base path.
+type handler struct {
+	base   string
+	assets map[string]*asset // by path below base
+	mod    time.Time
+}
+
+// Handler returns the UI's handler for requests under opts.Path; mount it at
+// that path (an http.ServeMux pattern such as "/ui/"). Requests for the base
+// path without its trailing slash are redirected to it.
+func Handler(opts Options) (http.Handler, error) {
+	base := opts.Path
+	if base == "" {
+		base = DefaultPath
+	}
+	if !strings.HasPrefix(base, "/") || !strings.HasSuffix(base, "/") || path.Clean(base)+"/" != base && base != "/" {
+		return nil, fmt.Errorf("ui: Path must be a clean absolute path ending in \"/\", got %q", base)
+	}
+	h := &handler{base: base, assets: map[string]*asset{}}
+	for name, file := range pages {
+		a, err := load(file)
+		if err != nil {
+			return nil, err
+		}
+		h.assets[name] = a
+	}
+	entries, err := fs.ReadDir(static, "static")
+	if err != nil {
+		return nil, fmt.Errorf("ui: reading embedded files: %w", err)
+	}
+	for _, e := range entries {
+		switch path.Ext(e.Name()) {
+		case ".css", ".js", ".svg":
+			a, err := load(e.Name())
+			if err != nil {
+				return nil, err
+			}
+			h.assets[e.Name()] = a
+		}
+	}
+	return h, nil
+}
+
+// load reads one embedded file.
+func load(name string) (*asset, error) {
+	body, err := static.ReadFile("static/" + name)
+	if err != nil {
+		return nil, fmt.Errorf("ui: embedded file %s: %w", name, err)
+	}
+	ct, err := contentType(name)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(body)
+	return &asset{name: name, contentType: ct, body: body, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}, nil
+}
+
+// contentType is the Content-Type of an embedded file, by its extension.
+func contentType(name string) (string, error) {
+	switch path.Ext(name) {
+	case ".html":
+		return "text/html; charset=utf-8", nil
+	case ".css":
+		return "text/css; charset=utf-8", nil
+	case ".js":
+		return "text/javascript; charset=utf-8", nil
+	case ".svg":
+		return "image/svg+xml", nil
+	}
+	return "", errors.New("ui: no content type for " + name)
+}
+
+// ServeHTTP serves one of the UI's files, with its security and cache
+// headers; anything else under the base path is a 404.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	hd.Set("Content-Security-Policy", ContentSecurityPolicy)
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("X-Frame-Options", "DENY")
+	p := r.URL.Path
+	if p+"/" == h.base {
+		http.Redirect(w, r, h.base, http.StatusMovedPermanently)
+		return
+	}
+	rel, ok := strings.CutPrefix(p, h.base)
+	a := h.assets[rel]
+	if !ok || a == nil {
+		hd.Set("Cache-Control", "no-store")
+		http.Error(w, "404 page not found", http.StatusNotFound)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		hd.Set("Allow", "GET, HEAD")
+		hd.Set("Cache-Control", "no-store")
+		http.Error(w, r.Method+" is not allowed here; allowed: GET, HEAD", http.StatusMethodNotAllowed)
+		return
+	}
+	// The files change only with the binary: browsers may keep them but
+	// must revalidate, which the ETag answers with 304.
+	hd.Set("Cache-Control", "no-cache")
+	hd.Set("Content-Type", a.contentType)
+	hd.Set("ETag", a.etag)
+	http.ServeContent(w, r, a.name, h.mod, bytes.NewReader(a.body))
+}
