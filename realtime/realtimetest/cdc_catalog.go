@@ -20,10 +20,22 @@ import (
 type catalogCache struct {
 	pool *pgxpool.Pool
 
-	mu     sync.Mutex // guards types, bypass and rls
+	mu     sync.Mutex // guards types, bypass, rls and cols
 	types  map[uint32]*typeInfo
 	bypass map[string]bool
 	rls    map[uint32]rlsState
+	cols   map[colsKey]colsState
+}
+
+// colsKey and colsState cache the columns a role may select from a table.
+type colsKey struct {
+	relID uint32
+	role  string
+}
+
+type colsState struct {
+	cols map[string]bool // shared, read-only
+	at   time.Time
 }
 
 // rlsState is whether a table had row level security when last read.
@@ -32,14 +44,55 @@ type rlsState struct {
 	at time.Time
 }
 
-// rlsTTL is how long a table's row-level-security setting is trusted: a
-// burst of changes to one table costs one catalog read, and turning RLS on
-// or off takes effect within it (Realtime reads it per poll batch).
-const rlsTTL = time.Second
+// catalogTTL is how long a table's row-level-security setting and a role's
+// column privileges are trusted: a burst of changes to one table costs one
+// catalog read, and a change of either takes effect within it (Realtime
+// reads them once per poll batch).
+const catalogTTL = time.Second
 
 func newCatalogCache(pool *pgxpool.Pool) *catalogCache {
 	return &catalogCache{pool: pool, types: make(map[uint32]*typeInfo), bypass: make(map[string]bool),
-		rls: make(map[uint32]rlsState)}
+		rls: make(map[uint32]rlsState), cols: make(map[colsKey]colsState)}
+}
+
+// columnPrivileges returns the columns of relID that role may select (as
+// read within the last catalogTTL: a burst of changes costs one catalog read
+// per table and role). The map is shared: callers must not change it.
+func (m *catalogCache) columnPrivileges(ctx context.Context, relID uint32, role string) (map[string]bool, error) {
+	now := time.Now()
+	k := colsKey{relID, role}
+	m.mu.Lock()
+	st, ok := m.cols[k]
+	m.mu.Unlock()
+	if ok && now.Sub(st.at) < catalogTTL {
+		return st.cols, nil
+	}
+	rows, err := m.pool.Query(ctx, `
+		select attname::text, has_column_privilege($2, attrelid, attnum, 'SELECT')
+		from pg_attribute
+		where attrelid = $1 and attnum > 0 and not attisdropped`, relID, role)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols := make(map[string]bool)
+	for rows.Next() {
+		var name string
+		var ok bool
+		if err := rows.Scan(&name, &ok); err != nil {
+			return nil, err
+		}
+		if ok {
+			cols[name] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.cols[k] = colsState{cols: cols, at: now}
+	m.mu.Unlock()
+	return cols, nil
 }
 
 // bypassesRLS reports whether role is a superuser or has BYPASSRLS, cached.
@@ -128,13 +181,13 @@ func (m *catalogCache) relation(ctx context.Context, msg *pglogrepl.RelationMess
 }
 
 // rlsEnabled reports whether row level security is enabled on the table
-// (as read within the last rlsTTL).
+// (as read within the last catalogTTL).
 func (m *catalogCache) rlsEnabled(ctx context.Context, relID uint32) (bool, error) {
 	now := time.Now()
 	m.mu.Lock()
 	st, ok := m.rls[relID]
 	m.mu.Unlock()
-	if ok && now.Sub(st.at) < rlsTTL {
+	if ok && now.Sub(st.at) < catalogTTL {
 		return st.on, nil
 	}
 	var on bool
@@ -157,28 +210,8 @@ func (m *catalogCache) rlsEnabled(ctx context.Context, relID uint32) (bool, erro
 func (c *CDC) authorize(ctx context.Context, ch *Change, claims tokenClaims) access {
 	src := ch.src
 	log := c.log.With(zap.String("table", ch.Schema+"."+ch.Table), zap.String("role", claims.Role))
-	rows, err := c.pool.Query(ctx, `
-		select attname::text, has_column_privilege($2, attrelid, attnum, 'SELECT')
-		from pg_attribute
-		where attrelid = $1 and attnum > 0 and not attisdropped`, src.relID, claims.Role)
+	cols, err := c.meta.columnPrivileges(ctx, src.relID, claims.Role)
 	if err != nil {
-		log.Debug("column privileges", zap.Error(err))
-		return access{}
-	}
-	cols := make(map[string]bool)
-	for rows.Next() {
-		var name string
-		var ok bool
-		if err := rows.Scan(&name, &ok); err != nil {
-			rows.Close()
-			log.Debug("column privileges", zap.Error(err))
-			return access{}
-		}
-		if ok {
-			cols[name] = true
-		}
-	}
-	if err := rows.Err(); err != nil {
 		log.Debug("column privileges", zap.Error(err))
 		return access{}
 	}

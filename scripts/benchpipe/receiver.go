@@ -33,6 +33,8 @@ type receiver struct {
 
 	mu     sync.Mutex
 	runs   map[string]delivery
+	want   map[string]bool // the runs waitRuns waits for
+	have   int             // how many of want arrived
 	notify chan struct{}
 	n      atomic.Int64
 	bad    atomic.Int64
@@ -78,6 +80,9 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	if _, dup := r.runs[p.Run.ID]; !dup {
 		r.runs[p.Run.ID] = delivery{occurredAt: p.OccurredAt, receivedAt: at}
+		if r.want[p.Run.ID] {
+			r.have++
+		}
 	}
 	r.mu.Unlock()
 	select {
@@ -88,21 +93,29 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 // waitRuns waits until an alert for every run in want arrived and returns
-// their deliveries.
-func (r *receiver) waitRuns(ctx context.Context, want map[string]bool, timeout time.Duration) ([]delivery, error) {
+// their deliveries by run id.
+func (r *receiver) waitRuns(ctx context.Context, want map[string]bool, timeout time.Duration) (map[string]delivery, error) {
+	r.mu.Lock()
+	r.want, r.have = want, 0
+	for id := range want {
+		if _, ok := r.runs[id]; ok {
+			r.have++
+		}
+	}
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.want = nil
+		r.mu.Unlock()
+	}()
 	deadline := time.After(timeout)
 	for {
 		r.mu.Lock()
-		have := 0
-		for id := range want {
-			if _, ok := r.runs[id]; ok {
-				have++
-			}
-		}
+		have := r.have
 		if have == len(want) {
-			out := make([]delivery, 0, len(want))
+			out := make(map[string]delivery, len(want))
 			for id := range want {
-				out = append(out, r.runs[id])
+				out[id] = r.runs[id]
 			}
 			r.mu.Unlock()
 			return out, nil
