@@ -1,0 +1,301 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// uiWait bounds every single browser step; the machine is shared and slow
+// at times, so it is generous.
+const uiWait = 20 * time.Second
+
+// chromiumPath is the first of $CHROMIUM, /usr/bin/chromium and
+// /usr/bin/chromium-browser that exists. Without one the test fails: the
+// browser is a test dependency, not an optional extra.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p == "" {
+			continue
+		}
+		if full, err := exec.LookPath(p); err == nil {
+			return full
+		}
+	}
+	t.Fatal("no Chromium found ($CHROMIUM, /usr/bin/chromium, /usr/bin/chromium-browser): apt-get install chromium")
+	return ""
+}
+
+// browser starts headless Chromium and returns a tab's context.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.NoSandbox, // root in CI and containers
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	require.NoError(t, chromedp.Do(ctx), "starting %s", chromiumPath(t))
+	return ctx
+}
+
+// step runs browser actions, bounded by uiWait, and names what failed.
+func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, uiWait)
+	defer cancel()
+	require.NoError(t, chromedp.Do(sctx, actions...), "browser step: %s", what)
+}
+
+// read runs one browser action that returns a value, bounded by uiWait.
+func read[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, uiWait)
+	defer cancel()
+	v, err := chromedp.Run(sctx, a)
+	require.NoError(t, err, "browser step: %s", what)
+	return v
+}
+
+// poll waits until a JavaScript expression is truthy.
+func poll(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(uiWait))
+}
+
+// clear empties an input or textarea (chromedp's SetValue refuses "").
+func clear(selector string) chromedp.Action[chromedp.Void] {
+	expr := `(document.querySelector(` + jsString(selector) + `).value = "", true)`
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](expr)(ctx, t)
+		return err
+	})
+}
+
+// sel is a CSS selector.
+type sel = chromedp.CSS
+
+// pageShot is one main page of the UI and what shows it is rendered.
+type pageShot struct {
+	name  string
+	path  string
+	ready string
+}
+
+// checkPages loads each page at 1280 and 390 px wide, checks that it does
+// not scroll sideways, and saves a full-page screenshot into dir.
+func checkPages(t *testing.T, ctx context.Context, base, dir string, pages ...pageShot) {
+	t.Helper()
+	for _, width := range []int64{1280, 390} {
+		for _, p := range pages {
+			what := fmt.Sprintf("%s at %d px", p.name, width)
+			step(t, ctx, what,
+				chromedp.EmulateViewport(width, 900),
+				chromedp.Navigate(base+p.path),
+				chromedp.WaitVisible(sel(p.ready)),
+			)
+			widths := read(t, ctx, what, chromedp.Evaluate[[2]int64](`[document.documentElement.scrollWidth, window.innerWidth]`))
+			scrollWidth, innerWidth := widths[0], widths[1]
+			fits := scrollWidth <= innerWidth
+			png := read(t, ctx, what, chromedp.FullScreenshot(100))
+			assert.True(t, fits, "%s at %d px scrolls sideways: scrollWidth %d > innerWidth %d", p.name, width, scrollWidth, innerWidth)
+			require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.png", p.name, width)), png, 0o644))
+		}
+	}
+}
+
+// TestUIEndToEnd drives the web UI in headless Chromium against the daemon
+// on the local stand-in: sign in, create a rule (with a field error first),
+// preview it, send a test alert, watch a failed run's delivery appear with
+// its attempts, redeliver it, rotate the secret, and check every main page
+// at 1280 and 390 px.
+func TestUIEndToEnd(t *testing.T) {
+	ctx := browser(t)
+	e := newE2EStack(t)
+	d := e.startDaemon(t, "MESHHOOK_ALERTS_API_ENABLED=true", "MESHHOOK_ALERTS_API_OPERATOR_TOKEN="+apiOperatorToken)
+	root := d.apiAddr(t)
+	ui := root + "/ui/"
+	shots := os.Getenv("MESHHOOK_ALERTS_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	require.NoError(t, os.MkdirAll(shots, 0o755))
+	t.Logf("screenshots in %s", shots)
+
+	// "/" leads to the UI; the sign-in page, before signing in.
+	resp, err := http.Get(root + "/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "/ui/", resp.Request.URL.Path)
+	checkPages(t, ctx, ui, shots, pageShot{"signin", "", "#signin-form"})
+
+	// A wrong token is refused next to the field; the right one signs in.
+	step(t, ctx, "wrong token",
+		chromedp.EmulateViewport(1280, 900),
+		chromedp.Navigate(root+"/"),
+		chromedp.WaitVisible(sel("#token")),
+		chromedp.SendKeys(sel("#token"), "not-the-token"),
+		chromedp.Click(sel(`#signin-form button[type="submit"]`)),
+		chromedp.WaitVisible(sel("#err-token")),
+	)
+	errText := read(t, ctx, "token error", chromedp.Text(sel("#err-token")))
+	assert.Contains(t, errText, "neither the operator token nor")
+	step(t, ctx, "sign in",
+		clear("#token"),
+		chromedp.SendKeys(sel("#token"), apiOperatorToken),
+		chromedp.Click(sel(`#signin-form button[type="submit"]`)),
+		chromedp.WaitVisible(sel("#new-rule")),
+		poll(`document.querySelector("#rules-status").textContent.startsWith("0 rules")`),
+	)
+	href := read(t, ctx, "location", chromedp.Location())
+	assert.NotContains(t, href, apiOperatorToken, "the token stays out of the URL")
+
+	// Create a rule; a payload template that renders invalid JSON is a
+	// field error from the API, shown next to the field.
+	step(t, ctx, "fill in a new rule",
+		chromedp.Click(sel("#new-rule")),
+		chromedp.WaitVisible(sel("#rule-form")),
+		chromedp.SendKeys(sel("#project_id"), e.project),
+		chromedp.SendKeys(sel("#workflow_slug"), "billing"),
+		chromedp.SendKeys(sel("#name"), "billing failures"),
+		chromedp.SendKeys(sel("#webhook_url"), e.rcv.URL+"/hook/{{.Workflow.Slug}}"),
+		chromedp.Click(sel(`input[name="secret_mode"][value="given"]`)),
+		chromedp.SendKeys(sel("#signing_secret"), testSecret),
+		chromedp.SendKeys(sel("#payload_template"), `{"text": {{.Workflow.Name}}}`),
+		chromedp.WaitVisible(sel("#preview-error")),
+		chromedp.Click(sel("#save")),
+		chromedp.WaitVisible(sel("#err-payload_template")),
+	)
+	fieldErr := read(t, ctx, "field error", chromedp.Text(sel("#err-payload_template")))
+	assert.Contains(t, fieldErr, "invalid JSON")
+	invalid := read(t, ctx, "aria-invalid", chromedp.AttributeValue(sel("#payload_template"), "aria-invalid"))
+	assert.Equal(t, "true", invalid.Value)
+
+	step(t, ctx, "fix the template and see the preview",
+		clear("#payload_template"),
+		chromedp.SendKeys(sel("#payload_template"), `{"text": {{printf "%s %s" .Workflow.Name .Event | json}}, "run": {{json .RunID}}}`),
+		poll(`(document.querySelector("#preview-payload")?.textContent || "").includes('"text"')`),
+	)
+	preview := read(t, ctx, "preview", chromedp.Text(sel("#preview-payload")))
+	assert.Contains(t, preview, "failed", "the preview renders the sample run's failed event")
+	assert.Contains(t, preview, `"run"`)
+	step(t, ctx, "save", chromedp.Click(sel("#save")), chromedp.WaitVisible(sel("#test-card")))
+	ruleID := read(t, ctx, "rule id", chromedp.Evaluate[string](`new URLSearchParams(location.search).get("id")`))
+	require.Regexp(t, `^[0-9a-f-]{36}$`, ruleID)
+	code, body := call(t, http.MethodGet, root+"/api/alerts/config?id="+ruleID, apiOperatorToken, nil)
+	require.Equal(t, http.StatusOK, code)
+	stored := body["rules"].([]any)[0].(map[string]any)
+	assert.Equal(t, "billing", stored["workflow_slug"])
+	assert.Equal(t, []any{"failed"}, stored["events"])
+
+	// Send a test alert: the receiver gets it, the page shows the result.
+	step(t, ctx, "send a test", chromedp.Click(sel("#send-test")), chromedp.WaitVisible(sel("#test-outcome")))
+	assert.Equal(t, "204", read(t, ctx, "test status", chromedp.Text(sel("#test-status"))))
+	got := e.waitDeliveries(t, 1)
+	require.NoError(t, got[0].VerifyErr)
+	assert.Equal(t, "/hook/billing", got[0].Path)
+	assert.True(t, strings.HasPrefix(got[0].ID, "msg_test_"), got[0].ID)
+
+	// A failed run: its delivery appears on the deliveries page.
+	d.waitReady(t)
+	require.Eventually(t, func() bool {
+		_, st := call(t, http.MethodGet, root+"/api/status", apiOperatorToken, nil)
+		return st["rules"].(map[string]any)["loaded"] == float64(1)
+	}, uiWait, 50*time.Millisecond, "the daemon loads the new rule")
+	step(t, ctx, "open deliveries",
+		chromedp.Navigate(ui+"deliveries?config_id="+ruleID),
+		chromedp.WaitVisible(sel("#logs-filter")),
+	)
+	e.insertRun(t, "failed")
+	got = e.waitDeliveries(t, 2)
+	require.NoError(t, got[1].VerifyErr)
+	alertRow := `tr.alert[data-status="succeeded"]`
+	step(t, ctx, "the delivery appears with its attempt",
+		chromedp.WaitVisible(sel(alertRow)),
+		chromedp.Click(sel("#auto-refresh")),
+		chromedp.Click(sel(alertRow+` button[aria-controls]`)),
+		chromedp.WaitVisible(sel(`tr.attempt`)),
+	)
+	attempts := read(t, ctx, "attempts", chromedp.Text(sel(`tr.attempts`)))
+	assert.Contains(t, attempts, got[1].ID, "the webhook id")
+	assert.Contains(t, attempts, "\t204\t")
+	assert.Contains(t, attempts, "ms")
+
+	// Redeliver: the receiver gets the same webhook-id again.
+	step(t, ctx, "redeliver",
+		chromedp.Click(sel(alertRow+` button[aria-label^="Redeliver"]`)),
+		poll(`document.querySelector("#logs-status").textContent.includes("queued for redelivery")`),
+	)
+	got = e.waitDeliveries(t, 3)
+	require.NoError(t, got[2].VerifyErr)
+	assert.Equal(t, got[1].ID, got[2].ID)
+	step(t, ctx, "the second attempt shows",
+		chromedp.Click(sel("#auto-refresh")),
+		poll(`Array.from(document.querySelectorAll("tr.alert [aria-controls]")).some(b => b.textContent === "2 attempts")`),
+	)
+
+	// Rotate the secret: add a second (shown once), retire the first.
+	step(t, ctx, "open the rule",
+		chromedp.Navigate(ui+"rule?id="+ruleID),
+		chromedp.WaitVisible(sel("#secrets li")),
+	)
+	oldFP := read(t, ctx, "old fingerprint", chromedp.Evaluate[string](`document.querySelector("#secrets li").dataset.fingerprint`))
+	step(t, ctx, "add a secret",
+		chromedp.Click(sel("#add-secret")),
+		chromedp.WaitVisible(sel("#secret-once")),
+		poll(`document.querySelectorAll("#secrets li").length === 2`),
+	)
+	newSecret := read(t, ctx, "new secret", chromedp.Text(sel("#secret-once-value")))
+	require.True(t, strings.HasPrefix(newSecret, "whsec_"), newSecret)
+	newFP := read(t, ctx, "new fingerprint", chromedp.Evaluate[string](
+		`Array.from(document.querySelectorAll("#secrets li")).map(li => li.dataset.fingerprint).find(f => f !== `+jsString(oldFP)+`)`))
+	step(t, ctx, "retire the old secret",
+		chromedp.Click(sel("#secret-once-done")),
+		chromedp.WaitNotVisible(sel("#secret-once")),
+		chromedp.Click(sel(`#secrets li[data-fingerprint="`+oldFP+`"] button`)),
+		poll(`document.querySelectorAll("#secrets li").length === 1`),
+	)
+	html := read(t, ctx, "page HTML", chromedp.OuterHTML(sel("html")))
+	assert.NotContains(t, html, newSecret, "a secret is not kept in the page once acknowledged")
+	assert.NotContains(t, html, testSecret)
+	code, body = call(t, http.MethodGet, root+"/api/alerts/config?id="+ruleID, apiOperatorToken, nil)
+	require.Equal(t, http.StatusOK, code)
+	secrets := body["rules"].([]any)[0].(map[string]any)["signing_secrets"].([]any)
+	require.Len(t, secrets, 1)
+	assert.Equal(t, newFP, secrets[0].(map[string]any)["fingerprint"])
+	var n int
+	require.NoError(t, e.si.Pool.QueryRow(context.Background(),
+		`select cardinality(signing_secrets) from alert_configs where id = $1`, ruleID).Scan(&n))
+	assert.Equal(t, 1, n)
+
+	// Every main page, at both widths.
+	checkPages(t, ctx, ui, shots,
+		pageShot{"rules", "rules", "#rules-list table"},
+		pageShot{"rule", "rule?id=" + ruleID, "#secrets li"},
+		pageShot{"deliveries", "deliveries?config_id=" + ruleID, "tr.alert"},
+		pageShot{"health", "health", "#health-realtime"},
+	)
+	assert.Equal(t, "subscribed", read(t, ctx, "health", chromedp.Text(sel("#health-realtime"))))
+}
+
+// jsString quotes s as a JavaScript string literal.
+func jsString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
