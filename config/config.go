@@ -71,7 +71,9 @@ type Realtime struct {
 	ReconnectInitial time.Duration `mapstructure:"reconnect_initial"`
 	// ReconnectMax caps the reconnect backoff. Defaults to 30s.
 	ReconnectMax time.Duration `mapstructure:"reconnect_max"`
-	// BufferSize is the capacity of the change-event channel. Defaults to 1024.
+	// BufferSize is the capacity of the change-event channel: a burst larger
+	// than the engine can take at once is held here instead of being dropped
+	// (and caught up from the database). Defaults to 16384.
 	BufferSize int `mapstructure:"buffer_size"`
 }
 
@@ -284,7 +286,7 @@ func Default() *Config {
 			JoinTimeout:       15 * time.Second,
 			ReconnectInitial:  time.Second,
 			ReconnectMax:      30 * time.Second,
-			BufferSize:        1024,
+			BufferSize:        16384,
 		},
 		Watch: Watch{
 			Schema:           "public",
