@@ -240,6 +240,10 @@ function rulesPage() {
     if (project) q.set("project_id", project);
     if (workflow) q.set("workflow", workflow);
     history.replaceState(null, "", "rules" + (q.toString() ? "?" + q : ""));
+    const pre = new URLSearchParams();
+    if (project) pre.set("project_id", project);
+    if (workflow && !UUID.test(workflow)) pre.set("workflow_slug", workflow);
+    $("#new-rule").href = "rule" + (pre.toString() ? "?" + pre : "");
     setStatus(status, "Loading rules…");
     try {
       let rules, truncated, scope = "";
