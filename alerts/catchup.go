@@ -94,15 +94,13 @@ func (e *Engine) catchUp(ctx context.Context) error {
 		s.catchups++
 		s.catchupRows += int64(n)
 	})
-	w := e.watermark()
-	if !e.retryFrom.IsZero() && e.retryFrom.Before(w) {
-		w = e.retryFrom
-	}
+	w := e.safeWatermark()
 	if !w.IsZero() {
 		if err := e.store.SaveWatermark(ctx, w); err != nil {
 			e.catchUpFailed(base)
 			return fmt.Errorf("save watermark: %w", err)
 		}
+		e.savedWater = w
 	}
 	if e.retryFrom.IsZero() {
 		e.retryDelay = retryInitialDelay
@@ -111,6 +109,42 @@ func (e *Engine) catchUp(ctx context.Context) error {
 	}
 	e.log.Info("catch-up done", zap.Time("since", from), zap.Int("rows", n), zap.Int("timed_runs", e.timers.len()))
 	return nil
+}
+
+// safeWatermark is the watermark that may be persisted: the newest
+// updated_at processed, but no later than a row whose alert is waiting for a
+// retry, so that a restart retries it too.
+func (e *Engine) safeWatermark() time.Time {
+	w := e.watermark()
+	if !e.retryFrom.IsZero() && e.retryFrom.Before(w) {
+		w = e.retryFrom
+	}
+	for _, p := range e.pending {
+		t := p.run.UpdatedAt
+		if t.IsZero() {
+			t = p.occurred
+		}
+		if t.Before(w) {
+			w = t
+		}
+	}
+	return w
+}
+
+// saveLiveWatermark persists the watermark live changes have reached, when
+// it moved.
+func (e *Engine) saveLiveWatermark(ctx context.Context, now time.Time) {
+	e.lastWaterSave = now
+	e.flush(ctx)
+	w := e.safeWatermark()
+	if w.IsZero() || !w.After(e.savedWater) {
+		return
+	}
+	if err := e.store.SaveWatermark(ctx, w); err != nil {
+		e.log.Warn("saving the catch-up watermark failed; will retry", zap.Error(err))
+		return
+	}
+	e.savedWater = w
 }
 
 // catchUpFailed schedules another catch-up from base, later each time.

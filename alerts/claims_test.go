@@ -200,3 +200,44 @@ func TestClaimsAreLeasedToTheSenderWhileItHasRoom(t *testing.T) {
 		store.mu.Unlock()
 	}
 }
+
+func TestLiveWatermarkIsSavedPeriodicallyButNotPastAFailedClaim(t *testing.T) {
+	clock := newFakeClock()
+	t0 := clock.Now()
+	store := newFakeStore()
+	store.rules = []RuleSpec{ruleRow("r1", "failed")}
+	h := startEngineClock(t, store, clock)
+	watermark := func() time.Time {
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		return store.watermark
+	}
+	startup := watermark()
+
+	u1 := t0.Add(time.Second)
+	h.events <- change(runRow("run-1", "failed", t0, u1), u1)
+	h.waitSent(t, 1)
+	h.advance(t, watermarkSaveEvery)
+	require.True(t, watermark().Equal(u1), "the watermark follows live changes: %s (start-up %s)", watermark(), startup)
+
+	store.mu.Lock()
+	store.failClaims = 1000 // the store stays down for this alert's claims
+	store.mu.Unlock()
+	u2 := u1.Add(time.Second)
+	h.events <- change(runRow("run-2", "failed", t0, u2), u2)
+	h.sync(t)
+	u3 := u2.Add(time.Second)
+	h.events <- change(runRow("run-3", "running", t0, u3), u3)
+	h.sync(t)
+	h.advance(t, watermarkSaveEvery/2)
+	h.advance(t, watermarkSaveEvery/2)
+	assert.False(t, watermark().After(u2), "not past the row whose alert waits for a retry: %s", watermark())
+
+	store.mu.Lock()
+	store.failClaims = 0
+	store.mu.Unlock()
+	h.advance(t, watermarkSaveEvery)
+	h.waitSent(t, 2)
+	h.advance(t, watermarkSaveEvery)
+	assert.True(t, watermark().Equal(u3), "moves on once the retry succeeded: %s", watermark())
+}

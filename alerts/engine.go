@@ -172,6 +172,8 @@ type Engine struct {
 	timerVersion uint64 // rule-set version the timers were scheduled with
 	throttle     *throttler
 	lastPrune    time.Time
+	// savedWater is the watermark last persisted, lastWaterSave when.
+	savedWater, lastWaterSave time.Time
 	matchBuf     []*Rule
 	dueBuf       []*Rule
 	// retryFrom, when set, is the oldest updated_at of a row whose alerts
@@ -221,6 +223,11 @@ const (
 	retryInitialDelay  = 2 * time.Second
 	retryMaxDelay      = time.Minute
 	throttlePruneEvery = time.Minute
+	// watermarkSaveEvery is how often the watermark reached by live changes
+	// is persisted, so that a catch-up (after a gap, a reconnect or a
+	// restart) re-reads minutes of history, not everything since the last
+	// catch-up.
+	watermarkSaveEvery = 10 * time.Second
 )
 
 // New builds an engine.

@@ -122,6 +122,9 @@ func (e *Engine) tick(ctx context.Context) {
 	if !e.rejectedSaved {
 		e.saveRejected(ctx)
 	}
+	if now.Sub(e.lastWaterSave) >= watermarkSaveEvery {
+		e.saveLiveWatermark(ctx, now)
+	}
 	if now.Sub(e.lastPrune) >= throttlePruneEvery {
 		e.lastPrune = now
 		e.throttle.prune(e.rules, now)
