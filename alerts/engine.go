@@ -174,8 +174,8 @@ type Engine struct {
 	lastPrune    time.Time
 	// savedWater is the watermark last persisted, lastWaterSave when.
 	savedWater, lastWaterSave time.Time
-	matchBuf     []*Rule
-	dueBuf       []*Rule
+	matchBuf                  []*Rule
+	dueBuf                    []*Rule
 	// retryFrom, when set, is the oldest updated_at of a row whose alerts
 	// could not be claimed; a catch-up from there is due at retryAt.
 	retryFrom, retryAt time.Time
