@@ -79,9 +79,12 @@ func poll(expr string) chromedp.Action[chromedp.Void] {
 	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(uiWait))
 }
 
-// clear empties an input or textarea (chromedp's SetValue refuses "").
-func clear(selector string) chromedp.Action[chromedp.Void] {
-	expr := `(document.querySelector(` + jsString(selector) + `).value = "", true)`
+// fill sets an input's value from script and fires its input event, for
+// fields whose attributes the page has just changed: chromedp's SendKeys
+// reads a node's attributes without its lock and races with that update.
+func fill(selector, value string) chromedp.Action[chromedp.Void] {
+	expr := `(() => { const el = document.querySelector(` + jsString(selector) + `); el.value = ` + jsString(value) +
+		`; el.dispatchEvent(new Event("input", {bubbles: true})); return true; })()`
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		_, err := chromedp.Evaluate[bool](expr)(ctx, t)
 		return err
@@ -158,8 +161,7 @@ func TestUIEndToEnd(t *testing.T) {
 	errText := read(t, ctx, "token error", chromedp.Text(sel("#err-token")))
 	assert.Contains(t, errText, "neither the operator token nor")
 	step(t, ctx, "sign in",
-		clear("#token"),
-		chromedp.SendKeys(sel("#token"), apiOperatorToken),
+		fill("#token", apiOperatorToken),
 		chromedp.Click(sel(`#signin-form button[type="submit"]`)),
 		chromedp.WaitVisible(sel("#new-rule")),
 		poll(`document.querySelector("#rules-status").textContent.startsWith("0 rules")`),
@@ -177,7 +179,8 @@ func TestUIEndToEnd(t *testing.T) {
 		chromedp.SendKeys(sel("#name"), "billing failures"),
 		chromedp.SendKeys(sel("#webhook_url"), e.rcv.URL+"/hook/{{.Workflow.Slug}}"),
 		chromedp.Click(sel(`input[name="secret_mode"][value="given"]`)),
-		chromedp.SendKeys(sel("#signing_secret"), testSecret),
+		chromedp.WaitVisible(sel("#signing_secret")),
+		fill("#signing_secret", testSecret),
 		chromedp.SendKeys(sel("#payload_template"), `{"text": {{.Workflow.Name}}}`),
 		chromedp.WaitVisible(sel("#preview-error")),
 		chromedp.Click(sel("#save")),
@@ -189,8 +192,7 @@ func TestUIEndToEnd(t *testing.T) {
 	assert.Equal(t, "true", invalid.Value)
 
 	step(t, ctx, "fix the template and see the preview",
-		clear("#payload_template"),
-		chromedp.SendKeys(sel("#payload_template"), `{"text": {{printf "%s %s" .Workflow.Name .Event | json}}, "run": {{json .RunID}}}`),
+		fill("#payload_template", `{"text": {{printf "%s %s" .Workflow.Name .Event | json}}, "run": {{json .RunID}}}`),
 		poll(`(document.querySelector("#preview-payload")?.textContent || "").includes('"text"')`),
 	)
 	preview := read(t, ctx, "preview", chromedp.Text(sel("#preview-payload")))
