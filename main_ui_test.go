@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/meshhook/meshhook-alerts/config"
 )
 
 // uiWait bounds every single browser step; the machine is shared and slow
@@ -300,4 +303,35 @@ func TestUIEndToEnd(t *testing.T) {
 // jsString quotes s as a JavaScript string literal.
 func jsString(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+// TestMountUI serves the UI, and redirects "/" to it, only when both the
+// API and the UI are enabled.
+func TestMountUI(t *testing.T) {
+	for _, tc := range []struct {
+		api, ui bool
+		want    []string
+	}{
+		{true, true, []string{"/console/", "GET /{$}"}},
+		{true, false, nil},
+		{false, true, nil},
+	} {
+		cfg := config.Default()
+		cfg.API.Enabled, cfg.UI.Enabled, cfg.UI.Path = tc.api, tc.ui, "/console/"
+		var got []string
+		mux := http.NewServeMux()
+		require.NoError(t, mountUI(cfg, func(p string, h http.Handler) { got = append(got, p); mux.Handle(p, h) }))
+		assert.Equal(t, tc.want, got, "api %v ui %v", tc.api, tc.ui)
+		if tc.want == nil {
+			continue
+		}
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		assert.Equal(t, http.StatusFound, rec.Code)
+		assert.Equal(t, "/console/", rec.Header().Get("Location"))
+		rec = httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/console/health", nil))
+		assert.Equal(t, http.StatusOK, rec.Code)
+		assert.Contains(t, rec.Body.String(), `data-page="health"`)
+	}
 }
