@@ -40,7 +40,7 @@ func TestChaosCI(t *testing.T) {
 	defer si.Close()
 
 	s, err := Run(ctx, Options{StandIn: si, Binary: bin, WorkDir: dir, Duration: 30 * time.Second, Seed: 42,
-		Settle: 45 * time.Second, Logf: t.Logf})
+		Settle: 30 * time.Second, Logf: t.Logf})
 	require.NoError(t, err)
 	t.Log(s.String())
 	t.Logf("either by event: %v; blind intervals in the log above", s.EitherByEvent)

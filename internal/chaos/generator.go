@@ -67,7 +67,9 @@ func (g *Generator) terminalStatus() string {
 	return []string{stSucceeded, stFailed, stCanceled}[g.rng.IntN(3)]
 }
 
-// plan picks the life of a new run.
+// plan picks the life of a new run. Runs meant to alert delayed or stalled
+// hold their condition well past every rule's threshold (and the checker's
+// tolerance); borderline runs end right at the delay threshold.
 func (g *Generator) plan() []step {
 	d, s := g.th.Delay, g.th.Stall
 	ms := time.Millisecond
@@ -78,13 +80,13 @@ func (g *Generator) plan() []step {
 		return []step{{stRunning, g.dur(100*ms, 800*ms)}, {stPaused, g.dur(200*ms, 1500*ms)},
 			{stRunning, g.dur(100*ms, 800*ms)}, {g.terminalStatus(), 0}}
 	case x < 67: // stalled: paused well past the stall threshold
-		return []step{{stRunning, g.dur(100*ms, 500*ms)}, {stPaused, s + g.dur(3*time.Second, 6*time.Second)},
-			{stRunning, g.dur(200*ms, time.Second)}, {g.terminalStatus(), 0}}
+		return []step{{stRunning, g.dur(100*ms, 500*ms)}, {stPaused, s + g.dur(4500*ms, 7*time.Second)},
+			{stRunning, g.dur(3500*ms, 5*time.Second)}, {g.terminalStatus(), 0}}
 	case x < 79: // delayed: running well past the delay threshold
-		return []step{{stRunning, d + g.dur(3*time.Second, 6*time.Second)}, {g.terminalStatus(), 0}}
+		return []step{{stRunning, d + g.dur(4500*ms, 7*time.Second)}, {g.terminalStatus(), 0}}
 	case x < 85: // delayed after a pause
 		return []step{{stRunning, g.dur(200*ms, 800*ms)}, {stPaused, g.dur(200*ms, 800*ms)},
-			{stRunning, d + g.dur(2*time.Second, 4*time.Second)}, {g.terminalStatus(), 0}}
+			{stRunning, d + g.dur(3500*ms, 5*time.Second)}, {g.terminalStatus(), 0}}
 	case x < 93: // borderline: ends within the tolerance band of the delay threshold
 		return []step{{stRunning, d + g.dur(-300*ms, 300*ms)}, {g.terminalStatus(), 0}}
 	default: // inserted already finished

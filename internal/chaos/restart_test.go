@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"os"
 	"testing"
 	"time"
 
@@ -14,9 +15,17 @@ import (
 	"github.com/meshhook/meshhook-alerts/internal/standin"
 )
 
-// daemonBinary builds the daemon into a temporary directory of t.
+// envDaemon names a prebuilt daemon binary for the tests to run instead of
+// building the module's (for example a candidate fix, or a release).
+const envDaemon = "MESHHOOK_CHAOS_DAEMON"
+
+// daemonBinary builds the daemon into a temporary directory of t, unless
+// envDaemon names one.
 func daemonBinary(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv(envDaemon); bin != "" {
+		return bin
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	bin, err := BuildDaemon(ctx, t.TempDir())

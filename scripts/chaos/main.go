@@ -41,6 +41,7 @@ func run() int {
 	settle := fs.Duration("settle", 90*time.Second, "longest wait for the daemon to finish after the window")
 	keep := fs.Bool("keep", false, "keep the daemon logs (their directory is printed)")
 	verbose := fs.Bool("v", false, "print progress and every injected fault")
+	daemon := fs.String("daemon", "", "run this daemon binary instead of building the module's")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -63,7 +64,8 @@ func run() int {
 	if *verbose {
 		logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
 	}
-	s, err := chaosRun(ctx, dir, chaos.Options{Duration: *duration, Seed: *seed, RunRate: *rate, Settle: *settle, Logf: logf})
+	o := chaos.Options{Binary: *daemon, Duration: *duration, Seed: *seed, RunRate: *rate, Settle: *settle, Logf: logf}
+	s, err := chaosRun(ctx, dir, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		fmt.Fprintln(os.Stderr, "chaos: daemon logs in", dir)
@@ -88,13 +90,16 @@ func run() int {
 	return exitOK
 }
 
-// chaosRun builds the daemon, starts a stand-in on a new cluster and runs
-// the chaos test.
+// chaosRun builds the daemon (unless o.Binary is set), starts a stand-in on
+// a new cluster and runs the chaos test.
 func chaosRun(ctx context.Context, dir string, o chaos.Options) (*chaos.Summary, error) {
-	o.Logf("chaos: building the daemon into %s", dir)
-	bin, err := chaos.BuildDaemon(ctx, dir)
-	if err != nil {
-		return nil, err
+	if o.Binary == "" {
+		o.Logf("chaos: building the daemon into %s", dir)
+		bin, err := chaos.BuildDaemon(ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		o.Binary = bin
 	}
 	o.Logf("chaos: starting PostgreSQL and the stand-in")
 	si, err := standin.Start(ctx, standin.Options{MeshHook: true})
@@ -102,6 +107,6 @@ func chaosRun(ctx context.Context, dir string, o chaos.Options) (*chaos.Summary,
 		return nil, err
 	}
 	defer si.Close()
-	o.StandIn, o.Binary, o.WorkDir = si, bin, dir
+	o.StandIn, o.WorkDir = si, dir
 	return chaos.Run(ctx, o)
 }
