@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -398,6 +399,11 @@ func (e *Engine) loadRules(ctx context.Context) error {
 		return err
 	}
 	rejected := e.rules.Replace(specs)
+	specs = nil
+	// Loading decodes every rule's row: for many rules that is tens of MB
+	// of garbage. Hand it back to the OS now rather than carry it as
+	// resident memory until the runtime gets round to it.
+	debug.FreeOSMemory()
 	for id, err := range rejected {
 		e.log.Warn("alert rule rejected", zap.String("rule_id", id), zap.Error(err))
 	}

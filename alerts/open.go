@@ -296,25 +296,29 @@ func (s *SealedStore) RejectedRules() map[string]string {
 	return maps.Clone(s.rejected)
 }
 
-// DecodeRule opens a rule from a Realtime change. The row is re-read over
-// REST first: Realtime leaves unchanged large (TOASTed) values out of an
-// update, and sealed certificates are large.
+// DecodeRule opens a rule from a Realtime change. A record that lacks
+// columns is re-read over REST first: Realtime leaves unchanged large
+// (TOASTed) values out of an update, and sealed certificates are large. A
+// complete record is used as it is, so that rules inserted in bulk do not
+// cost two requests each while run changes wait behind them.
 func (s *SealedStore) DecodeRule(row map[string]any) (RuleSpec, error) {
 	c, err := supabase.DecodeAlertConfig(row)
 	if err != nil {
 		return RuleSpec{}, err
 	}
 	t, _ := supabase.DecodeConfigTLS(row)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if fresh, err := s.db.GetAlertConfig(ctx, c.ID); err == nil {
-		c = fresh
-		if ft, err := s.db.GetConfigTLS(ctx, c.ID); err == nil {
-			t = ft
+	if !supabase.ConfigRowComplete(row) {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if fresh, err := s.db.GetAlertConfig(ctx, c.ID); err == nil {
+			c = fresh
+			if ft, err := s.db.GetConfigTLS(ctx, c.ID); err == nil {
+				t = ft
+			}
+		} else if supabase.IsNotFound(err) {
+			s.open.forget(c.ID)
+			return RuleSpec{}, fmt.Errorf("alert rule %s no longer exists", c.ID)
 		}
-	} else if supabase.IsNotFound(err) {
-		s.open.forget(c.ID)
-		return RuleSpec{}, fmt.Errorf("alert rule %s no longer exists", c.ID)
 	}
 	spec, err := s.open.Open(specFromConfig(c), t)
 	if err != nil {

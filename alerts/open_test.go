@@ -2,7 +2,10 @@ package alerts
 
 import (
 	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -103,3 +106,39 @@ func TestOpenerValidatesTLS(t *testing.T) {
 }
 
 var _ LoadRejecter = (*SealedStore)(nil)
+
+func TestSealedStoreDecodesCompleteRealtimeRecordsWithoutREST(t *testing.T) {
+	k := testKeyring(t, 1)
+	// A REST API that counts the re-reads and has no rows.
+	var reads atomic.Int64
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reads.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte("[]"))
+	}))
+	defer api.Close()
+	db, err := supabase.New(supabase.Options{URL: api.URL, ServiceKey: "k"})
+	require.NoError(t, err)
+	defer db.Close()
+	s := NewSealedStore(NewSupabaseStore(db, MeshHookMapping()), NewOpener(k, false, nil), zap.NewNop())
+	row := map[string]any{
+		"id": "00000000-0000-4000-8000-0000000000c1", "project_id": "00000000-0000-4000-8000-000000000001",
+		"workflow_slug": "billing", "name": "billing failures", "enabled": true, "events": []any{"failed"},
+		"delay_threshold_seconds": nil, "stall_threshold_seconds": nil,
+		"webhook_url": mustSeal(t, k, "https://hooks.example.com/x"), "signing_secrets": []any{mustSeal(t, k, openerSecret)},
+		"meshhook_signature": false, "custom_headers": map[string]any{}, "payload_template": nil, "throttle_max": nil,
+		"throttle_window_seconds": nil, "disabled_reason": nil, "created_at": "2026-11-28T10:00:00.123456+00:00",
+		"updated_at": "2026-11-28T10:00:00.123456+00:00", "tls_ca_pem": nil, "tls_client_cert_pem": nil, "tls_client_key_pem": nil,
+	}
+	spec, err := s.DecodeRule(row)
+	require.NoError(t, err)
+	assert.Equal(t, "https://hooks.example.com/x", spec.WebhookURL)
+	assert.Equal(t, []string{openerSecret}, spec.Secrets)
+	assert.Equal(t, []string{"failed"}, spec.Events)
+	assert.Zero(t, reads.Load(), "a complete record is not re-read")
+
+	delete(row, "tls_ca_pem") // an update that left a TOASTed value out
+	_, err = s.DecodeRule(row)
+	require.Error(t, err, "the rule is gone by the time it is re-read")
+	assert.Positive(t, reads.Load(), "an incomplete record is re-read over REST")
+}

@@ -106,6 +106,28 @@ func decodeConfig(raw []byte) (AlertConfig, error) {
 // DecodeAlertConfig decodes an alert_configs row given as a map, such as the
 // record of a Realtime change. Values may be typed JSON or Postgres' text
 // forms (array literals, "t"/"f", numeric strings).
+// configColumns are the alert_configs columns the daemon reads: those of
+// decodeConfig and decodeConfigTLS.
+var configColumns = []string{
+	"id", "project_id", "workflow_slug", "name", "enabled", "events", "delay_threshold_seconds",
+	"stall_threshold_seconds", "webhook_url", "signing_secrets", "meshhook_signature", "custom_headers",
+	"payload_template", "throttle_max", "throttle_window_seconds", "disabled_reason", "created_at", "updated_at",
+	"tls_ca_pem", "tls_client_cert_pem", "tls_client_key_pem",
+}
+
+// ConfigRowComplete reports whether row, an alert_configs record from a
+// Realtime change, carries every column the daemon reads. Realtime leaves
+// out of an update the large (TOASTed) values it did not change, and drops
+// a record's values past its size limit: such a row must be re-read.
+func ConfigRowComplete(row map[string]any) bool {
+	for _, c := range configColumns {
+		if _, ok := row[c]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
 func DecodeAlertConfig(row map[string]any) (AlertConfig, error) {
 	raw, err := json.Marshal(row)
 	if err != nil {
