@@ -156,7 +156,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	defer daemon.Kill()
 	in := &injector{si: si, proxy: proxy, daemon: daemon, rng: newRand(o.Seed, 0xfa), m: margins,
 		gapMin: 3 * time.Second, gapMax: 5 * time.Second, logf: logf}
-	in.waitSubscribed(ctx, 0, faultKill)
+	in.waitSubscribed(ctx, 0, "start-up")
 	if _, _, p := in.result(); len(p) > 0 {
 		return nil, fmt.Errorf("chaos: the daemon did not start (logs in %s)", o.WorkDir)
 	}
@@ -203,7 +203,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	minEnd := gen.LastWrite().Add(resyncInterval + 2*time.Second)
 	for {
 		acked := deliveredKeys(rcv.Acked())
-		exp := Expect(sc.rules, runs, blind, timing, func(k Key) bool { return len(acked[k]) > 0 }) // recovered: settled below
+		// recovered alerts are awaited once their delayed/stalled alert arrived.
+		exp := Expect(sc.rules, runs, blind, timing, func(k Key) bool { return len(acked[k]) > 0 })
 		missing := 0
 		for _, k := range exp.Keys(Required) {
 			if len(acked[k]) == 0 {

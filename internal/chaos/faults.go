@@ -109,7 +109,7 @@ func (in *injector) inject(ctx context.Context, kind faultKind) {
 				c.Closes1012++
 			}
 		})
-		in.waitSubscribed(rctx, conns, kind)
+		in.waitSubscribed(rctx, conns, kind.String())
 	case faultDropChanges:
 		n := 1 + in.rng.IntN(6)
 		base := in.si.Realtime.DroppedChanges()
@@ -138,7 +138,7 @@ func (in *injector) inject(ctx context.Context, kind faultKind) {
 			in.problem("restarting the daemon: %v", err)
 			return
 		}
-		in.waitSubscribed(rctx, conns, kind)
+		in.waitSubscribed(rctx, conns, kind.String())
 	}
 	iv := interval{From: start.Add(-before), To: time.Now().Add(after)}
 	in.logf("chaos: %s blind %s..%s", kind, iv.From.Format("15:04:05.000"), iv.To.Format("15:04:05.000"))
@@ -152,15 +152,16 @@ func (in *injector) inject(ctx context.Context, kind faultKind) {
 }
 
 // waitSubscribed waits until a new connection (one after the before-th)
-// is the only one and has both channels subscribed.
-func (in *injector) waitSubscribed(ctx context.Context, before int, kind faultKind) {
+// is the only one and has both channels subscribed; after names the event
+// waited on, for the problem report.
+func (in *injector) waitSubscribed(ctx context.Context, before int, after string) {
 	rt := in.si.Realtime
 	for {
 		if rt.TotalConnections() > before && rt.Connections() == 1 && len(rt.SubscribedTopics()) == 2 {
 			return
 		}
 		if !sleep(ctx, 20*time.Millisecond) {
-			in.problem("after %s the daemon did not subscribe again within 45s", kind)
+			in.problem("after %s the daemon did not subscribe within 45s", after)
 			return
 		}
 	}

@@ -31,9 +31,9 @@ type Thresholds struct {
 	Delay, Stall time.Duration
 }
 
-// Generator drives MeshHook runs through every status and records what it
+// generator drives MeshHook runs through every status and records what it
 // wrote, with the database's timestamps.
-type Generator struct {
+type generator struct {
 	pool      *pgxpool.Pool
 	project   string
 	workflows map[string]string // "slug/vN" → workflow_definitions.id
@@ -48,8 +48,8 @@ type Generator struct {
 }
 
 // newGenerator returns a generator writing runs of project's workflows.
-func newGenerator(pool *pgxpool.Pool, project string, workflows map[string]string, th Thresholds, seed uint64, rate float64) *Generator {
-	g := &Generator{pool: pool, project: project, workflows: workflows, th: th,
+func newGenerator(pool *pgxpool.Pool, project string, workflows map[string]string, th Thresholds, seed uint64, rate float64) *generator {
+	g := &generator{pool: pool, project: project, workflows: workflows, th: th,
 		rng: rand.New(rand.NewPCG(seed, 0x9e4)), rate: rate}
 	for slug := range workflows {
 		g.slugs = append(g.slugs, slug)
@@ -59,18 +59,18 @@ func newGenerator(pool *pgxpool.Pool, project string, workflows map[string]strin
 	return g
 }
 
-func (g *Generator) dur(lo, hi time.Duration) time.Duration {
+func (g *generator) dur(lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(g.rng.Int64N(int64(hi-lo)+1))
 }
 
-func (g *Generator) terminalStatus() string {
+func (g *generator) terminalStatus() string {
 	return []string{stSucceeded, stFailed, stCanceled}[g.rng.IntN(3)]
 }
 
 // plan picks the life of a new run. Runs meant to alert delayed or stalled
 // hold their condition well past every rule's threshold (and the checker's
 // tolerance); borderline runs end right at the delay threshold.
-func (g *Generator) plan() []step {
+func (g *generator) plan() []step {
 	d, s := g.th.Delay, g.th.Stall
 	ms := time.Millisecond
 	switch x := g.rng.IntN(100); {
@@ -97,7 +97,7 @@ func (g *Generator) plan() []step {
 // Run creates runs until ctx's window ends (stop closes), then drives the
 // runs already started to their end. It returns when every run finished or
 // ctx ends.
-func (g *Generator) Run(ctx context.Context, stop <-chan struct{}) error {
+func (g *generator) Run(ctx context.Context, stop <-chan struct{}) error {
 	var live []*active
 	nextNew := time.Now()
 	creating := true
@@ -143,7 +143,7 @@ func (g *Generator) Run(ctx context.Context, stop <-chan struct{}) error {
 }
 
 // start inserts a new run; it returns nil when the run is already finished.
-func (g *Generator) start(ctx context.Context) (*active, error) {
+func (g *generator) start(ctx context.Context) (*active, error) {
 	wf := g.slugs[g.rng.IntN(len(g.slugs))]
 	slug, _, _ := strings.Cut(wf, "/")
 	plan := g.plan()
@@ -169,7 +169,7 @@ func (g *Generator) start(ctx context.Context) (*active, error) {
 }
 
 // advance writes a's next status.
-func (g *Generator) advance(ctx context.Context, a *active) error {
+func (g *generator) advance(ctx context.Context, a *active) error {
 	st := a.plan[0]
 	a.plan = a.plan[1:]
 	finished := "null"
@@ -190,7 +190,7 @@ func (g *Generator) advance(ctx context.Context, a *active) error {
 	return nil
 }
 
-func (g *Generator) record(rec *RunRecord) {
+func (g *generator) record(rec *RunRecord) {
 	g.mu.Lock()
 	g.runs = append(g.runs, rec)
 	g.last = time.Now()
@@ -198,7 +198,7 @@ func (g *Generator) record(rec *RunRecord) {
 }
 
 // Runs returns a copy of the record of every run.
-func (g *Generator) Runs() []*RunRecord {
+func (g *generator) Runs() []*RunRecord {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	out := make([]*RunRecord, len(g.runs))
@@ -211,7 +211,7 @@ func (g *Generator) Runs() []*RunRecord {
 }
 
 // LastWrite returns when the generator last wrote a run.
-func (g *Generator) LastWrite() time.Time {
+func (g *generator) LastWrite() time.Time {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.last

@@ -85,7 +85,8 @@ func (p *Proxy) FailPath(prefix string) {
 // Failed returns the number of requests answered with an injected 503.
 func (p *Proxy) Failed() int { return int(p.failed.Load()) }
 
-// Close stops the proxy and its hijacked (websocket) connections.
+// Close stops the proxy. Websocket connections it carries end when either
+// side closes them.
 func (p *Proxy) Close() error {
 	err := p.srv.Close()
 	p.wg.Wait()

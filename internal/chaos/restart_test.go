@@ -72,7 +72,7 @@ func TestRestartedDaemonKeepsPendingAlertsWhileRulesLoad(t *testing.T) {
 	// daemon is killed while the alert waits for its retry.
 	rcv.SetFaults(ReceiverFaults{ServerError: 1})
 	require.NoError(t, d.Start())
-	in.waitSubscribed(ctx, 0, faultKill)
+	in.waitSubscribed(ctx, 0, "start-up")
 	var runID string
 	require.NoError(t, si.Pool.QueryRow(ctx, `insert into workflow_runs (project_id, workflow_id, status, finished_at)
 		values ($1, $2, 'failed', now()) returning id`, sc.project, sc.workflows["reports/v1"]).Scan(&runID))
@@ -97,7 +97,7 @@ func TestRestartedDaemonKeepsPendingAlertsWhileRulesLoad(t *testing.T) {
 	require.NoError(t, d.Start())
 	time.Sleep(3 * time.Second)
 	proxy.FailPath("")
-	in.waitSubscribed(ctx, 0, faultKill)
+	in.waitSubscribed(ctx, 0, "start-up")
 	require.Eventually(t, func() bool {
 		st, _ := status()
 		return st == "succeeded" || st == "failed"
