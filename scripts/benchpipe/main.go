@@ -75,7 +75,7 @@ func main() {
 	if *flagQuick {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		for name, v := range map[string]string{"steady": "5s", "isolation": "5s", "burst": "2000", "saturation": "5000", "rules": "20000"} {
+		for name, v := range map[string]string{"steady": "5s", "isolation": "5s", "burst": "1000", "saturation": "3000", "rules": "5000"} {
 			if !set[name] {
 				_ = flag.Set(name, v)
 			}
