@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"time"
+	"unique"
 )
 
 // RuleSpec is an alert rule as stored in alert_configs, with secret-bearing
@@ -112,7 +114,61 @@ func CompileRule(spec RuleSpec) (*Rule, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	r.Spec.share()
 	return r, nil
+}
+
+// share makes the spec's strings that many rules usually have in common
+// (project, workflow, events, URL and payload templates, secrets, header
+// values) point at one canonical copy each, so that a large rule cache holds
+// them once. Canonical copies are weakly held: they go when no rule uses
+// them.
+func (s *RuleSpec) share() {
+	s.ProjectID = canonical(s.ProjectID)
+	s.WorkflowSlug = canonical(s.WorkflowSlug)
+	s.WebhookURL = canonical(s.WebhookURL)
+	s.PayloadTemplate = canonical(s.PayloadTemplate)
+	s.Events = canonicalEvents(s.Events)
+	if len(s.Secrets) > 0 {
+		secrets := make([]string, len(s.Secrets))
+		for i, v := range s.Secrets {
+			secrets[i] = canonical(v)
+		}
+		s.Secrets = secrets
+	}
+	if len(s.Headers) > 0 {
+		headers := make(map[string]string, len(s.Headers))
+		for k, v := range s.Headers {
+			headers[k] = canonical(v)
+		}
+		s.Headers = headers
+	}
+}
+
+func canonical(v string) string {
+	if v == "" {
+		return ""
+	}
+	return unique.Make(v).Value()
+}
+
+// eventLists holds one shared, read-only slice per distinct event list.
+var eventLists sync.Map // strings.Join(events, ",") -> []string
+
+func canonicalEvents(evs []string) []string {
+	if len(evs) == 0 {
+		return evs
+	}
+	k := strings.Join(evs, ",")
+	if v, ok := eventLists.Load(k); ok {
+		return v.([]string)
+	}
+	shared := make([]string, len(evs))
+	for i, e := range evs {
+		shared[i] = canonical(e)
+	}
+	v, _ := eventLists.LoadOrStore(k, shared)
+	return v.([]string)
 }
 
 // Render produces the target URL and body of one alert.
