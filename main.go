@@ -160,7 +160,7 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	deliveries.Rules = engine.Rules()
+	deliveries.Rules, deliveries.Loaded, deliveries.Refused = engine.Rules(), engine.RulesLoaded, rules.RejectedRules
 	rules.SetRules(engine.Rules())
 
 	rt, err := realtime.New(realtime.Config{

@@ -20,6 +20,12 @@ type Deliveries struct {
 	// Opener opens sealed target URLs and holds each rule's TLS material;
 	// nil uses stored values as they are.
 	Opener *Opener
+	// Loaded, when set, reports whether the rule cache has been loaded;
+	// until then alerts are postponed rather than refused.
+	Loaded func() bool
+	// Refused, when set, returns the rules the store refused to open (by
+	// id): their alerts fail rather than wait for the cache.
+	Refused func() map[string]string
 	// OnDisabled, when set, is told about every rule disabled because its
 	// endpoint is gone (for the operator's internal alerts).
 	OnDisabled func(configID, reason string)
@@ -148,8 +154,7 @@ func (d *Deliveries) LeaseDue(ctx context.Context, now, until time.Time, limit i
 			r, ok = d.Rules.Get(l.ConfigID)
 		}
 		if !ok || !r.Spec.Enabled {
-			a.Refusal = &sender.Refusal{Reason: "rule_gone",
-				Detail: "the alert's rule no longer exists, is disabled or was rejected"}
+			a.Refusal = d.refusal(ctx, l.ConfigID)
 			out = append(out, a)
 			continue
 		}
@@ -160,6 +165,44 @@ func (d *Deliveries) LeaseDue(ctx context.Context, now, until time.Time, limit i
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// ruleRetryDelay is how long an alert whose rule is not (yet) in the cache
+// waits before it is tried again.
+const ruleRetryDelay = 5 * time.Second
+
+// refusal says why an alert whose rule is not in the cache cannot be sent.
+// The rule may be gone (deleted, disabled, rejected): the alert fails. Or
+// the cache may not have it yet (rules still loading after a start, or a
+// rule created moments ago whose change has not arrived): the alert waits.
+func (d *Deliveries) refusal(ctx context.Context, configID string) *sender.Refusal {
+	gone := &sender.Refusal{Reason: "rule_gone", Detail: "the alert's rule no longer exists, is disabled or was rejected"}
+	wait := &sender.Refusal{Reason: "rule_not_loaded", RetryAfter: ruleRetryDelay,
+		Detail: "the alert's rule is not loaded yet"}
+	if d.Loaded != nil && !d.Loaded() {
+		return wait
+	}
+	if d.Rules != nil {
+		if _, rejected := d.Rules.Rejected()[configID]; rejected {
+			return gone
+		}
+	}
+	if d.Refused != nil {
+		if _, refused := d.Refused()[configID]; refused {
+			return gone
+		}
+	}
+	c, err := d.Store.GetAlertConfig(ctx, configID)
+	switch {
+	case supabase.IsNotFound(err):
+		return gone
+	case err != nil:
+		return wait // cannot tell now
+	case !c.Enabled || c.DisabledReason != "":
+		return gone
+	default:
+		return wait // exists and enabled: the cache will have it shortly
+	}
 }
 
 // Report records a batch of delivery outcomes in one request.

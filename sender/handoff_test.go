@@ -79,3 +79,17 @@ func TestReserveIsBoundedByTheQueue(t *testing.T) {
 	assert.Zero(t, n, "nothing after Run")
 	assert.False(t, s.Deliver(alert("late", "http://127.0.0.1:1/")), "a hand-over during shutdown is refused")
 }
+
+func TestRefusalWithRetryAfterPostponesTheAlert(t *testing.T) {
+	a := alert("early", "https://hooks.example.com/x")
+	a.Refusal = &Refusal{Reason: "rule_not_loaded", Detail: "not loaded yet", RetryAfter: 30 * time.Second}
+	store := newMemStore(a)
+	s, stop := runSender(t, fastOptions(), store)
+	defer stop()
+	s.Wake()
+	eventually(t, func() bool { return store.row("early").reason == "rule_not_loaded" }, "postponed")
+	r := store.row("early")
+	assert.Equal(t, StatusPending, r.status, "waits rather than fails")
+	assert.Empty(t, store.attemptsOf("early"), "without an attempt")
+	assert.WithinDuration(t, time.Now().Add(30*time.Second), r.next, 10*time.Second, "due again after RetryAfter")
+}

@@ -395,6 +395,9 @@ func (s *Sender) deliver(j *job) {
 	now := s.opts.Now()
 	var r Report
 	switch {
+	case a.Refusal != nil && a.Refusal.RetryAfter > 0:
+		s.disp.done(j)
+		r = s.reschedule(j, now.Add(a.Refusal.RetryAfter), a.Refusal.Reason)
 	case a.Refusal != nil:
 		s.disp.done(j)
 		r = s.fail(j, a.Refusal.Reason, a.Refusal.Detail)

@@ -34,9 +34,9 @@ type Alert struct {
 	// carry it so that a sender whose lease was taken over cannot overwrite
 	// the new holder's state.
 	Lease time.Time
-	// Refusal, when set by the Store, fails the alert without an attempt
-	// (for example when its rule was deleted or its secrets cannot be
-	// opened).
+	// Refusal, when set by the Store, fails or postpones the alert without
+	// an attempt (for example when its rule was deleted or its secrets
+	// cannot be opened).
 	Refusal *Refusal
 }
 
@@ -44,6 +44,11 @@ type Alert struct {
 type Refusal struct {
 	Reason string // snake_case outcome reason, e.g. "rule_gone"
 	Detail string // human-readable; must not contain secrets or URLs
+	// RetryAfter, when positive, means not yet rather than never: the
+	// alert is put back, pending, for that long (for example while the
+	// rules are still loading), and fails only past the schedule's
+	// maximum age.
+	RetryAfter time.Duration
 }
 
 // TLSConfig is a rule's custom trust anchor and client identity (mTLS),
