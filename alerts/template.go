@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 	"text/template"
@@ -155,7 +156,12 @@ var funcs = template.FuncMap{
 // internTemplate), and a static source (no "{{") is never parsed.
 type Template struct {
 	src string
-	t   *template.Template // nil for a static source
+	t   *template.Template // nil for a static or a split source
+	// segs, when set, is the source split at its top-level actions: each
+	// action is a template shared by every source that has it, so rules
+	// whose URLs differ only in their literal text (one per customer, say)
+	// do not each carry a parse tree.
+	segs []segment
 	// checked is set when the template was rendered against SampleContext
 	// by internTemplate; checkErr is that check's verdict.
 	checked  bool
@@ -176,8 +182,50 @@ func ParseTemplate(name, src string) (*Template, error) {
 
 func isStaticSource(src string) bool { return !strings.Contains(src, "{{") }
 
+// segment is literal text, or one action rendered by a shared template
+// (src is the action's source while the template is being split).
+type segment struct {
+	text string
+	src  string
+	act  *Template
+}
+
 // IsStatic reports whether the template has no actions (renders to itself).
-func (t *Template) IsStatic() bool { return t.t == nil }
+func (t *Template) IsStatic() bool { return t.t == nil && t.segs == nil }
+
+// execute writes the template's output for c to w.
+func (t *Template) execute(w io.Writer, c *Context) error {
+	if t.segs == nil {
+		return t.t.Execute(w, c)
+	}
+	for _, sg := range t.segs {
+		if sg.act == nil {
+			if _, err := io.WriteString(w, sg.text); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := sg.act.t.Execute(w, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// name is the template's name in errors.
+func (t *Template) name() string {
+	if t.t != nil {
+		return t.t.Name()
+	}
+	if len(t.segs) > 0 {
+		for _, sg := range t.segs {
+			if sg.act != nil {
+				return sg.act.t.Name()
+			}
+		}
+	}
+	return "template"
+}
 
 // Source is the template's text.
 func (t *Template) Source() string { return t.src }
@@ -192,7 +240,7 @@ func (t *Template) Render(c *Context) ([]byte, error) {
 	}
 	out := &cappedBuffer{max: MaxPayloadBytes}
 	done := make(chan error, 1)
-	go func() { done <- t.t.Execute(out, c) }()
+	go func() { done <- t.execute(out, c) }()
 	timer := time.NewTimer(renderTimeout)
 	defer timer.Stop()
 	select {
@@ -202,7 +250,7 @@ func (t *Template) Render(c *Context) ([]byte, error) {
 		}
 		return out.Bytes(), nil
 	case <-timer.C:
-		return nil, fmt.Errorf("template %s took longer than %s to render", t.t.Name(), renderTimeout)
+		return nil, fmt.Errorf("template %s took longer than %s to render", t.name(), renderTimeout)
 	}
 }
 
