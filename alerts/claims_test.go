@@ -241,3 +241,18 @@ func TestLiveWatermarkIsSavedPeriodicallyButNotPastAFailedClaim(t *testing.T) {
 	h.advance(t, watermarkSaveEvery)
 	assert.True(t, watermark().Equal(u3), "moves on once the retry succeeded: %s", watermark())
 }
+
+func TestMemoryIsReleasedOnceABulkRuleEditIsQuiet(t *testing.T) {
+	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs", TimerTick: time.Second},
+		newFakeStore(), &fakeSubmitter{}, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	t0 := time.Now()
+	e.ruleChanges, e.lastRuleChange = bulkRuleChanges-1, t0
+	e.releaseAfterBulkEdit(t0.Add(time.Minute))
+	assert.Equal(t, bulkRuleChanges-1, e.ruleChanges, "a small edit leaves the runtime alone")
+	e.ruleChanges = bulkRuleChanges
+	e.releaseAfterBulkEdit(t0.Add(time.Second / 2))
+	assert.Equal(t, bulkRuleChanges, e.ruleChanges, "not while the edit goes on")
+	e.releaseAfterBulkEdit(t0.Add(time.Second))
+	assert.Zero(t, e.ruleChanges, "released once it is quiet for a tick")
+}

@@ -173,6 +173,10 @@ type Engine struct {
 	timerVersion uint64 // rule-set version the timers were scheduled with
 	throttle     *throttler
 	lastPrune    time.Time
+	// ruleChanges counts rule changes applied since memory was last handed
+	// back to the OS; lastRuleChange is when the latest was applied.
+	ruleChanges    int
+	lastRuleChange time.Time
 	// savedWater is the watermark last persisted, lastWaterSave when.
 	savedWater, lastWaterSave time.Time
 	matchBuf                  []*Rule
@@ -404,6 +408,7 @@ func (e *Engine) loadRules(ctx context.Context) error {
 	// of garbage. Hand it back to the OS now rather than carry it as
 	// resident memory until the runtime gets round to it.
 	debug.FreeOSMemory()
+	e.ruleChanges = 0
 	for id, err := range rejected {
 		e.log.Warn("alert rule rejected", zap.String("rule_id", id), zap.Error(err))
 	}
@@ -413,7 +418,22 @@ func (e *Engine) loadRules(ctx context.Context) error {
 	return nil
 }
 
+// bulkRuleChanges is how many rule changes make a bulk edit: once such an
+// edit has been quiet for a tick, the garbage it left (decoded records,
+// replaced rules) is handed back to the OS rather than kept resident.
+const bulkRuleChanges = 1000
+
+// releaseAfterBulkEdit frees the memory a bulk rule edit left behind.
+func (e *Engine) releaseAfterBulkEdit(now time.Time) {
+	if e.ruleChanges >= bulkRuleChanges && now.Sub(e.lastRuleChange) >= e.opts.TimerTick {
+		e.ruleChanges = 0
+		debug.FreeOSMemory()
+	}
+}
+
 func (e *Engine) applyRuleChange(ctx context.Context, c *realtime.Change) {
+	e.ruleChanges++
+	e.lastRuleChange = e.now()
 	switch c.Type {
 	case "DELETE":
 		id := scalarString(c.OldRecord["id"])

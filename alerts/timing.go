@@ -122,6 +122,7 @@ func (e *Engine) tick(ctx context.Context) {
 	if !e.rejectedSaved {
 		e.saveRejected(ctx)
 	}
+	e.releaseAfterBulkEdit(now)
 	if now.Sub(e.lastWaterSave) >= watermarkSaveEvery {
 		e.saveLiveWatermark(ctx, now)
 	}
