@@ -65,17 +65,19 @@ func internTemplate(kind templateKind, src string) *Template {
 	if t := lookupInterned(k); t != nil {
 		return t
 	}
-	// Parse and check outside the lock: checking renders the template.
-	var t *Template
 	if segs, ok := splitTemplate(kind, src); ok {
 		// Sources that differ only in their literal text share their
-		// actions' parse trees and keep just the text.
-		t = &Template{src: src, segs: segs}
-		t.checkErr = checkTemplate(kind, t)
-	} else if parsed, err := ParseTemplate(kind.name(), src); err != nil {
+		// actions' parse trees and keep just the text. Like static
+		// sources they are mostly unique: checked, not kept in the table.
+		t := &Template{src: src, segs: segs}
+		t.checkErr, t.checked = checkTemplate(kind, t), true
+		return t
+	}
+	// Parse and check outside the lock: checking renders the template.
+	t, err := ParseTemplate(kind.name(), src)
+	if err != nil {
 		t = &Template{src: src, checkErr: err}
 	} else {
-		t = parsed
 		t.checkErr = checkTemplate(kind, t)
 	}
 	t.checked = true

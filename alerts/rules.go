@@ -119,30 +119,16 @@ func CompileRule(spec RuleSpec) (*Rule, error) {
 }
 
 // share makes the spec's strings that many rules usually have in common
-// (project, workflow, events, URL and payload templates, secrets, header
-// values) point at one canonical copy each, so that a large rule cache holds
-// them once. Canonical copies are weakly held: they go when no rule uses
-// them.
+// (project, workflow, events, payload template) point at one canonical copy
+// each, so that a large rule cache holds them once. Canonical copies are
+// weakly held: they go when no rule uses them. Values that are usually
+// distinct per rule (URLs, secrets, header values) are left alone:
+// canonicalizing them would cost more than it saves.
 func (s *RuleSpec) share() {
 	s.ProjectID = canonical(s.ProjectID)
 	s.WorkflowSlug = canonical(s.WorkflowSlug)
-	s.WebhookURL = canonical(s.WebhookURL)
 	s.PayloadTemplate = canonical(s.PayloadTemplate)
 	s.Events = canonicalEvents(s.Events)
-	if len(s.Secrets) > 0 {
-		secrets := make([]string, len(s.Secrets))
-		for i, v := range s.Secrets {
-			secrets[i] = canonical(v)
-		}
-		s.Secrets = secrets
-	}
-	if len(s.Headers) > 0 {
-		headers := make(map[string]string, len(s.Headers))
-		for k, v := range s.Headers {
-			headers[k] = canonical(v)
-		}
-		s.Headers = headers
-	}
 }
 
 func canonical(v string) string {

@@ -272,10 +272,26 @@ func TestIdenticalTemplatesAreSharedAndStaticOnesNotParsed(t *testing.T) {
 		require.NoError(t, err)
 		rules = append(rules, r)
 	}
+	// Both sources are text around plain actions: split, with one shared
+	// parse tree per action.
 	for _, r := range rules[1:] {
-		assert.Same(t, rules[0].payload, r.payload, "one parse tree per payload source")
+		assert.Same(t, rules[0].payload.segs[1].act, r.payload.segs[1].act, "one parse tree per payload action")
 	}
-	assert.Same(t, rules[0].url, rules[2].url, "one parse tree per URL source")
+	assert.Same(t, rules[0].url.segs[1].act, rules[2].url.segs[1].act, "one parse tree per URL action")
+	assert.Nil(t, rules[0].url.t)
+
+	// A source with control structures is parsed whole, once.
+	var whole []*Rule
+	for range 3 {
+		s := spec("w", "p", "", "failed")
+		s.PayloadTemplate = `{"run": {{if .RunID}}{{json .RunID}}{{else}}null{{end}}, "intern": "shared-intern-test"}`
+		r, err := CompileRule(s)
+		require.NoError(t, err)
+		whole = append(whole, r)
+	}
+	require.NotNil(t, whole[0].payload.t)
+	assert.Same(t, whole[0].payload, whole[2].payload, "one parse tree per payload source")
+	runtime.KeepAlive(whole)
 	assert.True(t, rules[1].url.IsStatic(), "a static URL is never parsed")
 	assert.Nil(t, rules[1].url.t)
 
@@ -292,7 +308,7 @@ func TestInternedTemplatesAreCollectedWhenUnused(t *testing.T) {
 	// collected (or still be alive) while it runs.
 	srcs := make([]string, 20)
 	for i := range srcs {
-		srcs[i] = fmt.Sprintf(`{"gc_probe": %d, "run": {{json .RunID}}}`, i)
+		srcs[i] = fmt.Sprintf(`{"gc_probe": %d, "run": {{with .RunID}}{{json .}}{{end}}}`, i) // not split: interned whole
 	}
 	live := func() int {
 		interned.Lock()
