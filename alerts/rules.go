@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -129,6 +130,17 @@ func (s *RuleSpec) share() {
 	s.WorkflowSlug = canonical(s.WorkflowSlug)
 	s.PayloadTemplate = canonical(s.PayloadTemplate)
 	s.Events = canonicalEvents(s.Events)
+}
+
+// sameSpec reports whether a compiled rule's spec (a) and a freshly read
+// one (b) describe the same rule.
+func sameSpec(a, b RuleSpec) bool {
+	return a.ID == b.ID && a.ProjectID == b.ProjectID && a.WorkflowSlug == b.WorkflowSlug && a.Name == b.Name &&
+		a.Enabled == b.Enabled && slices.Equal(a.Events, b.Events) && a.DelayThreshold == b.DelayThreshold &&
+		a.StallThreshold == b.StallThreshold && a.WebhookURL == b.WebhookURL && slices.Equal(a.Secrets, b.Secrets) &&
+		a.MeshHookSignature == b.MeshHookSignature && maps.Equal(a.Headers, b.Headers) &&
+		a.PayloadTemplate == b.PayloadTemplate && a.ThrottleMax == b.ThrottleMax &&
+		a.ThrottleWindow == b.ThrottleWindow && a.CreatedAt.Equal(b.CreatedAt)
 }
 
 func canonical(v string) string {
@@ -280,12 +292,21 @@ func (s *RuleSet) removeLocked(id string) {
 }
 
 // Replace swaps the whole set for a fresh snapshot and returns the specs that
-// were rejected, by id. Rules keep sharing templates with the previous set,
-// so a periodic reload parses nothing new.
+// were rejected, by id. A rule whose spec did not change is kept as it is,
+// so a periodic reload (or the one after subscribing) compiles only what
+// changed and does not build a second copy of a large cache.
 func (s *RuleSet) Replace(specs []RuleSpec) map[string]error {
 	byID := make(map[string]*Rule, len(specs))
 	rejected := map[string]error{}
 	for _, sp := range specs {
+		s.mu.RLock()
+		old := s.byID[sp.ID]
+		s.mu.RUnlock()
+		if old != nil && sameSpec(old.Spec, sp) {
+			delete(rejected, sp.ID)
+			byID[sp.ID] = old
+			continue
+		}
 		r, err := CompileRule(sp)
 		if err != nil {
 			rejected[sp.ID] = err

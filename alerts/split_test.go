@@ -67,3 +67,27 @@ func TestURLsDifferingInTextShareTheirActions(t *testing.T) {
 	_, err = CompileRule(RuleSpec{ID: "bad", Events: []string{"failed"}, WebhookURL: "ftp://x.example/{{.RunID}}"})
 	assert.ErrorContains(t, err, "webhook_url", "a split URL is still checked as a whole")
 }
+
+func TestReloadKeepsUnchangedRules(t *testing.T) {
+	rs := NewRuleSet()
+	specs := func() []RuleSpec {
+		a := spec("a", "p", "billing", "failed")
+		a.Headers = map[string]string{} // as decoded from '{}'
+		b := spec("b", "p", "", "failed", "succeeded")
+		b.WebhookURL = "https://hooks.example.com/{{.RunID}}/x"
+		return []RuleSpec{a, b}
+	}
+	require.Empty(t, rs.Replace(specs()))
+	a1, _ := rs.Get("a")
+	b1, _ := rs.Get("b")
+
+	next := specs()
+	next[1].Name = "renamed"
+	require.Empty(t, rs.Replace(next))
+	a2, _ := rs.Get("a")
+	b2, _ := rs.Get("b")
+	assert.Same(t, a1, a2, "an unchanged rule is kept, not compiled again")
+	assert.NotSame(t, b1, b2, "a changed rule is compiled again")
+	assert.Equal(t, "renamed", b2.Spec.Name)
+	assert.Len(t, rs.Match("p", "billing", EventFailed), 2)
+}
