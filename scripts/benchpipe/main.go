@@ -160,7 +160,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	var rows []row
-	idleRSS, err := d.rss()
+	idleRSS, err := d.settledRSS(ctx)
 	if err != nil {
 		return err
 	}
@@ -269,8 +269,7 @@ func run(ctx context.Context) error {
 		rows = append(rows, row{liveName, fmt.Sprintf("n/a (not cached within %s)", *flagLiveWait), "", nil})
 	} else {
 		say("memory: %d rules cached %s after the first insert", total, time.Since(loadStart).Round(100*time.Millisecond))
-		time.Sleep(2 * time.Second)
-		liveRSS, err := d.rss()
+		liveRSS, err := d.settledRSS(ctx)
 		if err != nil {
 			return err
 		}
@@ -289,8 +288,7 @@ func run(ctx context.Context) error {
 	if err := waitSubscribed(ctx, si); err != nil {
 		return err
 	}
-	time.Sleep(2 * time.Second)
-	restartRSS, err := d.rss()
+	restartRSS, err := d.settledRSS(ctx)
 	if err != nil {
 		return err
 	}
@@ -584,6 +582,33 @@ func (d *daemon) histogram(ctx context.Context, name string) (histogram, error) 
 		return histogram{}, err
 	}
 	return parseHistogram(text, name)
+}
+
+// settledRSS is the daemon's resident set once it has settled: sampled
+// every second until three samples in a row are within 2 % of each other
+// (start-up reloads its rules once Realtime confirms the subscription, and
+// frees what that load left), at most for a minute.
+func (d *daemon) settledRSS(ctx context.Context) (int64, error) {
+	var last []int64
+	deadline := time.Now().Add(time.Minute)
+	for {
+		v, err := d.rss()
+		if err != nil {
+			return 0, err
+		}
+		last = append(last, v)
+		if n := len(last); n >= 3 {
+			lo, hi := min(last[n-1], last[n-2], last[n-3]), max(last[n-1], last[n-2], last[n-3])
+			if float64(hi-lo) <= 0.02*float64(hi) || time.Now().After(deadline) {
+				return v, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // rss is the daemon's resident set size in bytes.
