@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"html/template"
 	"io/fs"
 	"net/http"
 	"path"
@@ -39,14 +40,22 @@ type Options struct {
 	Path string
 }
 
-// pages maps the UI's page names (the path below the base) to their files.
-var pages = map[string]string{
-	"":           "index.html",
-	"rules":      "rules.html",
-	"rule":       "rule.html",
-	"deliveries": "deliveries.html",
-	"health":     "health.html",
+// page is one of the UI's pages: its main content (a file), its title and
+// its data-page name (which the script keys on). Every page shares the
+// document around the content, layout.html.
+type page struct{ file, title, id string }
+
+// pages maps the UI's page names (the path below the base) to their pages.
+var pages = map[string]page{
+	"":           {"index.html", "Sign in", "signin"},
+	"rules":      {"rules.html", "Rules", "rules"},
+	"rule":       {"rule.html", "Rule", "rule"},
+	"deliveries": {"deliveries.html", "Deliveries", "deliveries"},
+	"health":     {"health.html", "Health", "health"},
 }
+
+// layout is the document every page's content is set in.
+var layout = template.Must(template.ParseFS(static, "static/layout.html"))
 
 // asset is one file served by the UI.
 type asset struct {
@@ -75,8 +84,8 @@ func Handler(opts Options) (http.Handler, error) {
 		return nil, fmt.Errorf("ui: Path must be a clean absolute path ending in \"/\", got %q", base)
 	}
 	h := &handler{base: base, assets: map[string]*asset{}}
-	for name, file := range pages {
-		a, err := load(file)
+	for name, pg := range pages {
+		a, err := loadPage(pg)
 		if err != nil {
 			return nil, err
 		}
@@ -105,6 +114,24 @@ func load(name string) (*asset, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ui: embedded file %s: %w", name, err)
 	}
+	return newAsset(name, body)
+}
+
+// loadPage sets a page's embedded content in the layout.
+func loadPage(pg page) (*asset, error) {
+	main, err := static.ReadFile("static/" + pg.file)
+	if err != nil {
+		return nil, fmt.Errorf("ui: embedded file %s: %w", pg.file, err)
+	}
+	var b bytes.Buffer
+	// The content is our own embedded file: trusted HTML.
+	if err := layout.Execute(&b, map[string]any{"Title": pg.title, "Page": pg.id, "Main": template.HTML(main)}); err != nil {
+		return nil, fmt.Errorf("ui: page %s: %w", pg.file, err)
+	}
+	return newAsset(pg.file, b.Bytes())
+}
+
+func newAsset(name string, body []byte) (*asset, error) {
 	ct, err := contentType(name)
 	if err != nil {
 		return nil, err
