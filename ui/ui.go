@@ -21,6 +21,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/meshhook/meshhook-alerts/alerts"
 )
 
 //go:embed static
@@ -40,9 +42,10 @@ type Options struct {
 	Path string
 }
 
-// page is one of the UI's pages: its main content (a file), its title and
-// its data-page name (which the script keys on). Every page shares the
-// document around the content, layout.html.
+// page is one of the UI's pages: its main content (a file, an html/template
+// that may list the alert events), its title and its data-page name (which
+// the script keys on). Every page shares the document around the content,
+// layout.html. Pages are rendered once, when the handler is built.
 type page struct{ file, title, id string }
 
 // pages maps the UI's page names (the path below the base) to their pages.
@@ -123,9 +126,16 @@ func loadPage(pg page) (*asset, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ui: embedded file %s: %w", pg.file, err)
 	}
+	t, err := template.Must(layout.Clone()).New("main").Parse(string(main))
+	if err != nil {
+		return nil, fmt.Errorf("ui: page %s: %w", pg.file, err)
+	}
+	events := make([]string, len(alerts.AllEvents))
+	for i, e := range alerts.AllEvents {
+		events[i] = string(e)
+	}
 	var b bytes.Buffer
-	// The content is our own embedded file: trusted HTML.
-	if err := layout.Execute(&b, map[string]any{"Title": pg.title, "Page": pg.id, "Main": template.HTML(main)}); err != nil {
+	if err := t.ExecuteTemplate(&b, "layout.html", map[string]any{"Title": pg.title, "Page": pg.id, "Events": events}); err != nil {
 		return nil, fmt.Errorf("ui: page %s: %w", pg.file, err)
 	}
 	return newAsset(pg.file, b.Bytes())
