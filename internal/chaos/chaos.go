@@ -36,7 +36,7 @@ type Options struct {
 	// StandIn is the running stand-in, on a database with MeshHook's tables
 	// and no runs or rules yet. Required.
 	StandIn *standin.StandIn
-	// Binary is the daemon binary (see BuildDaemon). Required.
+	// Binary is the daemon binary (see standin.BuildDaemon). Required.
 	Binary string
 	// WorkDir receives the daemon logs. Required.
 	WorkDir string

@@ -1,37 +1,14 @@
 package chaos
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 )
-
-// BuildDaemon builds the daemon binary into dir with `go build` run at the
-// module root (found with `go env GOMOD` from the working directory) and
-// returns its path.
-func BuildDaemon(ctx context.Context, dir string) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("chaos: go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("chaos: not inside the meshhook-alerts module (go env GOMOD is empty)")
-	}
-	bin := filepath.Join(dir, "meshhook-alerts")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-	cmd.Dir = filepath.Dir(gomod)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("chaos: go build: %w\n%s", err, msg)
-	}
-	return bin, nil
-}
 
 // Daemon runs the daemon binary as a child process that can be killed and
 // restarted. Each run logs to its own file in LogDir.

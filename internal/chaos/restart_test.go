@@ -28,7 +28,7 @@ func daemonBinary(t *testing.T) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bin, err := BuildDaemon(ctx, t.TempDir())
+	bin, err := standin.BuildDaemon(ctx, t.TempDir())
 	require.NoError(t, err)
 	return bin
 }

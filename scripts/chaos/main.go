@@ -95,7 +95,7 @@ func run() int {
 func chaosRun(ctx context.Context, dir string, o chaos.Options) (*chaos.Summary, error) {
 	if o.Binary == "" {
 		o.Logf("chaos: building the daemon into %s", dir)
-		bin, err := chaos.BuildDaemon(ctx, dir)
+		bin, err := standin.BuildDaemon(ctx, dir)
 		if err != nil {
 			return nil, err
 		}

@@ -18,13 +18,11 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/meshhook/meshhook-alerts/internal/pgtest"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
 	"github.com/meshhook/meshhook-alerts/internal/standin"
 	"github.com/meshhook/meshhook-alerts/sender/sendertest"
@@ -42,10 +40,6 @@ func main() {
 func say(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
 
 func run(ctx context.Context) error {
-	root, err := pgtest.RepoRoot()
-	if err != nil {
-		return err
-	}
 	tmp, err := os.MkdirTemp("", "meshhook-demo-")
 	if err != nil {
 		return err
@@ -53,11 +47,9 @@ func run(ctx context.Context) error {
 	defer os.RemoveAll(tmp)
 
 	say("building meshhook-alerts")
-	bin := filepath.Join(tmp, "meshhook-alerts")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-	build.Dir, build.Stdout, build.Stderr = root, os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("go build: %w", err)
+	bin, err := standin.BuildDaemon(ctx, tmp)
+	if err != nil {
+		return err
 	}
 
 	say("starting PostgreSQL and the local Supabase stand-in (REST + Realtime)")
