@@ -47,6 +47,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meshhook/meshhook-alerts/alerts"
+	"github.com/meshhook/meshhook-alerts/internal/benchstat"
 	"github.com/meshhook/meshhook-alerts/sender"
 	"github.com/meshhook/meshhook-alerts/supabase"
 )
@@ -108,7 +109,7 @@ func run(ctx context.Context) error {
 	mode := *flagMode
 	if mode == "all" || mode == "floor" || mode == "fake" {
 		floor := latencyFloor(rcv.url, *flagSamples)
-		fmt.Printf("loopback floor, sequential plain POST:  p50 %s  p99 %s  (n=%d)\n", us(pct(floor, 50)), us(pct(floor, 99)), len(floor))
+		fmt.Printf("loopback floor, sequential plain POST:  p50 %s  p99 %s  (n=%d)\n", us(benchstat.Percentile(floor, 50)), us(benchstat.Percentile(floor, 99)), len(floor))
 		rps, cpu := throughputFloor(rcv.url, *flagWorkers, *flagFloorDur)
 		fmt.Printf("loopback floor, %d goroutines:          %.0f POSTs/s; CPU %.1f µs/POST (client + receiver)\n\n",
 			*flagWorkers, rps, float64(cpu.Nanoseconds())/1e3)
@@ -120,7 +121,7 @@ func run(ctx context.Context) error {
 			}
 			fmt.Printf("(sender latency run opened %d connections)\n", rcv.conns.Load()-c0)
 			fmt.Printf("sender, one worker, signed attempts:    p50 %s  p99 %s  → added p50 %s  p99 %s\n\n",
-				us(pct(lat, 50)), us(pct(lat, 99)), us(pct(lat, 50)-pct(floor, 50)), us(pct(lat, 99)-pct(floor, 99)))
+				us(benchstat.Percentile(lat, 50)), us(benchstat.Percentile(lat, 99)), us(benchstat.Percentile(lat, 50)-benchstat.Percentile(floor, 50)), us(benchstat.Percentile(lat, 99)-benchstat.Percentile(floor, 99)))
 		}
 	}
 	if mode == "all" || mode == "fake" {
@@ -551,16 +552,6 @@ func (f *fastStore) waitChange(d time.Duration) {
 	case <-f.changed:
 	case <-time.After(d):
 	}
-}
-
-func pct(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(float64(len(s)-1) * p / 100)
-	return s[i]
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d.Nanoseconds())/1e3) }

@@ -38,7 +38,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -50,7 +49,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/benchstat"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
 	"github.com/meshhook/meshhook-alerts/internal/standin"
 )
@@ -102,21 +101,15 @@ type row struct {
 func check(ok bool) *bool { return &ok }
 
 func run(ctx context.Context) error {
-	root, err := pgtest.RepoRoot()
-	if err != nil {
-		return err
-	}
 	tmp, err := os.MkdirTemp("", "meshhook-benchpipe-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
 	say("building the daemon")
-	bin := filepath.Join(tmp, "meshhook-alerts")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-	build.Dir, build.Stderr = root, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("go build: %w", err)
+	bin, err := standin.BuildDaemon(ctx, tmp)
+	if err != nil {
+		return err
 	}
 	say("starting PostgreSQL and the Supabase stand-in")
 	si, err := standin.Start(ctx, standin.Options{MeshHook: true})
@@ -174,7 +167,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	after, afterErr := d.histogram(ctx, daemonShare)
-	p50, p99, pmax := pct(steady, 50), pct(steady, 99), pct(steady, 100)
+	p50, p99, pmax := benchstat.Percentile(steady, 50), benchstat.Percentile(steady, 99), benchstat.Percentile(steady, 100)
 	rows = append(rows,
 		row{fmt.Sprintf("steady %d/s, commit → receipt p50", *flagSteadyRate), ms(p50), "", nil},
 		row{fmt.Sprintf("steady %d/s, commit → receipt p99", *flagSteadyRate), ms(p99), "≤ 20 ms", check(p99 <= 20*time.Millisecond)},
@@ -246,7 +239,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	baseP99, isoP99 := pct(base, 99), pct(iso, 99)
+	baseP99, isoP99 := benchstat.Percentile(base, 99), benchstat.Percentile(iso, 99)
 	ratio := float64(isoP99) / float64(max(baseP99, time.Microsecond))
 	rows = append(rows,
 		row{fmt.Sprintf("isolation %d/s, healthy p99, all endpoints healthy", *flagSteadyRate), ms(baseP99), "", nil},
@@ -929,16 +922,6 @@ func middleRate(times []time.Time) float64 {
 		return 0
 	}
 	return float64(hi-lo) / span.Seconds()
-}
-
-func pct(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(float64(len(s)-1) * p / 100)
-	return s[i]
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

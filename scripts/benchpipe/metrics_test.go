@@ -68,18 +68,6 @@ func TestHistogramMinus(t *testing.T) {
 	assert.Equal(t, 6.0, d.count)
 }
 
-func TestPct(t *testing.T) {
-	var ds []time.Duration
-	for i := 100; i >= 1; i-- {
-		ds = append(ds, time.Duration(i)*time.Millisecond)
-	}
-	assert.Equal(t, 50*time.Millisecond, pct(ds, 50))
-	assert.Equal(t, 99*time.Millisecond, pct(ds, 99))
-	assert.Equal(t, 100*time.Millisecond, pct(ds, 100))
-	assert.Equal(t, 100*time.Millisecond, ds[0], "pct must not sort its input")
-	assert.Zero(t, pct(nil, 99))
-}
-
 func TestMiddleRate(t *testing.T) {
 	start := time.Unix(1_700_000_000, 0)
 	var ts []time.Time
