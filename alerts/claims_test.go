@@ -30,16 +30,7 @@ func TestBurstIsClaimedInBatches(t *testing.T) {
 	// The same change twice in one batch is claimed once.
 	events <- change(runRow("run-0000", "failed", t0.Add(-time.Minute), t0), t0)
 	sub := &fakeSubmitter{}
-	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs"},
-		store, sub, zaptest.NewLogger(t))
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx, events) }()
-	defer func() {
-		cancel()
-		require.NoError(t, <-done)
-	}()
+	e := runEngineOn(t, Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs"}, store, sub, events, nil)
 	require.Eventually(t, func() bool { return len(sub.all()) >= n }, 20*time.Second, 5*time.Millisecond)
 	store.mu.Lock()
 	calls := store.claimCalls
@@ -102,18 +93,8 @@ func TestOneRefusedClaimIsRetriedAloneAndTheRestGoOut(t *testing.T) {
 		events <- change(runRow(fmt.Sprintf("run-%d", i), "failed", t0.Add(-time.Minute), t0), t0) // Realtime only
 	}
 	sub := &fakeSubmitter{}
-	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs", Now: clock.Now},
-		ps, sub, zaptest.NewLogger(t))
-	require.NoError(t, err)
 	ticks := make(chan time.Time)
-	e.ticks = ticks
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx, events) }()
-	defer func() {
-		cancel()
-		require.NoError(t, <-done)
-	}()
+	runEngineOn(t, Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs", Now: clock.Now}, ps, sub, events, ticks)
 	require.Eventually(t, func() bool { return len(sub.all()) == 5 }, 10*time.Second, 5*time.Millisecond)
 	for _, c := range sub.all() {
 		assert.NotEqual(t, "run-3", c.RunID)
@@ -174,16 +155,7 @@ func TestClaimsAreLeasedToTheSenderWhileItHasRoom(t *testing.T) {
 		events <- change(runRow(fmt.Sprintf("run-%d", i), "failed", t0.Add(-time.Minute), t0), t0)
 	}
 	sub := &leasingSubmitter{room: 12}
-	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs"},
-		store, sub, zaptest.NewLogger(t))
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx, events) }()
-	defer func() {
-		cancel()
-		require.NoError(t, <-done)
-	}()
+	runEngineOn(t, Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs"}, store, sub, events, nil)
 	require.Eventually(t, func() bool { return len(sub.all()) == n-1 }, 10*time.Second, 5*time.Millisecond)
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
@@ -255,4 +227,23 @@ func TestMemoryIsReleasedOnceABulkRuleEditIsQuiet(t *testing.T) {
 	assert.Equal(t, bulkRuleChanges, e.ruleChanges, "not while the edit goes on")
 	e.releaseAfterBulkEdit(t0.Add(time.Second))
 	assert.Zero(t, e.ruleChanges, "released once it is quiet for a tick")
+}
+
+// runEngineOn runs an engine over events until the test ends; ticks, when
+// not nil, replaces its timer ticker.
+func runEngineOn(t *testing.T, opts Options, store Store, sub Submitter, events chan realtime.Event, ticks chan time.Time) *Engine {
+	t.Helper()
+	e, err := New(opts, store, sub, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	if ticks != nil {
+		e.ticks = ticks
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx, events) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	return e
 }
