@@ -153,7 +153,7 @@ func (s *SupabaseStore) Claim(ctx context.Context, cs []Claim) ([]ClaimResult, e
 		}
 		batch[i] = a
 	}
-	claimed, err := s.db.ClaimAlerts(ctx, batch, time.Time{})
+	claimed, err := s.db.ClaimAlerts(ctx, batch)
 	if err != nil {
 		if len(batch) == 1 || supabase.IsRetryable(err) || ctx.Err() != nil {
 			return nil, err
@@ -184,7 +184,7 @@ func claimResult(c supabase.ClaimedAlert) ClaimResult {
 func (s *SupabaseStore) claimEach(ctx context.Context, batch []supabase.NewAlert) []ClaimResult {
 	out := make([]ClaimResult, len(batch))
 	for i, a := range batch {
-		got, err := s.db.ClaimAlerts(ctx, []supabase.NewAlert{a}, time.Time{})
+		got, err := s.db.ClaimAlerts(ctx, []supabase.NewAlert{a})
 		switch {
 		case err != nil:
 			out[i].Err = err

@@ -42,15 +42,15 @@ type claimedWire struct {
 
 // ClaimAlerts records many alerts in one request, skipping every alert
 // already claimed (by key or webhook_id) and those whose rule no longer
-// exists; it returns the alerts it inserted. When leaseUntil is not zero,
-// pending alerts are inserted already leased to the caller (delivering until
-// leaseUntil), as LeaseDueAlerts would return them.
+// exists; it returns the alerts it inserted. An alert given with Status
+// delivering and NextAttemptAt its lease expiry is inserted already leased
+// to the caller, as LeaseDueAlerts would return it.
 //
 // After an ambiguous failure (a timeout after the server committed) a
 // retried call reports the alerts the lost call inserted as already claimed:
 // they are pending (or leased, and taken over when the lease expires), so
 // they are still delivered. An alert is never lost and never claimed twice.
-func (s *Store) ClaimAlerts(ctx context.Context, alerts []NewAlert, leaseUntil time.Time) ([]ClaimedAlert, error) {
+func (s *Store) ClaimAlerts(ctx context.Context, alerts []NewAlert) ([]ClaimedAlert, error) {
 	const op = "claim alerts"
 	if len(alerts) == 0 {
 		return nil, nil
@@ -64,11 +64,7 @@ func (s *Store) ClaimAlerts(ctx context.Context, alerts []NewAlert, leaseUntil t
 		}
 		rows[i] = row
 	}
-	args := map[string]any{"p_alerts": rows}
-	if !leaseUntil.IsZero() {
-		args["p_lease_until"] = bodyTime(leaseUntil)
-	}
-	body, err := s.rpc(ctx, op, FuncClaim, args)
+	body, err := s.rpc(ctx, op, FuncClaim, map[string]any{"p_alerts": rows})
 	if err != nil {
 		return nil, err
 	}

@@ -33,7 +33,7 @@ func TestIntegration_ClaimAlertsInOneCall(t *testing.T) {
 	gone.ConfigID = "00000000-0000-4000-8000-000000000099" // no such rule
 	batch = append(batch, gone)
 
-	got, err := f.store.ClaimAlerts(ctx, batch, time.Time{})
+	got, err := f.store.ClaimAlerts(ctx, batch)
 	require.NoError(t, err)
 	keys := map[supabase.ClaimKey]supabase.ClaimedAlert{}
 	for _, c := range got {
@@ -55,14 +55,16 @@ func TestIntegration_ClaimAlertsInOneCall(t *testing.T) {
 	assert.Equal(t, supabase.StatusSuppressed, s.Status)
 	assert.True(t, s.NextAttemptAt.IsZero(), "a suppressed alert is never due")
 
-	again, err := f.store.ClaimAlerts(ctx, batch, time.Time{})
+	again, err := f.store.ClaimAlerts(ctx, batch)
 	require.NoError(t, err)
 	assert.Empty(t, again, "claims are idempotent")
 
 	// Leased at insert: delivering until the lease, not handed out by
 	// LeaseDueAlerts before it expires.
 	until := time.Now().Add(time.Minute).Truncate(time.Microsecond)
-	leased, err := f.store.ClaimAlerts(ctx, []supabase.NewAlert{f.newAlert("run-20", "msg_20")}, until)
+	held := f.newAlert("run-20", "msg_20")
+	held.Status, held.NextAttemptAt = supabase.StatusDelivering, until
+	leased, err := f.store.ClaimAlerts(ctx, []supabase.NewAlert{held})
 	require.NoError(t, err)
 	require.Len(t, leased, 1)
 	assert.Equal(t, supabase.StatusDelivering, leased[0].Status)
@@ -90,7 +92,7 @@ func TestIntegration_ClaimAlertsRacingClaimsNeverDuplicate(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got, err := f.store.ClaimAlerts(context.WithoutCancel(ctx), batch, time.Time{})
+			got, err := f.store.ClaimAlerts(context.WithoutCancel(ctx), batch)
 			assert.NoError(t, err)
 			mu.Lock()
 			for _, c := range got {
@@ -109,7 +111,7 @@ func TestIntegration_ClaimAlertsRacingClaimsNeverDuplicate(t *testing.T) {
 func TestIntegration_ClaimAlertsNamesTheBadAlert(t *testing.T) {
 	f := newFixture(t)
 	a := f.newAlert("run-1", "")
-	_, err := f.store.ClaimAlerts(t.Context(), []supabase.NewAlert{f.newAlert("run-0", "msg_0"), a}, time.Time{})
+	_, err := f.store.ClaimAlerts(t.Context(), []supabase.NewAlert{f.newAlert("run-0", "msg_0"), a})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "alert 1")
 	assert.Contains(t, err.Error(), "webhook_id")

@@ -1,15 +1,16 @@
 -- meshhook-alerts: claim many alerts in one call.
 --
--- alert_claim(p_alerts, p_lease_until)
+-- alert_claim(p_alerts)
 --   Inserts each alert of p_alerts (a JSON array of alert_logs rows: config_id,
 --   project_id, workflow_slug, run_id, event, webhook_id, status,
 --   next_attempt_at, payload, target_url, occurred_at, outcome_reason,
 --   completed_at) unless it is already claimed: ON CONFLICT DO NOTHING on
 --   every unique key, so a claim racing an identical one (same claim key and
 --   webhook_id) is skipped, never an error. Alerts of rules deleted meanwhile
---   are skipped too. When p_lease_until is given, pending alerts are inserted
---   already leased to the caller (delivering, next_attempt_at = p_lease_until)
---   so it can send them without a separate lease call.
+--   are skipped too. An alert given as delivering, with next_attempt_at its
+--   lease expiry, is inserted already leased to the caller, which can send it
+--   without a separate lease call; a pending alert without next_attempt_at is
+--   due at once.
 --   Returns the inserted alerts as a JSON array of
 --   {id, config_id, run_id, event, status, next_attempt_at}; an alert missing
 --   from it was claimed before.
@@ -17,7 +18,7 @@
 -- Called over PostgREST (/rest/v1/rpc/alert_claim) by the service role only.
 -- Safe to run more than once.
 
-create or replace function public.alert_claim(p_alerts jsonb, p_lease_until timestamptz default null)
+create or replace function public.alert_claim(p_alerts jsonb)
 returns jsonb
 language sql
 volatile
@@ -36,10 +37,8 @@ as $$
                                    status, next_attempt_at, payload, target_url, occurred_at,
                                    outcome_reason, completed_at)
     select config_id, project_id, workflow_slug, run_id, event, webhook_id,
-           case when coalesce(status, 'pending') = 'pending' and p_lease_until is not null
-                then 'delivering' else coalesce(status, 'pending') end,
-           case when coalesce(status, 'pending') = 'pending'
-                then coalesce(p_lease_until, next_attempt_at, now()) else next_attempt_at end,
+           coalesce(status, 'pending'),
+           case when coalesce(status, 'pending') = 'pending' then coalesce(next_attempt_at, now()) else next_attempt_at end,
            payload, target_url, occurred_at, outcome_reason, completed_at
       from input
     on conflict do nothing
@@ -51,12 +50,12 @@ as $$
     from inserted
 $$;
 
-comment on function public.alert_claim(jsonb, timestamptz) is
+comment on function public.alert_claim(jsonb) is
   'meshhook-alerts: claim alerts in one call, skipping those already claimed (service role only)';
 
 -- Supabase grants EXECUTE on new functions in public to anon and
 -- authenticated; claims are the daemon's alone.
-revoke all on function public.alert_claim(jsonb, timestamptz) from public, anon, authenticated;
-grant execute on function public.alert_claim(jsonb, timestamptz) to service_role;
+revoke all on function public.alert_claim(jsonb) from public, anon, authenticated;
+grant execute on function public.alert_claim(jsonb) to service_role;
 
 notify pgrst, 'reload schema';
