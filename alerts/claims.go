@@ -53,7 +53,7 @@ func (e *Engine) queue(ctx context.Context, q queuedClaim) {
 // for that key, it is claimed first, so the check sees it.
 func (e *Engine) reserveThrottle(ctx context.Context, r *Rule, workflow string) {
 	b := &e.batch
-	k := throttleKey{r.Spec.ID, workflow}
+	k := throttleKey{r.ID(), workflow}
 	if _, busy := b.throttleKeys[k]; busy {
 		e.flush(ctx)
 	}
@@ -188,7 +188,7 @@ func (e *Engine) settleClaim(q queuedClaim, res ClaimResult, logged bool) {
 		e.count(func(s *engineStats) { s.suppressed++ })
 		e.events.add(c.Event, func(n *EventCounts) { n.Suppressed++ })
 		log().Info("alert suppressed by throttling", zap.String("alert_id", res.ID),
-			zap.Int("throttle_max", q.rule.Spec.ThrottleMax), zap.Duration("throttle_window", q.rule.Spec.ThrottleWindow))
+			zap.Int("throttle_max", q.rule.ThrottleMax()), zap.Duration("throttle_window", q.rule.ThrottleWindow()))
 		return
 	}
 	log().Info("alert claimed", zap.String("alert_id", res.ID), zap.String("webhook_id", c.WebhookID))

@@ -107,11 +107,11 @@ func (s submitter) Unreserve(n int) { s.snd.Unreserve(n) }
 // hand (the rendered, not yet sealed, URL and the rule's signing material),
 // so nothing is read back from the database.
 func (d *Deliveries) alertOf(c Claimed) sender.Alert {
-	spec := c.Rule.Spec
+	r := c.Rule
 	a := sender.Alert{
 		ID: c.ID, ConfigID: c.ConfigID, WebhookID: c.WebhookID, RunID: c.RunID, Event: string(c.Event),
-		Payload: c.Payload, TargetURL: c.TargetURL, Secrets: spec.Secrets, MeshHookSignature: spec.MeshHookSignature,
-		Headers: spec.Headers, CreatedAt: time.Now(), OccurredAt: c.OccurredAt, ReceivedAt: c.ReceivedAt, Lease: c.Lease,
+		Payload: c.Payload, TargetURL: c.TargetURL, Secrets: r.Secrets(), MeshHookSignature: r.MeshHookSignature(),
+		Headers: r.Headers(), CreatedAt: time.Now(), OccurredAt: c.OccurredAt, ReceivedAt: c.ReceivedAt, Lease: c.Lease,
 	}
 	if d.Opener != nil {
 		a.TLS = d.Opener.TLS(c.ConfigID)
@@ -153,12 +153,12 @@ func (d *Deliveries) LeaseDue(ctx context.Context, now, until time.Time, limit i
 		if d.Rules != nil {
 			r, ok = d.Rules.Get(l.ConfigID)
 		}
-		if !ok || !r.Spec.Enabled {
+		if !ok || !r.Enabled() {
 			a.Refusal = d.refusal(ctx, l.ConfigID)
 			out = append(out, a)
 			continue
 		}
-		a.Secrets, a.MeshHookSignature, a.Headers = r.Spec.Secrets, r.Spec.MeshHookSignature, r.Spec.Headers
+		a.Secrets, a.MeshHookSignature, a.Headers = r.Secrets(), r.MeshHookSignature(), r.Headers()
 		if d.Opener != nil {
 			a.TLS = d.Opener.TLS(l.ConfigID)
 		}

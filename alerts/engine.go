@@ -17,8 +17,10 @@ import (
 
 // Store is what the engine needs from the database.
 type Store interface {
-	// LoadRules returns every alert rule (opened, not yet compiled).
-	LoadRules(ctx context.Context) ([]RuleSpec, error)
+	// LoadRules calls add with every alert rule (opened, not yet compiled),
+	// as it reads them. On error the rules passed so far are not the
+	// whole set and are discarded.
+	LoadRules(ctx context.Context, add func(RuleSpec)) error
 	// DecodeRule turns an alert_configs row from a Realtime change into a spec.
 	DecodeRule(row map[string]any) (RuleSpec, error)
 	// GetRun re-reads one run row by id.
@@ -204,6 +206,7 @@ type engineStats struct {
 	changes, claims, duplicates, fails int64
 	suppressed, timerChecks            int64
 	catchups, catchupRows              int64
+	ruleLoads                          int64
 	tracked, scheduled                 int
 }
 
@@ -216,7 +219,9 @@ type Stats struct {
 	// delayed/stalled claim.
 	TimerChecks           int64
 	Catchups, CatchupRows int64
-	Rules                 int
+	// RuleLoads counts full loads of the rule cache completed.
+	RuleLoads int64
+	Rules     int
 	// Tracked is the number of running or paused runs with a timer entry,
 	// Scheduled those waiting for a threshold.
 	Tracked, Scheduled int
@@ -273,7 +278,7 @@ func (e *Engine) Stats() Stats {
 	defer e.stats.mu.Unlock()
 	return Stats{Changes: e.stats.changes, Claims: e.stats.claims, Duplicates: e.stats.duplicates,
 		Failures: e.stats.fails, Suppressed: e.stats.suppressed, TimerChecks: e.stats.timerChecks,
-		Catchups: e.stats.catchups, CatchupRows: e.stats.catchupRows, Rules: e.rules.Len(),
+		Catchups: e.stats.catchups, CatchupRows: e.stats.catchupRows, RuleLoads: e.stats.ruleLoads, Rules: e.rules.Len(),
 		Tracked: e.stats.tracked, Scheduled: e.stats.scheduled}
 }
 
@@ -398,17 +403,19 @@ func (e *Engine) retry(ctx context.Context, what string, fn func(context.Context
 }
 
 func (e *Engine) loadRules(ctx context.Context) error {
-	specs, err := e.store.LoadRules(ctx)
-	if err != nil {
+	// Rules are compiled as they are read, so a large set is never held
+	// twice (as rows and as rules).
+	reload := e.rules.Reload()
+	if err := e.store.LoadRules(ctx, reload.Add); err != nil {
 		return err
 	}
-	rejected := e.rules.Replace(specs)
-	specs = nil
+	rejected := reload.Commit()
 	// Loading decodes every rule's row: for many rules that is tens of MB
 	// of garbage. Hand it back to the OS now rather than carry it as
 	// resident memory until the runtime gets round to it.
 	debug.FreeOSMemory()
 	e.ruleChanges = 0
+	e.count(func(s *engineStats) { s.ruleLoads++ })
 	for id, err := range rejected {
 		e.log.Warn("alert rule rejected", zap.String("rule_id", id), zap.Error(err))
 	}

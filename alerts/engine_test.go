@@ -100,10 +100,14 @@ func (f *fakeStore) claimKeys() []string {
 	return slices.Sorted(maps.Keys(f.claims))
 }
 
-func (f *fakeStore) LoadRules(context.Context) ([]RuleSpec, error) {
+func (f *fakeStore) LoadRules(_ context.Context, add func(RuleSpec)) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]RuleSpec(nil), f.rules...), nil
+	rules := append([]RuleSpec(nil), f.rules...)
+	f.mu.Unlock()
+	for _, r := range rules {
+		add(r)
+	}
+	return nil
 }
 
 func (f *fakeStore) DecodeRule(row map[string]any) (RuleSpec, error) {

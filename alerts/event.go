@@ -57,6 +57,22 @@ func eventBit(e Event) eventSet {
 
 func (s eventSet) has(e Event) bool { return s&eventBit(e) != 0 }
 
+// eventNames holds one shared, read-only name list per event set.
+var eventNames [256][]string
+
+func init() {
+	for s := range eventNames {
+		for i, e := range AllEvents {
+			if s&(1<<i) != 0 {
+				eventNames[s] = append(eventNames[s], string(e))
+			}
+		}
+	}
+}
+
+// names lists the set's events in AllEvents order (shared: do not modify).
+func (s eventSet) names() []string { return eventNames[s] }
+
 // State is where a run is in its lifecycle, independent of the table's own
 // status vocabulary.
 type State int

@@ -45,52 +45,58 @@ type internKey struct {
 
 // interned maps template sources to their one shared, checked Template.
 // Entries are weak: a template no rule uses any more is collected and its
-// entry removed, so the table never outgrows the live rule set.
+// entry removed, so the table never outgrows the live rule set. Templates
+// that fail their check are not kept.
 var interned = struct {
 	sync.Mutex
 	m map[internKey]weak.Pointer[Template]
 }{m: map[internKey]weak.Pointer[Template]{}}
 
-// internTemplate returns the checked template of src. Rules sharing a source
-// share one parse tree and one check; a static source (no "{{") is checked
-// but never parsed nor kept in the table (such URLs are mostly unique). The
-// result's checkErr says why the template is unusable, if it is.
-func internTemplate(kind templateKind, src string) *Template {
+// internTemplate returns the checked template of src, or why it cannot be
+// used. Rules sharing a source share one parse tree and one check; a static
+// source (no "{{") is checked but never parsed nor kept in the table (such
+// URLs are mostly unique).
+func internTemplate(kind templateKind, src string) (*Template, error) {
 	if isStaticSource(src) {
-		t := &Template{src: src}
-		t.checkErr, t.checked = checkTemplate(kind, t), true
-		return t
+		return checked(kind, &Template{src: src})
 	}
 	k := internKey{kind, src}
 	if t := lookupInterned(k); t != nil {
-		return t
+		return t, nil
 	}
 	if segs, ok := splitTemplate(kind, src); ok {
 		// Sources that differ only in their literal text share their
 		// actions' parse trees and keep just the text. Like static
 		// sources they are mostly unique: checked, not kept in the table.
-		t := &Template{src: src, segs: segs}
-		t.checkErr, t.checked = checkTemplate(kind, t), true
-		return t
+		return checked(kind, &Template{src: src, segs: segs})
 	}
 	// Parse and check outside the lock: checking renders the template.
 	t, err := ParseTemplate(kind.name(), src)
 	if err != nil {
-		t = &Template{src: src, checkErr: err}
-	} else {
-		t.checkErr = checkTemplate(kind, t)
+		return nil, err
 	}
-	t.checked = true
+	if t, err = checked(kind, t); err != nil {
+		return nil, err
+	}
 	interned.Lock()
 	defer interned.Unlock()
 	if wp, ok := interned.m[k]; ok {
 		if existing := wp.Value(); existing != nil {
-			return existing // another caller won the race
+			return existing, nil // another caller won the race
 		}
 	}
 	interned.m[k] = weak.Make(t)
 	runtime.AddCleanup(t, forgetInterned, k)
-	return t
+	return t, nil
+}
+
+// checked checks t as kind and marks it checked.
+func checked(kind templateKind, t *Template) (*Template, error) {
+	if err := checkTemplate(kind, t); err != nil {
+		return nil, err
+	}
+	t.checked = true
+	return t, nil
 }
 
 func lookupInterned(k internKey) *Template {
@@ -143,37 +149,48 @@ func splitTemplate(kind templateKind, src string) ([]segment, bool) {
 	if err != nil || whole.t == nil || whole.t.Tree == nil || len(whole.t.Templates()) != 1 {
 		return nil, false
 	}
-	var segs []segment
+	nodes := whole.t.Tree.Root.Nodes
 	texts, actions := 0, 0
-	for _, n := range whole.t.Tree.Root.Nodes {
+	for _, n := range nodes {
 		switch n := n.(type) {
 		case *parse.TextNode:
 			texts++
-			segs = append(segs, segment{text: string(n.Text)})
 		case *parse.ActionNode:
 			if n.Pipe == nil || len(n.Pipe.Decl) > 0 || n.Pipe.IsAssign || usesVariables(n.Pipe) {
 				return nil, false
 			}
 			actions++
-			segs = append(segs, segment{src: n.String()})
 		default:
 			return nil, false
 		}
 	}
 	if texts == 0 || actions == 0 {
-		return nil, false
+		return nil, false // a lone action is the shared unit itself
 	}
-	for i := range segs {
-		if segs[i].src == "" {
+	segs := make([]segment, len(nodes))
+	for i, n := range nodes {
+		if n, ok := n.(*parse.TextNode); ok {
+			segs[i].text = textOf(src, n)
 			continue
 		}
-		a := internTemplate(kind.action(), segs[i].src)
-		if a.t == nil || a.checkErr != nil {
+		a, err := internTemplate(kind.action(), n.String())
+		if err != nil || a.t == nil {
 			return nil, false
 		}
-		segs[i] = segment{act: a}
+		segs[i].act = a
 	}
 	return segs, true
+}
+
+// textOf is a text node's text, as a slice of src when src holds it as it
+// is at the node's position (no trim marker took spaces off), so that a
+// split template does not keep a second copy of its literal text.
+func textOf(src string, n *parse.TextNode) string {
+	start := int(n.Pos)
+	if end := start + len(n.Text); start >= 0 && end <= len(src) && src[start:end] == string(n.Text) {
+		return src[start:end]
+	}
+	return string(n.Text)
 }
 
 // usesVariables reports whether a pipeline refers to a variable other than

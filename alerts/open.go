@@ -151,16 +151,16 @@ func (o *Opener) Open(spec RuleSpec, t supabase.ConfigTLS) (RuleSpec, error) {
 }
 
 // retain drops what the opener keeps about rules not in ids.
-func (o *Opener) retain(ids map[string]bool) {
+func (o *Opener) retain(ids map[string]struct{}) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for id := range o.tls {
-		if !ids[id] {
+		if _, ok := ids[id]; !ok {
 			delete(o.tls, id)
 		}
 	}
 	for id := range o.warned {
-		if !ids[id] {
+		if _, ok := ids[id]; !ok {
 			delete(o.warned, id)
 		}
 	}
@@ -255,36 +255,35 @@ func (s *SealedStore) accepted(id string) {
 
 // LoadRules reads every rule and opens its sealed values. Rules that cannot
 // be opened are left out, with a warning naming the rule and the fields.
-func (s *SealedStore) LoadRules(ctx context.Context) ([]RuleSpec, error) {
-	cfgs, err := s.db.ListAlertConfigs(ctx)
-	if err != nil {
-		return nil, err
-	}
+func (s *SealedStore) LoadRules(ctx context.Context, add func(RuleSpec)) error {
 	tls, err := s.db.ListConfigTLS(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out := make([]RuleSpec, 0, len(cfgs))
-	seen := make(map[string]bool, len(cfgs))
-	for _, c := range cfgs {
-		seen[c.ID] = true
+	seen := make(map[string]struct{})
+	err = s.db.EachAlertConfig(ctx, func(c supabase.AlertConfig) error {
+		seen[c.ID] = struct{}{}
 		spec, err := s.open.Open(specFromConfig(c), tls[c.ID])
 		if err != nil {
 			s.reject(c.ID, err)
-			continue
+			return nil
 		}
 		s.accepted(c.ID)
-		out = append(out, spec)
+		add(spec)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	s.open.retain(seen)
 	s.mu.Lock()
 	for id := range s.rejected {
-		if !seen[id] { // deleted meanwhile
+		if _, ok := seen[id]; !ok { // deleted meanwhile
 			delete(s.rejected, id)
 		}
 	}
 	s.mu.Unlock()
-	return out, nil
+	return nil
 }
 
 // RejectedRules returns why each rule the store refused (last load, or a

@@ -17,7 +17,7 @@ const ruleClockSkew = 5 * time.Second
 
 // predates reports whether something that happened at t happened before r
 // existed: rules never fire for history older than themselves.
-func predates(r *Rule, t time.Time) bool { return t.Before(r.Spec.CreatedAt.Add(-ruleClockSkew)) }
+func predates(r *Rule, t time.Time) bool { return t.Before(r.CreatedAt().Add(-ruleClockSkew)) }
 
 // processRow matches one run row, queues its alerts' claims and updates the
 // run's timer. occurred is the change's commit time (or the row's updated_at
@@ -45,7 +45,7 @@ func (e *Engine) processRow(ctx context.Context, row map[string]any, occurred, r
 			if predates(r, occurred) {
 				continue
 			}
-			p := pendingFire{rule: r.Spec.ID, run: run, wf: wf, project: project, event: event, occurred: occurred}
+			p := pendingFire{rule: r.ID(), run: run, wf: wf, project: project, event: event, occurred: occurred}
 			e.fire(ctx, r, run, wf, project, event, occurred, alertDetails{received: received}, func() {
 				// The row may move on before a catch-up re-reads it (a
 				// paused run resumes): retry this very alert.
@@ -80,7 +80,7 @@ func (e *Engine) recover(ctx context.Context, run Run, wf WorkflowInfo, project 
 	e.flush(ctx)
 	ids := make([]string, len(candidates))
 	for i, r := range candidates {
-		ids[i] = r.Spec.ID
+		ids[i] = r.ID()
 	}
 	claims, err := e.store.ConditionClaims(ctx, run.ID, ids)
 	if err != nil {
@@ -95,7 +95,7 @@ func (e *Engine) recover(ctx context.Context, run Run, wf WorkflowInfo, project 
 		}
 	}
 	for _, r := range candidates {
-		conds := from[r.Spec.ID]
+		conds := from[r.ID()]
 		if len(conds) == 0 {
 			continue
 		}
@@ -114,7 +114,7 @@ func couldHaveAlerted(r *Rule, run Run) bool {
 		return true
 	}
 	d := run.FinishedAt.Sub(run.StartedAt) + ruleClockSkew
-	return (r.Wants(EventDelayed) && d >= r.Spec.DelayThreshold) || (r.Wants(EventStalled) && d >= r.Spec.StallThreshold)
+	return (r.Wants(EventDelayed) && d >= r.Threshold(EventDelayed)) || (r.Wants(EventStalled) && d >= r.Threshold(EventStalled))
 }
 
 func (e *Engine) workflowOf(ctx context.Context, run Run) (WorkflowInfo, string) {
@@ -179,7 +179,7 @@ func (e *Engine) retryPending(ctx context.Context) {
 	e.pendingAt = time.Time{}
 	for _, p := range due {
 		r, ok := e.rules.Get(p.rule)
-		if ctx.Err() != nil || !ok || !r.Spec.Enabled || !r.Wants(p.event) {
+		if ctx.Err() != nil || !ok || !r.Enabled() || !r.Wants(p.event) {
 			if ctx.Err() != nil {
 				e.deferFire(p)
 			}
@@ -219,12 +219,12 @@ func (e *Engine) fire(ctx context.Context, r *Rule, run Run, wf WorkflowInfo, pr
 	url, body, err := r.Render(c)
 	if err != nil {
 		e.count(func(s *engineStats) { s.fails++ })
-		e.log.Error("rendering alert failed", zap.String("rule_id", r.Spec.ID), zap.String("run_id", run.ID),
+		e.log.Error("rendering alert failed", zap.String("rule_id", r.ID()), zap.String("run_id", run.ID),
 			zap.String("event", string(event)), zap.Error(err))
 		return
 	}
-	q.claim = Claim{ConfigID: r.Spec.ID, ProjectID: project, WorkflowSlug: wf.Slug, RunID: run.ID, Event: event,
-		WebhookID: WebhookID(r.Spec.ID, run.ID, event), Payload: body, TargetURL: url, OccurredAt: occurred,
+	q.claim = Claim{ConfigID: r.ID(), ProjectID: project, WorkflowSlug: wf.Slug, RunID: run.ID, Event: event,
+		WebhookID: WebhookID(r.ID(), run.ID, event), Payload: body, TargetURL: url, OccurredAt: occurred,
 		Suppressed: !q.allowed, ReceivedAt: d.received}
 	e.queue(ctx, q)
 }
@@ -241,7 +241,7 @@ func (e *Engine) context(r *Rule, run Run, wf WorkflowInfo, project string, even
 	c := &Context{
 		Type: "workflow_run." + string(event), Event: event, OccurredAt: occurred, Run: run.Row, RunID: run.ID,
 		Status: run.Status, Workflow: wf, Project: ProjectInfo{ID: project},
-		Rule: RuleInfo{ID: r.Spec.ID, Name: r.Spec.Name}, LinkBase: e.opts.LinkBaseURL,
+		Rule: RuleInfo{ID: r.ID(), Name: r.Name()}, LinkBase: e.opts.LinkBaseURL,
 	}
 	if !run.StartedAt.IsZero() {
 		s := run.StartedAt

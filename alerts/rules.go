@@ -35,13 +35,75 @@ type RuleSpec struct {
 	CreatedAt time.Time
 }
 
-// Rule is a validated, compiled RuleSpec. Its templates are shared with
-// every other rule of the same source.
+// Rule is a validated, compiled RuleSpec. A daemon caches every rule of
+// every project it serves, so a Rule is kept small: strings that many rules
+// have in common (project, workflow) are shared, events are a bit set, and
+// templates are shared with every other rule of the same source. Spec
+// rebuilds the RuleSpec when one is needed.
 type Rule struct {
-	Spec    RuleSpec
-	events  eventSet
-	url     *Template
-	payload *Template // nil: the default payload
+	id, name string
+	scope    unique.Handle[scopeKey] // project and workflow
+	url      string                  // webhook_url, as stored
+	urlT     *Template               // nil: url is static
+	payload  *Template               // nil: the default payload
+	secrets  []string
+	headers  map[string]string
+	created  int64 // unix nanoseconds
+	delay    time.Duration
+	stall    time.Duration
+	window   time.Duration // throttle window
+	max      int32         // throttle max
+	events   eventSet
+	enabled  bool
+	meshhook bool
+}
+
+// ID is the rule's id.
+func (r *Rule) ID() string { return r.id }
+
+// Name is the rule's name.
+func (r *Rule) Name() string { return r.name }
+
+// ProjectID is the project the rule is scoped to ("" for every project).
+func (r *Rule) ProjectID() string { return r.scope.Value().project }
+
+// WorkflowSlug is the workflow the rule is scoped to ("" for the whole project).
+func (r *Rule) WorkflowSlug() string { return r.scope.Value().slug }
+
+// Enabled reports whether the rule is enabled.
+func (r *Rule) Enabled() bool { return r.enabled }
+
+// Secrets are the rule's signing secrets (shared: do not modify).
+func (r *Rule) Secrets() []string { return r.secrets }
+
+// Headers are the rule's custom headers (shared: do not modify).
+func (r *Rule) Headers() map[string]string { return r.headers }
+
+// MeshHookSignature reports whether alerts also carry MeshHook's X-Signature.
+func (r *Rule) MeshHookSignature() bool { return r.meshhook }
+
+// CreatedAt is when the rule was created.
+func (r *Rule) CreatedAt() time.Time { return time.Unix(0, r.created).UTC() }
+
+// ThrottleMax and ThrottleWindow are the rule's throttle (zero: none).
+func (r *Rule) ThrottleMax() int { return int(r.max) }
+
+// ThrottleWindow is the window ThrottleMax counts alerts over.
+func (r *Rule) ThrottleWindow() time.Duration { return r.window }
+
+// Spec rebuilds the rule's spec. Its events are in AllEvents order, and its
+// slices and map are shared with the rule: do not modify them.
+func (r *Rule) Spec() RuleSpec {
+	s := RuleSpec{
+		ID: r.id, ProjectID: r.ProjectID(), WorkflowSlug: r.WorkflowSlug(), Name: r.name, Enabled: r.enabled,
+		Events: r.events.names(), DelayThreshold: r.delay, StallThreshold: r.stall, WebhookURL: r.url,
+		Secrets: r.secrets, MeshHookSignature: r.meshhook, Headers: r.headers,
+		ThrottleMax: int(r.max), ThrottleWindow: r.window, CreatedAt: r.CreatedAt(),
+	}
+	if r.payload != nil {
+		s.PayloadTemplate = r.payload.src
+	}
+	return s
 }
 
 // Wants reports whether the rule fires on e.
@@ -52,24 +114,35 @@ func (r *Rule) Wants(e Event) bool { return r.events.has(e) }
 func (r *Rule) Threshold(e Event) time.Duration {
 	switch e {
 	case EventDelayed:
-		return r.Spec.DelayThreshold
+		return r.delay
 	case EventStalled:
-		return r.Spec.StallThreshold
+		return r.stall
 	}
 	return 0
 }
 
 // Throttled reports whether the rule limits its alerts per workflow.
-func (r *Rule) Throttled() bool { return r.Spec.ThrottleMax > 0 && r.Spec.ThrottleWindow > 0 }
+func (r *Rule) Throttled() bool { return r.max > 0 && r.window > 0 }
+
+// maxThrottle bounds throttle_max to what a Rule holds.
+const maxThrottle = 1<<31 - 1
 
 // CompileRule validates a spec and checks its templates against a sample
 // context, so a broken rule is rejected when it is loaded, not when it fires.
 func CompileRule(spec RuleSpec) (*Rule, error) {
 	var errs []error
-	if len(spec.Headers) == 0 {
-		spec.Headers = nil
+	r := &Rule{
+		id: spec.ID, name: spec.Name, scope: unique.Make(scopeKey{spec.ProjectID, spec.WorkflowSlug}),
+		url: spec.WebhookURL, secrets: spec.Secrets, headers: spec.Headers, created: spec.CreatedAt.UnixNano(),
+		delay: spec.DelayThreshold, stall: spec.StallThreshold, window: spec.ThrottleWindow,
+		max: int32(min(max(spec.ThrottleMax, 0), maxThrottle)), enabled: spec.Enabled, meshhook: spec.MeshHookSignature,
 	}
-	r := &Rule{Spec: spec}
+	if len(spec.Headers) == 0 {
+		r.headers = nil
+	}
+	if len(spec.Secrets) == 0 {
+		r.secrets = nil
+	}
 	if spec.ID == "" {
 		errs = append(errs, errors.New("id: required"))
 	}
@@ -97,17 +170,20 @@ func CompileRule(spec RuleSpec) (*Rule, error) {
 	if r.events.has(EventRecovered) && !r.events.has(EventDelayed) && !r.events.has(EventStalled) {
 		errs = append(errs, errors.New("events: recovered follows a delayed or stalled alert of the same rule; list delayed or stalled too"))
 	}
-	if spec.ThrottleMax < 0 || (spec.ThrottleMax > 0 && spec.ThrottleWindow <= 0) || spec.ThrottleWindow < 0 {
+	switch {
+	case spec.ThrottleMax < 0 || (spec.ThrottleMax > 0 && spec.ThrottleWindow <= 0) || spec.ThrottleWindow < 0:
 		errs = append(errs, errors.New("throttle: throttle_max needs a throttle_window_seconds > 0"))
+	case spec.ThrottleMax > maxThrottle:
+		errs = append(errs, fmt.Errorf("throttle_max: at most %d, got %d", maxThrottle, spec.ThrottleMax))
 	}
-	if u := internTemplate(kindURL, spec.WebhookURL); u.checkErr != nil {
-		errs = append(errs, fmt.Errorf("webhook_url: %w", u.checkErr))
-	} else {
-		r.url = u
+	if u, err := internTemplate(kindURL, spec.WebhookURL); err != nil {
+		errs = append(errs, fmt.Errorf("webhook_url: %w", err))
+	} else if !u.IsStatic() {
+		r.urlT = u
 	}
 	if spec.PayloadTemplate != "" {
-		if p := internTemplate(kindPayload, spec.PayloadTemplate); p.checkErr != nil {
-			errs = append(errs, fmt.Errorf("payload_template: %w", p.checkErr))
+		if p, err := internTemplate(kindPayload, canonical(spec.PayloadTemplate)); err != nil {
+			errs = append(errs, fmt.Errorf("payload_template: %w", err))
 		} else {
 			r.payload = p
 		}
@@ -115,32 +191,34 @@ func CompileRule(spec RuleSpec) (*Rule, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	r.Spec.share()
 	return r, nil
 }
 
-// share makes the spec's strings that many rules usually have in common
-// (project, workflow, events, payload template) point at one canonical copy
-// each, so that a large rule cache holds them once. Canonical copies are
-// weakly held: they go when no rule uses them. Values that are usually
-// distinct per rule (URLs, secrets, header values) are left alone:
-// canonicalizing them would cost more than it saves.
-func (s *RuleSpec) share() {
-	s.ProjectID = canonical(s.ProjectID)
-	s.WorkflowSlug = canonical(s.WorkflowSlug)
-	s.PayloadTemplate = canonical(s.PayloadTemplate)
-	s.Events = canonicalEvents(s.Events)
-}
-
-// sameSpec reports whether a compiled rule's spec (a) and a freshly read
-// one (b) describe the same rule.
-func sameSpec(a, b RuleSpec) bool {
-	return a.ID == b.ID && a.ProjectID == b.ProjectID && a.WorkflowSlug == b.WorkflowSlug && a.Name == b.Name &&
-		a.Enabled == b.Enabled && slices.Equal(a.Events, b.Events) && a.DelayThreshold == b.DelayThreshold &&
-		a.StallThreshold == b.StallThreshold && a.WebhookURL == b.WebhookURL && slices.Equal(a.Secrets, b.Secrets) &&
-		a.MeshHookSignature == b.MeshHookSignature && maps.Equal(a.Headers, b.Headers) &&
-		a.PayloadTemplate == b.PayloadTemplate && a.ThrottleMax == b.ThrottleMax &&
-		a.ThrottleWindow == b.ThrottleWindow && a.CreatedAt.Equal(b.CreatedAt)
+// same reports whether the compiled rule r describes spec, a freshly read
+// one (events compare as sets, the order they are listed in does not matter).
+func (r *Rule) same(spec RuleSpec) bool {
+	var events eventSet
+	for _, s := range spec.Events {
+		e, err := ParseEvent(s)
+		if err != nil {
+			return false
+		}
+		events |= eventBit(e)
+	}
+	payload := ""
+	if r.payload != nil {
+		payload = r.payload.src
+	}
+	headers := spec.Headers
+	if len(headers) == 0 {
+		headers = nil
+	}
+	return r.id == spec.ID && r.ProjectID() == spec.ProjectID && r.WorkflowSlug() == spec.WorkflowSlug &&
+		r.name == spec.Name && r.enabled == spec.Enabled && r.events == events && len(spec.Events) > 0 &&
+		r.delay == spec.DelayThreshold && r.stall == spec.StallThreshold && r.url == spec.WebhookURL &&
+		slices.Equal(r.secrets, spec.Secrets) && r.meshhook == spec.MeshHookSignature &&
+		maps.Equal(r.headers, headers) && payload == spec.PayloadTemplate && int(r.max) == spec.ThrottleMax &&
+		r.window == spec.ThrottleWindow && r.created == spec.CreatedAt.UnixNano()
 }
 
 func canonical(v string) string {
@@ -150,30 +228,13 @@ func canonical(v string) string {
 	return unique.Make(v).Value()
 }
 
-// eventLists holds one shared, read-only slice per distinct event list.
-var eventLists sync.Map // strings.Join(events, ",") -> []string
-
-func canonicalEvents(evs []string) []string {
-	if len(evs) == 0 {
-		return evs
-	}
-	k := strings.Join(evs, ",")
-	if v, ok := eventLists.Load(k); ok {
-		return v.([]string)
-	}
-	shared := make([]string, len(evs))
-	for i, e := range evs {
-		shared[i] = canonical(e)
-	}
-	v, _ := eventLists.LoadOrStore(k, shared)
-	return v.([]string)
-}
-
 // Render produces the target URL and body of one alert.
 func (r *Rule) Render(c *Context) (url string, body []byte, err error) {
-	url, err = r.url.RenderURL(c)
-	if err != nil {
-		return "", nil, fmt.Errorf("webhook_url: %w", err)
+	url = strings.TrimSpace(r.url)
+	if r.urlT != nil {
+		if url, err = r.urlT.RenderURL(c); err != nil {
+			return "", nil, fmt.Errorf("webhook_url: %w", err)
+		}
 	}
 	if r.payload == nil {
 		body, err = c.Default()
@@ -243,8 +304,8 @@ func (s *RuleSet) Put(spec RuleSpec) error {
 }
 
 func (s *RuleSet) addLocked(r *Rule) {
-	s.byID[r.Spec.ID] = r
-	k := scopeKey{r.Spec.ProjectID, r.Spec.WorkflowSlug}
+	s.byID[r.id] = r
+	k := r.scope.Value()
 	s.byScope[k] = append(s.byScope[k], r)
 }
 
@@ -273,7 +334,7 @@ func (s *RuleSet) removeLocked(id string) {
 		return
 	}
 	delete(s.byID, id)
-	k := scopeKey{old.Spec.ProjectID, old.Spec.WorkflowSlug}
+	k := old.scope.Value()
 	rules := s.byScope[k]
 	for i, r := range rules {
 		if r == old {
@@ -296,40 +357,65 @@ func (s *RuleSet) removeLocked(id string) {
 // so a periodic reload (or the one after subscribing) compiles only what
 // changed and does not build a second copy of a large cache.
 func (s *RuleSet) Replace(specs []RuleSpec) map[string]error {
-	byID := make(map[string]*Rule, len(specs))
-	rejected := map[string]error{}
+	r := s.Reload()
 	for _, sp := range specs {
-		s.mu.RLock()
-		old := s.byID[sp.ID]
-		s.mu.RUnlock()
-		if old != nil && sameSpec(old.Spec, sp) {
-			delete(rejected, sp.ID)
-			byID[sp.ID] = old
-			continue
-		}
-		r, err := CompileRule(sp)
-		if err != nil {
-			rejected[sp.ID] = err
-			delete(byID, sp.ID)
-			continue
-		}
-		delete(rejected, sp.ID)
-		byID[sp.ID] = r
+		r.Add(sp)
 	}
-	byScope := make(map[scopeKey][]*Rule, len(byID))
-	for _, r := range byID {
-		k := scopeKey{r.Spec.ProjectID, r.Spec.WorkflowSlug}
-		byScope[k] = append(byScope[k], r)
+	return r.Commit()
+}
+
+// Reload starts building a fresh snapshot of the set from specs added one
+// at a time (as they are read), which Commit then swaps in. Until then the
+// set serves its current rules. Like Replace, it keeps unchanged rules.
+func (s *RuleSet) Reload() *Reload {
+	return &Reload{set: s, byID: make(map[string]*Rule, s.Len()), rejected: map[string]error{}}
+}
+
+// Reload is a snapshot of a RuleSet being built; see RuleSet.Reload.
+type Reload struct {
+	set      *RuleSet
+	byID     map[string]*Rule
+	rejected map[string]error
+}
+
+// Add compiles spec into the snapshot (or keeps the current rule when spec
+// has not changed). A later spec with the same id replaces an earlier one.
+func (r *Reload) Add(spec RuleSpec) {
+	r.set.mu.RLock()
+	old := r.set.byID[spec.ID]
+	r.set.mu.RUnlock()
+	delete(r.rejected, spec.ID)
+	if old != nil && old.same(spec) {
+		r.byID[spec.ID] = old
+		return
 	}
-	reasons := make(map[string]string, len(rejected))
-	for id, err := range rejected {
+	rule, err := CompileRule(spec)
+	if err != nil {
+		r.rejected[spec.ID] = err
+		delete(r.byID, spec.ID)
+		return
+	}
+	r.byID[spec.ID] = rule
+}
+
+// Commit swaps the snapshot in and returns the specs that were rejected, by
+// id. The Reload must not be used afterwards.
+func (r *Reload) Commit() map[string]error {
+	byScope := make(map[scopeKey][]*Rule)
+	for _, rule := range r.byID {
+		k := rule.scope.Value()
+		byScope[k] = append(byScope[k], rule)
+	}
+	reasons := make(map[string]string, len(r.rejected))
+	for id, err := range r.rejected {
 		reasons[id] = err.Error()
 	}
+	s := r.set
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.version++
-	s.byID, s.byScope, s.rejected = byID, byScope, reasons
-	return rejected
+	s.byID, s.byScope, s.rejected = r.byID, byScope, reasons
+	return r.rejected
 }
 
 // Len is the number of usable rules.
@@ -376,7 +462,7 @@ func (s *RuleSet) MatchAppend(dst []*Rule, project, slug string, e Event) []*Rul
 	defer s.mu.RUnlock()
 	add := func(k scopeKey) {
 		for _, r := range s.byScope[k] {
-			if r.Spec.Enabled && r.events&bit != 0 {
+			if r.enabled && r.events&bit != 0 {
 				dst = append(dst, r)
 			}
 		}

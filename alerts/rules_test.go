@@ -20,7 +20,7 @@ func spec(id, project, slug string, events ...string) RuleSpec {
 func ids(rules []*Rule) []string {
 	out := make([]string, 0, len(rules))
 	for _, r := range rules {
-		out = append(out, r.Spec.ID)
+		out = append(out, r.ID())
 	}
 	return out
 }
@@ -277,8 +277,8 @@ func TestIdenticalTemplatesAreSharedAndStaticOnesNotParsed(t *testing.T) {
 	for _, r := range rules[1:] {
 		assert.Same(t, rules[0].payload.segs[1].act, r.payload.segs[1].act, "one parse tree per payload action")
 	}
-	assert.Same(t, rules[0].url.segs[1].act, rules[2].url.segs[1].act, "one parse tree per URL action")
-	assert.Nil(t, rules[0].url.t)
+	assert.Same(t, rules[0].urlT.segs[1].act, rules[2].urlT.segs[1].act, "one parse tree per URL action")
+	assert.Nil(t, rules[0].urlT.t)
 
 	// A source with control structures is parsed whole, once.
 	var whole []*Rule
@@ -292,8 +292,8 @@ func TestIdenticalTemplatesAreSharedAndStaticOnesNotParsed(t *testing.T) {
 	require.NotNil(t, whole[0].payload.t)
 	assert.Same(t, whole[0].payload, whole[2].payload, "one parse tree per payload source")
 	runtime.KeepAlive(whole)
-	assert.True(t, rules[1].url.IsStatic(), "a static URL is never parsed")
-	assert.Nil(t, rules[1].url.t)
+	assert.Nil(t, rules[1].urlT, "a static URL is never parsed")
+	assert.Equal(t, rules[1].url, rules[1].Spec().WebhookURL)
 
 	// A broken template shared by many rules is rejected for each of them.
 	for range 3 {
@@ -337,4 +337,47 @@ func TestInternedTemplatesAreCollectedWhenUnused(t *testing.T) {
 		runtime.GC()
 		return live() == 0
 	}, 10*time.Second, 10*time.Millisecond, "entries of collected templates are removed")
+}
+
+func TestReloadIsInvisibleUntilCommitted(t *testing.T) {
+	rs := NewRuleSet()
+	require.Empty(t, rs.Replace([]RuleSpec{spec("a", "p", "", "failed")}))
+
+	r := rs.Reload()
+	r.Add(spec("b", "p", "", "failed"))
+	bad := spec("c", "p", "", "failed")
+	bad.Events = nil
+	r.Add(bad)
+	assert.Equal(t, []string{"a"}, ids(rs.Match("p", "", EventFailed)), "the set serves its rules until the reload is committed")
+
+	rejected := r.Commit()
+	require.Len(t, rejected, 1)
+	assert.ErrorContains(t, rejected["c"], "events")
+	assert.Equal(t, []string{"b"}, ids(rs.Match("p", "", EventFailed)), "a rule missing from the reload is gone")
+	assert.Contains(t, rs.Rejected(), "c")
+}
+
+func TestSpecRoundTripsThroughACompiledRule(t *testing.T) {
+	in := RuleSpec{
+		ID: "r1", ProjectID: "p", WorkflowSlug: "billing", Name: "billing failures", Enabled: true,
+		Events:         []string{"recovered", "failed", "delayed"},
+		DelayThreshold: 90 * time.Second, WebhookURL: "https://hooks.example.com/{{.RunID}}/x",
+		Secrets: []string{"whsec_a", "whsec_b"}, MeshHookSignature: true, Headers: map[string]string{"X-Team": "ops"},
+		PayloadTemplate: `{"run": {{json .RunID}}}`, ThrottleMax: 3, ThrottleWindow: time.Minute,
+		CreatedAt: time.Date(2026, 3, 4, 5, 6, 7, 891, time.UTC),
+	}
+	r, err := CompileRule(in)
+	require.NoError(t, err)
+	out := r.Spec()
+	assert.Equal(t, []string{"failed", "delayed", "recovered"}, out.Events, "events come back in AllEvents order")
+	out.Events = in.Events
+	assert.Equal(t, in, out)
+	assert.True(t, r.same(in))
+	assert.True(t, r.same(r.Spec()), "listing events in another order is the same rule")
+	changed := in
+	changed.Secrets = []string{"whsec_a"}
+	assert.False(t, r.same(changed), "a rotated secret is a change")
+
+	_, err = CompileRule(RuleSpec{ID: "t", Events: []string{"failed"}, WebhookURL: "https://x.example", ThrottleMax: 1 << 40, ThrottleWindow: time.Second})
+	assert.ErrorContains(t, err, "throttle_max")
 }

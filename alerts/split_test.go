@@ -54,11 +54,11 @@ func TestURLsDifferingInTextShareTheirActions(t *testing.T) {
 		require.NoError(t, err)
 		rules = append(rules, r)
 	}
-	act := rules[0].url.segs[1].act
+	act := rules[0].urlT.segs[1].act
 	require.NotNil(t, act)
 	for _, r := range rules {
-		require.Nil(t, r.url.t, "no parse tree of its own")
-		assert.Same(t, act, r.url.segs[1].act, "one parse tree for the shared action")
+		require.Nil(t, r.urlT.t, "no parse tree of its own")
+		assert.Same(t, act, r.urlT.segs[1].act, "one parse tree for the shared action")
 	}
 	u, _, err := rules[7].Render(SampleContext())
 	require.NoError(t, err)
@@ -88,6 +88,6 @@ func TestReloadKeepsUnchangedRules(t *testing.T) {
 	b2, _ := rs.Get("b")
 	assert.Same(t, a1, a2, "an unchanged rule is kept, not compiled again")
 	assert.NotSame(t, b1, b2, "a changed rule is compiled again")
-	assert.Equal(t, "renamed", b2.Spec.Name)
+	assert.Equal(t, "renamed", b2.Name())
 	assert.Len(t, rs.Match("p", "billing", EventFailed), 2)
 }

@@ -47,16 +47,11 @@ func NewSupabaseStore(db *supabase.Store, m Mapping) *SupabaseStore {
 }
 
 // LoadRules reads every rule.
-func (s *SupabaseStore) LoadRules(ctx context.Context) ([]RuleSpec, error) {
-	cfgs, err := s.db.ListAlertConfigs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]RuleSpec, 0, len(cfgs))
-	for _, c := range cfgs {
-		out = append(out, specFromConfig(c))
-	}
-	return out, nil
+func (s *SupabaseStore) LoadRules(ctx context.Context, add func(RuleSpec)) error {
+	return s.db.EachAlertConfig(ctx, func(c supabase.AlertConfig) error {
+		add(specFromConfig(c))
+		return nil
+	})
 }
 
 // DecodeRule reads a rule from a Realtime change record.

@@ -160,12 +160,11 @@ type Template struct {
 	// segs, when set, is the source split at its top-level actions: each
 	// action is a template shared by every source that has it, so rules
 	// whose URLs differ only in their literal text (one per customer, say)
-	// do not each carry a parse tree.
+	// do not each carry a parse tree. Literal text is a slice of src.
 	segs []segment
-	// checked is set when the template was rendered against SampleContext
-	// by internTemplate; checkErr is that check's verdict.
-	checked  bool
-	checkErr error
+	// checked is set when the template passed its check against
+	// SampleContext in internTemplate.
+	checked bool
 }
 
 // ParseTemplate parses a template; name is used in error messages.
@@ -182,11 +181,9 @@ func ParseTemplate(name, src string) (*Template, error) {
 
 func isStaticSource(src string) bool { return !strings.Contains(src, "{{") }
 
-// segment is literal text, or one action rendered by a shared template
-// (src is the action's source while the template is being split).
+// segment is literal text, or one action rendered by a shared template.
 type segment struct {
 	text string
-	src  string
 	act  *Template
 }
 
@@ -260,7 +257,7 @@ func (t *Template) RenderJSON(c *Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.IsStatic() && t.checked && t.checkErr == nil {
+	if t.IsStatic() && t.checked {
 		return b, nil // validated once when interned
 	}
 	if !json.Valid(b) {

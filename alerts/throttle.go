@@ -32,11 +32,11 @@ func (t *throttler) check(r *Rule, workflow string, now time.Time) (allowed bool
 	if !r.Throttled() {
 		return true, 0
 	}
-	st := t.m[throttleKey{r.Spec.ID, workflow}]
+	st := t.m[throttleKey{r.ID(), workflow}]
 	if st == nil {
 		return true, 0
 	}
-	return st.allows(r.Spec.ThrottleMax, r.Spec.ThrottleWindow, now), st.suppressed
+	return st.allows(r.ThrottleMax(), r.ThrottleWindow(), now), st.suppressed
 }
 
 func (st *throttleState) allows(max int, window time.Duration, now time.Time) bool {
@@ -53,7 +53,7 @@ func (t *throttler) record(r *Rule, workflow string, now time.Time, sent bool) {
 	if !r.Throttled() {
 		return
 	}
-	k := throttleKey{r.Spec.ID, workflow}
+	k := throttleKey{r.ID(), workflow}
 	st := t.m[k]
 	if st == nil {
 		st = &throttleState{}
@@ -64,7 +64,7 @@ func (t *throttler) record(r *Rule, workflow string, now time.Time, sent bool) {
 		return
 	}
 	st.suppressed = 0
-	max := r.Spec.ThrottleMax
+	max := r.ThrottleMax()
 	st.fit(max)
 	if len(st.sent) < max {
 		st.sent = append(st.sent, now)
@@ -107,7 +107,7 @@ func (t *throttler) prune(rules *RuleSet, now time.Time) {
 				newest = s
 			}
 		}
-		if !newest.After(now.Add(-r.Spec.ThrottleWindow)) {
+		if !newest.After(now.Add(-r.ThrottleWindow())) {
 			delete(t.m, k)
 		}
 	}

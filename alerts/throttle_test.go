@@ -109,11 +109,11 @@ func TestThrottlerSlidingWindowAndLimitChanges(t *testing.T) {
 	assert.True(t, send(11*time.Second))
 
 	// Lowering the limit keeps the newest sends.
-	r.Spec.ThrottleMax = 1
+	r.max = 1
 	assert.False(t, send(12*time.Second))
 	assert.True(t, send(22*time.Second))
 	// Raising it allows more at once.
-	r.Spec.ThrottleMax = 4
+	r.max = 4
 	assert.True(t, send(23*time.Second))
 	assert.True(t, send(24*time.Second))
 	assert.True(t, send(25*time.Second))
@@ -121,7 +121,7 @@ func TestThrottlerSlidingWindowAndLimitChanges(t *testing.T) {
 
 	// Pruning forgets idle windows and deleted rules, keeps owed counts.
 	set := NewRuleSet()
-	require.NoError(t, set.Put(r.Spec))
+	require.NoError(t, set.Put(r.Spec()))
 	th.prune(set, base.Add(time.Hour))
 	assert.Len(t, th.m, 1, "a suppressed count is still owed")
 	th.record(r, "wf", base.Add(time.Hour), true)

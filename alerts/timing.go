@@ -81,7 +81,7 @@ func (e *Engine) nextDue(tr *tracked) time.Time {
 	var best time.Duration
 	for _, r := range e.dueBuf {
 		th := r.Threshold(ev)
-		if th <= 0 || tr.hasFired(r.Spec.ID) {
+		if th <= 0 || tr.hasFired(r.ID()) {
 			continue
 		}
 		if best == 0 || th < best {
@@ -142,11 +142,11 @@ func (e *Engine) fireTimer(ctx context.Context, tr *tracked, now time.Time) {
 	var due []*Rule
 	for _, r := range e.rules.Match(tr.project, tr.wf.Slug, ev) {
 		th := r.Threshold(ev)
-		if th <= 0 || th > elapsed || tr.hasFired(r.Spec.ID) {
+		if th <= 0 || th > elapsed || tr.hasFired(r.ID()) {
 			continue
 		}
 		if predates(r, tr.since.Add(th)) {
-			tr.fired = append(tr.fired, r.Spec.ID) // the condition began before the rule existed
+			tr.fired = append(tr.fired, r.ID()) // the condition began before the rule existed
 			continue
 		}
 		due = append(due, r)
@@ -192,7 +192,7 @@ func (e *Engine) fireTimer(ctx context.Context, tr *tracked, now time.Time) {
 	}
 	for _, r := range due {
 		th := r.Threshold(ev)
-		ruleID := r.Spec.ID
+		ruleID := r.ID()
 		// Marked fired now (so the timer moves on); unmarked and retried
 		// soon if the claim fails.
 		tr.fired = append(tr.fired, ruleID)

@@ -142,14 +142,7 @@ func DecodeAlertConfig(row map[string]any) (AlertConfig, error) {
 // bad rule does not hide the others.
 func (s *Store) ListAlertConfigs(ctx context.Context) ([]AlertConfig, error) {
 	var out []AlertConfig
-	err := s.scan(ctx, keysetQuery{
-		op: "list alert configs", table: TableAlertConfigs, columns: "*", keys: []string{"id"},
-	}, func(_ map[string]any, raw json.RawMessage) error {
-		c, err := decodeConfig(raw)
-		if err != nil {
-			s.log.Warn("skipping undecodable alert config", zap.ByteString("id", idOf(raw)), zap.Error(err))
-			return nil
-		}
+	err := s.EachAlertConfig(ctx, func(c AlertConfig) error {
 		out = append(out, c)
 		return nil
 	})
@@ -157,6 +150,23 @@ func (s *Store) ListAlertConfigs(ctx context.Context) ([]AlertConfig, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// EachAlertConfig calls fn for every alert rule, in id order, a page at a
+// time, so that reading many rules does not hold them all at once. Rows
+// that do not decode are skipped with a warning. An error from fn stops the
+// scan and is returned.
+func (s *Store) EachAlertConfig(ctx context.Context, fn func(AlertConfig) error) error {
+	return s.scan(ctx, keysetQuery{
+		op: "list alert configs", table: TableAlertConfigs, columns: "*", keys: []string{"id"},
+	}, func(_ map[string]any, raw json.RawMessage) error {
+		c, err := decodeConfig(raw)
+		if err != nil {
+			s.log.Warn("skipping undecodable alert config", zap.ByteString("id", idOf(raw)), zap.Error(err))
+			return nil
+		}
+		return fn(c)
+	})
 }
 
 // idOf extracts a row's id for log messages.

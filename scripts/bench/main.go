@@ -450,8 +450,8 @@ func feedClaims(ctx context.Context, st *alerts.SupabaseStore, sub alerts.Submit
 		claims := make([]alerts.Claim, 0, batch)
 		for j := i; j < min(i+batch, n); j++ {
 			run := fmt.Sprintf("run-%d", j)
-			claims = append(claims, alerts.Claim{ConfigID: r.Spec.ID, ProjectID: r.Spec.ProjectID, RunID: run, Event: alerts.EventFailed,
-				WebhookID: alerts.WebhookID(r.Spec.ID, run, alerts.EventFailed), Payload: payload, TargetURL: r.Spec.WebhookURL,
+			claims = append(claims, alerts.Claim{ConfigID: r.ID(), ProjectID: r.ProjectID(), RunID: run, Event: alerts.EventFailed,
+				WebhookID: alerts.WebhookID(r.ID(), run, alerts.EventFailed), Payload: payload, TargetURL: r.Spec().WebhookURL,
 				OccurredAt: now})
 		}
 		k, until := leaser.Reserve(len(claims))
