@@ -21,6 +21,7 @@ type EngineCollector struct {
 
 	changes, claimed, suppressed, duplicates, failures    *prometheus.Desc
 	catchups, catchupRows, rules, rejected, tracked, wait *prometheus.Desc
+	ruleLoads                                             *prometheus.Desc
 }
 
 // NewEngineCollector reads the engine's counters from src.
@@ -38,6 +39,7 @@ func NewEngineCollector(src EngineSource) *EngineCollector {
 		catchups:    d("catchups_total", "Catch-ups completed."),
 		catchupRows: d("catchup_rows_total", "Rows read by catch-ups."),
 		rules:       d("rules_cached", "Alert rules in the cache."),
+		ruleLoads:   d("rule_loads_total", "Full loads of the rule cache completed (start-up, resubscription)."),
 		rejected:    d("rules_rejected", "Alert rules refused when loaded."),
 		tracked:     d("runs_tracked", "Running or paused runs with a timer entry."),
 		wait:        d("runs_scheduled", "Tracked runs waiting for a delayed/stalled threshold."),
@@ -47,7 +49,7 @@ func NewEngineCollector(src EngineSource) *EngineCollector {
 // Describe implements prometheus.Collector.
 func (c *EngineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.changes, c.claimed, c.suppressed, c.duplicates, c.failures,
-		c.catchups, c.catchupRows, c.rules, c.rejected, c.tracked, c.wait} {
+		c.catchups, c.catchupRows, c.rules, c.ruleLoads, c.rejected, c.tracked, c.wait} {
 		ch <- d
 	}
 }
@@ -66,6 +68,7 @@ func (c *EngineCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.catchups, s.Catchups)
 	counter(c.catchupRows, s.CatchupRows)
 	gauge(c.rules, float64(s.Rules))
+	counter(c.ruleLoads, s.RuleLoads)
 	gauge(c.rejected, float64(c.src.Rejected()))
 	gauge(c.tracked, float64(s.Tracked))
 	gauge(c.wait, float64(s.Scheduled))

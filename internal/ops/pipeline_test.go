@@ -16,7 +16,7 @@ import (
 type fakeEngine struct{}
 
 func (fakeEngine) Stats() alerts.Stats {
-	return alerts.Stats{Changes: 7, Failures: 1, Catchups: 2, CatchupRows: 40, Rules: 3, Tracked: 4, Scheduled: 2}
+	return alerts.Stats{Changes: 7, Failures: 1, Catchups: 2, CatchupRows: 40, RuleLoads: 2, Rules: 3, Tracked: 4, Scheduled: 2}
 }
 
 func (fakeEngine) ByEvent() map[alerts.Event]alerts.EventCounts {
@@ -57,6 +57,7 @@ func TestPipelineMetricsScrape(t *testing.T) {
 		`meshhook_alerts_engine_catchups_total 2`,
 		`meshhook_alerts_engine_catchup_rows_total 40`,
 		`meshhook_alerts_engine_rules_cached 3`,
+		`meshhook_alerts_engine_rule_loads_total 2`,
 		`meshhook_alerts_engine_rules_rejected 1`,
 		`meshhook_alerts_sender_attempts_total{reason="http_500"} 3`,
 		`meshhook_alerts_sender_alerts_delivered_total 6`,

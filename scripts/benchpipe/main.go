@@ -67,7 +67,12 @@ var (
 	flagKeep        = flag.Bool("v", false, "show the daemon's log")
 	flagProfile     = flag.String("cpuprofile", "", "write a CPU profile of the daemon during the saturation phase to this file")
 	flagStandinProf = flag.String("standin-cpuprofile", "", "write a CPU profile of this process (the stand-in and the receivers) during the saturation phase to this file")
+	flagHeapProf    = flag.String("heapprofile", "", "write a heap profile of the daemon, restarted with the memory phase's rules, to this file")
+	flagPhases      = flag.String("phases", "steady,burst,saturation,isolation,memory", "the phases to run, comma-separated")
 )
+
+// phase reports whether the named phase was asked for.
+func phase(name string) bool { return slices.Contains(strings.Split(*flagPhases, ","), name) }
 
 func main() {
 	flag.Parse()
@@ -158,134 +163,159 @@ func run(ctx context.Context) error {
 		return err
 	}
 
-	// Steady.
-	say("steady: %d changes/s for %s", *flagSteadyRate, *flagSteadyDur)
-	const daemonShare = "meshhook_alerts_dispatch_daemon_seconds"
-	before, beforeErr := d.histogram(ctx, daemonShare)
-	steady, err := drive(ctx, si.Pool, rcv, w, *flagSteadyRate, *flagSteadyDur, 0)
-	if err != nil {
-		return err
-	}
-	after, afterErr := d.histogram(ctx, daemonShare)
-	p50, p99, pmax := benchstat.Percentile(steady, 50), benchstat.Percentile(steady, 99), benchstat.Percentile(steady, 100)
-	rows = append(rows,
-		row{fmt.Sprintf("steady %d/s, commit → receipt p50", *flagSteadyRate), ms(p50), "", nil},
-		row{fmt.Sprintf("steady %d/s, commit → receipt p99", *flagSteadyRate), ms(p99), "≤ 20 ms", check(p99 <= 20*time.Millisecond)},
-		row{fmt.Sprintf("steady %d/s, commit → receipt max", *flagSteadyRate), ms(pmax), "", nil})
-	delta := after.minus(before)
-	switch {
-	case beforeErr != nil || afterErr != nil:
-		say("daemon's share: %v", errors.Join(beforeErr, afterErr))
-		rows = append(rows, row{"daemon's share (frame in → request out) p50 / p99", "n/a (metric missing)", "", nil})
-	case delta.count == 0:
-		rows = append(rows, row{"daemon's share (frame in → request out) p50 / p99", "n/a (no samples)", "", nil})
-	default:
-		rows = append(rows, row{"daemon's share (frame in → request out) p50 / p99",
-			ms(seconds(delta.quantileSeconds(0.50))) + " / " + ms(seconds(delta.quantileSeconds(0.99))), "", nil})
-	}
-
-	// Burst.
-	say("burst: %d run updates in one transaction", *flagBurst)
-	all, logged, err := burst(ctx, si.Pool, rcv, w, *flagBurst)
-	if err != nil {
-		return err
-	}
-	rows = append(rows,
-		row{fmt.Sprintf("burst of %d in one transaction: all received", *flagBurst), secs(all), "≤ 2 s", check(all <= 2*time.Second)},
-		row{fmt.Sprintf("burst of %d: all logged succeeded", *flagBurst), secs(logged), "", nil})
-
-	// Saturation.
-	say("saturation: %d updates, %d per transaction", *flagSat, *flagSatBatch)
-	profiled := make(chan error, 1)
-	if *flagProfile != "" {
-		go func() { profiled <- d.profile(ctx, *flagProfile, 10*time.Second) }()
-	} else {
-		profiled <- nil
-	}
-	if *flagStandinProf != "" {
-		f, err := os.Create(*flagStandinProf)
+	if phase("steady") {
+		// Steady.
+		say("steady: %d changes/s for %s", *flagSteadyRate, *flagSteadyDur)
+		const daemonShare = "meshhook_alerts_dispatch_daemon_seconds"
+		before, beforeErr := d.histogram(ctx, daemonShare)
+		steady, err := drive(ctx, si.Pool, rcv, w, *flagSteadyRate, *flagSteadyDur, 0)
 		if err != nil {
 			return err
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+		after, afterErr := d.histogram(ctx, daemonShare)
+		p50, p99, pmax := benchstat.Percentile(steady, 50), benchstat.Percentile(steady, 99), benchstat.Percentile(steady, 100)
+		rows = append(rows,
+			row{fmt.Sprintf("steady %d/s, commit → receipt p50", *flagSteadyRate), ms(p50), "", nil},
+			row{fmt.Sprintf("steady %d/s, commit → receipt p99", *flagSteadyRate), ms(p99), "≤ 20 ms", check(p99 <= 20*time.Millisecond)},
+			row{fmt.Sprintf("steady %d/s, commit → receipt max", *flagSteadyRate), ms(pmax), "", nil})
+		delta := after.minus(before)
+		switch {
+		case beforeErr != nil || afterErr != nil:
+			say("daemon's share: %v", errors.Join(beforeErr, afterErr))
+			rows = append(rows, row{"daemon's share (frame in → request out) p50 / p99", "n/a (metric missing)", "", nil})
+		case delta.count == 0:
+			rows = append(rows, row{"daemon's share (frame in → request out) p50 / p99", "n/a (no samples)", "", nil})
+		default:
+			rows = append(rows, row{"daemon's share (frame in → request out) p50 / p99",
+				ms(seconds(delta.quantileSeconds(0.50))) + " / " + ms(seconds(delta.quantileSeconds(0.99))), "", nil})
 		}
 	}
-	rate, logRate, err := saturate(ctx, si.Pool, rcv, w, *flagSat, *flagSatBatch)
-	if *flagStandinProf != "" {
-		pprof.StopCPUProfile()
-	}
-	if err != nil {
-		return err
-	}
-	if err := <-profiled; err != nil {
-		return err
-	}
-	rows = append(rows,
-		row{fmt.Sprintf("saturation (%d in tx of %d), alerts received/s", *flagSat, *flagSatBatch), fmt.Sprintf("%.0f/s", rate), "≥ 10,000/s", check(rate >= 10000)},
-		row{"saturation, alerts logged succeeded/s", fmt.Sprintf("%.0f/s", logRate), "≥ 10,000/s", check(logRate >= 10000)})
 
-	// Isolation.
-	if err := quiesce(ctx, si.Pool, rcv, w); err != nil {
-		return err
+	if phase("burst") {
+		// Burst.
+		say("burst: %d run updates in one transaction", *flagBurst)
+		all, logged, err := burst(ctx, si.Pool, rcv, w, *flagBurst)
+		if err != nil {
+			return err
+		}
+		rows = append(rows,
+			row{fmt.Sprintf("burst of %d in one transaction: all received", *flagBurst), secs(all), "≤ 2 s", check(all <= 2*time.Second)},
+			row{fmt.Sprintf("burst of %d: all logged succeeded", *flagBurst), secs(logged), "", nil})
 	}
-	say("isolation: %d changes/s for %s, all endpoints healthy", *flagSteadyRate, *flagIsoDur)
-	base, err := drive(ctx, si.Pool, rcv, w, *flagSteadyRate, *flagIsoDur, 0)
-	if err != nil {
-		return err
-	}
-	say("isolation: %d changes/s for %s, 10%% to a blackholed endpoint", *flagSteadyRate, *flagIsoDur)
-	iso, err := drive(ctx, si.Pool, rcv, w, *flagSteadyRate, *flagIsoDur, 10)
-	if err != nil {
-		return err
-	}
-	baseP99, isoP99 := benchstat.Percentile(base, 99), benchstat.Percentile(iso, 99)
-	ratio := float64(isoP99) / float64(max(baseP99, time.Microsecond))
-	rows = append(rows,
-		row{fmt.Sprintf("isolation %d/s, healthy p99, all endpoints healthy", *flagSteadyRate), ms(baseP99), "", nil},
-		row{"isolation, healthy p99, blackhole taking 10 % of alerts", ms(isoP99), "", nil},
-		row{"isolation, ratio with / without the blackhole", fmt.Sprintf("%.2f×", ratio), "≤ 1.5×", check(ratio <= 1.5)},
-		row{"isolation, connections the blackhole accepted", strconv.Itoa(int(hole.accepted())), "", nil})
 
-	// Memory.
+	if phase("saturation") {
+		// Saturation.
+		say("saturation: %d updates, %d per transaction", *flagSat, *flagSatBatch)
+		profiled := make(chan error, 1)
+		if *flagProfile != "" {
+			go func() { profiled <- d.profile(ctx, *flagProfile, 10*time.Second) }()
+		} else {
+			profiled <- nil
+		}
+		if *flagStandinProf != "" {
+			f, err := os.Create(*flagStandinProf)
+			if err != nil {
+				return err
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+		}
+		rate, logRate, err := saturate(ctx, si.Pool, rcv, w, *flagSat, *flagSatBatch)
+		if *flagStandinProf != "" {
+			pprof.StopCPUProfile()
+		}
+		if err != nil {
+			return err
+		}
+		if err := <-profiled; err != nil {
+			return err
+		}
+		rows = append(rows,
+			row{fmt.Sprintf("saturation (%d in tx of %d), alerts received/s", *flagSat, *flagSatBatch), fmt.Sprintf("%.0f/s", rate), "≥ 10,000/s", check(rate >= 10000)},
+			row{"saturation, alerts logged succeeded/s", fmt.Sprintf("%.0f/s", logRate), "≥ 10,000/s", check(logRate >= 10000)})
+	}
+
+	if phase("isolation") {
+		// Isolation.
+		if err := quiesce(ctx, si.Pool, rcv, w); err != nil {
+			return err
+		}
+		say("isolation: %d changes/s for %s, all endpoints healthy", *flagSteadyRate, *flagIsoDur)
+		base, err := drive(ctx, si.Pool, rcv, w, *flagSteadyRate, *flagIsoDur, 0)
+		if err != nil {
+			return err
+		}
+		say("isolation: %d changes/s for %s, 10%% to a blackholed endpoint", *flagSteadyRate, *flagIsoDur)
+		iso, err := drive(ctx, si.Pool, rcv, w, *flagSteadyRate, *flagIsoDur, 10)
+		if err != nil {
+			return err
+		}
+		baseP99, isoP99 := benchstat.Percentile(base, 99), benchstat.Percentile(iso, 99)
+		ratio := float64(isoP99) / float64(max(baseP99, time.Microsecond))
+		rows = append(rows,
+			row{fmt.Sprintf("isolation %d/s, healthy p99, all endpoints healthy", *flagSteadyRate), ms(baseP99), "", nil},
+			row{"isolation, healthy p99, blackhole taking 10 % of alerts", ms(isoP99), "", nil},
+			row{"isolation, ratio with / without the blackhole", fmt.Sprintf("%.2f×", ratio), "≤ 1.5×", check(ratio <= 1.5)},
+			row{"isolation, connections the blackhole accepted", strconv.Itoa(int(hole.accepted())), "", nil})
+	}
+
 	rows = append(rows, row{"daemon RSS idle (2 rules)", mib(idleRSS), "", nil})
-	total := *flagRules + 2
-	rulesLoaded := func(v float64) bool { return v >= float64(total) }
-	say("memory: inserting %d rules while the daemon runs", *flagRules)
-	loadStart := time.Now()
-	if err := addRules(ctx, si.Pool, keys, secret, w.project, *flagRules); err != nil {
-		return err
-	}
-	liveName := fmt.Sprintf("daemon RSS, %d rules loaded live", total)
-	if err := d.waitMetric(ctx, "meshhook_alerts_engine_rules_cached", rulesLoaded, *flagLiveWait); err != nil {
-		say("memory: %v", err)
-		rows = append(rows, row{liveName, fmt.Sprintf("n/a (not cached within %s)", *flagLiveWait), "", nil})
-	} else {
-		say("memory: %d rules cached %s after the first insert", total, time.Since(loadStart).Round(100*time.Millisecond))
-		liveRSS, err := d.settledRSS(ctx)
+	if phase("memory") {
+		// Memory.
+		total := *flagRules + 2
+		rulesLoaded := func(v float64) bool { return v >= float64(total) }
+		say("memory: inserting %d rules while the daemon runs", *flagRules)
+		loadStart := time.Now()
+		if err := addRules(ctx, si.Pool, keys, secret, w.project, *flagRules); err != nil {
+			return err
+		}
+		liveName := fmt.Sprintf("daemon RSS, %d rules loaded live", total)
+		if err := d.waitMetric(ctx, "meshhook_alerts_engine_rules_cached", rulesLoaded, *flagLiveWait); err != nil {
+			say("memory: %v", err)
+			rows = append(rows, row{liveName, fmt.Sprintf("n/a (not cached within %s)", *flagLiveWait), "", nil})
+		} else {
+			say("memory: %d rules cached %s after the first insert", total, time.Since(loadStart).Round(100*time.Millisecond))
+			liveRSS, err := d.settledRSS(ctx)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, row{liveName, mib(liveRSS), "≤ 100 MiB", check(liveRSS <= 100<<20)})
+			if *flagHeapProf != "" {
+				if err := d.heapReport(ctx, "live", *flagHeapProf+".live"); err != nil {
+					return err
+				}
+			}
+		}
+		say("memory: restarting the daemon with %d rules", total)
+		d.stop()
+		d, err = startDaemon(ctx, bin, env)
 		if err != nil {
 			return err
 		}
-		rows = append(rows, row{liveName, mib(liveRSS), "≤ 100 MiB", check(liveRSS <= 100<<20)})
+		defer d.stop()
+		if err := d.waitMetric(ctx, "meshhook_alerts_engine_rules_cached", rulesLoaded, 5*time.Minute); err != nil {
+			return err
+		}
+		if err := waitSubscribed(ctx, si); err != nil {
+			return err
+		}
+		// Start-up loads the rules, then again once Realtime confirms the
+		// subscription to alert_configs: measure after both.
+		if err := d.waitMetric(ctx, "meshhook_alerts_engine_rule_loads_total", func(v float64) bool { return v >= 2 }, time.Minute); err != nil {
+			return err
+		}
+		restartRSS, err := d.settledRSS(ctx)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, row{fmt.Sprintf("daemon RSS, restarted with %d rules", total), mib(restartRSS), "≤ 100 MiB", check(restartRSS <= 100<<20)})
+		if *flagHeapProf != "" {
+			if err := d.heapReport(ctx, "restarted", *flagHeapProf); err != nil {
+				return err
+			}
+		}
 	}
-	say("memory: restarting the daemon with %d rules", total)
-	d.stop()
-	d, err = startDaemon(ctx, bin, env)
-	if err != nil {
-		return err
-	}
-	defer d.stop()
-	if err := d.waitMetric(ctx, "meshhook_alerts_engine_rules_cached", rulesLoaded, 5*time.Minute); err != nil {
-		return err
-	}
-	if err := waitSubscribed(ctx, si); err != nil {
-		return err
-	}
-	restartRSS, err := d.settledRSS(ctx)
-	if err != nil {
-		return err
-	}
-	rows = append(rows, row{fmt.Sprintf("daemon RSS, restarted with %d rules", total), mib(restartRSS), "≤ 100 MiB", check(restartRSS <= 100<<20)})
 
 	if bad := rcv.badSignatures(); bad > 0 {
 		return fmt.Errorf("%d sampled deliveries failed signature verification", bad)
@@ -428,14 +458,19 @@ func daemonEnv(si *standin.StandIn, key string) []string {
 		"MESHHOOK_ALERTS_SENDER_ALLOWED_NETWORKS=127.0.0.0/8",
 		"MESHHOOK_ALERTS_SECRETS_ENCRYPTION_KEY="+key,
 		"MESHHOOK_ALERTS_LOG_LEVEL=warn",
-		"MESHHOOK_ALERTS_HTTP_PPROF="+strconv.FormatBool(*flagProfile != ""),
+		"MESHHOOK_ALERTS_HTTP_PPROF="+strconv.FormatBool(*flagProfile != "" || *flagHeapProf != ""),
 	)
 }
 
 // profile writes a CPU profile of the daemon over d to path.
 func (d *daemon) profile(ctx context.Context, path string, dur time.Duration) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-		fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", d.addr, int(dur.Seconds())), nil)
+	return d.fetchProfile(ctx, path, fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(dur.Seconds())))
+}
+
+// fetchProfile writes the daemon's pprof endpoint at ref (a path and query)
+// to path.
+func (d *daemon) fetchProfile(ctx context.Context, path, ref string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.addr+ref, nil)
 	if err != nil {
 		return err
 	}
@@ -575,6 +610,25 @@ func (d *daemon) histogram(ctx context.Context, name string) (histogram, error) 
 		return histogram{}, err
 	}
 	return parseHistogram(text, name)
+}
+
+// heapReport writes the daemon's heap profile to path and prints its heap
+// figures, labelled with when they were taken.
+func (d *daemon) heapReport(ctx context.Context, when, path string) error {
+	if err := d.fetchProfile(ctx, path, "/debug/pprof/heap"); err != nil {
+		return err
+	}
+	text, err := d.metrics(ctx)
+	if err != nil {
+		return err
+	}
+	var figures []string
+	for _, m := range []string{"heap_alloc", "heap_inuse", "heap_idle", "heap_released", "stack_inuse", "sys"} {
+		v, _ := metricValue(text, "go_memstats_"+m+"_bytes")
+		figures = append(figures, m+" "+mib(int64(v)))
+	}
+	say("memory, %s: %s (heap profile in %s)", when, strings.Join(figures, ", "), path)
+	return nil
 }
 
 // settledRSS is the daemon's resident set once it has settled: sampled
