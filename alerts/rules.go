@@ -287,8 +287,12 @@ func NewRuleSet() *RuleSet {
 }
 
 // Put adds or replaces a rule. A rule that fails to compile is removed and
-// its error returned (and kept for Rejected).
+// its error returned (and kept for Rejected). A spec the cached rule already
+// describes leaves the set as it is.
 func (s *RuleSet) Put(spec RuleSpec) error {
+	if old, ok := s.Get(spec.ID); ok && old.same(spec) {
+		return nil // a change that changed nothing the cache holds (or one seen twice)
+	}
 	r, err := CompileRule(spec)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -381,3 +381,21 @@ func TestSpecRoundTripsThroughACompiledRule(t *testing.T) {
 	_, err = CompileRule(RuleSpec{ID: "t", Events: []string{"failed"}, WebhookURL: "https://x.example", ThrottleMax: 1 << 40, ThrottleWindow: time.Second})
 	assert.ErrorContains(t, err, "throttle_max")
 }
+
+func TestPutOfAnUnchangedRuleKeepsIt(t *testing.T) {
+	rs := NewRuleSet()
+	require.NoError(t, rs.Put(spec("a", "p", "", "failed")))
+	a1, _ := rs.Get("a")
+	v := rs.Version()
+	require.NoError(t, rs.Put(spec("a", "p", "", "failed")))
+	a2, _ := rs.Get("a")
+	assert.Same(t, a1, a2, "the same spec again is not compiled again")
+	assert.Equal(t, v, rs.Version())
+
+	changed := spec("a", "p", "", "failed")
+	changed.Name = "renamed"
+	require.NoError(t, rs.Put(changed))
+	a3, _ := rs.Get("a")
+	assert.Equal(t, "renamed", a3.Name())
+	assert.Greater(t, rs.Version(), v)
+}

@@ -276,6 +276,9 @@ func run(ctx context.Context) error {
 			rows = append(rows, row{liveName, fmt.Sprintf("n/a (not cached within %s)", *flagLiveWait), "", nil})
 		} else {
 			say("memory: %d rules cached %s after the first insert", total, time.Since(loadStart).Round(100*time.Millisecond))
+			if err := d.waitQuiet(ctx, busyCounters, 5*time.Second, 3*time.Minute); err != nil {
+				return err
+			}
 			liveRSS, err := d.settledRSS(ctx)
 			if err != nil {
 				return err
@@ -303,6 +306,9 @@ func run(ctx context.Context) error {
 		// Start-up loads the rules, then again once Realtime confirms the
 		// subscription to alert_configs: measure after both.
 		if err := d.waitMetric(ctx, "meshhook_alerts_engine_rule_loads_total", func(v float64) bool { return v >= 2 }, time.Minute); err != nil {
+			return err
+		}
+		if err := d.waitQuiet(ctx, busyCounters, 5*time.Second, 3*time.Minute); err != nil {
 			return err
 		}
 		restartRSS, err := d.settledRSS(ctx)
@@ -611,6 +617,43 @@ func (d *daemon) histogram(ctx context.Context, name string) (histogram, error) 
 	}
 	return parseHistogram(text, name)
 }
+
+// waitQuiet waits until none of the named counters has moved for quiet (at
+// most timeout): the daemon has read every change sent to it and is not in
+// the middle of a reload.
+func (d *daemon) waitQuiet(ctx context.Context, names []string, quiet, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last []float64
+	since := time.Now()
+	for {
+		text, err := d.metrics(ctx)
+		if err != nil {
+			return err
+		}
+		cur := make([]float64, len(names))
+		for i, n := range names {
+			cur[i], _ = metricValue(text, n)
+		}
+		if !slices.Equal(cur, last) {
+			last, since = cur, time.Now()
+		} else if time.Since(since) >= quiet {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s still moving after %s", strings.Join(names, ", "), timeout)
+		}
+		select {
+		case err := <-d.exited:
+			return fmt.Errorf("daemon exited: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// busyCounters move while the daemon reads changes or reloads its rules.
+var busyCounters = []string{"meshhook_alerts_realtime_frames_received_total", "meshhook_alerts_engine_rule_loads_total"}
 
 // heapReport writes the daemon's heap profile to path and prints its heap
 // figures, labelled with when they were taken.
