@@ -111,6 +111,8 @@ type tokenClaims struct {
 	Raw  json.RawMessage // the claims object as sent (compact JSON)
 	Role string
 	Exp  int64 // unix seconds
+	// key identifies the role and claims, for caching what they may see.
+	key string
 }
 
 // verifyToken checks a JWT the way Realtime does for sockets and channels:
@@ -164,6 +166,7 @@ func verifyToken(token string, secret []byte, now time.Time) (tokenClaims, *toke
 		return tokenClaims{}, &tokenError{Kind: tokenMissingClaims}
 	}
 	out.Role, _ = role.(string)
+	out.key = out.Role + "\x00" + string(out.Raw)
 	return out, nil
 }
 

@@ -177,6 +177,7 @@ func (m *catalogCache) relation(ctx context.Context, msg *pglogrepl.RelationMess
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("primary key of %s.%s: %w", msg.Namespace, msg.RelationName, err)
 	}
+	rel.prepare()
 	return rel, nil
 }
 
@@ -209,10 +210,13 @@ func (m *catalogCache) rlsEnabled(ctx context.Context, relID uint32) (bool, erro
 // `exists(select 1 from table where pk = ...)` under the role).
 func (c *CDC) authorize(ctx context.Context, ch *Change, claims tokenClaims) access {
 	src := ch.src
-	log := c.log.With(zap.String("table", ch.Schema+"."+ch.Table), zap.String("role", claims.Role))
+	// Built only when there is something to log: this runs for every change.
+	log := func() *zap.Logger {
+		return c.log.With(zap.String("table", ch.Schema+"."+ch.Table), zap.String("role", claims.Role))
+	}
 	cols, err := c.meta.columnPrivileges(ctx, src.relID, claims.Role)
 	if err != nil {
-		log.Debug("column privileges", zap.Error(err))
+		log().Debug("column privileges", zap.Error(err))
 		return access{}
 	}
 
@@ -233,13 +237,13 @@ func (c *CDC) authorize(ctx context.Context, ch *Change, claims tokenClaims) acc
 	// Roles that bypass RLS see every change, even of rows that are gone by
 	// the time the change is delivered.
 	if bypass, err := c.meta.bypassesRLS(ctx, claims.Role); err != nil {
-		log.Debug("role attributes", zap.Error(err))
+		log().Debug("role attributes", zap.Error(err))
 	} else if bypass {
 		return acc
 	}
 	visible, err := c.rowVisible(ctx, ch, claims)
 	if err != nil {
-		log.Debug("row visibility check", zap.Error(err))
+		log().Debug("row visibility check", zap.Error(err))
 		visible = false
 	}
 	acc.Visible = visible
@@ -252,7 +256,7 @@ func (c *CDC) rowVisible(ctx context.Context, ch *Change, claims tokenClaims) (b
 	var where []string
 	args := []any{}
 	for _, k := range ch.PrimaryKey {
-		v, ok := ch.src.keyText[k]
+		v, ok := ch.src.keyText(k)
 		if !ok {
 			return false, fmt.Errorf("primary key column %q has no value", k)
 		}

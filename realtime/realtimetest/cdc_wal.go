@@ -2,7 +2,8 @@ package realtimetest
 
 import (
 	"context"
-	"encoding/json"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,7 +12,7 @@ import (
 )
 
 // relation is a published table as announced by a pgoutput Relation
-// message, enriched from the catalog.
+// message, enriched from the catalog. It is read-only once built.
 type relation struct {
 	id      uint32
 	schema  string
@@ -19,41 +20,191 @@ type relation struct {
 	columns []relColumn
 	pk      []string          // primary key columns, in key order
 	pkTypes map[string]string // primary key column -> SQL type name
+
+	// Derived once by prepare, for the payloads:
+	list        []Column // the columns as Change.Columns carries them (shared)
+	columnsJSON []byte   // the "columns" array of a subscriber who sees every column
+	pkIndex     []int    // for each pk column, its index in columns, or -1
 }
 
 type relColumn struct {
 	name string
 	typ  *typeInfo
 	key  bool // part of the replica identity
+
+	kind    valueKind
+	keyJSON []byte // the column's record key: "name":
 }
 
-func (r *relation) columnList() []Column {
-	out := make([]Column, len(r.columns))
-	for i, c := range r.columns {
-		out[i] = Column{Name: c.name, Type: c.typ.Name}
+// prepare derives the per-relation encoding state from columns and pk.
+func (r *relation) prepare() {
+	r.list = make([]Column, len(r.columns))
+	for i := range r.columns {
+		c := &r.columns[i]
+		c.kind = kindOf(c.typ)
+		c.keyJSON = append(appendJSONString(nil, c.name), ':')
+		r.list[i] = Column{Name: c.name, Type: c.typ.Name}
 	}
-	return out
+	r.columnsJSON = appendColumns(nil, r.list, nil)
+	r.pkIndex = make([]int, len(r.pk))
+	for i, k := range r.pk {
+		r.pkIndex[i] = -1
+		for j, c := range r.columns {
+			if c.name == k {
+				r.pkIndex[i] = j
+				break
+			}
+		}
+	}
 }
 
 // walDecoder turns one replication session's pgoutput messages into
 // Changes. Relation messages are cached per session, as pgoutput sends each
-// relation once per session (and again after it changes).
+// relation once per session (and again after it changes). A decoder is used
+// by one goroutine; the Changes it delivers share its buffers and are valid
+// only until deliver returns.
 type walDecoder struct {
-	cdc        *CDC
-	relations  map[uint32]*relation
+	cdc       *CDC
+	relations map[uint32]*relation
+
 	commitTime time.Time
+	commitTS   string // commitTime as payloads carry it
+
+	// Reused for every change:
+	newTuple, oldTuple []tupleColumn
+	values             []byte        // encoded values of the current change
+	spans              []valueSpan   // per column: new tuple's value, then old tuple's
+	fields             []recordField // record, then old record
+	pre                preEncoded    // the current change's records
+	change             Change        // the current change
+	src                walSource     // its database identity
+	keys               []keyValue    // its primary key values
 }
 
-// decodedTuple is a tuple's values: JSON for the payload and text for
-// database lookups. Unchanged TOAST values are absent from both.
-type decodedTuple struct {
-	json map[string]json.RawMessage
-	text map[string]string
+func newWALDecoder(c *CDC) *walDecoder {
+	return &walDecoder{cdc: c, relations: make(map[uint32]*relation)}
+}
+
+// tupleColumn is one column of a pgoutput TupleData: its kind ('n' null,
+// 'u' unchanged TOAST value, 't' text, 'b' binary) and, for 't' and 'b',
+// its bytes (aliasing the message).
+type tupleColumn struct {
+	kind byte
+	data []byte
+}
+
+// Tuple column kinds of pgoutput.
+const (
+	tupleNull  = 'n'
+	tupleToast = 'u'
+	tupleText  = 't'
+	tupleBin   = 'b'
+)
+
+// errShortMessage reports a pgoutput message that ends early.
+var errShortMessage = errors.New("message too short")
+
+// parseTuple reads a pgoutput TupleData from src into dst (reused) and
+// returns the columns and the rest of src.
+func parseTuple(src []byte, dst []tupleColumn) ([]tupleColumn, []byte, error) {
+	if len(src) < 2 {
+		return nil, nil, errShortMessage
+	}
+	n := int(binary.BigEndian.Uint16(src))
+	src = src[2:]
+	dst = dst[:0]
+	for i := 0; i < n; i++ {
+		if len(src) < 1 {
+			return nil, nil, errShortMessage
+		}
+		kind := src[0]
+		src = src[1:]
+		switch kind {
+		case tupleNull, tupleToast:
+			dst = append(dst, tupleColumn{kind: kind})
+		case tupleText, tupleBin:
+			if len(src) < 4 {
+				return nil, nil, errShortMessage
+			}
+			l := binary.BigEndian.Uint32(src)
+			src = src[4:]
+			if uint64(l) > uint64(len(src)) {
+				return nil, nil, errShortMessage
+			}
+			dst = append(dst, tupleColumn{kind: kind, data: src[:l:l]})
+			src = src[l:]
+		default:
+			return nil, nil, fmt.Errorf("column %d: unknown tuple data kind %q", i, kind)
+		}
+	}
+	return dst, src, nil
+}
+
+// rowMessage is a pgoutput Insert, Update or Delete message.
+type rowMessage struct {
+	typ      string // Insert, Update or Delete
+	relID    uint32
+	newTuple []tupleColumn // nil for Delete
+	oldTuple []tupleColumn // nil when the message has none
+	hasOld   bool
+	oldKey   bool // the old tuple is 'K': replica identity columns only
+}
+
+// parseRow reads an Insert ('I'), Update ('U') or Delete ('D') message of
+// protocol version 1 into the decoder's reused tuples.
+func (d *walDecoder) parseRow(data []byte) (rowMessage, error) {
+	m := rowMessage{}
+	switch data[0] {
+	case 'I':
+		m.typ = Insert
+	case 'U':
+		m.typ = Update
+	case 'D':
+		m.typ = Delete
+	}
+	if len(data) < 6 {
+		return m, fmt.Errorf("%s message: %w", m.typ, errShortMessage)
+	}
+	m.relID = binary.BigEndian.Uint32(data[1:])
+	rest := data[5:]
+	var err error
+	if m.typ != Insert && (rest[0] == 'K' || rest[0] == 'O') {
+		m.hasOld, m.oldKey = true, rest[0] == 'K'
+		if d.oldTuple, rest, err = parseTuple(rest[1:], d.oldTuple); err != nil {
+			return m, fmt.Errorf("%s message old tuple: %w", m.typ, err)
+		}
+		m.oldTuple = d.oldTuple
+	}
+	if m.typ == Delete {
+		if !m.hasOld {
+			return m, fmt.Errorf("DELETE message: tuple type %q, want K or O", rest[0])
+		}
+		return m, nil
+	}
+	if len(rest) < 1 || rest[0] != 'N' {
+		return m, fmt.Errorf("%s message: missing new tuple", m.typ)
+	}
+	if d.newTuple, _, err = parseTuple(rest[1:], d.newTuple); err != nil {
+		return m, fmt.Errorf("%s message new tuple: %w", m.typ, err)
+	}
+	m.newTuple = d.newTuple
+	return m, nil
 }
 
 // handle processes one pgoutput message. It returns the end LSN of a
 // transaction when the message is its commit.
 func (d *walDecoder) handle(ctx context.Context, data []byte, inTx *bool) (pglogrepl.LSN, error) {
+	if len(data) == 0 {
+		return 0, errors.New("parse pgoutput message: empty message")
+	}
+	switch data[0] {
+	case 'I', 'U', 'D':
+		m, err := d.parseRow(data)
+		if err != nil {
+			return 0, fmt.Errorf("parse pgoutput message: %w", err)
+		}
+		return 0, d.emit(ctx, m)
+	}
 	msg, err := pglogrepl.Parse(data)
 	if err != nil {
 		return 0, fmt.Errorf("parse pgoutput message: %w", err)
@@ -67,87 +218,36 @@ func (d *walDecoder) handle(ctx context.Context, data []byte, inTx *bool) (pglog
 		d.relations[m.RelationID] = rel
 	case *pglogrepl.BeginMessage:
 		d.commitTime = m.CommitTime
+		d.commitTS = formatCommitTimestamp(m.CommitTime)
 		*inTx = true
 	case *pglogrepl.CommitMessage:
 		*inTx = false
 		return m.TransactionEndLSN, nil
-	case *pglogrepl.InsertMessage:
-		return 0, d.emit(ctx, Insert, m.RelationID, m.Tuple, nil, 0)
-	case *pglogrepl.UpdateMessage:
-		return 0, d.emit(ctx, Update, m.RelationID, m.NewTuple, m.OldTuple, m.OldTupleType)
-	case *pglogrepl.DeleteMessage:
-		return 0, d.emit(ctx, Delete, m.RelationID, nil, m.OldTuple, m.OldTupleType)
 	default:
 		// Truncate, Type, Origin, Message: Realtime emits nothing for them.
 	}
 	return 0, nil
 }
 
-// emit builds the Change for one row operation and delivers it.
-func (d *walDecoder) emit(ctx context.Context, typ string, relID uint32, newTuple, oldTuple *pglogrepl.TupleData, oldType uint8) error {
-	rel, ok := d.relations[relID]
-	if !ok {
-		return fmt.Errorf("pgoutput: change for unknown relation %d", relID)
-	}
-	newVals := rel.decode(newTuple, false)
-	// A 'K' old tuple carries only the replica identity columns.
-	oldVals := rel.decode(oldTuple, oldType == pglogrepl.UpdateMessageTupleTypeKey)
+// valueSpan locates one encoded value in walDecoder.values; ok is false
+// when the tuple has no value for the column (unchanged TOAST, binary, not
+// part of a key-only tuple, or past the tuple's end).
+type valueSpan struct {
+	start, end int
+	ok         bool
+}
 
-	c := &Change{
-		Schema:          rel.schema,
-		Table:           rel.table,
-		Type:            typ,
-		CommitTimestamp: d.commitTime,
-		Columns:         rel.columnList(),
-		PrimaryKey:      rel.pk,
-	}
-	keySource := newVals
-	switch typ {
-	case Insert:
-		c.Record = asRecord(newVals.json)
-	case Update:
-		// Unchanged TOAST values come from the old tuple when it has them
-		// (REPLICA IDENTITY FULL); otherwise they are missing, as in Realtime.
-		if oldVals != nil {
-			for k, v := range oldVals.json {
-				if _, ok := newVals.json[k]; !ok && !rel.hasValue(newTuple, k) {
-					newVals.json[k] = v
-				}
-			}
-		}
-		c.Record = asRecord(newVals.json)
-		if oldVals != nil {
-			c.OldRecord = asRecord(oldVals.json)
-		} else {
-			// No old tuple: the identity is the key columns of the new row.
-			old := make(map[string]json.RawMessage)
-			for _, col := range rel.columns {
-				if v, ok := newVals.json[col.name]; ok && col.key {
-					old[col.name] = v
-				}
-			}
-			c.OldRecord = asRecord(old)
-		}
-	case Delete:
-		if oldVals == nil {
-			oldVals = &decodedTuple{json: map[string]json.RawMessage{}, text: map[string]string{}}
-		}
-		c.OldRecord = asRecord(oldVals.json)
-		keySource = oldVals
+// emit builds the Change for one row operation and delivers it.
+func (d *walDecoder) emit(ctx context.Context, m rowMessage) error {
+	rel, ok := d.relations[m.relID]
+	if !ok {
+		return fmt.Errorf("pgoutput: change for unknown relation %d", m.relID)
 	}
 	rls, err := d.cdc.meta.rlsEnabled(ctx, rel.id)
 	if err != nil {
 		return err
 	}
-	c.RLSEnabled = rls
-	c.src = &walSource{relID: rel.id, keyText: make(map[string]string), keyTypes: rel.pkTypes}
-	if keySource != nil {
-		for _, k := range rel.pk {
-			if v, ok := keySource.text[k]; ok {
-				c.src.keyText[k] = v
-			}
-		}
-	}
+	c := d.build(rel, m, rls)
 	d.cdc.decoded.Add(1)
 	if err := d.cdc.srv.deliver(ctx, c); err != nil {
 		d.cdc.log.Warn("deliver change", zap.String("table", rel.schema+"."+rel.table), zap.Error(err))
@@ -155,53 +255,128 @@ func (d *walDecoder) emit(ctx context.Context, typ string, relID uint32, newTupl
 	return nil
 }
 
-// decode converts a tuple to values; nil tuple gives nil. With keyOnly,
-// non-identity columns are skipped.
-func (r *relation) decode(t *pglogrepl.TupleData, keyOnly bool) *decodedTuple {
-	if t == nil {
-		return nil
+// build decodes row message m of rel into the decoder's reused Change.
+func (d *walDecoder) build(rel *relation, m rowMessage, rls bool) *Change {
+	n := len(rel.columns)
+	d.values = d.values[:0]
+	if cap(d.spans) < 2*n {
+		d.spans = make([]valueSpan, 2*n)
 	}
-	out := &decodedTuple{json: make(map[string]json.RawMessage), text: make(map[string]string)}
-	for i, col := range t.Columns {
-		if i >= len(r.columns) {
+	d.spans = d.spans[:2*n]
+	clear(d.spans)
+	newSpans, oldSpans := d.spans[:n], d.spans[n:]
+	if m.newTuple != nil {
+		d.decodeTuple(rel, m.newTuple, false, newSpans)
+	}
+	if m.hasOld {
+		d.decodeTuple(rel, m.oldTuple, m.oldKey, oldSpans)
+	}
+
+	// Record and old record, in column order, share one slice.
+	d.fields = d.fields[:0]
+	var rec, old encodedRecord
+	switch m.typ {
+	case Insert:
+		rec = d.record(rel, newSpans, false)
+	case Update:
+		// Unchanged TOAST values come from the old tuple when it has them
+		// (REPLICA IDENTITY FULL); otherwise they are missing, as in Realtime.
+		if m.hasOld {
+			for i := range newSpans {
+				if !newSpans[i].ok && oldSpans[i].ok && !hasValue(m.newTuple, i) {
+					newSpans[i] = oldSpans[i]
+				}
+			}
+		}
+		rec = d.record(rel, newSpans, false)
+		if m.hasOld {
+			old = d.record(rel, oldSpans, false)
+		} else {
+			// No old tuple: the identity is the key columns of the new row.
+			old = d.record(rel, newSpans, true)
+		}
+	case Delete:
+		old = d.record(rel, oldSpans, false)
+	}
+
+	keyTuple, keyOnly := m.newTuple, false
+	if m.typ == Delete {
+		keyTuple, keyOnly = m.oldTuple, m.oldKey
+	}
+	d.keys = d.keys[:0]
+	for i, k := range rel.pk {
+		j := rel.pkIndex[i]
+		if j < 0 || j >= len(keyTuple) || keyTuple[j].kind != tupleText || (keyOnly && !rel.columns[j].key) {
+			continue
+		}
+		d.keys = append(d.keys, keyValue{name: k, text: string(keyTuple[j].data)})
+	}
+	d.src = walSource{relID: rel.id, keys: d.keys, keyTypes: rel.pkTypes}
+	d.pre = preEncoded{record: rec, oldRecord: old, columnsJSON: rel.columnsJSON, commitTS: d.commitTS}
+	d.change = Change{
+		Schema:          rel.schema,
+		Table:           rel.table,
+		Type:            m.typ,
+		CommitTimestamp: d.commitTime,
+		Columns:         rel.list,
+		PrimaryKey:      rel.pk,
+		RLSEnabled:      rls,
+		src:             &d.src,
+		pre:             &d.pre,
+	}
+	return &d.change
+}
+
+// decodeTuple encodes the values of tuple t into d.values and records where
+// each column's value is. With keyOnly, non-identity columns are skipped.
+func (d *walDecoder) decodeTuple(rel *relation, t []tupleColumn, keyOnly bool, spans []valueSpan) {
+	for i, col := range t {
+		if i >= len(rel.columns) {
 			break
 		}
-		rc := r.columns[i]
+		rc := &rel.columns[i]
 		if keyOnly && !rc.key {
 			continue
 		}
-		switch col.DataType {
-		case pglogrepl.TupleDataTypeNull:
-			out.json[rc.name] = json.RawMessage("null")
-		case pglogrepl.TupleDataTypeToast:
-			// unchanged TOAST value: omitted
-		case pglogrepl.TupleDataTypeText:
-			text := string(col.Data)
-			out.json[rc.name] = decodeValue(text, rc.typ)
-			out.text[rc.name] = text
+		start := len(d.values)
+		switch col.kind {
+		case tupleNull:
+			d.values = append(d.values, "null"...)
+		case tupleText:
+			d.values = appendValue(d.values, col.data, rc.kind, rc.typ.Elem)
+		default:
+			continue // unchanged TOAST value or binary: no value
 		}
+		spans[i] = valueSpan{start: start, end: len(d.values), ok: true}
 	}
-	return out
 }
 
-// hasValue reports whether tuple t carries a value (possibly null) for the
-// named column, i.e. it is not an unchanged TOAST value.
-func (r *relation) hasValue(t *pglogrepl.TupleData, name string) bool {
-	if t == nil {
-		return false
-	}
-	for i, col := range t.Columns {
-		if i < len(r.columns) && r.columns[i].name == name {
-			return col.DataType != pglogrepl.TupleDataTypeToast
+// record appends the fields for the spans (of the replica identity columns
+// only, with keyOnly) to d.fields and returns them as a record.
+func (d *walDecoder) record(rel *relation, spans []valueSpan, keyOnly bool) encodedRecord {
+	start := len(d.fields)
+	for i, sp := range spans {
+		if !sp.ok || (keyOnly && !rel.columns[i].key) {
+			continue
 		}
+		v := d.values[sp.start:sp.end:sp.end]
+		out := v
+		if rel.columns[i].kind == kindJSON || rel.columns[i].kind == kindArray {
+			out = htmlEscaped(v)
+		}
+		d.fields = append(d.fields, recordField{name: rel.columns[i].name, key: rel.columns[i].keyJSON, value: v, out: out})
 	}
-	return false
+	return encodedRecord{fields: d.fields[start:len(d.fields):len(d.fields)]}
 }
 
-func asRecord(vals map[string]json.RawMessage) map[string]any {
-	out := make(map[string]any, len(vals))
-	for k, v := range vals {
-		out[k] = v
-	}
-	return out
+// hasValue reports whether tuple t carries a value (possibly null, possibly
+// binary) for column i, i.e. it is not an unchanged TOAST value.
+func hasValue(t []tupleColumn, i int) bool {
+	return i < len(t) && t[i].kind != tupleToast
+}
+
+// formatCommitTimestamp renders a commit time as payloads carry it: UTC,
+// millisecond precision.
+func formatCommitTimestamp(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
 }

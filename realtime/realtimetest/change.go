@@ -1,11 +1,11 @@
 package realtimetest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"time"
 )
 
@@ -63,16 +63,43 @@ type Change struct {
 	// src is set for changes decoded from the WAL; it lets the server check
 	// visibility and privileges against the database.
 	src *walSource
+	// pre is set for changes decoded from the WAL, whose records are
+	// encoded while decoding (Record and OldRecord are then unused).
+	pre *preEncoded
 }
 
 // walSource carries the database-side identity of a decoded change.
 type walSource struct {
 	relID uint32
-	// keyText holds the primary key values as Postgres text, for the
+	// keys holds the primary key values as Postgres text, for the
 	// row-visibility query.
-	keyText map[string]string
+	keys []keyValue
 	// keyTypes holds the SQL type names of the primary key columns.
 	keyTypes map[string]string
+}
+
+// keyValue is one primary key column's value as Postgres text.
+type keyValue struct {
+	name, text string
+}
+
+// keyText returns the text of primary key column name.
+func (s *walSource) keyText(name string) (string, bool) {
+	for _, kv := range s.keys {
+		if kv.name == name {
+			return kv.text, true
+		}
+	}
+	return "", false
+}
+
+// preEncoded is what the WAL decoder encodes up front for a change.
+type preEncoded struct {
+	record, oldRecord encodedRecord
+	// columnsJSON is the "columns" array when every column is visible.
+	columnsJSON []byte
+	// commitTS is the commit timestamp as the payload carries it.
+	commitTS string
 }
 
 // validate reports what is wrong with a hand-built change.
@@ -88,81 +115,113 @@ func (c *Change) validate() error {
 	return nil
 }
 
-// encodedRecord is a record marshalled value by value, in column order.
+// recordField is one key of an encoded record.
+type recordField struct {
+	name string
+	// key is the JSON of name followed by a colon; nil means it is encoded
+	// when written.
+	key []byte
+	// value is the value's JSON as given or decoded; filters and the size
+	// limits read it.
+	value json.RawMessage
+	// out is value as frames carry it: compact, with <, >, &, U+2028 and
+	// U+2029 escaped the way encoding/json embeds JSON.
+	out []byte
+}
+
+// encodedRecord is a record encoded value by value, in column order (then
+// alphabetically for keys that are not columns).
 type encodedRecord struct {
-	keys   []string
-	values map[string]json.RawMessage
+	fields []recordField
 }
 
-func (r encodedRecord) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, k := range r.keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.Write(mustJSON(k))
-		b.WriteByte(':')
-		b.Write(r.values[k])
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
-}
-
-// encodeRecord marshals each value of rec, ordering keys by columns and then
+// encodeRecord encodes each value of rec, ordering keys by columns and then
 // alphabetically for keys that are not columns.
 func encodeRecord(rec map[string]any, columns []Column) (encodedRecord, error) {
-	out := encodedRecord{values: make(map[string]json.RawMessage, len(rec))}
-	for k, v := range rec {
+	out := encodedRecord{fields: make([]recordField, 0, len(rec))}
+	add := func(k string, v any) error {
 		raw, ok := v.(json.RawMessage)
 		if !ok {
 			b, err := json.Marshal(v)
 			if err != nil {
-				return encodedRecord{}, fmt.Errorf("record value %q: %w", k, err)
+				return fmt.Errorf("record value %q: %w", k, err)
 			}
 			raw = b
 		}
 		if len(raw) == 0 {
 			raw = json.RawMessage("null")
 		}
-		out.values[k] = raw
+		final, err := json.Marshal(raw) // compacts and escapes like the payload encoder
+		if err != nil {
+			return fmt.Errorf("record value %q: %w", k, err)
+		}
+		out.fields = append(out.fields, recordField{name: k, value: raw, out: final})
+		return nil
 	}
 	seen := make(map[string]bool, len(columns))
 	for _, c := range columns {
-		if _, ok := out.values[c.Name]; ok && !seen[c.Name] {
-			out.keys = append(out.keys, c.Name)
+		if v, ok := rec[c.Name]; ok && !seen[c.Name] {
+			if err := add(c.Name, v); err != nil {
+				return encodedRecord{}, err
+			}
 			seen[c.Name] = true
 		}
 	}
 	var rest []string
-	for k := range out.values {
+	for k := range rec {
 		if !seen[k] {
 			rest = append(rest, k)
 		}
 	}
 	sort.Strings(rest)
-	out.keys = append(out.keys, rest...)
+	for _, k := range rest {
+		if err := add(k, rec[k]); err != nil {
+			return encodedRecord{}, err
+		}
+	}
 	return out, nil
 }
 
-// filtered returns the record restricted to keys for which keep is true.
-func (r encodedRecord) filtered(keep func(key string, value json.RawMessage) bool) encodedRecord {
-	out := encodedRecord{values: make(map[string]json.RawMessage)}
-	for _, k := range r.keys {
-		if keep(k, r.values[k]) {
-			out.keys = append(out.keys, k)
-			out.values[k] = r.values[k]
+// lookup returns the value of key.
+func (r encodedRecord) lookup(key string) (json.RawMessage, bool) {
+	for _, f := range r.fields {
+		if f.name == key {
+			return f.value, true
 		}
 	}
-	return out
+	return nil, false
 }
 
 func (r encodedRecord) size() int {
 	n := 2
-	for _, k := range r.keys {
-		n += len(k) + 4 + len(r.values[k])
+	for _, f := range r.fields {
+		n += len(f.name) + 4 + len(f.value)
 	}
 	return n
+}
+
+// appendJSON appends the record as a JSON object with the fields keep
+// accepts (all when keep is nil).
+func (r encodedRecord) appendJSON(dst []byte, keep func(f *recordField) bool) []byte {
+	dst = append(dst, '{')
+	first := true
+	for i := range r.fields {
+		f := &r.fields[i]
+		if keep != nil && !keep(f) {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		if f.key != nil {
+			dst = append(dst, f.key...)
+		} else {
+			dst = append(appendJSONString(dst, f.name), ':')
+		}
+		dst = append(dst, f.out...)
+	}
+	return append(dst, '}')
 }
 
 // preparedChange is a change with its records encoded once per dispatch.
@@ -173,32 +232,40 @@ type preparedChange struct {
 	hasOldRecord      bool
 	tooLarge          bool
 	commitTS          string
+	columnsJSON       []byte // "columns" when every column is visible
 }
 
-func prepareChange(c *Change, maxRecordBytes int, forceTruncate bool) (*preparedChange, error) {
-	p := &preparedChange{Change: c, commitTS: c.CommitTimestamp.UTC().Format("2006-01-02T15:04:05.000Z")}
-	var err error
-	if c.Type != Delete {
-		if p.record, err = encodeRecord(c.Record, c.Columns); err != nil {
-			return nil, err
+// prepare sets p up for dispatching c: records encoded (or taken as the
+// WAL decoder encoded them) and the payload limit applied.
+func (p *preparedChange) prepare(c *Change, maxRecordBytes int, forceTruncate bool) error {
+	*p = preparedChange{Change: c, hasRecord: c.Type != Delete, hasOldRecord: c.Type != Insert}
+	if c.pre != nil {
+		p.record, p.oldRecord = c.pre.record, c.pre.oldRecord
+		p.commitTS, p.columnsJSON = c.pre.commitTS, c.pre.columnsJSON
+	} else {
+		var err error
+		if p.hasRecord {
+			if p.record, err = encodeRecord(c.Record, c.Columns); err != nil {
+				return err
+			}
 		}
-		p.hasRecord = true
-	}
-	if c.Type != Insert {
-		if p.oldRecord, err = encodeRecord(c.OldRecord, c.Columns); err != nil {
-			return nil, err
+		if p.hasOldRecord {
+			if p.oldRecord, err = encodeRecord(c.OldRecord, c.Columns); err != nil {
+				return err
+			}
 		}
-		p.hasOldRecord = true
+		p.commitTS = formatCommitTimestamp(c.CommitTimestamp)
+		p.columnsJSON = appendColumns(nil, c.Columns, nil)
 	}
 	size := p.record.size() + p.oldRecord.size()
 	p.tooLarge = forceTruncate || (maxRecordBytes > 0 && size > maxRecordBytes)
-	return p, nil
+	return nil
 }
 
 // cellLookup returns the filter view of rec.
 func (p *preparedChange) cellLookup(rec encodedRecord) func(string) cell {
 	return func(col string) cell {
-		raw, ok := rec.values[col]
+		raw, ok := rec.lookup(col)
 		if !ok {
 			return cell{}
 		}
@@ -243,32 +310,51 @@ type access struct {
 // fullAccess is the access of a role that sees everything.
 var fullAccess = access{Visible: true}
 
-// changeData is the "data" object of a postgres_changes payload.
-type changeData struct {
-	Schema          string         `json:"schema"`
-	Table           string         `json:"table"`
-	CommitTimestamp *string        `json:"commit_timestamp"`
-	Type            string         `json:"type"`
-	Columns         []Column       `json:"columns"`
-	Record          *encodedRecord `json:"record,omitempty"`
-	OldRecord       *encodedRecord `json:"old_record,omitempty"`
-	Errors          []string       `json:"errors"`
+// withAllColumns returns acc with Columns nil when it allows every column
+// of the change, so that the common case takes the unfiltered path.
+func (acc access) withAllColumns(columns []Column) access {
+	if acc.Columns == nil {
+		return acc
+	}
+	for _, c := range columns {
+		if !acc.Columns[c.Name] {
+			return acc
+		}
+	}
+	acc.Columns = nil
+	return acc
 }
 
-// data builds the payload data for a subscriber with the given access and
-// column selection (nil = all columns).
-func (p *preparedChange) data(acc access, sel []string) changeData {
+// appendData appends the payload's "data" object for a subscriber with the
+// given access and column selection (nil = all columns). Keys and values
+// come out exactly as encoding/json would marshal them: schema, table,
+// commit_timestamp, type, columns, record, old_record, errors.
+func (p *preparedChange) appendData(dst []byte, acc access, sel []string) []byte {
+	dst = append(dst, `{"schema":`...)
+	dst = appendJSONString(dst, p.Schema)
+	dst = append(dst, `,"table":`...)
+	dst = appendJSONString(dst, p.Table)
 	if acc.Error != "" {
-		d := changeData{Schema: p.Schema, Table: p.Table, Type: p.Type, Columns: []Column{}, Errors: []string{acc.Error}}
-		empty := encodedRecord{}
+		dst = append(dst, `,"commit_timestamp":null,"type":`...)
+		dst = appendJSONString(dst, p.Type)
+		dst = append(dst, `,"columns":[]`...)
 		if p.Type != Delete {
-			d.Record = &empty
+			dst = append(dst, `,"record":{}`...)
 		}
 		if p.Type == Update {
-			d.OldRecord = &empty
+			dst = append(dst, `,"old_record":{}`...)
 		}
-		return d
+		dst = append(dst, `,"errors":[`...)
+		dst = appendJSONString(dst, acc.Error)
+		return append(dst, "]}"...)
 	}
+	dst = append(dst, `,"commit_timestamp":`...)
+	dst = appendJSONString(dst, p.commitTS)
+	dst = append(dst, `,"type":`...)
+	dst = appendJSONString(dst, p.Type)
+	dst = append(dst, `,"columns":`...)
+
+	all := acc.Columns == nil && sel == nil
 	isPK := func(name string) bool { return slices.Contains(p.PrimaryKey, name) }
 	allowed := func(name string) bool {
 		if acc.Columns != nil && !acc.Columns[name] {
@@ -276,30 +362,86 @@ func (p *preparedChange) data(acc access, sel []string) changeData {
 		}
 		return sel == nil || slices.Contains(sel, name) || isPK(name)
 	}
-	small := func(_ string, v json.RawMessage) bool { return !p.tooLarge || len(v) <= truncatedValueMax }
-
-	ts := p.commitTS
-	d := changeData{Schema: p.Schema, Table: p.Table, CommitTimestamp: &ts, Type: p.Type, Columns: []Column{}}
-	for _, c := range p.Columns {
-		if allowed(c.Name) {
-			d.Columns = append(d.Columns, c)
-		}
+	if all {
+		dst = append(dst, p.columnsJSON...)
+	} else {
+		dst = appendColumns(dst, p.Columns, allowed)
 	}
 	if p.hasRecord {
-		r := p.record.filtered(func(k string, v json.RawMessage) bool { return allowed(k) && small(k, v) })
-		d.Record = &r
+		dst = append(dst, `,"record":`...)
+		var keep func(f *recordField) bool
+		if !all || p.tooLarge {
+			keep = func(f *recordField) bool { return allowed(f.name) && p.small(f) }
+		}
+		dst = p.record.appendJSON(dst, keep)
 	}
 	if p.hasOldRecord {
-		r := p.oldRecord.filtered(func(k string, v json.RawMessage) bool {
-			if p.Type == Delete && p.RLSEnabled && !isPK(k) {
-				return false
+		dst = append(dst, `,"old_record":`...)
+		var keep func(f *recordField) bool
+		if rlsDelete := p.Type == Delete && p.RLSEnabled; !all || p.tooLarge || rlsDelete {
+			keep = func(f *recordField) bool {
+				if rlsDelete && !isPK(f.name) {
+					return false
+				}
+				return allowed(f.name) && p.small(f)
 			}
-			return allowed(k) && small(k, v)
-		})
-		d.OldRecord = &r
+		}
+		dst = p.oldRecord.appendJSON(dst, keep)
 	}
 	if p.tooLarge {
-		d.Errors = []string{ErrorPayloadTooLarge}
+		dst = append(dst, `,"errors":[`...)
+		dst = appendJSONString(dst, ErrorPayloadTooLarge)
+		return append(dst, "]}"...)
 	}
-	return d
+	return append(dst, `,"errors":null}`...)
+}
+
+// small reports whether f survives the truncation of a too large payload.
+func (p *preparedChange) small(f *recordField) bool {
+	return !p.tooLarge || len(f.value) <= truncatedValueMax
+}
+
+// appendColumns appends the "columns" array: the columns keep accepts (all
+// when keep is nil) as {"name":...,"type":...} objects.
+func appendColumns(dst []byte, columns []Column, keep func(name string) bool) []byte {
+	dst = append(dst, '[')
+	first := true
+	for _, c := range columns {
+		if keep != nil && !keep(c.Name) {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, `{"name":`...)
+		dst = appendJSONString(dst, c.Name)
+		dst = append(dst, `,"type":`...)
+		dst = appendJSONString(dst, c.Type)
+		dst = append(dst, '}')
+	}
+	return append(dst, ']')
+}
+
+// appendPayload appends the payload of a postgres_changes frame: with the
+// new API {"ids":[...],"data":...}, with the legacy one the data itself.
+func appendPayload(dst []byte, newAPI bool, ids []int64, data []byte) []byte {
+	if !newAPI {
+		return append(dst, data...)
+	}
+	if ids == nil {
+		dst = append(dst, `{"ids":null,"data":`...)
+		dst = append(dst, data...)
+		return append(dst, '}')
+	}
+	dst = append(dst, `{"ids":[`...)
+	for i, id := range ids {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = strconv.AppendInt(dst, id, 10)
+	}
+	dst = append(dst, `],"data":`...)
+	dst = append(dst, data...)
+	return append(dst, '}')
 }

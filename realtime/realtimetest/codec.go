@@ -1,7 +1,6 @@
 package realtimetest
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +23,19 @@ type codec interface {
 	vsn() string
 	decode(frame []byte) (message, error)
 	encode(m message) []byte
+	// appendHead appends a frame up to its payload and appendTail the rest
+	// after it, so that a payload can be encoded in place.
+	appendHead(dst []byte, joinRef, ref json.RawMessage, topic, event string) []byte
+	appendTail(dst []byte, ref json.RawMessage) []byte
+}
+
+// encodeWith encodes m with the head and tail of c.
+func encodeWith(c codec, m message) []byte {
+	payload := orEmptyObject(m.Payload)
+	dst := make([]byte, 0, len(payload)+len(m.Topic)+len(m.Event)+len(m.JoinRef)+len(m.Ref)+48)
+	dst = c.appendHead(dst, m.JoinRef, m.Ref, m.Topic, m.Event)
+	dst = append(dst, payload...)
+	return c.appendTail(dst, m.Ref)
 }
 
 // errMalformed marks a frame the server drops without an answer, like
@@ -56,18 +68,20 @@ func (v1Codec) decode(frame []byte) (message, error) {
 	return m, nil
 }
 
-func (v1Codec) encode(m message) []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"topic":`)
-	b.Write(mustJSON(m.Topic))
-	b.WriteString(`,"event":`)
-	b.Write(mustJSON(m.Event))
-	b.WriteString(`,"payload":`)
-	b.Write(orEmptyObject(m.Payload))
-	b.WriteString(`,"ref":`)
-	b.Write(orNull(m.Ref))
-	b.WriteByte('}')
-	return b.Bytes()
+func (c v1Codec) encode(m message) []byte { return encodeWith(c, m) }
+
+func (v1Codec) appendHead(dst []byte, _, _ json.RawMessage, topic, event string) []byte {
+	dst = append(dst, `{"topic":`...)
+	dst = appendJSONString(dst, topic)
+	dst = append(dst, `,"event":`...)
+	dst = appendJSONString(dst, event)
+	return append(dst, `,"payload":`...)
+}
+
+func (v1Codec) appendTail(dst []byte, ref json.RawMessage) []byte {
+	dst = append(dst, `,"ref":`...)
+	dst = append(dst, orNull(ref)...)
+	return append(dst, '}')
 }
 
 // v2Codec is Realtime's V2 serializer for text frames:
@@ -91,20 +105,22 @@ func (v2Codec) decode(frame []byte) (message, error) {
 	return m, nil
 }
 
-func (v2Codec) encode(m message) []byte {
-	var b bytes.Buffer
-	b.WriteByte('[')
-	b.Write(orNull(m.JoinRef))
-	b.WriteByte(',')
-	b.Write(orNull(m.Ref))
-	b.WriteByte(',')
-	b.Write(mustJSON(m.Topic))
-	b.WriteByte(',')
-	b.Write(mustJSON(m.Event))
-	b.WriteByte(',')
-	b.Write(orEmptyObject(m.Payload))
-	b.WriteByte(']')
-	return b.Bytes()
+func (c v2Codec) encode(m message) []byte { return encodeWith(c, m) }
+
+func (v2Codec) appendHead(dst []byte, joinRef, ref json.RawMessage, topic, event string) []byte {
+	dst = append(dst, '[')
+	dst = append(dst, orNull(joinRef)...)
+	dst = append(dst, ',')
+	dst = append(dst, orNull(ref)...)
+	dst = append(dst, ',')
+	dst = appendJSONString(dst, topic)
+	dst = append(dst, ',')
+	dst = appendJSONString(dst, event)
+	return append(dst, ',')
+}
+
+func (v2Codec) appendTail(dst []byte, _ json.RawMessage) []byte {
+	return append(dst, ']')
 }
 
 // negotiateCodec picks the serializer for the vsn query parameter the way

@@ -117,8 +117,9 @@ type Server struct {
 	sessions map[*session]struct{}
 
 	// deliverMu serialises deliveries so changes reach every client in the
-	// order they were published.
+	// order they were published; it guards scratch.
 	deliverMu sync.Mutex
+	scratch   dispatchScratch
 
 	backendMu sync.RWMutex
 	backend   backend // set by a CDC; nil for Publish-only servers
@@ -231,6 +232,16 @@ func (s *Server) removeSession(sess *session) {
 	s.mu.Lock()
 	delete(s.sessions, sess)
 	s.mu.Unlock()
+}
+
+// appendSessions appends the current sessions to dst.
+func (s *Server) appendSessions(dst []*session) []*session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sess := range s.sessions {
+		dst = append(dst, sess)
+	}
+	return dst
 }
 
 func (s *Server) snapshotSessions() []*session {

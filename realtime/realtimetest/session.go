@@ -306,27 +306,28 @@ type channelTarget struct {
 	newAPI   bool
 }
 
-// subscribedTargets snapshots the channels that currently receive changes.
-func (s *session) subscribedTargets() []channelTarget {
+// appendSubscribedTargets appends the channels that currently receive
+// changes to dst.
+func (s *session) appendSubscribedTargets(dst []channelTarget) []channelTarget {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []channelTarget
 	for _, ch := range s.channels {
 		if ch.subscribed {
-			out = append(out, channelTarget{ch: ch, bindings: ch.bindings, claims: ch.subClaims, newAPI: ch.newAPI})
+			dst = append(dst, channelTarget{ch: ch, bindings: ch.bindings, claims: ch.subClaims, newAPI: ch.newAPI})
 		}
 	}
-	return out
+	return dst
 }
 
-// deliver sends a change frame to ch if it is still joined and subscribed.
-func (s *session) deliver(ch *channel, m message) bool {
+// deliverFrame queues an encoded change frame for ch if it is still joined
+// and subscribed.
+func (s *session) deliverFrame(ch *channel, frame []byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.currentLocked(ch) || !ch.subscribed {
 		return false
 	}
-	s.send(m)
+	s.enqueue(outbound{data: frame})
 	return true
 }
 
