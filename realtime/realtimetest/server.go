@@ -183,7 +183,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.life.leave()
 
-	conn, err := s.upgrader.Upgrade(w, r, nil)
+	conn, err := s.upgrader.Upgrade(withBatching(w), r, nil)
 	if err != nil {
 		s.log.Debug("upgrade failed", zap.Error(err))
 		return // the upgrader has answered the request

@@ -125,36 +125,68 @@ func (s *session) readLoop() {
 	}
 }
 
+// writeLoop writes the queued frames in order. Frames queued together are
+// written as one batch: with a batchConn underneath, a burst of changes
+// costs one write system call instead of one per frame.
 func (s *session) writeLoop() {
 	defer close(s.writerDone)
+	bc, _ := s.conn.NetConn().(*batchConn)
 	for {
+		var o outbound
 		select {
 		case <-s.done:
 			return
-		case o := <-s.out:
-			_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		case o = <-s.out:
+		}
+		bc.begin()
+		for {
 			if o.close {
-				msg := websocket.FormatCloseMessage(o.closeCode, o.closeReason)
-				_ = s.conn.WriteMessage(websocket.CloseMessage, msg)
-				// Wait for the client's close frame (the reader then
-				// returns) before dropping the TCP connection.
-				t := time.NewTimer(closeHandshakeTimeout)
-				select {
-				case <-s.readerDone:
-				case <-s.done:
-				case <-t.C:
+				if err := bc.flush(); err != nil {
+					s.log.Debug("write failed", zap.Error(err))
+					s.end()
+					return
 				}
-				t.Stop()
-				s.end()
+				s.writeClose(o)
 				return
 			}
+			_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if err := s.conn.WriteMessage(websocket.TextMessage, o.data); err != nil {
 				s.log.Debug("write failed", zap.Error(err))
 				s.end()
 				return
 			}
+			more := false
+			select {
+			case o = <-s.out:
+				more = true
+			default:
+			}
+			if !more {
+				break
+			}
+		}
+		if err := bc.flush(); err != nil {
+			s.log.Debug("write failed", zap.Error(err))
+			s.end()
+			return
 		}
 	}
+}
+
+// writeClose sends a close frame, waits for the client's close frame (the
+// reader then returns) and ends the session.
+func (s *session) writeClose(o outbound) {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	msg := websocket.FormatCloseMessage(o.closeCode, o.closeReason)
+	_ = s.conn.WriteMessage(websocket.CloseMessage, msg)
+	t := time.NewTimer(closeHandshakeTimeout)
+	select {
+	case <-s.readerDone:
+	case <-s.done:
+	case <-t.C:
+	}
+	t.Stop()
+	s.end()
 }
 
 // end closes the connection without a close frame. Safe to call repeatedly
@@ -168,7 +200,7 @@ func (s *session) end() {
 
 // kill drops the TCP connection abruptly (RST, no close frame).
 func (s *session) kill() {
-	if tc, ok := s.conn.NetConn().(*net.TCPConn); ok {
+	if tc, ok := unwrapConn(s.conn.NetConn()).(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
 	s.end()
