@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -234,11 +235,20 @@ func (c *CDC) run(ctx context.Context, conn *pgconn.PgConn, lsn pglogrepl.LSN) {
 
 // stream reads one replication session: decodes pgoutput messages, delivers
 // row changes and acknowledges commits so the slot advances.
+//
+// Reads wait at most until the next status update is due. That wait is a
+// read deadline on the connection, set when it changes, rather than a
+// context with a deadline per message (which costs a timer and a context
+// watcher per message); cancelling ctx expires the deadline at once.
 func (c *CDC) stream(ctx context.Context, conn *pgconn.PgConn, startLSN pglogrepl.LSN) error {
-	d := &walDecoder{cdc: c, relations: make(map[uint32]*relation)}
+	d := newWALDecoder(c)
+	rd := &readDeadline{conn: conn.Conn()}
+	stop := context.AfterFunc(ctx, rd.expire)
+	defer stop()
 	ackLSN := startLSN
 	inTx := false
 	nextStatus := time.Now().Add(c.opts.StatusInterval)
+	deadline := time.Time{}
 	for {
 		if !time.Now().Before(nextStatus) {
 			err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: ackLSN})
@@ -246,10 +256,16 @@ func (c *CDC) stream(ctx context.Context, conn *pgconn.PgConn, startLSN pglogrep
 				return fmt.Errorf("send standby status: %w", err)
 			}
 			nextStatus = time.Now().Add(c.opts.StatusInterval)
+			deadline = time.Time{} // the send may have reset the connection's deadline
 		}
-		rctx, cancel := context.WithDeadline(ctx, nextStatus)
-		raw, err := conn.ReceiveMessage(rctx)
-		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !deadline.Equal(nextStatus) {
+			rd.set(nextStatus)
+			deadline = nextStatus
+		}
+		raw, err := conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -294,6 +310,31 @@ func (c *CDC) stream(ctx context.Context, conn *pgconn.PgConn, startLSN pglogrep
 			}
 		}
 	}
+}
+
+// readDeadline sets the replication connection's read deadline until it is
+// expired for good.
+type readDeadline struct {
+	conn    net.Conn
+	mu      sync.Mutex
+	expired bool
+}
+
+// set moves the deadline to t, unless the deadline was expired.
+func (r *readDeadline) set(t time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.expired {
+		_ = r.conn.SetReadDeadline(t)
+	}
+}
+
+// expire makes pending and future reads time out at once.
+func (r *readDeadline) expire() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.expired = true
+	_ = r.conn.SetReadDeadline(time.Unix(1, 0))
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
