@@ -69,7 +69,7 @@ func BenchmarkCDCThroughput(b *testing.B) {
 		status := statuses[i%len(statuses)]
 		i++
 		for j := 0; j < n; j += benchBatch {
-			_, err := db.Pool.Exec(ctx, `update public.workflow_runs set status = $1, finished_at = now() where id = any($2::uuid[])`,
+			_, err := db.Pool.Exec(ctx, `update public.workflow_runs set status = $1, finished_at = now() where id = any($2::text[]::uuid[])`,
 				status, ids[j:min(j+benchBatch, n)])
 			require.NoError(b, err)
 		}
@@ -156,8 +156,9 @@ func dialBenchClient(b *testing.B, ts *TestServer) *benchClient {
 }
 
 func (c *benchClient) readLoop() {
+	var buf bytes.Buffer
 	for {
-		_, data, err := c.conn.ReadMessage()
+		data, err := c.read(&buf)
 		c.mu.Lock()
 		if err != nil {
 			c.readErr = err
@@ -176,13 +177,26 @@ func (c *benchClient) readLoop() {
 			c.got++
 			c.last = now
 			if c.got == c.want {
-				c.lastData = data
+				c.lastData = bytes.Clone(data)
 				close(c.done)
 				c.done = nil
 			}
 		}
 		c.mu.Unlock()
 	}
+}
+
+// read reads the next message into buf, which it reuses.
+func (c *benchClient) read(buf *bytes.Buffer) ([]byte, error) {
+	_, r, err := c.conn.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // expect arms the client for the next n change frames.
