@@ -214,19 +214,86 @@ func TestLiveWatermarkIsSavedPeriodicallyButNotPastAFailedClaim(t *testing.T) {
 	assert.True(t, watermark().Equal(u3), "moves on once the retry succeeded: %s", watermark())
 }
 
-func TestMemoryIsReleasedOnceABulkRuleEditIsQuiet(t *testing.T) {
+// fakeGC records what the engine asks of the runtime's collector.
+type fakeGC struct {
+	percent  int
+	releases int
+}
+
+func (g *fakeGC) install(m *rebuildMemory) {
+	m.setGCPercent = func(p int) int { old := g.percent; g.percent = p; return old }
+	m.release = func() { g.releases++ }
+}
+
+func TestBulkRuleEditCollectsSoonerAndReleasesOnceQuiet(t *testing.T) {
 	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs", TimerTick: time.Second},
 		newFakeStore(), &fakeSubmitter{}, zaptest.NewLogger(t))
 	require.NoError(t, err)
+	gc := &fakeGC{percent: 100}
+	gc.install(e.memory)
 	t0 := time.Now()
-	e.ruleChanges, e.lastRuleChange = bulkRuleChanges-1, t0
+	change := func(i int) {
+		e.applyRuleChange(context.Background(), &realtime.Change{Type: "DELETE", OldRecord: map[string]any{"id": fmt.Sprintf("r%d", i)}})
+	}
+	for i := range bulkRuleChanges - 1 {
+		change(i)
+	}
+	e.lastRuleChange = t0
 	e.releaseAfterBulkEdit(t0.Add(time.Minute))
-	assert.Equal(t, bulkRuleChanges-1, e.ruleChanges, "a small edit leaves the runtime alone")
-	e.ruleChanges = bulkRuleChanges
+	assert.Equal(t, 100, gc.percent, "a small edit leaves the runtime alone")
+	assert.Zero(t, gc.releases)
+
+	change(bulkRuleChanges)
+	assert.Equal(t, rebuildGCPercent, gc.percent, "a bulk edit collects sooner")
+	e.lastRuleChange = t0
 	e.releaseAfterBulkEdit(t0.Add(time.Second / 2))
-	assert.Equal(t, bulkRuleChanges, e.ruleChanges, "not while the edit goes on")
+	assert.Zero(t, gc.releases, "not while the edit goes on")
 	e.releaseAfterBulkEdit(t0.Add(time.Second))
-	assert.Zero(t, e.ruleChanges, "released once it is quiet for a tick")
+	assert.Equal(t, 1, gc.releases, "released once it is quiet for a tick")
+	assert.Equal(t, 100, gc.percent, "and the GC target is restored")
+	assert.Zero(t, e.ruleChanges)
+}
+
+func TestRebuildMemoryNeverRaisesTheGCTarget(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		operator  int
+		during    int
+		restoreTo int
+	}{
+		{"default", 100, rebuildGCPercent, 100},
+		{"operator's lower target", 10, 10, 10},
+		{"collector off (memory limit)", -1, -1, -1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := newRebuildMemory()
+			gc := &fakeGC{percent: c.operator}
+			gc.install(m)
+			m.begin()
+			m.begin() // nested: no effect
+			assert.Equal(t, c.during, gc.percent)
+			m.end()
+			assert.Equal(t, c.restoreTo, gc.percent)
+			assert.Equal(t, 1, gc.releases)
+		})
+	}
+}
+
+func TestRuleLoadCollectsSoonerAndReleases(t *testing.T) {
+	store := newFakeStore()
+	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs"},
+		store, &fakeSubmitter{}, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	gc := &fakeGC{percent: 100}
+	gc.install(e.memory)
+	var during int
+	store.rules = []RuleSpec{spec("a", "p", "", "failed")}
+	store.onLoad = func() { during = gc.percent }
+	require.NoError(t, e.loadRules(context.Background()))
+	assert.Equal(t, rebuildGCPercent, during)
+	assert.Equal(t, 100, gc.percent)
+	assert.Equal(t, 1, gc.releases)
+	assert.Equal(t, int64(1), e.Stats().RuleLoads)
 }
 
 // runEngineOn runs an engine over events until the test ends; ticks, when

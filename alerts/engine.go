@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -175,10 +174,12 @@ type Engine struct {
 	timerVersion uint64 // rule-set version the timers were scheduled with
 	throttle     *throttler
 	lastPrune    time.Time
-	// ruleChanges counts rule changes applied since memory was last handed
-	// back to the OS; lastRuleChange is when the latest was applied.
+	// ruleChanges counts rule changes applied since a bulk edit's memory
+	// was last handed back to the OS; lastRuleChange is when the latest
+	// was applied.
 	ruleChanges    int
 	lastRuleChange time.Time
+	memory         *rebuildMemory
 	// savedWater is the watermark last persisted, lastWaterSave when.
 	savedWater, lastWaterSave time.Time
 	matchBuf                  []*Rule
@@ -266,7 +267,7 @@ func New(opts Options, store Store, out Submitter, log *zap.Logger) (*Engine, er
 	}
 	return &Engine{opts: opts, store: store, out: out, log: log, rules: NewRuleSet(), now: now,
 		wf: map[string]Workflow{}, timers: newTimers(), throttle: newThrottler(), retryDelay: retryInitialDelay,
-		pending: map[string]pendingFire{}}, nil
+		pending: map[string]pendingFire{}, memory: newRebuildMemory()}, nil
 }
 
 // Rules is the engine's rule cache (the sender reads secrets from it).
@@ -404,17 +405,16 @@ func (e *Engine) retry(ctx context.Context, what string, fn func(context.Context
 
 func (e *Engine) loadRules(ctx context.Context) error {
 	// Rules are compiled as they are read, so a large set is never held
-	// twice (as rows and as rules).
+	// twice (as rows and as rules). Loading decodes every rule's row: for
+	// many rules that is tens of MB of garbage, collected early and handed
+	// back to the OS at the end rather than carried as resident memory.
+	e.memory.begin()
+	defer e.memory.end()
 	reload := e.rules.Reload()
 	if err := e.store.LoadRules(ctx, reload.Add); err != nil {
 		return err
 	}
 	rejected := reload.Commit()
-	// Loading decodes every rule's row: for many rules that is tens of MB
-	// of garbage. Hand it back to the OS now rather than carry it as
-	// resident memory until the runtime gets round to it.
-	debug.FreeOSMemory()
-	e.ruleChanges = 0
 	e.count(func(s *engineStats) { s.ruleLoads++ })
 	for id, err := range rejected {
 		e.log.Warn("alert rule rejected", zap.String("rule_id", id), zap.Error(err))
@@ -425,22 +425,21 @@ func (e *Engine) loadRules(ctx context.Context) error {
 	return nil
 }
 
-// bulkRuleChanges is how many rule changes make a bulk edit: once such an
-// edit has been quiet for a tick, the garbage it left (decoded records,
-// replaced rules) is handed back to the OS rather than kept resident.
-const bulkRuleChanges = 1000
-
-// releaseAfterBulkEdit frees the memory a bulk rule edit left behind.
+// releaseAfterBulkEdit frees the memory a bulk rule edit left behind once
+// the edit has been quiet for a tick.
 func (e *Engine) releaseAfterBulkEdit(now time.Time) {
 	if e.ruleChanges >= bulkRuleChanges && now.Sub(e.lastRuleChange) >= e.opts.TimerTick {
 		e.ruleChanges = 0
-		debug.FreeOSMemory()
+		e.memory.end()
 	}
 }
 
 func (e *Engine) applyRuleChange(ctx context.Context, c *realtime.Change) {
 	e.ruleChanges++
 	e.lastRuleChange = e.now()
+	if e.ruleChanges == bulkRuleChanges {
+		e.memory.begin()
+	}
 	switch c.Type {
 	case "DELETE":
 		id := scalarString(c.OldRecord["id"])

@@ -24,6 +24,7 @@ import (
 type fakeStore struct {
 	mu         sync.Mutex
 	rules      []RuleSpec
+	onLoad     func() // called at the start of LoadRules
 	runs       map[string]map[string]any
 	workflows  map[string]Workflow
 	claims     map[string]Claim // by config|run|event
@@ -103,7 +104,11 @@ func (f *fakeStore) claimKeys() []string {
 func (f *fakeStore) LoadRules(_ context.Context, add func(RuleSpec)) error {
 	f.mu.Lock()
 	rules := append([]RuleSpec(nil), f.rules...)
+	onLoad := f.onLoad
 	f.mu.Unlock()
+	if onLoad != nil {
+		onLoad()
+	}
 	for _, r := range rules {
 		add(r)
 	}
