@@ -1,6 +1,7 @@
 package realtimetest
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -79,10 +80,20 @@ type walDecoder struct {
 	change             Change        // the current change
 	src                walSource     // its database identity
 	keys               []keyValue    // its primary key values
+
+	// memos holds, per relation, the last timestamp decoded per column.
+	memos map[uint32][]valueMemo
+}
+
+// valueMemo is the last value decoded for a column whose rendering is
+// costly (timestamps): bulk changes repeat them (a transaction's now(), the
+// created_at of rows inserted together).
+type valueMemo struct {
+	text, out []byte
 }
 
 func newWALDecoder(c *CDC) *walDecoder {
-	return &walDecoder{cdc: c, relations: make(map[uint32]*relation)}
+	return &walDecoder{cdc: c, relations: make(map[uint32]*relation), memos: make(map[uint32][]valueMemo)}
 }
 
 // tupleColumn is one column of a pgoutput TupleData: its kind ('n' null,
@@ -216,6 +227,7 @@ func (d *walDecoder) handle(ctx context.Context, data []byte, inTx *bool) (pglog
 			return 0, err
 		}
 		d.relations[m.RelationID] = rel
+		delete(d.memos, m.RelationID)
 	case *pglogrepl.BeginMessage:
 		d.commitTime = m.CommitTime
 		d.commitTS = formatCommitTimestamp(m.CommitTime)
@@ -330,6 +342,14 @@ func (d *walDecoder) build(rel *relation, m rowMessage, rls bool) *Change {
 // decodeTuple encodes the values of tuple t into d.values and records where
 // each column's value is. With keyOnly, non-identity columns are skipped.
 func (d *walDecoder) decodeTuple(rel *relation, t []tupleColumn, keyOnly bool, spans []valueSpan) {
+	memos := d.memos[rel.id]
+	if len(memos) != len(rel.columns) {
+		memos = make([]valueMemo, len(rel.columns))
+		if d.memos == nil {
+			d.memos = make(map[uint32][]valueMemo)
+		}
+		d.memos[rel.id] = memos
+	}
 	for i, col := range t {
 		if i >= len(rel.columns) {
 			break
@@ -343,7 +363,18 @@ func (d *walDecoder) decodeTuple(rel *relation, t []tupleColumn, keyOnly bool, s
 		case tupleNull:
 			d.values = append(d.values, "null"...)
 		case tupleText:
+			if rc.kind != kindTimestamptz && rc.kind != kindTimestamp {
+				d.values = appendValue(d.values, col.data, rc.kind, rc.typ.Elem)
+				break
+			}
+			m := &memos[i]
+			if m.out != nil && bytes.Equal(m.text, col.data) {
+				d.values = append(d.values, m.out...)
+				break
+			}
 			d.values = appendValue(d.values, col.data, rc.kind, rc.typ.Elem)
+			m.text = append(m.text[:0], col.data...)
+			m.out = append(m.out[:0], d.values[start:]...)
 		default:
 			continue // unchanged TOAST value or binary: no value
 		}

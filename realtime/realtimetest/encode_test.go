@@ -320,3 +320,42 @@ func TestParseRow_RejectsMalformedMessages(t *testing.T) {
 	_, err = d.parseRow(append(rowMsg('U', 7, 0, nil, nil)[:5], 'X'))
 	assert.Error(t, err, "UPDATE with an unknown tuple type")
 }
+
+// TestWALDecoder_ReusesStateAcrossChanges runs a stream of changes through
+// one decoder, whose buffers and timestamp memos carry over from change to
+// change.
+func TestWALDecoder_ReusesStateAcrossChanges(t *testing.T) {
+	commit := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	rel := testRelation(t, wideColumns, []string{"id"}, []string{"id"})
+	d := &walDecoder{relations: map[uint32]*relation{7: rel}, commitTime: commit, commitTS: formatCommitTimestamp(commit)}
+	stamps := []string{"2025-11-03 09:32:55.123+05:30", "2025-11-03 09:32:55.123+05:30", "2025-11-03 09:32:55.124+05:30",
+		"2026-01-01 00:00:00+00", "2025-11-03 09:32:55.123+05:30", "not a time"}
+	var msgs [][]byte
+	for i, ts := range stamps {
+		row := wideRow(itoa(i))
+		row[7] = txt(ts)
+		row[8] = txt(strings.TrimSuffix(ts, "+05:30"))
+		if i%2 == 1 {
+			row[1] = txt(strings.Repeat("long ", i*20))
+		}
+		msgs = append(msgs, rowMsg('I', 7, 0, nil, row), rowMsg('U', 7, 0, nil, row))
+	}
+	msgs = append(msgs, rowMsg('I', 7, 0, nil, wideRow("99")[:2]))
+
+	codec, _ := negotiateCodec("2.0.0")
+	for i, msg := range msgs {
+		m, err := d.parseRow(msg)
+		require.NoError(t, err)
+		change := d.build(rel, m, false)
+		var p preparedChange
+		require.NoError(t, p.prepare(change, 0, false))
+		got := changeFrame(codec, "realtime:s", p.Type, true, []int64{1}, p.appendData(nil, fullAccess, nil))
+
+		parsed, err := pglogrepl.Parse(msg)
+		require.NoError(t, err)
+		refChange, _ := refWALChange(rel, parsed, commit, false)
+		ref, err := refPrepare(refChange, 0, false)
+		require.NoError(t, err)
+		require.Equal(t, refFrame("2.0.0", "realtime:s", true, []int64{1}, ref, fullAccess, nil), string(got), "message %d", i)
+	}
+}
