@@ -123,7 +123,7 @@ func StartCDC(ctx context.Context, dbURL string, srv *Server, opts CDCOptions) (
 		meta:  newCatalogCache(pool),
 	}
 	c.closePool = closePool
-	conn, startLSN, err := c.openStream(ctx)
+	st, err := c.openStream(ctx)
 	if err != nil {
 		closePool()
 		return nil, err
@@ -131,12 +131,14 @@ func StartCDC(ctx context.Context, dbURL string, srv *Server, opts CDCOptions) (
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.cancel = cancel
 	srv.setBackend(c)
-	go c.run(runCtx, conn, startLSN)
+	go c.run(runCtx, st)
 	return c, nil
 }
 
-// Close stops streaming, drops the replication connection (and with it the
-// temporary slot), detaches from the server and closes the pool.
+// Close stops streaming, drops the replication connection and waits
+// (briefly) for PostgreSQL to drop the temporary slot with it, so that the
+// database can be dropped right after. It then detaches from the server and
+// closes the pool.
 func (c *CDC) Close() error {
 	c.cancel()
 	<-c.done
@@ -165,18 +167,26 @@ func (c *CDC) setErr(err error) {
 	c.mu.Unlock()
 }
 
+// replicationStream is an open replication connection streaming from a
+// temporary slot.
+type replicationStream struct {
+	conn *pgconn.PgConn
+	slot string
+	lsn  pglogrepl.LSN // where streaming starts
+}
+
 // openStream opens a replication connection, creates the temporary slot and
 // starts pgoutput on the publication.
-func (c *CDC) openStream(ctx context.Context) (*pgconn.PgConn, pglogrepl.LSN, error) {
+func (c *CDC) openStream(ctx context.Context) (replicationStream, error) {
 	cfg, err := pgconn.ParseConfig(c.dbURL)
 	if err != nil {
-		return nil, 0, fmt.Errorf("start cdc: parse database url: %w", err)
+		return replicationStream{}, fmt.Errorf("start cdc: parse database url: %w", err)
 	}
 	cfg.RuntimeParams["replication"] = "database"
 	cfg.RuntimeParams["application_name"] = "realtimetest_cdc"
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, 0, fmt.Errorf("start cdc: replication connection: %w", err)
+		return replicationStream{}, fmt.Errorf("start cdc: replication connection: %w", err)
 	}
 	slot := c.opts.SlotName
 	if slot == "" || c.restarts.Load() > 0 {
@@ -186,41 +196,43 @@ func (c *CDC) openStream(ctx context.Context) (*pgconn.PgConn, pglogrepl.LSN, er
 		pglogrepl.CreateReplicationSlotOptions{Temporary: true, SnapshotAction: "NOEXPORT_SNAPSHOT"})
 	if err != nil {
 		_ = conn.Close(context.Background())
-		return nil, 0, fmt.Errorf("start cdc: create slot %q: %w", slot, err)
+		return replicationStream{}, fmt.Errorf("start cdc: create slot %q: %w", slot, err)
 	}
 	lsn, err := pglogrepl.ParseLSN(res.ConsistentPoint)
 	if err != nil {
 		_ = conn.Close(context.Background())
-		return nil, 0, fmt.Errorf("start cdc: slot consistent point %q: %w", res.ConsistentPoint, err)
+		return replicationStream{}, fmt.Errorf("start cdc: slot consistent point %q: %w", res.ConsistentPoint, err)
 	}
 	args := []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", escapeLiteral(c.opts.Publication))}
 	if err := pglogrepl.StartReplication(ctx, conn, slot, lsn, pglogrepl.StartReplicationOptions{PluginArgs: args}); err != nil {
 		_ = conn.Close(context.Background())
-		return nil, 0, fmt.Errorf("start cdc: start replication on %q: %w", slot, err)
+		return replicationStream{}, fmt.Errorf("start cdc: start replication on %q: %w", slot, err)
 	}
 	c.log.Debug("replication started", zap.String("slot", slot), zap.Stringer("lsn", lsn))
-	return conn, lsn, nil
+	return replicationStream{conn: conn, slot: slot, lsn: lsn}, nil
 }
 
 // run streams until ctx is done, restarting with a fresh slot after errors.
-func (c *CDC) run(ctx context.Context, conn *pgconn.PgConn, lsn pglogrepl.LSN) {
+func (c *CDC) run(ctx context.Context, st replicationStream) {
 	defer close(c.done)
 	for {
-		err := c.stream(ctx, conn, lsn)
+		err := c.stream(ctx, st.conn, st.lsn)
 		closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = conn.Close(closeCtx)
+		_ = st.conn.Close(closeCtx)
 		cancel()
 		if ctx.Err() != nil {
+			c.awaitSlotDropped(st.slot)
 			return
 		}
 		c.setErr(err)
 		c.log.Warn("replication stream failed, restarting", zap.Error(err))
 		for {
 			if !sleepCtx(ctx, c.opts.RetryInterval) {
+				c.awaitSlotDropped(st.slot)
 				return
 			}
 			c.restarts.Add(1)
-			conn, lsn, err = c.openStream(ctx)
+			st, err = c.openStream(ctx)
 			if err == nil {
 				break
 			}
@@ -229,6 +241,31 @@ func (c *CDC) run(ctx context.Context, conn *pgconn.PgConn, lsn pglogrepl.LSN) {
 			}
 			c.setErr(err)
 			c.log.Warn("replication restart failed", zap.Error(err))
+		}
+	}
+}
+
+// slotDropTimeout bounds the wait for a closed stream's temporary slot.
+const slotDropTimeout = 5 * time.Second
+
+// awaitSlotDropped waits until the temporary slot of a closed stream is
+// gone: PostgreSQL drops it when the walsender exits, shortly after the
+// connection closes, and until then the database cannot be dropped.
+func (c *CDC) awaitSlotDropped(slot string) {
+	if slot == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), slotDropTimeout)
+	defer cancel()
+	for {
+		var n int
+		err := c.pool.QueryRow(ctx, `select count(*) from pg_replication_slots where slot_name = $1`, slot).Scan(&n)
+		if err != nil || n == 0 {
+			return
+		}
+		if !sleepCtx(ctx, 10*time.Millisecond) {
+			c.log.Warn("temporary slot still there after closing", zap.String("slot", slot))
+			return
 		}
 	}
 }

@@ -37,3 +37,24 @@ func TestCDC_CloseInterruptsAWaitingRead(t *testing.T) {
 	}
 	assert.NoError(t, cdc.Err())
 }
+
+// TestCDC_CloseWaitsForTheSlot checks that the temporary slot is gone once
+// Close returns, so that the database can be dropped right away.
+func TestCDC_CloseWaitsForTheSlot(t *testing.T) {
+	db := pgtest.Shared(t).NewDatabase(t)
+	ctx := context.Background()
+	ts := newTestServer(t, Options{})
+	slots := func() int {
+		var n int
+		require.NoError(t, db.Pool.QueryRow(ctx, `select count(*) from pg_replication_slots
+			where database = current_database()`).Scan(&n))
+		return n
+	}
+	for range 3 {
+		cdc, err := StartCDC(ctx, db.URL, ts.Server, CDCOptions{})
+		require.NoError(t, err)
+		require.Equal(t, 1, slots())
+		require.NoError(t, cdc.Close())
+		require.Equal(t, 0, slots(), "slot dropped by the time Close returns")
+	}
+}
