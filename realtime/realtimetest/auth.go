@@ -111,8 +111,17 @@ type tokenClaims struct {
 	Raw  json.RawMessage // the claims object as sent (compact JSON)
 	Role string
 	Exp  int64 // unix seconds
-	// key identifies the role and claims, for caching what they may see.
+	// key identifies the role and claims, for caching what they may see;
+	// see cacheKey.
 	key string
+}
+
+// cacheKey identifies the role and claims, for caching what they may see.
+func (c tokenClaims) cacheKey() string {
+	if c.key != "" {
+		return c.key
+	}
+	return c.Role + "\x00" + string(c.Raw)
 }
 
 // verifyToken checks a JWT the way Realtime does for sockets and channels:
@@ -166,7 +175,7 @@ func verifyToken(token string, secret []byte, now time.Time) (tokenClaims, *toke
 		return tokenClaims{}, &tokenError{Kind: tokenMissingClaims}
 	}
 	out.Role, _ = role.(string)
-	out.key = out.Role + "\x00" + string(out.Raw)
+	out.key = out.cacheKey()
 	return out, nil
 }
 

@@ -53,6 +53,7 @@ func (s *Server) deliver(ctx context.Context, c *Change) error {
 		return nil
 	}
 	sc := &s.scratch
+	defer sc.release()
 	p := &sc.prepared
 	if err := p.prepare(c, s.opts.MaxRecordBytes, s.faults.takeTruncate()); err != nil {
 		return err
@@ -63,13 +64,14 @@ func (s *Server) deliver(ctx context.Context, c *Change) error {
 		if c.src == nil || be == nil {
 			return fullAccess
 		}
+		key := claims.cacheKey()
 		for _, ca := range sc.access {
-			if ca.key == claims.key {
+			if ca.key == key {
 				return ca.acc
 			}
 		}
 		acc := be.authorize(ctx, c, claims).withAllColumns(p.Columns)
-		sc.access = append(sc.access, claimsAccess{key: claims.key, acc: acc})
+		sc.access = append(sc.access, claimsAccess{key: key, acc: acc})
 		return acc
 	}
 	fullBuilt := false
@@ -118,13 +120,18 @@ func (s *Server) deliver(ctx context.Context, c *Change) error {
 			}
 		}
 	}
-	// Let the change, closed sessions and channels go.
-	*p = preparedChange{}
+	return nil
+}
+
+// release drops the references the scratch holds after a delivery, so
+// that the change, closed sessions and channels can go.
+func (sc *dispatchScratch) release() {
+	sc.prepared = preparedChange{}
 	clear(sc.sessions)
 	clear(sc.targets)
 	clear(sc.candidates)
 	clear(sc.matched)
-	return nil
+	clear(sc.access)
 }
 
 // changeFrame encodes the frame of a change of type typ for a channel:
