@@ -155,15 +155,12 @@ func (s *session) writeLoop() {
 				s.end()
 				return
 			}
-			more := false
 			select {
 			case o = <-s.out:
-				more = true
+				continue // more frames queued: same batch
 			default:
 			}
-			if !more {
-				break
-			}
+			break
 		}
 		if err := bc.flush(); err != nil {
 			s.log.Debug("write failed", zap.Error(err))
