@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 )
@@ -40,6 +41,14 @@ type RESTOptions struct {
 	Logger *zap.Logger
 	// MaxBodyBytes limits request bodies. Defaults to 32 MiB.
 	MaxBodyBytes int64
+	// SchemaCacheTTL is how long the tables and functions requests name
+	// are taken from the schema cache before being read from the catalog
+	// again. Defaults to one second; a negative value reads the catalog on
+	// every request. Whatever it is, a table or function created meanwhile
+	// is found at once, and a request that fails because a cached one
+	// changed is served again with the catalog read afresh; see
+	// ReloadSchema.
+	SchemaCacheTTL time.Duration
 }
 
 // REST serves PostgREST's HTTP API (the part under Supabase's /rest/v1)
@@ -48,7 +57,11 @@ type RESTOptions struct {
 //
 // Every request runs in one transaction with the role and claims of its JWT
 // (anon, authenticated or service_role), so row level security applies as on
-// Supabase. REST is safe for concurrent use; it starts no goroutines.
+// Supabase. The transaction's BEGIN, its settings and the request's
+// statement reach PostgreSQL in one pipeline; COMMIT follows once the
+// response is known to be a success. Tables and functions are looked up
+// in a schema cache (RESTOptions.SchemaCacheTTL). REST is safe for
+// concurrent use; it starts no goroutines.
 //
 // For tests of clients it can inject faults: FailNext, StallNext,
 // SetLatency; Requests counts requests.
@@ -57,6 +70,7 @@ type REST struct {
 	opts   RESTOptions
 	secret []byte
 	log    *zap.Logger
+	schema *schemaCache
 
 	requests atomic.Int64
 
@@ -82,12 +96,61 @@ func NewREST(pool *pgxpool.Pool, opts RESTOptions) *REST {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 32 << 20
 	}
+	if opts.SchemaCacheTTL == 0 {
+		opts.SchemaCacheTTL = defaultSchemaCacheTTL
+	}
 	return &REST{
 		pool:    pool,
 		opts:    opts,
 		secret:  []byte(opts.JWTSecret),
 		log:     opts.Logger,
+		schema:  newSchemaCache(pool, opts.SchemaCacheTTL),
 		release: make(chan struct{}),
+	}
+}
+
+// ReloadSchema empties the schema cache, like PostgREST on NOTIFY pgrst,
+// 'reload schema': the next requests read the catalog again.
+func (r *REST) ReloadSchema() { r.schema.reset() }
+
+// ListenSchemaReloads listens on PostgreSQL's "pgrst" channel, as PostgREST
+// does, and empties the schema cache whenever 'reload schema' (or an empty
+// payload) arrives, until ctx is done; it then returns nil. It uses a
+// connection of its own, made with the pool's configuration, and returns
+// an error when that connection fails. Run it in a goroutine of your own
+// if the schema changes while REST serves and must be seen before the
+// schema cache expires.
+func (r *REST) ListenSchemaReloads(ctx context.Context) error {
+	conn, err := pgx.ConnectConfig(ctx, r.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return fmt.Errorf("listen for schema reloads: connect: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	if _, err := conn.Exec(ctx, "listen pgrst"); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("listen for schema reloads: %w", err)
+	}
+	// Changes made before LISTEN took effect are not announced to us.
+	r.ReloadSchema()
+	r.log.Debug("listening for schema reloads")
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("listen for schema reloads: %w", err)
+		}
+		if p := strings.TrimSpace(n.Payload); p == "" || p == "reload schema" {
+			r.ReloadSchema()
+			r.log.Debug("schema cache reloaded", zap.String("payload", n.Payload))
+		}
 	}
 }
 
@@ -145,9 +208,10 @@ func (r *REST) fault() (failStatus int, stall <-chan struct{}, latency time.Dura
 
 // response is a complete HTTP answer.
 type response struct {
-	status int
-	header http.Header
-	body   []byte
+	status  int
+	header  http.Header
+	body    []byte
+	errCode string // the PostgREST or SQLSTATE code of an error
 }
 
 func (resp *response) setHeader(k, v string) {
@@ -158,7 +222,7 @@ func (resp *response) setHeader(k, v string) {
 }
 
 func errorResponse(e *apiError) *response {
-	resp := &response{status: e.Status, header: http.Header{}, body: e.body()}
+	resp := &response{status: e.Status, header: http.Header{}, body: e.body(), errCode: e.Code}
 	resp.header.Set("Content-Type", "application/json; charset=utf-8")
 	resp.header.Set("Proxy-Status", "PostgREST; error="+e.Code)
 	for k, vs := range e.Header {
@@ -299,6 +363,11 @@ type request struct {
 	accept    string
 	pay       *payload
 	hreq      *http.Request // the incoming request
+
+	// The schema cache entries the request used, when they came from the
+	// cache (not read from the catalog for it).
+	cachedTable    *table
+	cachedRoutines []*routine
 }
 
 func (rq *request) authed() bool { return rq.auth.Role != anonRole }
@@ -362,30 +431,72 @@ func (r *REST) serve(req *http.Request) *response {
 		return errorResponse(e)
 	}
 
-	switch rq.target {
-	case targetRoutine:
-		return rq.call(ctx)
-	default:
-		readOnly := rq.method == http.MethodGet || rq.method == http.MethodHead
-		return rq.inTx(ctx, readOnly, func(ctx context.Context, tx pgx.Tx) (*response, bool, error) {
-			tbl, err := rq.findTable(ctx, tx)
-			if err != nil {
-				return nil, false, err
-			}
-			switch rq.method {
-			case http.MethodGet, http.MethodHead:
-				return rq.read(ctx, tx, tbl)
-			case http.MethodPost:
-				return rq.insert(ctx, tx, tbl, false)
-			case http.MethodPut:
-				return rq.insert(ctx, tx, tbl, true)
-			case http.MethodPatch:
-				return rq.update(ctx, tx, tbl)
-			default:
-				return rq.delete(ctx, tx, tbl)
-			}
-		})
+	resp := rq.serveTarget(ctx)
+	if rq.servedStale(ctx, resp) {
+		resp = rq.serveTarget(ctx)
 	}
+	return resp
+}
+
+// serveTarget answers a request on a table, view or function.
+func (rq *request) serveTarget(ctx context.Context) *response {
+	rq.cachedTable, rq.cachedRoutines = nil, nil
+	if rq.target == targetRoutine {
+		return rq.call(ctx)
+	}
+	tbl, cached, err := rq.rest.schema.table(ctx, rq.schema, rq.name, false)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) {
+			err = errBegin{err} // no usable connection: answered as if BEGIN failed
+		}
+		return rq.failure(ctx, err)
+	}
+	if tbl == nil {
+		names, err := tableNames(ctx, rq.rest.pool, rq.schema)
+		if err != nil {
+			return rq.failure(ctx, err)
+		}
+		return errorResponse(errTableNotFound(rq.schema, rq.name, names))
+	}
+	if cached {
+		rq.cachedTable = tbl
+	}
+	var st *statement
+	var e *apiError
+	switch rq.method {
+	case http.MethodGet, http.MethodHead:
+		st, e = rq.read(tbl)
+	case http.MethodPost:
+		st, e = rq.insert(tbl, false)
+	case http.MethodPut:
+		st, e = rq.insert(tbl, true)
+	case http.MethodPatch:
+		st, e = rq.update(tbl)
+	default:
+		st, e = rq.delete(tbl)
+	}
+	if e != nil {
+		return errorResponse(e)
+	}
+	return rq.exec(ctx, st)
+}
+
+// servedStale reports whether resp is an error that cached catalog entries
+// which have changed since may explain; the cache then holds the new ones.
+func (rq *request) servedStale(ctx context.Context, resp *response) bool {
+	if resp == nil || !staleCatalogError(resp.errCode) || ctx.Err() != nil {
+		return false
+	}
+	var changed bool
+	var err error
+	switch {
+	case rq.cachedTable != nil:
+		changed, err = rq.rest.schema.tableChanged(ctx, rq.schema, rq.name, rq.cachedTable)
+	case rq.cachedRoutines != nil:
+		changed, err = rq.rest.schema.routinesChanged(ctx, rq.schema, rq.name, rq.cachedRoutines)
+	}
+	return err == nil && changed
 }
 
 // resolvePath splits the (already prefix-stripped) path like PostgREST:
@@ -637,114 +748,12 @@ func sortedKeys(m map[string]json.RawMessage) []string {
 	return keys
 }
 
-const txVarsSQL = `select set_config('search_path', $1, true), set_config('role', $2, true),
-  set_config('request.jwt.claims', $3, true), set_config('request.jwt.claim.sub', $4, true),
-  set_config('request.jwt.claim.role', $5, true), set_config('request.method', $6, true),
-  set_config('request.path', $7, true), set_config('request.headers', $8, true)`
-
-// inTx runs fn in one transaction with the request's role and claims.
-// fn returns the response and whether to commit; errors roll back and are
-// answered in PostgREST's shape.
-func (rq *request) inTx(ctx context.Context, readOnly bool, fn func(context.Context, pgx.Tx) (*response, bool, error)) *response {
-	mode := pgx.ReadWrite
-	if readOnly {
-		mode = pgx.ReadOnly
-	}
-	tx, err := rq.rest.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted, AccessMode: mode})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return errorResponse(errDBConnection(err))
-	}
-	rollback := func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = tx.Rollback(rctx)
-	}
-	fail := func(err error) *response {
-		rollback()
-		if ctx.Err() != nil {
-			return nil
-		}
-		return errorResponse(asAPIError(err, rq.authed()))
-	}
-	if _, err := tx.Exec(ctx, txVarsSQL, rq.searchPath(), rq.auth.Role, rq.auth.ClaimsJSON, rq.auth.Sub, rq.auth.Role,
-		rq.method, rq.hreq.URL.Path, rq.headersJSON()); err != nil {
-		return fail(err)
-	}
-	resp, commit, err := fn(ctx, tx)
-	if err != nil {
-		return fail(err)
-	}
-	if !commit {
-		rollback()
-		return resp
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fail(err)
-	}
-	return resp
-}
-
-func (rq *request) searchPath() string {
-	return ident(rq.schema) + ", " + ident("public")
-}
-
-func (rq *request) headersJSON() string {
-	h := map[string]string{}
-	for k, vs := range rq.hreq.Header {
-		if strings.EqualFold(k, "Cookie") || len(vs) == 0 {
-			continue
-		}
-		h[strings.ToLower(k)] = vs[0]
-	}
-	b, _ := json.Marshal(h)
-	return string(b)
-}
-
-// findTable looks the request's table up, or answers PGRST205.
-func (rq *request) findTable(ctx context.Context, tx pgx.Tx) (*table, error) {
-	tbl, err := loadTable(ctx, tx, rq.schema, rq.name)
-	if err != nil {
-		return nil, err
-	}
-	if tbl == nil {
-		names, err := tableNames(ctx, tx, rq.schema)
-		if err != nil {
-			return nil, err
-		}
-		return nil, errTableNotFound(rq.schema, rq.name, names)
-	}
-	return tbl, nil
-}
-
 // checkStrict refuses unknown preferences under Prefer: handling=strict.
 func (rq *request) checkStrict() *apiError {
 	if rq.prefs.Handling == "strict" && len(rq.prefs.Invalid) > 0 {
 		return errInvalidPreferences(rq.prefs.Invalid)
 	}
 	return nil
-}
-
-// mainResult is the row every main statement returns.
-type mainResult struct {
-	Total     *int64
-	PageTotal int64
-	Body      string
-	Location  []string
-	GUCHdrs   *string
-	GUCStatus *string
-	Inserted  *int64
-}
-
-func runMain(ctx context.Context, tx pgx.Tx, sql string, args []any) (*mainResult, error) {
-	var m mainResult
-	err := tx.QueryRow(ctx, sql, args...).Scan(&m.Total, &m.PageTotal, &m.Body, &m.Location, &m.GUCHdrs, &m.GUCStatus, &m.Inserted)
-	if err != nil {
-		return nil, err
-	}
-	return &m, nil
 }
 
 // contentRange renders Content-Range like PostgREST's contentRangeH.
@@ -820,13 +829,13 @@ func (rq *request) finish(resp *response, m *mainResult, applied string, content
 // ---------------------------------------------------------------------------
 // Tables and views.
 
-func (rq *request) read(ctx context.Context, tx pgx.Tx, tbl *table) (*response, bool, error) {
+func (rq *request) read(tbl *table) (*statement, *apiError) {
 	if e := rq.checkStrict(); e != nil {
-		return nil, false, e
+		return nil, e
 	}
 	media, e := negotiate(rq.accept)
 	if e != nil {
-		return nil, false, e
+		return nil, e
 	}
 	rng := rq.rng
 	if !rng.hasLimitZero() {
@@ -840,12 +849,15 @@ func (rq *request) read(ctx context.Context, tx pgx.Tx, tbl *table) (*response, 
 		body = bodyNone
 	}
 	sql, args := buildRead(readSpec{tbl: tbl, q: rq.q, rng: rng, count: rq.prefs.Count != "", body: body, strip: media.Strip})
-	m, err := runMain(ctx, tx, sql, args)
-	if err != nil {
-		return nil, false, err
-	}
+	return &statement{sql: sql, args: args, readOnly: true, answer: func(m *mainResult) (*response, error) {
+		return rq.answerRead(tbl, media, m)
+	}}, nil
+}
+
+// answerRead answers a read from its row.
+func (rq *request) answerRead(tbl *table, media mediaType, m *mainResult) (*response, error) {
 	if media.Kind == mediaObject && m.PageTotal != 1 {
-		return nil, false, errSingular(m.PageTotal)
+		return nil, errSingular(m.PageTotal)
 	}
 	status, cr := rangeStatus(rq.rng, m.PageTotal, m.Total)
 	resp := &response{status: status, header: http.Header{}, body: []byte(m.Body)}
@@ -861,8 +873,7 @@ func (rq *request) read(ctx context.Context, tx pgx.Tx, tbl *table) (*response, 
 	if rq.method == http.MethodHead {
 		resp.body = nil
 	}
-	resp, err = rq.finish(resp, m, rq.prefs.applied(prefRead, false), media.contentType())
-	return resp, true, err
+	return rq.finish(resp, m, rq.prefs.applied(prefRead, false), media.contentType())
 }
 
 // payloadColumns resolves the payload's keys against the table (PGRST204).
@@ -920,14 +931,14 @@ func representation(w writeSpec, m *mainResult, media mediaType) ([]byte, string
 	return []byte(m.Body), media.contentType()
 }
 
-func (rq *request) insert(ctx context.Context, tx pgx.Tx, tbl *table, put bool) (*response, bool, error) {
+func (rq *request) insert(tbl *table, put bool) (*statement, *apiError) {
 	w, media, e := rq.writeSpec(tbl, true)
 	if e != nil {
-		return nil, false, e
+		return nil, e
 	}
 	if put {
 		if e := checkPutFilters(rq.q, tbl); e != nil {
-			return nil, false, e
+			return nil, e
 		}
 		w.put, w.onConflict = true, tbl.PK
 	} else {
@@ -938,15 +949,19 @@ func (rq *request) insert(ctx context.Context, tx pgx.Tx, tbl *table, put bool) 
 		}
 	}
 	sql, args := buildInsert(w)
-	m, err := runMain(ctx, tx, sql, args)
-	if err != nil {
-		return nil, false, err
-	}
+	return &statement{sql: sql, args: args, answer: func(m *mainResult) (*response, error) {
+		return rq.answerInsert(tbl, w, media, m)
+	}}, nil
+}
+
+// answerInsert answers a POST or PUT from its row.
+func (rq *request) answerInsert(tbl *table, w writeSpec, media mediaType, m *mainResult) (*response, error) {
+	put := w.put
 	if put && m.PageTotal != 1 {
-		return nil, false, errPutMatchingPK()
+		return nil, errPutMatchingPK()
 	}
 	if media.Kind == mediaObject && m.PageTotal != 1 {
-		return nil, false, errSingular(m.PageTotal)
+		return nil, errSingular(m.PageTotal)
 	}
 	resp := &response{header: http.Header{}}
 	body, ct := representation(w, m, media)
@@ -960,8 +975,7 @@ func (rq *request) insert(ctx context.Context, tx pgx.Tx, tbl *table, put bool) 
 		default:
 			resp.status = http.StatusOK
 		}
-		resp, err = rq.finish(resp, m, rq.prefs.applied(prefUpsertPut, false), ct)
-		return resp, true, err
+		return rq.finish(resp, m, rq.prefs.applied(prefUpsertPut, false), ct)
 	}
 	resp.status = http.StatusCreated
 	if w.resolution == "merge-duplicates" && (m.Inserted == nil || *m.Inserted <= 0) {
@@ -981,8 +995,7 @@ func (rq *request) insert(ctx context.Context, tx pgx.Tx, tbl *table, put bool) 
 	}
 	resp.header.Set("Content-Range", contentRange(1, 0, total))
 	resolutionApplies := len(tbl.PK) > 0 || rq.q.HasOnConflict
-	resp, err = rq.finish(resp, m, rq.prefs.applied(prefInsert, resolutionApplies), ct)
-	return resp, true, err
+	return rq.finish(resp, m, rq.prefs.applied(prefInsert, resolutionApplies), ct)
 }
 
 // checkPutFilters enforces PUT's rule: eq filters on exactly the primary key.
@@ -1016,33 +1029,37 @@ func (rq *request) checkMaxAffected(n int64) *apiError {
 	return nil
 }
 
-func (rq *request) update(ctx context.Context, tx pgx.Tx, tbl *table) (*response, bool, error) {
+func (rq *request) update(tbl *table) (*statement, *apiError) {
 	// Content-Range of an update covers the affected rows: 0-(n-1).
-	return rq.mutate(ctx, tx, tbl, true, buildUpdate, prefUpdate, func(n int64) (int64, int64) { return 0, n - 1 })
+	return rq.mutate(tbl, true, buildUpdate, prefUpdate, func(n int64) (int64, int64) { return 0, n - 1 })
 }
 
-func (rq *request) delete(ctx context.Context, tx pgx.Tx, tbl *table) (*response, bool, error) {
+func (rq *request) delete(tbl *table) (*statement, *apiError) {
 	// PostgREST answers a delete with an empty range, "*/n".
-	return rq.mutate(ctx, tx, tbl, false, buildDelete, prefDelete, func(int64) (int64, int64) { return 1, 0 })
+	return rq.mutate(tbl, false, buildDelete, prefDelete, func(int64) (int64, int64) { return 1, 0 })
 }
 
-// mutate runs an UPDATE or DELETE and answers it the way PostgREST does.
-func (rq *request) mutate(ctx context.Context, tx pgx.Tx, tbl *table, withPayload bool,
-	build func(writeSpec) (string, []any), kind prefKind, span func(n int64) (from, to int64)) (*response, bool, error) {
+// mutate prepares an UPDATE or DELETE, answered the way PostgREST does.
+func (rq *request) mutate(tbl *table, withPayload bool,
+	build func(writeSpec) (string, []any), kind prefKind, span func(n int64) (from, to int64)) (*statement, *apiError) {
 	w, media, e := rq.writeSpec(tbl, withPayload)
 	if e != nil {
-		return nil, false, e
+		return nil, e
 	}
 	sql, args := build(w)
-	m, err := runMain(ctx, tx, sql, args)
-	if err != nil {
-		return nil, false, err
-	}
+	return &statement{sql: sql, args: args, answer: func(m *mainResult) (*response, error) {
+		return rq.answerMutate(w, media, kind, span, m)
+	}}, nil
+}
+
+// answerMutate answers an UPDATE or DELETE from its row.
+func (rq *request) answerMutate(w writeSpec, media mediaType, kind prefKind, span func(n int64) (from, to int64),
+	m *mainResult) (*response, error) {
 	if media.Kind == mediaObject && m.PageTotal != 1 {
-		return nil, false, errSingular(m.PageTotal)
+		return nil, errSingular(m.PageTotal)
 	}
 	if e := rq.checkMaxAffected(m.PageTotal); e != nil {
-		return nil, false, e
+		return nil, e
 	}
 	resp := &response{status: http.StatusNoContent, header: http.Header{}}
 	body, ct := representation(w, m, media)
@@ -1055,8 +1072,7 @@ func (rq *request) mutate(ctx context.Context, tx pgx.Tx, tbl *table, withPayloa
 	}
 	from, to := span(m.PageTotal)
 	resp.header.Set("Content-Range", contentRange(from, to, total))
-	resp, err = rq.finish(resp, m, rq.prefs.applied(kind, false), ct)
-	return resp, true, err
+	return rq.finish(resp, m, rq.prefs.applied(kind, false), ct)
 }
 
 // ---------------------------------------------------------------------------
@@ -1082,12 +1098,12 @@ func (rq *request) call(ctx context.Context) *response {
 			direct[a.Name] = append(direct[a.Name], a.Value)
 		}
 	}
-	cands, err := loadRoutines(ctx, rq.rest.pool, rq.schema, rq.name)
+	cands, cached, err := rq.rest.schema.routines(ctx, rq.schema, rq.name, false)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return errorResponse(asAPIError(err, rq.authed()))
+		return rq.failure(ctx, err)
+	}
+	if cached {
+		rq.cachedRoutines = cands
 	}
 	jsonBody := isPost && rq.pay.form == nil
 	fn, e, ok := matchRoutine(cands, keys, jsonBody)
@@ -1097,10 +1113,7 @@ func (rq *request) call(ctx context.Context) *response {
 	if !ok {
 		names, err := routineNames(ctx, rq.rest.pool, rq.schema)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return errorResponse(asAPIError(err, rq.authed()))
+			return rq.failure(ctx, err)
 		}
 		return errorResponse(errNoRPC(rq.schema, rq.name, keys, jsonBody, names, cands))
 	}
@@ -1115,14 +1128,14 @@ func (rq *request) call(ctx context.Context) *response {
 	if e != nil {
 		return errorResponse(e)
 	}
-	readOnly := !isPost || fn.Volatility != "v"
-	return rq.inTx(ctx, readOnly, func(ctx context.Context, tx pgx.Tx) (*response, bool, error) {
-		return rq.execCall(ctx, tx, fn, keys, direct, jsonBody, media)
-	})
+	st := rq.callStatement(fn, keys, direct, jsonBody, media)
+	st.readOnly = !isPost || fn.Volatility != "v"
+	return rq.exec(ctx, st)
 }
 
-func (rq *request) execCall(ctx context.Context, tx pgx.Tx, fn *routine, keys []string, direct map[string][]string,
-	jsonBody bool, media mediaType) (*response, bool, error) {
+// callStatement prepares the call of fn.
+func (rq *request) callStatement(fn *routine, keys []string, direct map[string][]string, jsonBody bool,
+	media mediaType) *statement {
 	spec := callSpec{fn: fn, q: rq.q, count: rq.prefs.Count != "", strip: media.Strip, direct: direct}
 	keySet := map[string]bool{}
 	for _, k := range keys {
@@ -1140,7 +1153,7 @@ func (rq *request) execCall(ctx context.Context, tx pgx.Tx, fn *routine, keys []
 		if jsonBody {
 			cols := make([]*column, len(spec.params))
 			for i, p := range spec.params {
-				cols[i] = &column{Name: p.Name, Type: p.Type}
+				cols[i] = &column{Name: p.Name, Type: p.SQLType}
 			}
 			spec.json = &jsonBodySpec{body: rq.pay.raw, isObject: rq.pay.isObject, cols: cols, limitOne: true}
 		}
@@ -1166,15 +1179,18 @@ func (rq *request) execCall(ctx context.Context, tx pgx.Tx, fn *routine, keys []
 		spec.body = bodyNone
 	}
 	sql, args := buildCall(spec)
-	m, err := runMain(ctx, tx, sql, args)
-	if err != nil {
-		return nil, false, err
-	}
+	return &statement{sql: sql, args: args, answer: func(m *mainResult) (*response, error) {
+		return rq.answerCall(fn, single, media, m)
+	}}
+}
+
+// answerCall answers a function call from its row.
+func (rq *request) answerCall(fn *routine, single bool, media mediaType, m *mainResult) (*response, error) {
 	if single && m.PageTotal != 1 {
-		return nil, false, errSingular(m.PageTotal)
+		return nil, errSingular(m.PageTotal)
 	}
 	if e := rq.checkMaxAffected(m.PageTotal); e != nil {
-		return nil, false, e
+		return nil, e
 	}
 	status, cr := rangeStatus(rq.rng, m.PageTotal, m.Total)
 	resp := &response{status: status, header: http.Header{}}
@@ -1191,8 +1207,7 @@ func (rq *request) execCall(ctx context.Context, tx pgx.Tx, fn *routine, keys []
 	if rq.method == http.MethodHead {
 		resp.body = nil
 	}
-	resp, err = rq.finish(resp, m, rq.prefs.applied(prefCall, false), ct)
-	return resp, true, err
+	return rq.finish(resp, m, rq.prefs.applied(prefCall, false), ct)
 }
 
 // ---------------------------------------------------------------------------

@@ -11,13 +11,13 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// This file reads what PostgREST keeps in its schema cache, straight from the
-// catalog on every request so schema changes are visible at once.
+// This file reads what PostgREST keeps in its schema cache from the catalog
+// (rest_cache.go decides when).
 
 // column is one attribute of a table or view.
 type column struct {
 	Name     string `json:"name"`
-	Type     string `json:"type"`    // format_type(atttypid, atttypmod)
+	Type     string `json:"type"`    // format_type(atttypid, atttypmod), schema-qualified when loaded by loadTableQualified
 	BaseType string `json:"base"`    // type name with domains resolved (jsonb, tsvector, ...)
 	Default  string `json:"default"` // pg_get_expr of the default, "" when none
 	HasDef   bool   `json:"has_default"`
@@ -30,6 +30,7 @@ type table struct {
 	Columns []column
 	PK      []string
 	byName  map[string]*column
+	fp      string // fingerprint: the catalog row it was built from
 }
 
 func (t *table) column(name string) *column {
@@ -90,7 +91,7 @@ func loadTable(ctx context.Context, q queryer, schema, name string) (*table, err
 	if err := json.Unmarshal([]byte(raw), &meta); err != nil {
 		return nil, fmt.Errorf("decode table %s.%s: %w", schema, name, err)
 	}
-	t := &table{Schema: schema, Name: name, Columns: meta.Columns, PK: meta.PK, byName: map[string]*column{}}
+	t := &table{Schema: schema, Name: name, Columns: meta.Columns, PK: meta.PK, byName: map[string]*column{}, fp: raw}
 	for i := range t.Columns {
 		t.byName[t.Columns[i].Name] = &t.Columns[i]
 	}
@@ -107,7 +108,8 @@ where n.nspname = $1 and c.relkind in ('r', 'v', 'm', 'f', 'p') order by 1`, sch
 // routineParam is one input parameter of a function.
 type routineParam struct {
 	Name     string `json:"name"`
-	Type     string `json:"type"`
+	Type     string `json:"type"`    // as PostgREST shows it (format_type)
+	SQLType  string `json:"sqltype"` // Type, schema-qualified unless in pg_catalog: for SQL
 	Variadic bool   `json:"variadic"`
 	Required bool   `json:"-"`
 }
@@ -121,6 +123,7 @@ type routine struct {
 	Composite  bool // returns a row type (table, composite type or OUT/TABLE columns)
 	Void       bool
 	Volatility string // "v", "s" or "i"
+	fp         string // fingerprint: the catalog row it was built from
 }
 
 // scalar reports whether the function returns a single non-row value.
@@ -133,13 +136,18 @@ select p.proretset, p.provolatile::text,
      coalesce((select bool_or(m in ('o', 'b', 't')) from unnest(p.proargmodes) m), false))),
   p.pronargdefaults::int,
   coalesce((
-    select json_agg(json_build_object('name', x.name, 'type', format_type(x.typ, null), 'variadic', x.mode = 'v') order by x.i)
+    select json_agg(json_build_object('name', x.name, 'type', format_type(x.typ, null),
+      'sqltype', case when tn.nspname = 'pg_catalog' or not pg_type_is_visible(x.typ) then format_type(x.typ, null)
+                      else quote_ident(tn.nspname) || '.' || format_type(x.typ, null) end,
+      'variadic', x.mode = 'v') order by x.i)
     from (
       select i, coalesce(p.proargnames[i], '') as name,
              coalesce(p.proallargtypes[i], p.proargtypes[i - 1]) as typ,
              coalesce(p.proargmodes[i], 'i') as mode
       from generate_series(1, coalesce(array_length(p.proallargtypes, 1), p.pronargs::int)) as i
     ) x
+    join pg_type xt on xt.oid = x.typ
+    join pg_namespace tn on tn.oid = xt.typnamespace
     where x.mode in ('i', 'b', 'v')), '[]')::text
 from pg_proc p
 join pg_namespace n on n.oid = p.pronamespace
@@ -167,12 +175,23 @@ func loadRoutines(ctx context.Context, q queryer, schema, name string) ([]*routi
 		for i := range r.Params {
 			r.Params[i].Required = i < len(r.Params)-nDefaults
 		}
+		r.fp = fmt.Sprint(r.RetSet, r.Volatility, r.Void, r.Composite, nDefaults, params)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("load function %s.%s: %w", schema, name, err)
 	}
 	return out, nil
+}
+
+// routinesFingerprint identifies the catalog rows of a set of overloads.
+func routinesFingerprint(rs []*routine) string {
+	fps := make([]string, len(rs))
+	for i, r := range rs {
+		fps[i] = r.fp
+	}
+	sort.Strings(fps)
+	return strings.Join(fps, "\n")
 }
 
 // routineNames lists the function names of a schema.

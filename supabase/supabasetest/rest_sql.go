@@ -527,7 +527,7 @@ func buildCall(c callSpec) (string, []any) {
 	var from string
 	switch {
 	case c.jsonArg != nil:
-		args = []string{b.param(*c.jsonArg) + "::" + c.fn.Params[0].Type}
+		args = []string{b.param(*c.jsonArg) + "::" + c.fn.Params[0].SQLType}
 	case c.json != nil && len(c.params) > 0:
 		from = b.fromJSONBody(*c.json) + ", "
 		for _, p := range c.params {
@@ -546,7 +546,7 @@ func buildCall(c callSpec) (string, []any) {
 			} else if len(vals) > 0 {
 				v = b.param(vals[len(vals)-1])
 			}
-			a := ident(p.Name) + " := " + v + "::" + p.Type
+			a := ident(p.Name) + " := " + v + "::" + p.SQLType
 			if p.Variadic {
 				a = "VARIADIC " + a
 			}
