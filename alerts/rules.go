@@ -47,6 +47,7 @@ type Rule struct {
 	urlT     *Template               // nil: url is static
 	payload  *Template               // nil: the default payload
 	secrets  []string
+	secret   [1]string // secrets' backing array for the usual single secret
 	headers  map[string]string
 	created  int64 // unix nanoseconds
 	delay    time.Duration
@@ -140,9 +141,7 @@ func CompileRule(spec RuleSpec) (*Rule, error) {
 	if len(spec.Headers) == 0 {
 		r.headers = nil
 	}
-	if len(spec.Secrets) == 0 {
-		r.secrets = nil
-	}
+
 	if spec.ID == "" {
 		errs = append(errs, errors.New("id: required"))
 	}
@@ -179,8 +178,11 @@ func CompileRule(spec RuleSpec) (*Rule, error) {
 	if u, err := internTemplate(kindURL, spec.WebhookURL); err != nil {
 		errs = append(errs, fmt.Errorf("webhook_url: %w", err))
 	} else if !u.IsStatic() {
-		r.urlT = u
+		// A template's source is the template's: shared by every rule of
+		// that source, or (split) sliced by its literal text.
+		r.urlT, r.url = u, u.src
 	}
+	r.packStrings()
 	if spec.PayloadTemplate != "" {
 		if p, err := internTemplate(kindPayload, canonical(spec.PayloadTemplate)); err != nil {
 			errs = append(errs, fmt.Errorf("payload_template: %w", err))
@@ -192,6 +194,52 @@ func CompileRule(spec RuleSpec) (*Rule, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// packStrings copies the rule's own strings (id, name, static URL, secrets)
+// into one allocation and points the rule at the copies: a large cache then
+// holds one string per rule instead of four or more, each rounded up to its
+// size class and scattered among the garbage the rule was decoded from.
+func (r *Rule) packStrings() {
+	secrets := r.secrets
+	switch len(secrets) {
+	case 0:
+		r.secrets = nil
+	case 1:
+		r.secret[0] = secrets[0]
+		r.secrets = r.secret[:]
+	default:
+		r.secrets = slices.Clone(secrets)
+	}
+	url := r.url
+	if r.urlT != nil {
+		url = "" // the template's
+	}
+	n := len(r.id) + len(r.name) + len(url)
+	for _, s := range r.secrets {
+		n += len(s)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(r.id)
+	b.WriteString(r.name)
+	b.WriteString(url)
+	for _, s := range r.secrets {
+		b.WriteString(s)
+	}
+	all := b.String()
+	next := func(s string) string {
+		out := all[:len(s)]
+		all = all[len(s):]
+		return out
+	}
+	r.id, r.name = next(r.id), next(r.name)
+	if r.urlT == nil {
+		r.url = next(r.url)
+	}
+	for i, s := range r.secrets {
+		r.secrets[i] = next(s)
+	}
 }
 
 // same reports whether the compiled rule r describes spec, a freshly read

@@ -399,3 +399,24 @@ func TestPutOfAnUnchangedRuleKeepsIt(t *testing.T) {
 	assert.Equal(t, "renamed", a3.Name())
 	assert.Greater(t, rs.Version(), v)
 }
+
+func TestCompiledRuleOwnsItsStrings(t *testing.T) {
+	in := spec("r1", "p", "", "failed")
+	in.Name = "billing"
+	in.Secrets = []string{"whsec_one"}
+	r, err := CompileRule(in)
+	require.NoError(t, err)
+	in.Secrets[0] = "whsec_changed" // the caller's slice is not the rule's
+	assert.Equal(t, []string{"whsec_one"}, r.Secrets())
+	assert.Equal(t, "r1", r.ID())
+	assert.Equal(t, "billing", r.Name())
+
+	two := spec("r2", "p", "", "failed")
+	two.Secrets = []string{"whsec_a", "whsec_b"}
+	r2, err := CompileRule(two)
+	require.NoError(t, err)
+	two.Secrets[1] = "whsec_changed"
+	assert.Equal(t, []string{"whsec_a", "whsec_b"}, r2.Secrets())
+	two.Secrets[1] = "whsec_b"
+	assert.True(t, r2.same(two))
+}
