@@ -907,7 +907,8 @@ func (rq *request) writeSpec(tbl *table, withPayload bool) (writeSpec, mediaType
 		if e != nil {
 			return w, mediaType{}, e
 		}
-		w.payload = jsonBodySpec{body: rq.pay.raw, isObject: rq.pay.isObject, cols: cols, applyDefaults: rq.prefs.Missing == "default"}
+		w.payload = jsonBodySpec{body: rq.pay.raw, isObject: rq.pay.isObject, cols: cols, applyDefaults: rq.prefs.Missing == "default",
+			onlyCols: !rq.q.HasColumns}
 	}
 	if e := rq.checkStrict(); e != nil {
 		return w, mediaType{}, e
@@ -1155,7 +1156,8 @@ func (rq *request) callStatement(fn *routine, keys []string, direct map[string][
 			for i, p := range spec.params {
 				cols[i] = &column{Name: p.Name, Type: p.SQLType}
 			}
-			spec.json = &jsonBodySpec{body: rq.pay.raw, isObject: rq.pay.isObject, cols: cols, limitOne: true}
+			spec.json = &jsonBodySpec{body: rq.pay.raw, isObject: rq.pay.isObject, cols: cols, limitOne: true,
+				onlyCols: !rq.q.HasColumns}
 		}
 	}
 	spec.rng = rq.rng

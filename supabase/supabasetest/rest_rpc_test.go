@@ -93,3 +93,44 @@ func TestRESTRPC(t *testing.T) {
 		assert.Equal(t, "1", r.Body)
 	})
 }
+
+// TestRESTRPCJSONBArguments covers functions whose arguments are all jsonb,
+// whose payload is read as jsonb at once: what they receive, and the
+// errors, are those of PostgREST's json reading.
+func TestRESTRPCJSONBArguments(t *testing.T) {
+	e := newEnv(t)
+	e.exec(`create function public.jb(a jsonb, b jsonb default null) returns jsonb language sql immutable as
+	    $$ select jsonb_build_array(a, b, a is null) $$;
+	  create function public.js(a json) returns json language sql immutable as $$ select a $$;
+	  create table public.docs (id int generated always as identity primary key, d jsonb);`)
+	cases := []struct {
+		name, path, body string
+		status           int
+		want             string
+	}{
+		{"values normalised as jsonb", "/rpc/jb", `{"a":{"x":1,"x":2,"y":[1.50,1e2]}}`, 200, `[{"x": 2, "y": [1.50, 100]}, null, false]`},
+		{"a repeated key keeps its last value", "/rpc/jb", `{"a":1,"b":2,"a":3}`, 200, `[3, 2, false]`},
+		{"JSON null is SQL NULL", "/rpc/jb", `{"a":null,"b":"s"}`, 200, `[null, "s", true]`},
+		{"an array uses its first object", "/rpc/jb", `[{"a":1},{"a":2}]`, 200, `[1, null, false]`},
+		{"json arguments are kept as sent", "/rpc/js", `{"a":{"x":1,"x":2, "y" : 1e2}}`, 200, `{"x":1,"x":2, "y" : 1e2}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do(req{Method: http.MethodPost, Path: tc.path, Body: tc.body})
+			require.Equal(t, tc.status, r.Status, r.Body)
+			assert.Equal(t, tc.want, r.Body)
+		})
+	}
+	t.Run("a value jsonb cannot hold", func(t *testing.T) {
+		r := e.do(req{Method: http.MethodPost, Path: "/rpc/jb", Body: `{"a":"\u0000"}`})
+		require.Equal(t, http.StatusBadRequest, r.Status, r.Body)
+		assert.Equal(t, map[string]any{"code": "22P05", "message": "unsupported Unicode escape sequence",
+			"details": `\u0000 cannot be converted to text.`, "hint": nil}, r.Err(t))
+	})
+	t.Run("rows of a jsonb column", func(t *testing.T) {
+		r := e.do(req{Method: http.MethodPost, Path: "/docs?select=d", Body: `[{"d":{"b":1,"a":2}},{"d":null}]`,
+			Header: prefer("return=representation")})
+		require.Equal(t, http.StatusCreated, r.Status, r.Body)
+		assert.JSONEq(t, `[{"d":{"a":2,"b":1}},{"d":null}]`, r.Body)
+	})
+}

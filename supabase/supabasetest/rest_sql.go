@@ -307,6 +307,30 @@ type jsonBodySpec struct {
 	cols          []*column
 	applyDefaults bool
 	limitOne      bool
+	// onlyCols is set when cols are every key of the payload's objects
+	// (no ?columns= restricting them).
+	onlyCols bool
+}
+
+// binary reports whether the payload is read as jsonb rather than json.
+// PostgREST reads it as json, and json_to_record then parses it again,
+// and each jsonb value a third time. When every key is a jsonb column the
+// payload is parsed once as jsonb instead: the values are the same (jsonb
+// either way; a repeated key keeps its last value in both) and so are the
+// errors, since every value is converted to jsonb anyway.
+func (j jsonBodySpec) binary() bool {
+	if j.applyDefaults {
+		return true
+	}
+	if !j.onlyCols || len(j.cols) == 0 {
+		return false
+	}
+	for _, c := range j.cols {
+		if c.Type != "jsonb" {
+			return false
+		}
+	}
+	return true
 }
 
 // fromJSONBody renders PostgREST's fromJsonBodyF:
@@ -315,15 +339,16 @@ type jsonBodySpec struct {
 func (b *sqlBuilder) fromJSONBody(j jsonBodySpec) string {
 	var sb strings.Builder
 	castType := "json"
-	if j.applyDefaults {
+	fn, elems := "json_to_recordset", "json_array_elements"
+	if j.binary() {
 		castType = "jsonb"
+		fn, elems = "jsonb_to_recordset", "jsonb_array_elements"
+	}
+	if j.isObject {
+		fn = strings.TrimSuffix(fn, "set")
 	}
 	sb.WriteString("FROM (SELECT " + b.param(j.body) + "::" + castType + " AS json_data) pgrst_payload, ")
 	source := "pgrst_payload.json_data"
-	fn, elems := "json_to_recordset", "json_array_elements"
-	if j.isObject {
-		fn = "json_to_record"
-	}
 	if j.applyDefaults {
 		var defs []string
 		for _, c := range j.cols {
@@ -338,10 +363,6 @@ func (b *sqlBuilder) fromJSONBody(j jsonBodySpec) string {
 			sb.WriteString("LATERAL (SELECT jsonb_agg(" + obj + " || elem) AS val FROM jsonb_array_elements(pgrst_payload.json_data) elem) pgrst_json_defs, ")
 		}
 		source = "pgrst_json_defs.val"
-		fn, elems = "jsonb_to_recordset", "jsonb_array_elements"
-		if j.isObject {
-			fn = "jsonb_to_record"
-		}
 	}
 	sb.WriteString("LATERAL (SELECT ")
 	if len(j.cols) == 0 {

@@ -60,3 +60,29 @@ func TestLogicAndOrderSQL(t *testing.T) {
 	assert.Equal(t, " LIMIT ALL OFFSET 5", limitSQL(rangeGeq(5)))
 	assert.Equal(t, " LIMIT 0 OFFSET 0", limitSQL(limitZeroRange))
 }
+
+func TestFromJSONBody(t *testing.T) {
+	jb, js, n := &column{Name: "a", Type: "jsonb"}, &column{Name: "b", Type: "json"}, &column{Name: "c", Type: "integer"}
+	cases := []struct {
+		name string
+		spec jsonBodySpec
+		sql  string
+	}{
+		{"PostgREST's json by default", jsonBodySpec{isObject: true, cols: []*column{jb, n}, onlyCols: true},
+			`FROM (SELECT $1::json AS json_data) pgrst_payload, LATERAL (SELECT "a", "c" FROM json_to_record(pgrst_payload.json_data) AS _("a" jsonb, "c" integer)) pgrst_body`},
+		{"json values are kept as sent", jsonBodySpec{cols: []*column{jb, js}, onlyCols: true},
+			`FROM (SELECT $1::json AS json_data) pgrst_payload, LATERAL (SELECT "a", "b" FROM json_to_recordset(pgrst_payload.json_data) AS _("a" jsonb, "b" json)) pgrst_body`},
+		{"jsonb columns alone: parsed once as jsonb", jsonBodySpec{isObject: true, cols: []*column{jb}, onlyCols: true, limitOne: true},
+			`FROM (SELECT $1::jsonb AS json_data) pgrst_payload, LATERAL (SELECT "a" FROM jsonb_to_record(pgrst_payload.json_data) AS _("a" jsonb) LIMIT 1) pgrst_body`},
+		{"an array of them too", jsonBodySpec{cols: []*column{jb}, onlyCols: true},
+			`FROM (SELECT $1::jsonb AS json_data) pgrst_payload, LATERAL (SELECT "a" FROM jsonb_to_recordset(pgrst_payload.json_data) AS _("a" jsonb)) pgrst_body`},
+		{"not when ?columns= leaves other keys", jsonBodySpec{isObject: true, cols: []*column{jb}},
+			`FROM (SELECT $1::json AS json_data) pgrst_payload, LATERAL (SELECT "a" FROM json_to_record(pgrst_payload.json_data) AS _("a" jsonb)) pgrst_body`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var b sqlBuilder
+			assert.Equal(t, tc.sql, b.fromJSONBody(tc.spec))
+		})
+	}
+}
