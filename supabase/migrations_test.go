@@ -70,6 +70,9 @@ func TestMigrations_OnMeshHookSchema(t *testing.T) {
 			where conrelid = 'public.alert_configs'::regclass and contype = 'f'`))
 	require.Equal(t, []string{"idx_workflow_runs_updated_at_id"},
 		queryStrings(t, db.Pool, `select indexname::text from pg_indexes where tablename = 'workflow_runs' and indexdef like '%(updated_at, id)%'`))
+	// Every index on alert_logs is paid for on every claim: only these.
+	require.ElementsMatch(t, []string{"alert_logs_pkey", "alert_logs_webhook_id_key", "alert_logs_claim_key", "alert_logs_lease_idx"},
+		queryStrings(t, db.Pool, `select indexname::text from pg_indexes where schemaname = 'public' and tablename = 'alert_logs'`))
 
 	// Applying everything a second time is harmless.
 	for _, m := range embeddedMigrations(t) {
