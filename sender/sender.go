@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/meshhook/meshhook-alerts/internal/logging"
 )
@@ -448,8 +449,10 @@ func (s *Sender) settle(j *job, r Report, out *Outcome) {
 	}()
 	err := <-s.writer.submit(r)
 	a := j.a
-	log := s.log.With(zap.String("alert_id", a.ID), zap.String("webhook_id", a.WebhookID),
-		zap.String("rule_id", a.ConfigID), zap.String("event", a.Event), logging.URL("target", a.TargetURL))
+	// The alert's fields are built only for a line that is written: at
+	// thousands of alerts a second, a child logger per alert costs more
+	// than the attempt's signing.
+	log := alertLogger{s.log, &a}
 	switch {
 	case errors.Is(err, errNotApplied):
 		s.stats.add(func(st *senderStats) { st.lostLeases++ })
@@ -494,6 +497,27 @@ func (s *Sender) settle(j *job, r Report, out *Outcome) {
 		log.Warn("alert failed", append(fields, zap.String("reason", u.OutcomeReason), errField(at.Error))...)
 	}
 }
+
+// alertLogger logs about one alert, with its identifying fields.
+type alertLogger struct {
+	log *zap.Logger
+	a   *Alert
+}
+
+func (l alertLogger) write(lvl zapcore.Level, msg string, fields []zap.Field) {
+	ce := l.log.Check(lvl, msg)
+	if ce == nil {
+		return
+	}
+	a := l.a
+	ce.Write(append([]zap.Field{zap.String("alert_id", a.ID), zap.String("webhook_id", a.WebhookID),
+		zap.String("rule_id", a.ConfigID), zap.String("event", a.Event), logging.URL("target", a.TargetURL)}, fields...)...)
+}
+
+func (l alertLogger) Debug(msg string, fields ...zap.Field) { l.write(zapcore.DebugLevel, msg, fields) }
+func (l alertLogger) Info(msg string, fields ...zap.Field)  { l.write(zapcore.InfoLevel, msg, fields) }
+func (l alertLogger) Warn(msg string, fields ...zap.Field)  { l.write(zapcore.WarnLevel, msg, fields) }
+func (l alertLogger) Error(msg string, fields ...zap.Field) { l.write(zapcore.ErrorLevel, msg, fields) }
 
 // errField logs an attempt's (already redacted) error text, if any.
 func errField(msg string) zap.Field {
