@@ -3,13 +3,81 @@ package alerts
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
-// claimBatchMax caps the alerts claimed in one Store.Claim call.
-const claimBatchMax = 500
+// Claims of a batch go to the store in parts of at most claimPartMax
+// alerts, and a batch of at least claimParallel*claimPartMin alerts is
+// split into claimParallel parts claimed at the same time: the database
+// then works on a burst with more than one core while the engine waits.
+const (
+	claimBatchMax = 1000 // alerts claimed in one flush
+	claimPartMax  = 500  // alerts in one Store.Claim call
+	claimPartMin  = 50
+	claimParallel = 2
+)
+
+// claimParts splits n claims into the [start, end) ranges claimed by one
+// Store.Claim call each.
+func claimParts(n int) [][2]int {
+	parts := (n + claimPartMax - 1) / claimPartMax
+	if parts < claimParallel && n >= claimParallel*claimPartMin {
+		parts = claimParallel
+	}
+	if parts <= 1 {
+		return [][2]int{{0, n}}
+	}
+	out := make([][2]int, parts)
+	for i := range parts {
+		out[i] = [2]int{i * n / parts, (i + 1) * n / parts}
+	}
+	return out
+}
+
+// claimAll claims every alert of claims, in parts claimed at the same
+// time, and returns one result per claim. A part whose call failed has its
+// error in each of its results; failed reports whether any part did.
+func (e *Engine) claimAll(ctx context.Context, claims []Claim) (results []ClaimResult, failed bool) {
+	results = make([]ClaimResult, len(claims))
+	parts := claimParts(len(claims))
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i, p := range parts {
+		claim := func() {
+			res, err := e.store.Claim(ctx, claims[p[0]:p[1]])
+			if err == nil && len(res) != p[1]-p[0] {
+				err = fmt.Errorf("store answered %d claims with %d results", p[1]-p[0], len(res))
+			}
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			copy(results[p[0]:p[1]], res)
+		}
+		if len(parts) == 1 {
+			claim()
+			break
+		}
+		wg.Go(claim)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		failed = true
+		p := parts[i]
+		e.log.Error("claiming alerts failed; they will be retried", zap.Int("alerts", p[1]-p[0]), zap.Error(err))
+		for j := p[0]; j < p[1]; j++ {
+			results[j] = ClaimResult{Err: err, callFailed: true}
+		}
+	}
+	return results, failed
+}
 
 // drainMax caps the waiting events handled before their alerts are claimed.
 const drainMax = 1000
@@ -95,33 +163,25 @@ func (e *Engine) flush(ctx context.Context) {
 	if leaser != nil {
 		reserved = e.leaseClaims(leaser, claims)
 	}
-	results, err := e.store.Claim(ctx, claims)
-	if err == nil && len(results) != len(claims) {
-		err = fmt.Errorf("store answered %d claims with %d results", len(claims), len(results))
-	}
-	if err != nil {
-		e.log.Error("claiming alerts failed; they will be retried", zap.Int("alerts", len(claims)), zap.Error(err))
-	}
+	results, _ := e.claimAll(ctx, claims)
 	for i, q := range items {
 		var res ClaimResult
-		dup := slot[i] < 0
-		if err != nil {
-			res.Err = err
-		} else if dup {
-			res = results[-1-slot[i]]
+		j := slot[i]
+		if j < 0 {
+			res = results[-1-j]
 			if res.Err == nil {
 				res.ID, res.Lease = "", time.Time{} // the first of the two was the claim
 			}
 		} else {
-			res = results[slot[i]]
-			q.claim.LeaseUntil = claims[slot[i]].LeaseUntil
+			res = results[j]
+			q.claim.LeaseUntil = claims[j].LeaseUntil
 		}
 		if !q.claim.LeaseUntil.IsZero() && res.ID != "" && !res.Lease.IsZero() {
 			reserved-- // Submit hands it over
 		} else {
 			res.Lease = time.Time{}
 		}
-		e.settleClaim(q, res, err == nil)
+		e.settleClaim(q, res)
 	}
 	if reserved > 0 {
 		leaser.Unreserve(reserved)
@@ -154,18 +214,23 @@ func (e *Engine) leaseClaims(l Leaser, claims []Claim) int {
 	return n
 }
 
-// settleClaim accounts for one claim's result. logged is false when the
-// whole call failed (already logged once).
-func (e *Engine) settleClaim(q queuedClaim, res ClaimResult, logged bool) {
+// settleClaim accounts for one claim's result. A failed Store.Claim call
+// was logged once for all its alerts; an alert's own failure is logged here.
+func (e *Engine) settleClaim(q queuedClaim, res ClaimResult) {
 	c := q.claim
-	log := func() *zap.Logger {
-		return e.log.With(zap.String("rule_id", c.ConfigID), zap.String("run_id", c.RunID), zap.String("event", string(c.Event)))
+	log := func(lvl zapcore.Level, msg string, fields ...zap.Field) {
+		// Fields are built only for a line that is written: this runs for
+		// every alert of a burst.
+		if ce := e.log.Check(lvl, msg); ce != nil {
+			ce.Write(append([]zap.Field{zap.String("rule_id", c.ConfigID), zap.String("run_id", c.RunID),
+				zap.String("event", string(c.Event))}, fields...)...)
+		}
 	}
 	switch {
 	case res.Err != nil:
 		e.count(func(s *engineStats) { s.fails++ })
-		if logged {
-			log().Error("claiming alert failed", zap.Error(res.Err))
+		if !res.callFailed {
+			log(zapcore.ErrorLevel, "claiming alert failed", zap.Error(res.Err))
 		}
 		if q.failed != nil {
 			q.failed()
@@ -174,9 +239,7 @@ func (e *Engine) settleClaim(q queuedClaim, res ClaimResult, logged bool) {
 	case res.ID == "":
 		e.count(func(s *engineStats) { s.duplicates++ })
 		e.events.add(c.Event, func(n *EventCounts) { n.Duplicates++ })
-		if e.log.Core().Enabled(zap.DebugLevel) {
-			log().Debug("alert already claimed")
-		}
+		log(zapcore.DebugLevel, "alert already claimed")
 		return
 	}
 	e.count(func(s *engineStats) { s.claims++ })
@@ -187,12 +250,12 @@ func (e *Engine) settleClaim(q queuedClaim, res ClaimResult, logged bool) {
 	if !q.allowed {
 		e.count(func(s *engineStats) { s.suppressed++ })
 		e.events.add(c.Event, func(n *EventCounts) { n.Suppressed++ })
-		log().Info("alert suppressed by throttling", zap.String("alert_id", res.ID),
+		log(zapcore.InfoLevel, "alert suppressed by throttling", zap.String("alert_id", res.ID),
 			zap.Int("throttle_max", q.rule.ThrottleMax()), zap.Duration("throttle_window", q.rule.ThrottleWindow()))
 		return
 	}
-	log().Info("alert claimed", zap.String("alert_id", res.ID), zap.String("webhook_id", c.WebhookID))
+	log(zapcore.InfoLevel, "alert claimed", zap.String("alert_id", res.ID), zap.String("webhook_id", c.WebhookID))
 	if !e.out.Submit(Claimed{ID: res.ID, Rule: q.rule, Claim: c, Lease: res.Lease}) {
-		log().Info("sender queue full; alert stays pending", zap.String("alert_id", res.ID))
+		log(zapcore.InfoLevel, "sender queue full; alert stays pending", zap.String("alert_id", res.ID))
 	}
 }

@@ -35,7 +35,7 @@ func TestBurstIsClaimedInBatches(t *testing.T) {
 	store.mu.Lock()
 	calls := store.claimCalls
 	store.mu.Unlock()
-	assert.LessOrEqual(t, calls, n/claimBatchMax+1, "about one claim request per %d alerts", claimBatchMax)
+	assert.LessOrEqual(t, calls, n/claimPartMax+claimParallel, "about one claim request per %d alerts", claimPartMax)
 	seen := map[string]bool{}
 	for _, c := range sub.all() {
 		assert.False(t, seen[c.RunID], "%s submitted twice", c.RunID)
@@ -105,6 +105,86 @@ func TestOneRefusedClaimIsRetriedAloneAndTheRestGoOut(t *testing.T) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	assert.Greater(t, ps.seen[0], 1, "the changes were claimed together")
+}
+
+func TestClaimPartsSplitABatchEvenly(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		want [][2]int
+	}{
+		{1, [][2]int{{0, 1}}},
+		{99, [][2]int{{0, 99}}},
+		{100, [][2]int{{0, 50}, {50, 100}}},
+		{1000, [][2]int{{0, 500}, {500, 1000}}},
+		{1001, [][2]int{{0, 333}, {333, 667}, {667, 1001}}},
+	} {
+		assert.Equal(t, c.want, claimParts(c.n), "n=%d", c.n)
+	}
+}
+
+// concurrentStore holds every Claim call until want calls are in flight at
+// once (or a deadline passes), and fails the calls that include failRun.
+type concurrentStore struct {
+	*fakeStore
+	want     int
+	failRun  string
+	mu       sync.Mutex
+	inFlight int
+	maxSeen  int
+	all      chan struct{}
+	once     sync.Once
+}
+
+func (c *concurrentStore) Claim(ctx context.Context, cs []Claim) ([]ClaimResult, error) {
+	c.mu.Lock()
+	c.inFlight++
+	c.maxSeen = max(c.maxSeen, c.inFlight)
+	if c.inFlight == c.want {
+		c.once.Do(func() { close(c.all) })
+	}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.inFlight--
+		c.mu.Unlock()
+	}()
+	select {
+	case <-c.all:
+	case <-time.After(10 * time.Second):
+	}
+	for _, cl := range cs {
+		if cl.RunID == c.failRun {
+			return nil, errors.New("connection reset")
+		}
+	}
+	return c.fakeStore.Claim(ctx, cs)
+}
+
+func TestABurstIsClaimedInParallelPartsAndAFailedPartIsRetried(t *testing.T) {
+	store := newFakeStore()
+	store.rules = []RuleSpec{ruleRow("r1", "failed")}
+	cs := &concurrentStore{fakeStore: store, want: claimParallel, failRun: "run-199", all: make(chan struct{})}
+	clock := newFakeClock()
+	const n = 200
+	events := make(chan realtime.Event, n)
+	t0 := clock.Now()
+	for i := range n {
+		events <- change(runRow(fmt.Sprintf("run-%03d", i), "failed", t0.Add(-time.Minute), t0), t0)
+	}
+	sub := &fakeSubmitter{}
+	ticks := make(chan time.Time)
+	runEngineOn(t, Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs", Now: clock.Now}, cs, sub, events, ticks)
+	require.Eventually(t, func() bool { return len(sub.all()) == n/2 }, 15*time.Second, 5*time.Millisecond,
+		"the part without the failing run goes out")
+	cs.mu.Lock()
+	assert.Equal(t, claimParallel, cs.maxSeen, "the parts were claimed at the same time")
+	cs.failRun = ""
+	cs.mu.Unlock()
+	for _, c := range sub.all() {
+		assert.Less(t, c.RunID, "run-100", "only the first part's alerts went out")
+	}
+	ticks <- clock.Advance(timerRetryDelay + time.Second) // the failed part's retries are due
+	require.Eventually(t, func() bool { return len(sub.all()) == n }, 15*time.Second, 5*time.Millisecond)
 }
 
 // leasingSubmitter is a Submitter with a bounded sender-side reservation.

@@ -95,6 +95,9 @@ type ClaimResult struct {
 	// Lease is the stored lease expiry of an alert claimed leased
 	// (Claim.LeaseUntil); zero otherwise.
 	Lease time.Time
+	// callFailed marks an Err that failed the whole Store.Claim call
+	// (logged once for the call, not per alert).
+	callFailed bool
 }
 
 // ConditionClaim is a delayed or stalled alert a rule claimed for a run.
