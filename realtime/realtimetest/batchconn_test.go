@@ -123,3 +123,49 @@ func TestPublish_BurstArrivesInOrder(t *testing.T) {
 		})
 	}
 }
+
+// A client that stops reading is disconnected once more than OutboundBytes
+// of frames wait for it (Realtime's transport heap limit), not before.
+func TestSlowClientIsDroppedPastTheOutboundByteBudget(t *testing.T) {
+	publish := func(ts *testServer, n int) {
+		for i := range n {
+			if err := ts.Publish(Change{Schema: "public", Table: "todos", Type: Insert, Columns: todoColumns,
+				Record: map[string]any{"id": i, "title": strings.Repeat("t", 1000)}, PrimaryKey: []string{"id"}}); err != nil {
+				return
+			}
+		}
+	}
+	count := func(c *rawClient) (frames int, err error) {
+		for range c.frames {
+			frames++
+		}
+		return frames, c.err()
+	}
+
+	t.Run("over the budget", func(t *testing.T) {
+		ts := newTestServer(t, Options{OutboundBytes: 256 << 10})
+		c := dialClient(t, ts, "2.0.0", pgtest.ServiceRoleKey())
+		c.joinAndSubscribe("realtime:slow", joinPayload("", map[string]any{"event": "*", "schema": "public", "table": "todos"}))
+		// The test reads nothing while 40 MB are published: the client's
+		// frame buffer and the socket buffers fill, then the server's queue
+		// passes its 256 KiB budget.
+		publish(ts, 40000)
+		frames, err := count(c)
+		require.Error(t, err)
+		assert.Equal(t, 1006, closeCode(err), "dropped without a close frame")
+		assert.Less(t, frames, 40000)
+	})
+	t.Run("within the budget", func(t *testing.T) {
+		ts := newTestServer(t, Options{})
+		c := dialClient(t, ts, "2.0.0", pgtest.ServiceRoleKey())
+		c.joinAndSubscribe("realtime:slow", joinPayload("", map[string]any{"event": "*", "schema": "public", "table": "todos"}))
+		publish(ts, 10000) // about 11 MB, under the default 50 MiB
+		got := 0
+		for got < 10000 {
+			if c.next().Event == "postgres_changes" {
+				got++
+			}
+		}
+		c.expectNone(100 * time.Millisecond)
+	})
+}

@@ -19,7 +19,7 @@ const (
 	DefaultMaxRecordBytes   = 1024 * 1024
 	DefaultResubscribeDelay = 100 * time.Millisecond
 	DefaultTokenCheckPeriod = 5 * time.Minute
-	DefaultOutboundBuffer   = 4096
+	DefaultOutboundBytes    = 50 << 20
 	maxInboundFrameBytes    = 5_000_000
 	closeHandshakeTimeout   = 2 * time.Second
 	writeTimeout            = 10 * time.Second
@@ -54,10 +54,11 @@ type Options struct {
 	// MaxRecordBytes is the size above which a change is delivered truncated
 	// with "Error 413: Payload Too Large". Defaults to 1 MiB.
 	MaxRecordBytes int
-	// OutboundBuffer is the number of frames queued per connection; a client
-	// that falls further behind is disconnected abruptly (Realtime kills a
-	// transport whose heap grows too large). Defaults to 4096.
-	OutboundBuffer int
+	// OutboundBytes is how many bytes of frames may wait to be written to
+	// one connection; a client that falls further behind is disconnected
+	// abruptly, as Realtime kills a transport process whose heap exceeds
+	// WEBSOCKET_MAX_HEAP_SIZE. Defaults to 50 MiB, Realtime's default.
+	OutboundBytes int
 	// DB is an optional pool on the database a CDC streams from; when set,
 	// StartCDC uses it for catalog, row-visibility and subscription checks
 	// instead of opening its own. The server never closes it.
@@ -84,8 +85,8 @@ func (o Options) withDefaults() Options {
 	if o.TokenCheckPeriod <= 0 {
 		o.TokenCheckPeriod = DefaultTokenCheckPeriod
 	}
-	if o.OutboundBuffer <= 0 {
-		o.OutboundBuffer = DefaultOutboundBuffer
+	if o.OutboundBytes <= 0 {
+		o.OutboundBytes = DefaultOutboundBytes
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()

@@ -21,6 +21,41 @@ type outbound struct {
 	closeReason string
 }
 
+// outQueue is a connection's write queue, bounded by the bytes it holds.
+type outQueue struct {
+	mu     sync.Mutex
+	items  []outbound
+	bytes  int
+	notify chan struct{} // signalled (capacity 1) when items were added
+}
+
+// push queues o unless that would hold more than max bytes.
+func (q *outQueue) push(o outbound, max int) (ok bool, queued int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.bytes+len(o.data) > max && len(q.items) > 0 {
+		return false, q.bytes
+	}
+	q.items = append(q.items, o)
+	q.bytes += len(o.data)
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+	return true, q.bytes
+}
+
+// take returns everything queued, in order, and empties the queue; spare is
+// a slice to reuse for the next batch.
+func (q *outQueue) take(spare []outbound) []outbound {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := q.items
+	clear(spare)
+	q.items, q.bytes = spare[:0], 0
+	return out
+}
+
 // session is one websocket connection (a Phoenix socket transport). The
 // reader runs in ServeHTTP's goroutine and handles frames one at a time, so
 // a slow join blocks the socket like Phoenix's transport process does. All
@@ -36,7 +71,7 @@ type session struct {
 	token  string
 	claims tokenClaims
 
-	out        chan outbound
+	out        outQueue
 	done       chan struct{} // closed when the session ends
 	endOnce    sync.Once
 	readerDone chan struct{}
@@ -57,7 +92,7 @@ func newSession(srv *Server, conn *websocket.Conn, c codec, token string, claims
 		log:        srv.log.With(zap.String("vsn", c.vsn()), zap.Stringer("remote", conn.RemoteAddr())),
 		token:      token,
 		claims:     claims,
-		out:        make(chan outbound, srv.opts.OutboundBuffer),
+		out:        outQueue{notify: make(chan struct{}, 1)},
 		done:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -131,15 +166,16 @@ func (s *session) readLoop() {
 func (s *session) writeLoop() {
 	defer close(s.writerDone)
 	bc, _ := s.conn.NetConn().(*batchConn)
+	var batch []outbound
 	for {
-		var o outbound
 		select {
 		case <-s.done:
 			return
-		case o = <-s.out:
+		case <-s.out.notify:
 		}
+		batch = s.out.take(batch)
 		bc.begin()
-		for {
+		for _, o := range batch {
 			if o.close {
 				if err := bc.flush(); err != nil {
 					s.log.Debug("write failed", zap.Error(err))
@@ -155,12 +191,6 @@ func (s *session) writeLoop() {
 				s.end()
 				return
 			}
-			select {
-			case o = <-s.out:
-				continue // more frames queued: same batch
-			default:
-			}
-			break
 		}
 		if err := bc.flush(); err != nil {
 			s.log.Debug("write failed", zap.Error(err))
@@ -220,10 +250,8 @@ func (s *session) enqueue(o outbound) {
 		return
 	default:
 	}
-	select {
-	case s.out <- o:
-	default:
-		s.log.Warn("client too slow, dropping connection", zap.Int("queued", len(s.out)))
+	if ok, queued := s.out.push(o, s.srv.opts.OutboundBytes); !ok {
+		s.log.Warn("client too slow, dropping connection", zap.Int("queued_bytes", queued))
 		s.kill()
 	}
 }
