@@ -1,6 +1,7 @@
 package benchstat
 
 import (
+	"os"
 	"testing"
 	"time"
 
@@ -18,4 +19,21 @@ func TestPercentile(t *testing.T) {
 	assert.Equal(t, 1*time.Millisecond, Percentile(ds, 0))
 	assert.Equal(t, 100*time.Millisecond, ds[0], "the input is not reordered")
 	assert.Zero(t, Percentile(nil, 99))
+}
+
+func TestProcessCPUReadsThisProcess(t *testing.T) {
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for x := 0; time.Now().Before(deadline); x++ {
+		_ = x * x
+	}
+	d, ok := ProcessCPU(os.Getpid())
+	if !ok || d <= 0 {
+		t.Fatalf("ProcessCPU(self) = %v, %v; want a positive time", d, ok)
+	}
+	if self := SelfCPU(); self < d-50*time.Millisecond {
+		t.Fatalf("SelfCPU %v is below /proc's %v", self, d)
+	}
+	if _, ok := ProcessCPU(-1); ok {
+		t.Fatal("ProcessCPU(-1) succeeded")
+	}
 }

@@ -33,17 +33,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
 	"github.com/meshhook/meshhook-alerts/alerts"
@@ -208,7 +204,7 @@ func latencyFloor(url string, n int) []time.Duration {
 func throughputFloor(url string, conns int, d time.Duration) (float64, time.Duration) {
 	c := plainClient(conns)
 	var n atomic.Int64
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), benchstat.SelfCPU()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
 	for range conns {
@@ -223,7 +219,7 @@ func throughputFloor(url string, conns int, d time.Duration) (float64, time.Dura
 		}()
 	}
 	wg.Wait()
-	elapsed, cpu := time.Since(start), cpuTime()-cpu0
+	elapsed, cpu := time.Since(start), benchstat.SelfCPU()-cpu0
 	return float64(n.Load()) / elapsed.Seconds(), cpu / time.Duration(max(n.Load(), 1))
 }
 
@@ -310,7 +306,7 @@ func saturate(ctx context.Context, rcv *receiver, store *fastStore, n int) (resu
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cpu0 := cpuTime()
+	cpu0 := benchstat.SelfCPU()
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -318,7 +314,7 @@ func saturate(ctx context.Context, rcv *receiver, store *fastStore, n int) (resu
 		store.waitChange(time.Second)
 	}
 	elapsed := time.Since(start)
-	cpu := cpuTime() - cpu0
+	cpu := benchstat.SelfCPU() - cpu0
 	cancel()
 	if err := <-done; err != nil {
 		return result{}, err
@@ -368,7 +364,7 @@ func restRun(ctx context.Context, n int, path string) error {
 		return err
 	}
 	r, _ := rules.Get(rule)
-	master, pgErr := postgresMaster(ctx, db)
+	pg, pgErr := benchstat.NewPostgresCPU(ctx, db)
 
 	deliveries := &alerts.Deliveries{Store: store, Rules: rules}
 	s, err := sender.New(benchOptions(*flagWorkers, *flagQueue), deliveries, zap.NewNop())
@@ -381,7 +377,10 @@ func restRun(ctx context.Context, n int, path string) error {
 	if err != nil {
 		return err
 	}
-	cpu0, srv0, pg0 := cpuTime(), srv.cpu(), pgTicks(master)
+	cpu0, srv0 := benchstat.SelfCPU(), srv.cpu()
+	if pg != nil {
+		pg.Reset()
+	}
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- s.Run(rctx) }()
@@ -407,7 +406,11 @@ func restRun(ctx context.Context, n int, path string) error {
 		time.Sleep(time.Millisecond)
 	}
 	elapsed := time.Since(start)
-	cpu, srvUsed, pgUsed := cpuTime()-cpu0, srv.cpu()-srv0, pgCPUSince(master, pg0)
+	cpu, srvUsed := benchstat.SelfCPU()-cpu0, srv.cpu()-srv0
+	var pgUsed time.Duration
+	if pg != nil {
+		pgUsed = pg.Since()
+	}
 	cancel()
 	if err := <-done; err != nil {
 		return err
@@ -556,90 +559,10 @@ func (f *fastStore) waitChange(d time.Duration) {
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d.Nanoseconds())/1e3) }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func numCPU() int {
 	b, err := os.ReadFile("/proc/cpuinfo")
 	if err != nil {
 		return 0
 	}
 	return strings.Count(string(b), "processor\t:")
-}
-
-// postgresPIDs returns the stand-in's postmaster and its children.
-// postgresMaster returns the PostgreSQL postmaster's pid.
-func postgresMaster(ctx context.Context, db *pgxpool.Pool) (int, error) {
-	var dataDir string
-	if err := db.QueryRow(ctx, `select setting from pg_settings where name = 'data_directory'`).Scan(&dataDir); err != nil {
-		return 0, err
-	}
-	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
-}
-
-// pgTicks returns the CPU clock ticks of the postmaster and each of its
-// children (backends, walsenders, background processes), by pid.
-func pgTicks(master int) map[int]int64 {
-	out := map[int]int64{}
-	if s, ok := procStat(master); ok {
-		out[master] = s.utime + s.stim
-	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return out
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if s, ok := procStat(pid); ok && s.ppid == master {
-			out[pid] = s.utime + s.stim
-		}
-	}
-	return out
-}
-
-// pgCPUSince is the CPU PostgreSQL used since before was taken, counting
-// the whole time of processes started since (new connections).
-func pgCPUSince(master int, before map[int]int64) time.Duration {
-	var ticks int64
-	for pid, t := range pgTicks(master) {
-		ticks += t - before[pid]
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond
-}
-
-type stat struct {
-	ppid        int
-	utime, stim int64
-}
-
-func procStat(pid int) (stat, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return stat{}, false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return stat{}, false
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return stat{}, false
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return stat{ppid: ppid, utime: ut, stim: st}, true
 }

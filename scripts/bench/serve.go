@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/meshhook/meshhook-alerts/internal/benchstat"
 	"github.com/meshhook/meshhook-alerts/internal/standin"
 )
 
@@ -109,11 +110,8 @@ func (s *servers) hits() (int64, error) {
 
 // cpu is the child's CPU time so far.
 func (s *servers) cpu() time.Duration {
-	st, ok := procStat(s.cmd.Process.Pid)
-	if !ok {
-		return 0
-	}
-	return time.Duration(st.utime+st.stim) * 10 * time.Millisecond
+	d, _ := benchstat.ProcessCPU(s.cmd.Process.Pid)
+	return d
 }
 
 // Close stops the child (it removes its database).

@@ -194,13 +194,15 @@ func run(ctx context.Context) error {
 	if phase("burst") {
 		// Burst.
 		say("burst: %d run updates in one transaction", *flagBurst)
+		cpu := startCPU(ctx, si.Pool, d)
 		all, logged, err := burst(ctx, si.Pool, rcv, w, *flagBurst)
 		if err != nil {
 			return err
 		}
 		rows = append(rows,
 			row{fmt.Sprintf("burst of %d in one transaction: all received", *flagBurst), secs(all), "≤ 2 s", check(all <= 2*time.Second)},
-			row{fmt.Sprintf("burst of %d: all logged succeeded", *flagBurst), secs(logged), "", nil})
+			row{fmt.Sprintf("burst of %d: all logged succeeded", *flagBurst), secs(logged), "", nil},
+			row{"burst, CPU per alert: daemon / stand-in, receivers, load / PostgreSQL", cpu.perAlert(*flagBurst), "", nil})
 	}
 
 	if phase("saturation") {
@@ -221,6 +223,7 @@ func run(ctx context.Context) error {
 				return err
 			}
 		}
+		cpu := startCPU(ctx, si.Pool, d)
 		rate, logRate, err := saturate(ctx, si.Pool, rcv, w, *flagSat, *flagSatBatch)
 		if *flagStandinProf != "" {
 			pprof.StopCPUProfile()
@@ -233,7 +236,8 @@ func run(ctx context.Context) error {
 		}
 		rows = append(rows,
 			row{fmt.Sprintf("saturation (%d in tx of %d), alerts received/s", *flagSat, *flagSatBatch), fmt.Sprintf("%.0f/s", rate), "≥ 10,000/s", check(rate >= 10000)},
-			row{"saturation, alerts logged succeeded/s", fmt.Sprintf("%.0f/s", logRate), "≥ 10,000/s", check(logRate >= 10000)})
+			row{"saturation, alerts logged succeeded/s", fmt.Sprintf("%.0f/s", logRate), "≥ 10,000/s", check(logRate >= 10000)},
+			row{"saturation, CPU per alert: daemon / stand-in, receivers, load / PostgreSQL", cpu.perAlert(*flagSat), "", nil})
 	}
 
 	if phase("isolation") {
@@ -616,6 +620,37 @@ func (d *daemon) histogram(ctx context.Context, name string) (histogram, error) 
 		return histogram{}, err
 	}
 	return parseHistogram(text, name)
+}
+
+// cpuUse measures the CPU each side of the pipeline uses during a phase:
+// the daemon, this process (the stand-in, the receivers and the load
+// generator) and PostgreSQL.
+type cpuUse struct {
+	daemonPID      int
+	daemon0, self0 time.Duration
+	pg             *benchstat.PostgresCPU
+}
+
+func startCPU(ctx context.Context, pool *pgxpool.Pool, d *daemon) *cpuUse {
+	c := &cpuUse{daemonPID: d.cmd.Process.Pid, self0: benchstat.SelfCPU()}
+	c.daemon0, _ = benchstat.ProcessCPU(c.daemonPID)
+	if pg, err := benchstat.NewPostgresCPU(ctx, pool); err == nil {
+		c.pg = pg
+	} else {
+		say("PostgreSQL CPU unavailable: %v", err)
+	}
+	return c
+}
+
+// perAlert formats the CPU used since start per alert, for n alerts.
+func (c *cpuUse) perAlert(n int) string {
+	dm, _ := benchstat.ProcessCPU(c.daemonPID)
+	us := func(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d.Microseconds())/float64(n)) }
+	pg := "n/a"
+	if c.pg != nil {
+		pg = us(c.pg.Since())
+	}
+	return us(dm-c.daemon0) + " / " + us(benchstat.SelfCPU()-c.self0) + " / " + pg + " µs"
 }
 
 // waitQuiet waits until none of the named counters has moved for quiet (at
