@@ -72,8 +72,9 @@ type Realtime struct {
 	// ReconnectMax caps the reconnect backoff. Defaults to 30s.
 	ReconnectMax time.Duration `mapstructure:"reconnect_max"`
 	// BufferSize is the capacity of the change-event channel: a burst larger
-	// than the engine can take at once is held here instead of being dropped
-	// (and caught up from the database). Defaults to 16384.
+	// than the engine can take at once is held here, then on the socket for
+	// up to realtime.DefaultBufferWait, instead of being dropped (and caught
+	// up from the database). Defaults to 16384.
 	BufferSize int `mapstructure:"buffer_size"`
 }
 

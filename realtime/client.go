@@ -87,7 +87,7 @@ func New(cfg Config, channels ...ChannelSpec) (*Client, error) {
 		url:         u,
 		log:         log,
 		byTopic:     make(map[string]*channel, len(specs)),
-		out:         newOutbox(cfg.BufferSize),
+		out:         newOutbox(cfg.BufferSize, cfg.BufferWait),
 		stats:       newStatsRecorder(specs),
 		socketState: StateDisconnected,
 	}
@@ -118,6 +118,7 @@ func (c *Client) Run(ctx context.Context) error {
 	}
 	defer close(c.out.events)
 	defer c.setSocketState(StateDisconnected, "shutdown")
+	c.out.done = ctx.Done()
 
 	bo := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(c.cfg.ReconnectInitial),

@@ -439,6 +439,7 @@ func TestClient_SlowConsumerGap(t *testing.T) {
 	srv := newFakeServer(t)
 	cfg := testConfig(srv)
 	cfg.BufferSize = 4
+	cfg.BufferWait = -1 // drop at once
 	cfg.HeartbeatInterval = 100 * time.Millisecond
 	h := startClient(t, srv, cfg)
 	fc := srv.waitConn(t)
@@ -474,6 +475,33 @@ func TestClient_SlowConsumerGap(t *testing.T) {
 
 	fc.change("realtime:db", idsOf(j), insertData("workflow_runs", 99))
 	require.Equal(t, json.Number("99"), h.nextChange().Record["id"])
+}
+
+// A consumer that pauses for less than BufferWait loses nothing: the client
+// holds the changes back (on the socket) until there is room.
+func TestClient_BriefStallWaitsInsteadOfDropping(t *testing.T) {
+	srv := newFakeServer(t)
+	cfg := testConfig(srv)
+	cfg.BufferSize = 4
+	cfg.BufferWait = 5 * time.Second
+	h := startClient(t, srv, cfg)
+	fc := srv.waitConn(t)
+	j := joinOf(t, fc)
+	h.nextReady("db")
+
+	const total = 50
+	for i := 1; i <= total; i++ {
+		fc.change("realtime:db", idsOf(j), insertData("workflow_runs", i))
+	}
+	h.eventually("buffer full", func(s Stats) bool { return s.ChangesDelivered >= 4 })
+	time.Sleep(300 * time.Millisecond) // the consumer stalls, well under BufferWait
+	for i := 1; i <= total; i++ {
+		require.Equal(t, json.Number(strconvItoa(i)), h.nextChange().Record["id"])
+	}
+	st := h.c.Stats()
+	require.Zero(t, st.ChangesDropped)
+	require.Zero(t, st.Gaps)
+	require.EqualValues(t, total, st.ChangesDelivered)
 }
 
 func TestClient_MalformedFramesSkipped(t *testing.T) {

@@ -19,6 +19,7 @@ const (
 	DefaultReconnectInitial  = 1 * time.Second
 	DefaultReconnectMax      = 10 * time.Second
 	DefaultBufferSize        = 1024
+	DefaultBufferWait        = 5 * time.Second
 	DefaultHandshakeTimeout  = 10 * time.Second
 )
 
@@ -84,8 +85,16 @@ type Config struct {
 	ReconnectInitial time.Duration
 	ReconnectMax     time.Duration
 	// BufferSize is the capacity of the Events channel. When it is full,
-	// changes are dropped and reported as a Gap. Defaults to 1024.
+	// a change waits up to BufferWait for room, then it is dropped and
+	// reported as a Gap. Defaults to 1024.
 	BufferSize int
+	// BufferWait is how long a change waits for room in a full Events
+	// channel. While it waits the client reads nothing more from the
+	// socket, so a consumer that is briefly slower than the changes (a
+	// burst) holds them back on the server (which buffers up to its own
+	// limit) instead of losing them to a Gap and a catch-up. Defaults to
+	// 5s; negative drops at once.
+	BufferWait time.Duration
 	// Logger receives the client's logs under the name "realtime". Defaults
 	// to a no-op logger.
 	Logger *zap.Logger
@@ -152,6 +161,12 @@ func normalize(cfg Config, channels []ChannelSpec) (Config, []ChannelSpec, *url.
 		return cfg, nil, nil, &ConfigError{Field: "BufferSize", Reason: fmt.Sprintf("must not be negative, got %d", cfg.BufferSize)}
 	case cfg.BufferSize == 0:
 		cfg.BufferSize = DefaultBufferSize
+	}
+	switch {
+	case cfg.BufferWait < 0:
+		cfg.BufferWait = 0
+	case cfg.BufferWait == 0:
+		cfg.BufferWait = DefaultBufferWait
 	}
 	if cfg.Tokens == nil {
 		cfg.Tokens = StaticToken(cfg.APIKey)

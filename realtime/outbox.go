@@ -2,9 +2,10 @@ package realtime
 
 import "time"
 
-// outbox delivers events to the consumer without ever blocking.
+// outbox delivers events to the consumer.
 //
-// Changes go straight into the bounded events channel or are dropped and
+// Changes go into the bounded events channel, waiting up to wait for room
+// (the caller, and so the socket, is held meanwhile), or are dropped and
 // turned into a pending Gap. Control events (Ready, Gap) are never dropped:
 // they wait in pending, coalesced per channel, until the consumer makes
 // room. Pending control events are always delivered before later changes,
@@ -13,10 +14,12 @@ import "time"
 type outbox struct {
 	events  chan Event
 	pending []Event // Ready and Gap values, oldest first
+	wait    time.Duration
+	done    <-chan struct{} // ends a wait (Client.Run's context)
 }
 
-func newOutbox(size int) *outbox {
-	return &outbox{events: make(chan Event, size)}
+func newOutbox(size int, wait time.Duration) *outbox {
+	return &outbox{events: make(chan Event, size), wait: wait}
 }
 
 // flush delivers pending control events while there is room and reports
@@ -74,6 +77,17 @@ func (o *outbox) change(c *Change) (delivered, newGap bool) {
 		case o.events <- c:
 			return true, false
 		default:
+		}
+		if o.wait > 0 {
+			t := time.NewTimer(o.wait)
+			select {
+			case o.events <- c:
+				t.Stop()
+				return true, false
+			case <-t.C:
+			case <-o.done:
+				t.Stop()
+			}
 		}
 	}
 	for i, ev := range o.pending {

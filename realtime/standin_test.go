@@ -560,9 +560,9 @@ func TestStandin_TruncatedChangeIsIncomplete(t *testing.T) {
 }
 
 // TestStandin_SlowConsumerGap stops reading Events while the database
-// produces far more changes than the buffer holds. The client drops them
-// into a Gap instead of stalling its reader: heartbeats keep being
-// answered and the session survives.
+// produces far more changes than the buffer holds. With no BufferWait the
+// client drops them into a Gap at once instead of stalling its reader:
+// heartbeats keep being answered and the session survives.
 func TestStandin_SlowConsumerGap(t *testing.T) {
 	const (
 		buffer = 4
@@ -571,6 +571,7 @@ func TestStandin_SlowConsumerGap(t *testing.T) {
 	s := newStandin(t, realtimetest.Options{})
 	cfg := s.config(realtime.VsnV2)
 	cfg.BufferSize = buffer
+	cfg.BufferWait = -1 // drop at once
 	cfg.HeartbeatInterval = 100 * time.Millisecond
 	rc := s.startClient(cfg, countersChannel())
 	rc.nextReady("counters")

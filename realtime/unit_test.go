@@ -253,7 +253,7 @@ func TestTokenRefreshAt(t *testing.T) {
 }
 
 func TestOutbox(t *testing.T) {
-	o := newOutbox(2)
+	o := newOutbox(2, 0)
 	at := time.Unix(5, 0)
 	ch := func(n int) *Change { return &Change{Channel: "a", Record: map[string]any{"n": n}, ReceivedAt: at} }
 
