@@ -3,7 +3,9 @@ package realtime
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -96,6 +98,9 @@ func decodeChange(payload json.RawMessage, receivedAt time.Time) (*decodedChange
 	var w wireChange
 	if err := dec.Decode(&w); err != nil {
 		return nil, fmt.Errorf("decode postgres_changes payload: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("decode postgres_changes payload: data after the payload object")
 	}
 	if w.Data.Type == "" {
 		return nil, fmt.Errorf("decode postgres_changes payload: missing data.type")

@@ -225,3 +225,26 @@ func FuzzDecodeFrame(f *testing.F) {
 		_ = replyReason(r.Response)
 	})
 }
+
+// The client's own read path leaves a change payload to decodeChange: a
+// frame that is malformed past the payload's first object is still refused.
+func TestLazyChangeFramesAreStillChecked(t *testing.T) {
+	for _, raw := range []string{
+		`[null,null,"realtime:x","postgres_changes",{"ids":[1],"data":{"type":"INSERT","record":{}}},{}]`,
+		`[null,null,"realtime:x","postgres_changes",{"ids":[1],"data":{"type":"INSERT","record":{]}}]`,
+	} {
+		f, err := decodeFrame(VsnV2, []byte(raw), true)
+		if err == nil {
+			_, err = decodeChange(f.Payload, time.Time{})
+		}
+		require.Error(t, err, raw)
+		_, err = DecodeFrame(VsnV2, []byte(raw))
+		require.ErrorIs(t, err, ErrMalformedFrame, raw)
+	}
+	f, err := decodeFrame(VsnV2, []byte(` [ null , "7" , "realtime:x" , "postgres_changes" , {"ids":[1],"data":{"type":"INSERT","record":{"id":1}}} ] `), true)
+	require.NoError(t, err)
+	require.Equal(t, "7", f.Ref)
+	d, err := decodeChange(f.Payload, time.Time{})
+	require.NoError(t, err)
+	require.Equal(t, []int64{1}, d.ids)
+}

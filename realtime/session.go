@@ -311,7 +311,7 @@ func (s *session) readLoop() error {
 			stats.ignoredFrames.Add(1)
 			continue
 		}
-		f, err := DecodeFrame(s.vsn, data)
+		f, err := decodeFrame(s.vsn, data, true)
 		if err != nil {
 			s.malformed(err, len(data))
 			continue
