@@ -319,3 +319,18 @@ func TestRedact(t *testing.T) {
 	require.Same(t, err, redact(err, "absent"))
 	require.Nil(t, redact(nil, "x"))
 }
+
+func TestColumnListsAreDecodedOncePerShape(t *testing.T) {
+	raw := json.RawMessage(`[{"name":"id","type":"uuid"},{"name":"status","type":"text"}]`)
+	a, err := columnsOf(raw)
+	require.NoError(t, err)
+	require.Equal(t, []Column{{Name: "id", Type: "uuid"}, {Name: "status", Type: "text"}}, a)
+	b, err := columnsOf(append(json.RawMessage(nil), raw...))
+	require.NoError(t, err)
+	require.Same(t, &a[0], &b[0], "the same list is shared")
+	none, err := columnsOf(json.RawMessage(`null`))
+	require.NoError(t, err)
+	require.Nil(t, none)
+	_, err = columnsOf(json.RawMessage(`[{"name":1}]`))
+	require.Error(t, err)
+}
