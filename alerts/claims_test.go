@@ -334,6 +334,29 @@ func TestBulkRuleEditCollectsSoonerAndReleasesOnceQuiet(t *testing.T) {
 	assert.Zero(t, e.ruleChanges)
 }
 
+func TestMemoryIsReleasedOnceARunBurstIsQuiet(t *testing.T) {
+	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs", TimerTick: time.Second},
+		newFakeStore(), &fakeSubmitter{}, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	gc := &fakeGC{percent: 100}
+	gc.install(e.memory)
+	del := &realtime.Change{Channel: "runs", Type: "DELETE", OldRecord: map[string]any{"id": "run-1"}}
+	for range burstRunChanges - 1 {
+		e.applyRunChange(context.Background(), del)
+	}
+	t0 := e.lastRunChange
+	e.releaseAfterBulkEdit(t0.Add(time.Minute))
+	assert.Zero(t, gc.releases, "ordinary traffic leaves the runtime alone")
+	e.applyRunChange(context.Background(), del)
+	t0 = e.lastRunChange
+	e.releaseAfterBulkEdit(t0.Add(time.Second / 2))
+	assert.Zero(t, gc.releases, "not while the burst goes on")
+	e.releaseAfterBulkEdit(t0.Add(time.Second))
+	assert.Equal(t, 1, gc.releases, "released once it is quiet for a tick")
+	assert.Equal(t, 100, gc.percent, "a run burst does not change the GC target")
+	assert.Zero(t, e.runChanges)
+}
+
 func TestRebuildMemoryNeverRaisesTheGCTarget(t *testing.T) {
 	for _, c := range []struct {
 		name      string

@@ -73,6 +73,9 @@ func (d *Deliveries) takeReceived(id string) time.Time {
 	at, ok := d.received[id]
 	if ok {
 		delete(d.received, id)
+		if len(d.received) == 0 {
+			d.received = nil // a map keeps the room it grew to in a burst
+		}
 	}
 	return at
 }

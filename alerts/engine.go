@@ -182,7 +182,11 @@ type Engine struct {
 	// was applied.
 	ruleChanges    int
 	lastRuleChange time.Time
-	memory         *rebuildMemory
+	// runChanges and lastRunChange are the same for run changes: a burst
+	// of them leaves queues and buffers behind too.
+	runChanges    int
+	lastRunChange time.Time
+	memory        *rebuildMemory
 	// savedWater is the watermark last persisted, lastWaterSave when.
 	savedWater, lastWaterSave time.Time
 	matchBuf                  []*Rule
@@ -428,11 +432,13 @@ func (e *Engine) loadRules(ctx context.Context) error {
 	return nil
 }
 
-// releaseAfterBulkEdit frees the memory a bulk rule edit left behind once
-// the edit has been quiet for a tick.
+// releaseAfterBulkEdit frees the memory a bulk rule edit, or a burst of run
+// changes, left behind once it has been quiet for a tick, so the resident
+// set does not stay at the burst's peak.
 func (e *Engine) releaseAfterBulkEdit(now time.Time) {
-	if e.ruleChanges >= bulkRuleChanges && now.Sub(e.lastRuleChange) >= e.opts.TimerTick {
-		e.ruleChanges = 0
+	bulk := e.ruleChanges >= bulkRuleChanges || e.runChanges >= burstRunChanges
+	if bulk && now.Sub(e.lastRuleChange) >= e.opts.TimerTick && now.Sub(e.lastRunChange) >= e.opts.TimerTick {
+		e.ruleChanges, e.runChanges = 0, 0
 		e.memory.end()
 	}
 }
@@ -498,6 +504,8 @@ func (e *Engine) saveRejected(ctx context.Context) {
 }
 
 func (e *Engine) applyRunChange(ctx context.Context, c *realtime.Change) {
+	e.runChanges++
+	e.lastRunChange = e.now()
 	if c.Type == "DELETE" {
 		if id := scalarString(c.OldRecord[e.opts.Mapping.IDColumn]); id != "" {
 			e.untrack(id)

@@ -21,6 +21,10 @@ const rebuildGCPercent = 25
 // OS.
 const bulkRuleChanges = 100
 
+// burstRunChanges is how many run changes since memory was last released
+// make a burst whose memory is handed back to the OS once it is quiet.
+const burstRunChanges = 10000
+
 // rebuildMemory lowers the GC target for the duration of a rebuild and
 // releases memory at its end. It is used from the engine's goroutine only.
 type rebuildMemory struct {
