@@ -94,6 +94,10 @@ func (e *Engine) catchUp(ctx context.Context) error {
 		s.catchups++
 		s.catchupRows += int64(n)
 	})
+	// A large catch-up is a burst like any other: its memory is released
+	// once things are quiet.
+	e.runChanges += n
+	e.lastRunChange = e.now()
 	w := e.safeWatermark()
 	if !w.IsZero() {
 		if err := e.store.SaveWatermark(ctx, w); err != nil {

@@ -687,8 +687,10 @@ func (d *daemon) waitQuiet(ctx context.Context, names []string, quiet, timeout t
 	}
 }
 
-// busyCounters move while the daemon reads changes or reloads its rules.
-var busyCounters = []string{"meshhook_alerts_realtime_frames_received_total", "meshhook_alerts_engine_rule_loads_total"}
+// busyCounters move while the daemon reads changes, catches up, reloads
+// its rules or delivers.
+var busyCounters = []string{"meshhook_alerts_realtime_frames_received_total", "meshhook_alerts_engine_rule_loads_total",
+	"meshhook_alerts_engine_changes_total", "meshhook_alerts_engine_catchups_total", "meshhook_alerts_sender_write_rows_total"}
 
 // heapReport writes the daemon's heap profile to path and prints its heap
 // figures, labelled with when they were taken.
