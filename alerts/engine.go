@@ -175,8 +175,13 @@ type Engine struct {
 	// Owned by the Run goroutine.
 	timers       *timers
 	timerVersion uint64 // rule-set version the timers were scheduled with
-	throttle     *throttler
-	lastPrune    time.Time
+	// timersLive is set while the timers track every running and paused
+	// run (built from the database); they are kept only while some rule
+	// alerts on delayed or stalled. timersRetryAt delays a failed build.
+	timersLive    bool
+	timersRetryAt time.Time
+	throttle      *throttler
+	lastPrune     time.Time
 	// ruleChanges counts rule changes applied since a bulk edit's memory
 	// was last handed back to the OS; lastRuleChange is when the latest
 	// was applied.

@@ -33,7 +33,9 @@ func (e *Engine) processRow(ctx context.Context, row map[string]any, occurred, r
 	}
 	e.advanceWatermark(run.UpdatedAt)
 	wf, project := e.workflowOf(ctx, run)
-	e.track(run, wf, project, occurred)
+	if e.timersLive {
+		e.track(run, wf, project, occurred)
+	}
 	updated := run.UpdatedAt
 	if updated.IsZero() {
 		updated = occurred

@@ -325,6 +325,21 @@ type RuleSet struct {
 	byScope  map[scopeKey][]*Rule
 	rejected map[string]string // rule id -> why it was rejected
 	version  uint64            // bumped on every change
+	timed    int               // enabled rules that want delayed or stalled
+}
+
+// timedEvents are the events that come from timers, not from changes.
+var timedEvents = eventBit(EventDelayed) | eventBit(EventStalled)
+
+// isTimed reports whether r needs the run timers.
+func (r *Rule) isTimed() bool { return r.enabled && r.events&timedEvents != 0 }
+
+// HasTimed reports whether any enabled rule alerts on delayed or stalled,
+// the events that need every running and paused run tracked.
+func (s *RuleSet) HasTimed() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.timed > 0
 }
 
 type scopeKey struct{ project, slug string }
@@ -356,6 +371,9 @@ func (s *RuleSet) Put(spec RuleSpec) error {
 }
 
 func (s *RuleSet) addLocked(r *Rule) {
+	if r.isTimed() {
+		s.timed++
+	}
 	s.byID[r.id] = r
 	k := r.scope.Value()
 	s.byScope[k] = append(s.byScope[k], r)
@@ -386,6 +404,9 @@ func (s *RuleSet) removeLocked(id string) {
 		return
 	}
 	delete(s.byID, id)
+	if old.isTimed() {
+		s.timed--
+	}
 	k := old.scope.Value()
 	rules := s.byScope[k]
 	for i, r := range rules {
@@ -454,9 +475,13 @@ func (r *Reload) Add(spec RuleSpec) {
 // id. The Reload must not be used afterwards.
 func (r *Reload) Commit() map[string]error {
 	byScope := make(map[scopeKey][]*Rule)
+	timed := 0
 	for _, rule := range r.byID {
 		k := rule.scope.Value()
 		byScope[k] = append(byScope[k], rule)
+		if rule.isTimed() {
+			timed++
+		}
 	}
 	reasons := make(map[string]string, len(r.rejected))
 	for id, err := range r.rejected {
@@ -466,7 +491,7 @@ func (r *Reload) Commit() map[string]error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.version++
-	s.byID, s.byScope, s.rejected = r.byID, byScope, reasons
+	s.byID, s.byScope, s.rejected, s.timed = r.byID, byScope, reasons, timed
 	return r.rejected
 }
 

@@ -324,6 +324,7 @@ func TestTimersAreOneHeapForThousandsOfRuns(t *testing.T) {
 	goroutines := runtime.NumGoroutine()
 	const n = 10000
 	ctx := context.Background()
+	require.NoError(t, e.rebuildTimers(ctx)) // as the start-up catch-up does
 	for i := range n {
 		started := t0.Add(-time.Duration(i) * time.Second)
 		e.processRow(ctx, runRow(fmt.Sprintf("run-%05d", i), "running", started, t0), t0, time.Time{})
@@ -365,4 +366,36 @@ func TestTimerHeapOrderAndReschedule(t *testing.T) {
 	assert.Equal(t, 3, tm.len())
 	assert.Zero(t, tm.scheduled())
 	assert.Empty(t, tm.popDue(base.Add(time.Hour)))
+}
+
+func TestTimersAreKeptOnlyWhileARuleNeedsThem(t *testing.T) {
+	clock := newFakeClock()
+	t0 := clock.Now()
+	store := newFakeStore()
+	store.rules = []RuleSpec{ruleRow("f", "failed")}
+	store.putRow(runRow("run-1", "running", t0.Add(-time.Hour), t0))
+	h := startEngineClock(t, store, clock)
+	assert.Zero(t, h.engine.Stats().Tracked, "no rule alerts on delayed or stalled: no run is tracked")
+	h.events <- change(store.putRow(runRow("run-2", "running", t0, t0)), t0)
+	h.sync(t)
+	assert.Zero(t, h.engine.Stats().Tracked)
+
+	// A delayed rule arrives: the timers are built from the database at
+	// the next tick, and the run running for an hour is alerted.
+	delayed := timedRule("slow", 10*time.Minute, 0, t0.Add(-2*time.Hour), "delayed")
+	rec := map[string]any{}
+	b, _ := json.Marshal(delayed)
+	require.NoError(t, json.Unmarshal(b, &rec))
+	h.events <- &realtime.Change{Channel: "configs", Type: "INSERT", Record: rec}
+	h.advance(t, time.Second)
+	assert.Equal(t, 2, h.engine.Stats().Tracked)
+	h.advance(t, time.Second)
+	sent := h.waitSent(t, 1)
+	assert.Equal(t, "run-1", sent[0].RunID)
+	assert.Equal(t, EventDelayed, sent[0].Event)
+
+	// Once no rule needs them, the timers go.
+	h.events <- &realtime.Change{Channel: "configs", Type: "DELETE", OldRecord: map[string]any{"id": "slow"}}
+	h.advance(t, time.Second)
+	assert.Zero(t, h.engine.Stats().Tracked)
 }

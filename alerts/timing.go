@@ -104,6 +104,7 @@ func (e *Engine) tick(ctx context.Context) {
 			e.timers.schedule(tr, e.nextDue(tr))
 		}
 	}
+	e.syncTimers(ctx, now)
 	for _, tr := range e.timers.popDue(now) {
 		if ctx.Err() != nil {
 			return
@@ -217,6 +218,14 @@ func (e *Engine) rebuildTimers(ctx context.Context) error {
 	if len(statuses) == 0 {
 		return nil
 	}
+	if !e.rules.HasTimed() {
+		// No rule alerts on delayed or stalled: tracking every running
+		// and paused run (and reading them all after each catch-up)
+		// would serve nothing. The timers are built once a rule needs
+		// them (see tick).
+		e.dropTimers()
+		return nil
+	}
 	seen := make(map[string]struct{}, e.timers.len())
 	err := e.store.RunsInStatuses(ctx, statuses, func(row map[string]any) error {
 		run, err := e.opts.Mapping.RunFromRow(row)
@@ -240,6 +249,34 @@ func (e *Engine) rebuildTimers(ctx context.Context) error {
 			e.timers.remove(id)
 		}
 	}
+	e.timersLive = true
 	e.countTimers()
 	return nil
+}
+
+// dropTimers forgets every tracked run: no rule needs them.
+func (e *Engine) dropTimers() {
+	if e.timers.len() > 0 {
+		e.timers = newTimers()
+	}
+	e.timersLive = false
+	e.countTimers()
+}
+
+// syncTimers builds the timers once a rule needs them (read from the
+// database, like after a catch-up) and drops them once none does. A failed
+// build is tried again after timerRetryDelay.
+func (e *Engine) syncTimers(ctx context.Context, now time.Time) {
+	need := e.rules.HasTimed()
+	switch {
+	case need && !e.timersLive && !now.Before(e.timersRetryAt):
+		if err := e.rebuildTimers(ctx); err != nil {
+			e.timersRetryAt = now.Add(timerRetryDelay)
+			e.log.Warn("building the delayed/stalled timers failed; retrying", zap.Error(err), zap.Time("retry_at", e.timersRetryAt))
+			return
+		}
+		e.log.Info("delayed/stalled timers built", zap.Int("timed_runs", e.timers.len()))
+	case !need && e.timersLive:
+		e.dropTimers()
+	}
 }
