@@ -26,7 +26,7 @@ func BenchmarkDecodeDispatch(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		now := time.Now()
-		f, err := DecodeFrame(VsnV2, raw)
+		f, err := decodeFrame(VsnV2, raw, true) // as the session's reader does
 		if err != nil {
 			b.Fatal(err)
 		}
