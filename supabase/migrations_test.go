@@ -3,8 +3,10 @@ package supabase_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/meshhook/meshhook-alerts/internal/pgtest"
@@ -206,4 +208,38 @@ func TestMigrations_RLSScopesAlertsToProjectOwner(t *testing.T) {
 	// The owner may not move a rule into someone else's project.
 	_, err = asUser("authenticated", owner, `update alert_configs set project_id = 'aaaaaaaa-0000-0000-0000-000000000002' returning id::text`)
 	require.Error(t, err)
+}
+
+// alert_logs' updated_at follows every update: set by the trigger when the
+// update leaves it alone, by the daemon's functions themselves otherwise.
+func TestAlertLogsUpdatedAtFollowsEveryUpdate(t *testing.T) {
+	db := pgtest.Shared(t).NewDatabase(t)
+	ctx := context.Background()
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		_, err := db.Pool.Exec(ctx, sql, args...)
+		require.NoError(t, err, sql)
+	}
+	exec(`insert into alert_configs (id, name, events, webhook_url) values ('00000000-0000-4000-8000-0000000000c1', 'r', '{failed}', 'https://x.example')`)
+	exec(`insert into alert_logs (id, config_id, run_id, event, webhook_id, status, next_attempt_at, payload, target_url, occurred_at, updated_at)
+		values ('00000000-0000-4000-8000-0000000000a1', '00000000-0000-4000-8000-0000000000c1', 'run-1', 'failed', 'msg_1',
+		        'delivering', '2026-01-01T00:01:00Z', '{}', 'https://x.example', now(), '2000-01-01T00:00:00Z')`)
+	updatedAt := func() time.Time {
+		var ts time.Time
+		require.NoError(t, db.Pool.QueryRow(ctx, `select updated_at from alert_logs where id = '00000000-0000-4000-8000-0000000000a1'`).Scan(&ts))
+		return ts
+	}
+	exec(`update alert_logs set last_error = 'x' where id = '00000000-0000-4000-8000-0000000000a1'`)
+	first := updatedAt()
+	assert.True(t, first.After(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)), "the trigger set it: %s", first)
+
+	var applied string
+	require.NoError(t, db.Pool.QueryRow(ctx, `select alert_report_deliveries($1::jsonb, $2::jsonb)::text`,
+		`[{"alert_id":"00000000-0000-4000-8000-0000000000a1","attempt":1,"started_at":"2026-01-01T00:00:00Z","outcome":"ok","status_code":204}]`,
+		`[{"id":"00000000-0000-4000-8000-0000000000a1","lease":"2026-01-01T00:01:00Z","status":"succeeded","attempts":1,"set_last":true,"last_status_code":204}]`,
+	).Scan(&applied))
+	assert.Equal(t, `["00000000-0000-4000-8000-0000000000a1"]`, applied)
+	assert.True(t, updatedAt().After(first), "the report moved it on")
+	n := queryStrings(t, db.Pool, `select outcome from alert_attempts where alert_id = '00000000-0000-4000-8000-0000000000a1'`)
+	assert.Equal(t, []string{"ok"}, n, "the attempt is recorded")
 }
