@@ -305,12 +305,20 @@ func (g *fakeGC) install(m *rebuildMemory) {
 	m.release = func() { g.releases++ }
 }
 
-func TestBulkRuleEditCollectsSoonerAndReleasesOnceQuiet(t *testing.T) {
+// engineWithFakeGC is an engine over store (not running, ticking every
+// second) whose collector calls go to a fakeGC at GC target 100.
+func engineWithFakeGC(t *testing.T, store Store) (*Engine, *fakeGC) {
+	t.Helper()
 	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs", TimerTick: time.Second},
-		newFakeStore(), &fakeSubmitter{}, zaptest.NewLogger(t))
+		store, &fakeSubmitter{}, zaptest.NewLogger(t))
 	require.NoError(t, err)
 	gc := &fakeGC{percent: 100}
 	gc.install(e.memory)
+	return e, gc
+}
+
+func TestBulkRuleEditCollectsSoonerAndReleasesOnceQuiet(t *testing.T) {
+	e, gc := engineWithFakeGC(t, newFakeStore())
 	t0 := time.Now()
 	change := func(i int) {
 		e.applyRuleChange(context.Background(), &realtime.Change{Type: "DELETE", OldRecord: map[string]any{"id": fmt.Sprintf("r%d", i)}})
@@ -335,11 +343,7 @@ func TestBulkRuleEditCollectsSoonerAndReleasesOnceQuiet(t *testing.T) {
 }
 
 func TestMemoryIsReleasedOnceARunBurstIsQuiet(t *testing.T) {
-	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs", TimerTick: time.Second},
-		newFakeStore(), &fakeSubmitter{}, zaptest.NewLogger(t))
-	require.NoError(t, err)
-	gc := &fakeGC{percent: 100}
-	gc.install(e.memory)
+	e, gc := engineWithFakeGC(t, newFakeStore())
 	del := &realtime.Change{Channel: "runs", Type: "DELETE", OldRecord: map[string]any{"id": "run-1"}}
 	for range burstRunChanges - 1 {
 		e.applyRunChange(context.Background(), del)
@@ -384,11 +388,7 @@ func TestRebuildMemoryNeverRaisesTheGCTarget(t *testing.T) {
 
 func TestRuleLoadCollectsSoonerAndReleases(t *testing.T) {
 	store := newFakeStore()
-	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs"},
-		store, &fakeSubmitter{}, zaptest.NewLogger(t))
-	require.NoError(t, err)
-	gc := &fakeGC{percent: 100}
-	gc.install(e.memory)
+	e, gc := engineWithFakeGC(t, store)
 	var during int
 	store.rules = []RuleSpec{spec("a", "p", "", "failed")}
 	store.onLoad = func() { during = gc.percent }

@@ -435,21 +435,28 @@ func TestClient_PayloadTooLargeIsIncomplete(t *testing.T) {
 	require.Equal(t, json.Number("12"), c.Record["id"])
 }
 
-func TestClient_SlowConsumerGap(t *testing.T) {
+// floodSlowConsumer starts a client with a 4-change buffer and the given
+// BufferWait, and sends it total changes (ids 1..total) nobody consumes yet.
+func floodSlowConsumer(t *testing.T, wait time.Duration, total int) (*harness, *fakeConn, clientMsg) {
+	t.Helper()
 	srv := newFakeServer(t)
 	cfg := testConfig(srv)
 	cfg.BufferSize = 4
-	cfg.BufferWait = -1 // drop at once
+	cfg.BufferWait = wait
 	cfg.HeartbeatInterval = 100 * time.Millisecond
 	h := startClient(t, srv, cfg)
 	fc := srv.waitConn(t)
 	j := joinOf(t, fc)
 	h.nextReady("db")
-
-	const total = 50
 	for i := 1; i <= total; i++ {
 		fc.change("realtime:db", idsOf(j), insertData("workflow_runs", i))
 	}
+	return h, fc, j
+}
+
+func TestClient_SlowConsumerGap(t *testing.T) {
+	const total = 50
+	h, fc, j := floodSlowConsumer(t, -1, total) // drop at once
 	h.eventually("overflow dropped", func(s Stats) bool { return s.ChangesDropped == total-4 })
 	// The reader keeps going while nobody consumes: heartbeats are sent
 	// and answered and the session survives.
@@ -480,19 +487,8 @@ func TestClient_SlowConsumerGap(t *testing.T) {
 // A consumer that pauses for less than BufferWait loses nothing: the client
 // holds the changes back (on the socket) until there is room.
 func TestClient_BriefStallWaitsInsteadOfDropping(t *testing.T) {
-	srv := newFakeServer(t)
-	cfg := testConfig(srv)
-	cfg.BufferSize = 4
-	cfg.BufferWait = 5 * time.Second
-	h := startClient(t, srv, cfg)
-	fc := srv.waitConn(t)
-	j := joinOf(t, fc)
-	h.nextReady("db")
-
 	const total = 50
-	for i := 1; i <= total; i++ {
-		fc.change("realtime:db", idsOf(j), insertData("workflow_runs", i))
-	}
+	h, _, _ := floodSlowConsumer(t, 5*time.Second, total)
 	h.eventually("buffer full", func(s Stats) bool { return s.ChangesDelivered >= 4 })
 	time.Sleep(300 * time.Millisecond) // the consumer stalls, well under BufferWait
 	for i := 1; i <= total; i++ {
