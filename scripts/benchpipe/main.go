@@ -194,8 +194,8 @@ func run(ctx context.Context) error {
 	if phase("burst") {
 		// Burst.
 		say("burst: %d run updates in one transaction", *flagBurst)
-		cpu := startCPU(ctx, si.Pool, d)
-		all, logged, err := burst(ctx, si.Pool, rcv, w, *flagBurst)
+		var cpu *cpuUse
+		all, logged, err := burst(ctx, si.Pool, rcv, w, *flagBurst, func() { cpu = startCPU(ctx, si.Pool, d) })
 		if err != nil {
 			return err
 		}
@@ -223,8 +223,8 @@ func run(ctx context.Context) error {
 				return err
 			}
 		}
-		cpu := startCPU(ctx, si.Pool, d)
-		rate, logRate, err := saturate(ctx, si.Pool, rcv, w, *flagSat, *flagSatBatch)
+		var cpu *cpuUse
+		rate, logRate, err := saturate(ctx, si.Pool, rcv, w, *flagSat, *flagSatBatch, func() { cpu = startCPU(ctx, si.Pool, d) })
 		if *flagStandinProf != "" {
 			pprof.StopCPUProfile()
 		}
@@ -865,28 +865,9 @@ func quiesce(ctx context.Context, pool *pgxpool.Pool, rcv *receiver, w workload)
 	return nil
 }
 
-// logCounter counts alert_logs rows that reached succeeded since it was
-// made. Every earlier alert must be final by then (see settle).
-type logCounter struct {
-	pool *pgxpool.Pool
-	base int
-}
-
-func newLogCounter(ctx context.Context, pool *pgxpool.Pool) (*logCounter, error) {
-	c := &logCounter{pool: pool}
-	n, err := c.succeeded(ctx)
-	c.base = n
-	return c, err
-}
-
-func (c *logCounter) succeeded(ctx context.Context) (int, error) {
-	var n int
-	err := c.pool.QueryRow(ctx, `select count(*) from alert_logs where status = 'succeeded'`).Scan(&n)
-	return n - c.base, err
-}
-
-// settle waits until no alert is pending or being delivered, so the next
-// phase starts from a quiet daemon and logCounter counts only its alerts.
+// settle waits until no alert is pending or being delivered: every alert
+// of a phase has its final row, and the next phase starts from a quiet
+// daemon.
 func settle(ctx context.Context, pool *pgxpool.Pool) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -908,37 +889,14 @@ func settle(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 }
 
-// logSample is how many alerts were logged succeeded at a time.
-type logSample struct {
-	at time.Time
-	n  int
-}
-
-// watchLogs samples c every interval until ctx ends or n alerts are
-// logged, and returns the samples.
-func watchLogs(ctx context.Context, c *logCounter, n int, interval time.Duration) ([]logSample, error) {
-	var out []logSample
-	for {
-		k, err := c.succeeded(ctx)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, logSample{time.Now(), k})
-		if k >= n {
-			return out, nil
-		}
-		select {
-		case <-ctx.Done():
-			return out, fmt.Errorf("only %d of %d alerts logged succeeded: %w", k, n, ctx.Err())
-		case <-time.After(interval):
-		}
-	}
-}
-
 // burst fails n runs in one transaction and returns the time from its
 // commit (acknowledged to this process) until every alert was received and
-// until every alert was logged succeeded.
-func burst(ctx context.Context, pool *pgxpool.Pool, rcv *receiver, w workload, n int) (received, logged time.Duration, err error) {
+// until every alert was logged succeeded. Logging times are the rows'
+// updated_at (the start of the transaction that marked them succeeded),
+// read once at the end: polling alert_logs while the burst runs would take
+// CPU from the pipeline it measures. started is called just before the
+// update, after the runs were created and the pipeline went quiet.
+func burst(ctx context.Context, pool *pgxpool.Pool, rcv *receiver, w workload, n int, started func()) (received, logged time.Duration, err error) {
 	ids, err := newRuns(ctx, pool, w.project, w.healthy, n)
 	if err != nil {
 		return 0, 0, err
@@ -946,33 +904,17 @@ func burst(ctx context.Context, pool *pgxpool.Pool, rcv *receiver, w workload, n
 	if err := quiesce(ctx, pool, rcv, w); err != nil {
 		return 0, 0, err
 	}
-	logs, err := newLogCounter(ctx, pool)
-	if err != nil {
-		return 0, 0, err
-	}
 	want := map[string]bool{}
 	for _, id := range ids {
 		want[id] = true
 	}
+	started()
 	if _, err := pool.Exec(ctx, `update workflow_runs set status = 'failed', finished_at = now() where id = any($1::uuid[])`, ids); err != nil {
 		return 0, 0, err
 	}
 	commit := time.Now()
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	type watched struct {
-		samples []logSample
-		err     error
-	}
-	done := make(chan watched, 1)
-	go func() {
-		s, err := watchLogs(wctx, logs, n, 20*time.Millisecond)
-		done <- watched{s, err}
-	}()
 	got, err := rcv.waitRuns(ctx, want, 2*time.Minute)
 	if err != nil {
-		cancel()
-		<-done
 		return 0, 0, err
 	}
 	last := commit
@@ -981,11 +923,19 @@ func burst(ctx context.Context, pool *pgxpool.Pool, rcv *receiver, w workload, n
 			last = g.receivedAt
 		}
 	}
-	wd := <-done
-	if wd.err != nil {
-		return 0, 0, wd.err
+	if err := settle(ctx, pool); err != nil {
+		return 0, 0, err
 	}
-	return last.Sub(commit), wd.samples[len(wd.samples)-1].at.Sub(commit), nil
+	var done int
+	var lastLogged time.Time
+	if err := pool.QueryRow(ctx, `select count(*), coalesce(max(updated_at), now()) from alert_logs
+		where status = 'succeeded' and run_id = any($1::text[])`, ids).Scan(&done, &lastLogged); err != nil {
+		return 0, 0, err
+	}
+	if done != n {
+		return 0, 0, fmt.Errorf("burst: %d of %d alerts logged succeeded", done, n)
+	}
+	return last.Sub(commit), lastLogged.Sub(commit), nil
 }
 
 // saturate fails n runs in transactions of batch as fast as PostgreSQL
@@ -993,7 +943,7 @@ func burst(ctx context.Context, pool *pgxpool.Pool, rcv *receiver, w workload, n
 // over the middle 80 % of each. Logging times are the rows' updated_at (set
 // by a trigger to the start of the transaction that marked them succeeded),
 // read once at the end so that polling does not compete with the daemon.
-func saturate(ctx context.Context, pool *pgxpool.Pool, rcv *receiver, w workload, n, batch int) (received, logged float64, err error) {
+func saturate(ctx context.Context, pool *pgxpool.Pool, rcv *receiver, w workload, n, batch int, started func()) (received, logged float64, err error) {
 	ids, err := newRuns(ctx, pool, w.project, w.healthy, n)
 	if err != nil {
 		return 0, 0, err
@@ -1005,6 +955,7 @@ func saturate(ctx context.Context, pool *pgxpool.Pool, rcv *receiver, w workload
 	for _, id := range ids {
 		want[id] = true
 	}
+	started()
 	for i := 0; i < n; i += batch {
 		if _, err := pool.Exec(ctx, `update workflow_runs set status = 'failed', finished_at = now() where id = any($1::uuid[])`,
 			ids[i:min(i+batch, n)]); err != nil {
