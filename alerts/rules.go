@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -49,7 +50,7 @@ type Rule struct {
 	secrets  []string
 	secret   [1]string // secrets' backing array for the usual single secret
 	headers  map[string]string
-	created  int64 // unix nanoseconds
+	created  int64 // unix nanoseconds; see createdNanos
 	delay    time.Duration
 	stall    time.Duration
 	window   time.Duration // throttle window
@@ -83,8 +84,24 @@ func (r *Rule) Headers() map[string]string { return r.headers }
 // MeshHookSignature reports whether alerts also carry MeshHook's X-Signature.
 func (r *Rule) MeshHookSignature() bool { return r.meshhook }
 
-// CreatedAt is when the rule was created.
-func (r *Rule) CreatedAt() time.Time { return time.Unix(0, r.created).UTC() }
+// CreatedAt is when the rule was created (zero when unknown).
+func (r *Rule) CreatedAt() time.Time {
+	if r.created == unknownCreated {
+		return time.Time{}
+	}
+	return time.Unix(0, r.created).UTC()
+}
+
+// unknownCreated stands for a zero CreatedAt, whose UnixNano is undefined.
+const unknownCreated = math.MinInt64
+
+// createdNanos is t as a Rule holds it.
+func createdNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return unknownCreated
+	}
+	return t.UnixNano()
+}
 
 // ThrottleMax and ThrottleWindow are the rule's throttle (zero: none).
 func (r *Rule) ThrottleMax() int { return int(r.max) }
@@ -134,7 +151,7 @@ func CompileRule(spec RuleSpec) (*Rule, error) {
 	var errs []error
 	r := &Rule{
 		id: spec.ID, name: spec.Name, scope: unique.Make(scopeKey{spec.ProjectID, spec.WorkflowSlug}),
-		url: spec.WebhookURL, secrets: spec.Secrets, headers: spec.Headers, created: spec.CreatedAt.UnixNano(),
+		url: spec.WebhookURL, secrets: spec.Secrets, headers: spec.Headers, created: createdNanos(spec.CreatedAt),
 		delay: spec.DelayThreshold, stall: spec.StallThreshold, window: spec.ThrottleWindow,
 		max: int32(min(max(spec.ThrottleMax, 0), maxThrottle)), enabled: spec.Enabled, meshhook: spec.MeshHookSignature,
 	}
@@ -266,7 +283,7 @@ func (r *Rule) same(spec RuleSpec) bool {
 		r.delay == spec.DelayThreshold && r.stall == spec.StallThreshold && r.url == spec.WebhookURL &&
 		slices.Equal(r.secrets, spec.Secrets) && r.meshhook == spec.MeshHookSignature &&
 		maps.Equal(r.headers, headers) && payload == spec.PayloadTemplate && int(r.max) == spec.ThrottleMax &&
-		r.window == spec.ThrottleWindow && r.created == spec.CreatedAt.UnixNano()
+		r.window == spec.ThrottleWindow && r.created == createdNanos(spec.CreatedAt)
 }
 
 func canonical(v string) string {

@@ -380,6 +380,11 @@ func TestSpecRoundTripsThroughACompiledRule(t *testing.T) {
 
 	_, err = CompileRule(RuleSpec{ID: "t", Events: []string{"failed"}, WebhookURL: "https://x.example", ThrottleMax: 1 << 40, ThrottleWindow: time.Second})
 	assert.ErrorContains(t, err, "throttle_max")
+
+	noDate, err := CompileRule(RuleSpec{ID: "n", Events: []string{"failed"}, WebhookURL: "https://x.example"})
+	require.NoError(t, err)
+	assert.True(t, noDate.CreatedAt().IsZero(), "an unknown creation time stays unknown")
+	assert.False(t, predates(noDate, time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)), "and never holds an alert back")
 }
 
 func TestPutOfAnUnchangedRuleKeepsIt(t *testing.T) {
