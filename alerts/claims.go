@@ -221,7 +221,7 @@ func (e *Engine) settleClaim(q queuedClaim, res ClaimResult) {
 	log := func(lvl zapcore.Level, msg string, fields ...zap.Field) {
 		// Fields are built only for a line that is written: this runs for
 		// every alert of a burst.
-		if ce := e.log.Check(lvl, msg); ce != nil {
+		if ce := e.claimLog.Check(lvl, msg); ce != nil {
 			ce.Write(append([]zap.Field{zap.String("rule_id", c.ConfigID), zap.String("run_id", c.RunID),
 				zap.String("event", string(c.Event))}, fields...)...)
 		}

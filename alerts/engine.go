@@ -161,10 +161,12 @@ type Engine struct {
 	store Store
 	out   Submitter
 	log   *zap.Logger
-	rules *RuleSet
-	now   func() time.Time
-	wfMu  sync.Mutex
-	wf    map[string]Workflow
+	// claimLog is log reporting the caller of settleClaim's log helper.
+	claimLog *zap.Logger
+	rules    *RuleSet
+	now      func() time.Time
+	wfMu     sync.Mutex
+	wf       map[string]Workflow
 	// waterM guards water, the newest updated_at processed.
 	waterM sync.Mutex
 	water  time.Time
@@ -277,7 +279,7 @@ func New(opts Options, store Store, out Submitter, log *zap.Logger) (*Engine, er
 	if now == nil {
 		now = time.Now
 	}
-	return &Engine{opts: opts, store: store, out: out, log: log, rules: NewRuleSet(), now: now,
+	return &Engine{opts: opts, store: store, out: out, log: log, claimLog: log.WithOptions(zap.AddCallerSkip(1)), rules: NewRuleSet(), now: now,
 		wf: map[string]Workflow{}, timers: newTimers(), throttle: newThrottler(), retryDelay: retryInitialDelay,
 		pending: map[string]pendingFire{}, memory: newRebuildMemory()}, nil
 }

@@ -131,6 +131,7 @@ type Sender struct {
 	opts     Options
 	store    Store
 	log      *zap.Logger
+	alertLog *zap.Logger // log, reporting the caller of alertLogger's methods
 	guard    *Guard
 	clients  *clients
 	breakers *breakers
@@ -167,7 +168,7 @@ func New(opts Options, store Store, log *zap.Logger) (*Sender, error) {
 		return nil, err
 	}
 	s := &Sender{
-		opts: opts, store: store, log: log, guard: guard, breakers: newBreakers(opts.Breaker),
+		opts: opts, store: store, log: log, alertLog: log.WithOptions(zap.AddCallerSkip(2)), guard: guard, breakers: newBreakers(opts.Breaker),
 		wake: make(chan struct{}, 1), stats: senderStats{attempts: map[string]uint64{}, reschedules: map[string]uint64{}},
 	}
 	s.clients = newClients(&s.opts, guard)
@@ -452,7 +453,7 @@ func (s *Sender) settle(j *job, r Report, out *Outcome) {
 	// The alert's fields are built only for a line that is written: at
 	// thousands of alerts a second, a child logger per alert costs more
 	// than the attempt's signing.
-	log := alertLogger{s.log, &a}
+	log := alertLogger{s.alertLog, &a}
 	switch {
 	case errors.Is(err, errNotApplied):
 		s.stats.add(func(st *senderStats) { st.lostLeases++ })

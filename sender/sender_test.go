@@ -15,7 +15,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/meshhook/meshhook-alerts/sender/sendertest"
 )
@@ -556,4 +558,24 @@ func TestNewRejectsAShortLease(t *testing.T) {
 	require.ErrorContains(t, err, "lease")
 	_, err = New(Options{AllowedNetworks: []string{"not a network!"}}, newMemStore(), nil)
 	require.ErrorContains(t, err, "allowed network")
+}
+
+// An outcome's log line names the alert and the place in settle that wrote
+// it, not the logging helper.
+func TestOutcomeLogLinesNameTheAlertAndTheirCaller(t *testing.T) {
+	rcv := newReceiver(t)
+	store := newMemStore(alert("a1", rcv.URL+"/hook"))
+	core, logs := observer.New(zap.InfoLevel)
+	s, err := New(fastOptions(), store, zap.New(core, zap.AddCaller()))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+	s.Wake()
+	eventually(t, func() bool { return logs.FilterMessage("alert delivered").Len() == 1 }, "the delivery is logged")
+	e := logs.FilterMessage("alert delivered").All()[0]
+	assert.Equal(t, "a1", e.ContextMap()["alert_id"])
+	assert.Equal(t, "msg_a1", e.ContextMap()["webhook_id"])
+	assert.True(t, strings.HasSuffix(e.Caller.Function, ".(*Sender).settle"), "caller %s", e.Caller.Function)
 }
