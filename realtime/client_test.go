@@ -290,6 +290,32 @@ func TestClient_HeartbeatTimeout(t *testing.T) {
 	})
 }
 
+// A heartbeat whose reply waits behind changes still being read (a slow
+// consumer paces the reader) does not time out: frames arriving prove the
+// connection alive. Once nothing arrives, it times out as before.
+func TestClient_HeartbeatReplyBehindChangesIsNotATimeout(t *testing.T) {
+	srv := newFakeServer(t)
+	srv.setIgnoreHeartbeats(true)
+	cfg := testConfig(srv)
+	cfg.HeartbeatInterval = 100 * time.Millisecond
+	h := startClient(t, srv, cfg)
+	fc := srv.waitConn(t)
+	j := joinOf(t, fc)
+	h.nextReady("db")
+	for i := 1; i <= 40; i++ { // 800 ms of changes, eight heartbeat intervals
+		fc.change("realtime:db", idsOf(j), insertData("workflow_runs", i))
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := h.c.Stats()
+	require.Empty(t, st.Reconnects, "no heartbeat timeout while frames arrive")
+	require.EqualValues(t, 1, st.Sessions)
+
+	fc.waitClosed(t) // silence: the heartbeat times out
+	code, text := fc.receivedClose()
+	require.Equal(t, websocket.CloseNormalClosure, code)
+	require.Equal(t, "heartbeat timeout", text)
+}
+
 func TestClient_SubscriptionErrorResubscribes(t *testing.T) {
 	srv := newFakeServer(t)
 	const msg = "Unable to subscribe to changes with given parameters. Please check Realtime is enabled for the given connect parameters: [event: *, schema: public, table: workflow_runs, filters: [], select: nil]"

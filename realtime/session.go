@@ -35,6 +35,11 @@ type session struct {
 	// close frame, so that the server's close echo, which may reach the
 	// reader first, is not mistaken for a server-initiated close.
 	hbTimedOut atomic.Bool
+	// lastRead is when the reader last read a frame (Unix nanoseconds).
+	// While the consumer is slow the reader is paced by it, and a
+	// heartbeat's reply can wait behind queued changes: frames still being
+	// read prove the connection alive.
+	lastRead atomic.Int64
 
 	inbound   chan inbound
 	done      chan struct{} // closed on teardown; stops reader and writer
@@ -304,6 +309,7 @@ func (s *session) readLoop() error {
 			return err
 		}
 		now := time.Now()
+		s.lastRead.Store(now.UnixNano())
 		stats.frame(now)
 		if mt != websocket.TextMessage {
 			// Binary frames are V2 broadcasts (§1.5), never postgres_changes.
@@ -369,7 +375,7 @@ func (s *session) writeLoop() error {
 				return errClientClose
 			}
 		case <-ticker.C:
-			if s.hb.outstanding() {
+			if sentAt, ok := s.hb.outstandingSince(); ok && s.lastRead.Load() <= sentAt.UnixNano() {
 				s.hbTimedOut.Store(true)
 				_ = s.write(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "heartbeat timeout"))
 				return ErrHeartbeatTimeout
@@ -451,10 +457,12 @@ func (h *heartbeatState) sent(ref string, at time.Time) {
 	h.mu.Unlock()
 }
 
-func (h *heartbeatState) outstanding() bool {
+// outstandingSince reports whether a heartbeat is unanswered and when it
+// was sent.
+func (h *heartbeatState) outstandingSince() (time.Time, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.ref != ""
+	return h.sentAt, h.ref != ""
 }
 
 // ack clears the outstanding heartbeat if ref matches and returns its RTT.
