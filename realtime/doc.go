@@ -11,9 +11,12 @@
 // and decodes frames and answers heartbeats, and a writer, which performs
 // every write and owns the heartbeat ticker. The channel state machines run on
 // the goroutine that called Run, so they need no locks. A heartbeat that is
-// still unanswered at the next tick ends the session (close 1000 "heartbeat
-// timeout"); sessions are retried with jittered exponential backoff that is
-// reset after a healthy session.
+// still unanswered at the next tick, with no frame read since it was sent,
+// ends the session (close 1000 "heartbeat timeout"); sessions are retried
+// with jittered exponential backoff that is reset after a healthy session.
+// When the consumer falls behind, a change waits up to Config.BufferWait for
+// room in the Events channel (the reader, and so the socket, waits with it)
+// before it is dropped into a Gap.
 //
 // # Readiness and delivery guarantees
 //
@@ -22,7 +25,8 @@
 // PostgreSQL" system message, which can repeat (reconnect, token refresh, CDC
 // restart). The client emits a [Ready] event every time it arrives; consumers
 // should re-read the affected tables from the database on every Ready and on
-// every [Gap] (changes dropped because the consumer was too slow), and treat
+// every [Gap] (changes dropped because the consumer was too slow for longer
+// than Config.BufferWait), and treat
 // [Change] events idempotently.
 //
 // The wire protocol is described in docs/realtime-protocol.md of this
