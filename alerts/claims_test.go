@@ -327,16 +327,16 @@ func TestBulkRuleEditCollectsSoonerAndReleasesOnceQuiet(t *testing.T) {
 		change(i)
 	}
 	e.lastRuleChange = t0
-	e.releaseAfterBulkEdit(t0.Add(time.Minute))
+	e.releaseAfterBurst(t0.Add(time.Minute))
 	assert.Equal(t, 100, gc.percent, "a small edit leaves the runtime alone")
 	assert.Zero(t, gc.releases)
 
 	change(bulkRuleChanges)
 	assert.Equal(t, rebuildGCPercent, gc.percent, "a bulk edit collects sooner")
 	e.lastRuleChange = t0
-	e.releaseAfterBulkEdit(t0.Add(time.Second / 2))
+	e.releaseAfterBurst(t0.Add(time.Second / 2))
 	assert.Zero(t, gc.releases, "not while the edit goes on")
-	e.releaseAfterBulkEdit(t0.Add(time.Second))
+	e.releaseAfterBurst(t0.Add(time.Second))
 	assert.Equal(t, 1, gc.releases, "released once it is quiet for a tick")
 	assert.Equal(t, 100, gc.percent, "and the GC target is restored")
 	assert.Zero(t, e.ruleChanges)
@@ -349,13 +349,13 @@ func TestMemoryIsReleasedOnceARunBurstIsQuiet(t *testing.T) {
 		e.applyRunChange(context.Background(), del)
 	}
 	t0 := e.lastRunChange
-	e.releaseAfterBulkEdit(t0.Add(time.Minute))
+	e.releaseAfterBurst(t0.Add(time.Minute))
 	assert.Zero(t, gc.releases, "ordinary traffic leaves the runtime alone")
 	e.applyRunChange(context.Background(), del)
 	t0 = e.lastRunChange
-	e.releaseAfterBulkEdit(t0.Add(time.Second / 2))
+	e.releaseAfterBurst(t0.Add(time.Second / 2))
 	assert.Zero(t, gc.releases, "not while the burst goes on")
-	e.releaseAfterBulkEdit(t0.Add(time.Second))
+	e.releaseAfterBurst(t0.Add(time.Second))
 	assert.Equal(t, 1, gc.releases, "released once it is quiet for a tick")
 	assert.Equal(t, 100, gc.percent, "a run burst does not change the GC target")
 	assert.Zero(t, e.runChanges)

@@ -439,10 +439,10 @@ func (e *Engine) loadRules(ctx context.Context) error {
 	return nil
 }
 
-// releaseAfterBulkEdit frees the memory a bulk rule edit, or a burst of run
+// releaseAfterBurst frees the memory a bulk rule edit, or a burst of run
 // changes, left behind once it has been quiet for a tick, so the resident
 // set does not stay at the burst's peak.
-func (e *Engine) releaseAfterBulkEdit(now time.Time) {
+func (e *Engine) releaseAfterBurst(now time.Time) {
 	bulk := e.ruleChanges >= bulkRuleChanges || e.runChanges >= burstRunChanges
 	if bulk && now.Sub(e.lastRuleChange) >= e.opts.TimerTick && now.Sub(e.lastRunChange) >= e.opts.TimerTick {
 		e.ruleChanges, e.runChanges = 0, 0

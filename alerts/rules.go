@@ -165,14 +165,9 @@ func CompileRule(spec RuleSpec) (*Rule, error) {
 	if len(spec.Events) == 0 {
 		errs = append(errs, errors.New("events: at least one event is required"))
 	}
-	for _, s := range spec.Events {
-		e, err := ParseEvent(s)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("events: %w", err))
-			continue
-		}
-		r.events |= eventBit(e)
-	}
+	events, evErrs := parseEvents(spec.Events)
+	r.events = events
+	errs = append(errs, evErrs...)
 	if spec.DelayThreshold < 0 {
 		errs = append(errs, fmt.Errorf("delay_threshold_seconds: must be > 0, got %s", spec.DelayThreshold))
 	} else if r.events.has(EventDelayed) && spec.DelayThreshold == 0 {
@@ -259,16 +254,28 @@ func (r *Rule) packStrings() {
 	}
 }
 
+// parseEvents is the set of the named events, with an error for each name
+// that is not an event.
+func parseEvents(names []string) (eventSet, []error) {
+	var set eventSet
+	var errs []error
+	for _, s := range names {
+		e, err := ParseEvent(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("events: %w", err))
+			continue
+		}
+		set |= eventBit(e)
+	}
+	return set, errs
+}
+
 // same reports whether the compiled rule r describes spec, a freshly read
 // one (events compare as sets, the order they are listed in does not matter).
 func (r *Rule) same(spec RuleSpec) bool {
-	var events eventSet
-	for _, s := range spec.Events {
-		e, err := ParseEvent(s)
-		if err != nil {
-			return false
-		}
-		events |= eventBit(e)
+	events, errs := parseEvents(spec.Events)
+	if len(errs) > 0 {
+		return false
 	}
 	payload := ""
 	if r.payload != nil {

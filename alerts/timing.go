@@ -123,7 +123,7 @@ func (e *Engine) tick(ctx context.Context) {
 	if !e.rejectedSaved {
 		e.saveRejected(ctx)
 	}
-	e.releaseAfterBulkEdit(now)
+	e.releaseAfterBurst(now)
 	if now.Sub(e.lastWaterSave) >= watermarkSaveEvery {
 		e.saveLiveWatermark(ctx, now)
 	}

@@ -268,13 +268,20 @@ func TestClient_ReconnectAfterDrop(t *testing.T) {
 	require.EqualValues(t, 2, st.Channels[0].Ready)
 }
 
-func TestClient_HeartbeatTimeout(t *testing.T) {
+// startUnansweredHeartbeats starts a client (heartbeat every 100 ms) on a
+// server that never answers heartbeats, subscribed to "db".
+func startUnansweredHeartbeats(t *testing.T) (*fakeServer, *harness, *fakeConn) {
+	t.Helper()
 	srv := newFakeServer(t)
 	srv.setIgnoreHeartbeats(true)
 	cfg := testConfig(srv)
 	cfg.HeartbeatInterval = 100 * time.Millisecond
 	h := startClient(t, srv, cfg)
-	fc1 := srv.waitConn(t)
+	return srv, h, srv.waitConn(t)
+}
+
+func TestClient_HeartbeatTimeout(t *testing.T) {
+	srv, h, fc1 := startUnansweredHeartbeats(t)
 	h.nextReady("db")
 	fc1.waitMsg(t, "heartbeat", isEvent("heartbeat"))
 	fc1.waitClosed(t)
@@ -294,12 +301,7 @@ func TestClient_HeartbeatTimeout(t *testing.T) {
 // consumer paces the reader) does not time out: frames arriving prove the
 // connection alive. Once nothing arrives, it times out as before.
 func TestClient_HeartbeatReplyBehindChangesIsNotATimeout(t *testing.T) {
-	srv := newFakeServer(t)
-	srv.setIgnoreHeartbeats(true)
-	cfg := testConfig(srv)
-	cfg.HeartbeatInterval = 100 * time.Millisecond
-	h := startClient(t, srv, cfg)
-	fc := srv.waitConn(t)
+	_, h, fc := startUnansweredHeartbeats(t)
 	j := joinOf(t, fc)
 	h.nextReady("db")
 	for i := 1; i <= 40; i++ { // 800 ms of changes, eight heartbeat intervals
