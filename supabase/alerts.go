@@ -274,15 +274,6 @@ func (s *Store) ClaimAlert(ctx context.Context, a NewAlert) (log AlertLog, claim
 		func() *postgrest.FilterBuilder {
 			return s.client.From(TableAlertLogs).Insert(row, true, "config_id,run_id,event", "representation", "")
 		})
-	if IsUniqueViolation(err) {
-		// ON CONFLICT only skips conflicts on its arbiter (the claim key).
-		// A claim racing an identical one can instead collide on
-		// webhook_id; if the winner is the same alert, this claim lost.
-		if existing, found, lerr := s.findClaim(ctx, a); lerr == nil && found && existing.WebhookID == a.WebhookID {
-			return existing, false, nil
-		}
-		return AlertLog{}, false, err
-	}
 	if err != nil {
 		return AlertLog{}, false, err
 	}

@@ -639,35 +639,6 @@ func validNewAlert() NewAlert {
 	}
 }
 
-func TestStore_ClaimAbsorbsRacingWebhookIDConflict(t *testing.T) {
-	for _, tc := range []struct {
-		name, existing string
-		wantErr        bool
-	}{
-		{"same alert won the race", `[{"id":"x","webhook_id":"msg_1","status":"pending"}]`, false},
-		{"another claim key holds the webhook id", `[]`, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newFake(t, func(_ int64, w http.ResponseWriter, r *http.Request) {
-				if r.Method == http.MethodPost {
-					writeJSON(w, 409, `{"code":"23505","message":"duplicate key value violates unique constraint \"alert_logs_webhook_id_key\""}`)
-					return
-				}
-				writeJSON(w, 200, tc.existing)
-			})
-			s := newTestStore(t, f.URL, nil)
-			l, claimed, err := s.ClaimAlert(t.Context(), validNewAlert())
-			assert.False(t, claimed)
-			if tc.wantErr {
-				assert.True(t, IsUniqueViolation(err), "%v", err)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, "x", l.ID)
-		})
-	}
-}
-
 func TestStore_RetryLogsCarryNoSecretAndNoGoroutinesLeak(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	core, logs := observer.New(zap.DebugLevel)
