@@ -37,3 +37,41 @@ func TestProcessCPUReadsThisProcess(t *testing.T) {
 		t.Fatal("ProcessCPU(-1) succeeded")
 	}
 }
+
+func TestPostgresCPUAttributesExitedChildren(t *testing.T) {
+	before := snapshot{reaped: 100, procs: map[int]pgProc{
+		1:  {KindOther, 50},
+		10: {KindBackend, 200},
+		11: {KindAutovacuum, 30}, // exits after 5 more ticks
+		12: {KindWALSender, 70},
+	}}
+	after := snapshot{reaped: 100 + 35 + 8, procs: map[int]pgProc{ // 11 reaped (35 ticks in all), 13 started and reaped (8)
+		1:  {KindOther, 51},
+		10: {KindBackend, 260},
+		12: {KindWALSender, 90},
+		14: {KindBackend, 4}, // a new connection
+	}}
+	got := before.until(after)
+	assert.Equal(t, map[string]time.Duration{
+		KindOther: 1 * clockTick, KindBackend: 64 * clockTick, KindWALSender: 20 * clockTick,
+		KindExited: 13 * clockTick,
+	}, got)
+}
+
+func TestPgKind(t *testing.T) {
+	for title, want := range map[string]string{
+		"postgres: walsender postgres 127.0.0.1(5432) START_REPLICATION\x00": KindWALSender,
+		"postgres: autovacuum worker postgres_standin\x00":                    KindAutovacuum,
+		"postgres: autovacuum launcher \x00":                                  KindAutovacuum,
+		"postgres: checkpointer \x00":                                         KindOther,
+		"postgres: walwriter \x00":                                            KindOther,
+		"postgres: postgres postgres_standin 127.0.0.1(40122) idle\x00":       KindBackend,
+	} {
+		assert.Equal(t, want, pgKind(title), title)
+	}
+}
+
+func TestPerUnitByKind(t *testing.T) {
+	assert.Equal(t, "backends 60.0, walsender 20.5, other 0.1",
+		PerUnitByKind(map[string]time.Duration{KindOther: time.Millisecond, KindBackend: 600 * time.Millisecond, KindWALSender: 205 * time.Millisecond}, 10000))
+}

@@ -35,11 +35,33 @@ func ProcessCPU(pid int) (time.Duration, bool) {
 
 // PostgresCPU measures the CPU time a PostgreSQL server uses: its
 // postmaster and every child process (backends, WAL senders, background
-// workers).
+// workers), including children that exit meanwhile (autovacuum workers,
+// closed connections), whose time the postmaster collects when it reaps
+// them.
 type PostgresCPU struct {
 	master int
-	before map[int]int64
+	before snapshot
 }
+
+// snapshot is the server's CPU clock ticks at one moment.
+type snapshot struct {
+	reaped int64 // the postmaster's cutime+cstime: every child it has reaped
+	procs  map[int]pgProc
+}
+
+type pgProc struct {
+	kind  string
+	ticks int64
+}
+
+// Process kinds of SinceByKind.
+const (
+	KindBackend    = "backends"   // client connections
+	KindWALSender  = "walsender"  // replication connections (logical decoding)
+	KindAutovacuum = "autovacuum" // autovacuum launcher and workers
+	KindExited     = "exited"     // children that exited during the measurement
+	KindOther      = "other"      // postmaster, checkpointer, WAL writer, …
+)
 
 // NewPostgresCPU starts measuring the server db is connected to (which must
 // run on this machine), from now.
@@ -62,27 +84,54 @@ func NewPostgresCPU(ctx context.Context, db *pgxpool.Pool) (*PostgresCPU, error)
 }
 
 // Reset starts the measurement again from now.
-func (p *PostgresCPU) Reset() { p.before = p.ticks() }
+func (p *PostgresCPU) Reset() { p.before = p.snapshot() }
 
-// Since is the CPU time the server used since the last Reset, counting the
-// whole time of processes started since then (new connections).
+// Since is the CPU time the server used since the last Reset.
 func (p *PostgresCPU) Since() time.Duration {
-	var n int64
-	for pid, t := range p.ticks() {
-		n += t - p.before[pid]
+	var n time.Duration
+	for _, d := range p.SinceByKind() {
+		n += d
 	}
-	return time.Duration(n) * clockTick
+	return n
 }
 
-// ticks returns the CPU clock ticks of the postmaster and each child, by pid.
-func (p *PostgresCPU) ticks() map[int]int64 {
-	out := map[int]int64{}
+// SinceByKind is Since split by process kind (KindBackend, …). A child
+// that exited meanwhile counts under KindExited for its time since the
+// Reset (or its whole life, if it started after it).
+func (p *PostgresCPU) SinceByKind() map[string]time.Duration {
+	return p.before.until(p.snapshot())
+}
+
+// until attributes the ticks between two snapshots to process kinds.
+func (s snapshot) until(now snapshot) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for pid, pr := range now.procs {
+		out[pr.kind] += time.Duration(pr.ticks-s.procs[pid].ticks) * clockTick
+	}
+	// Reaped children: their whole lives, less what the earlier snapshot
+	// had already seen of those alive then.
+	exited := now.reaped - s.reaped
+	for pid, pr := range s.procs {
+		if _, alive := now.procs[pid]; !alive {
+			exited -= pr.ticks
+		}
+	}
+	if exited > 0 {
+		out[KindExited] += time.Duration(exited) * clockTick
+	}
+	return out
+}
+
+// snapshot reads the ticks of the postmaster and each child.
+func (p *PostgresCPU) snapshot() snapshot {
+	snap := snapshot{procs: map[int]pgProc{}}
 	if s, ok := procStat(p.master); ok {
-		out[p.master] = s.ticks
+		snap.reaped = s.childTicks
+		snap.procs[p.master] = pgProc{kind: KindOther, ticks: s.ticks}
 	}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return out
+		return snap
 	}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -90,15 +139,37 @@ func (p *PostgresCPU) ticks() map[int]int64 {
 			continue
 		}
 		if s, ok := procStat(pid); ok && s.ppid == p.master {
-			out[pid] = s.ticks
+			cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			snap.procs[pid] = pgProc{kind: pgKind(string(cmd)), ticks: s.ticks}
 		}
 	}
-	return out
+	return snap
+}
+
+// pgKind classifies a server child by its process title ("postgres:
+// walsender …", "postgres: autovacuum worker …", "postgres: user db host
+// state" for a backend).
+func pgKind(title string) string {
+	title = strings.TrimPrefix(strings.TrimRight(title, "\x00"), "postgres: ")
+	switch {
+	case strings.HasPrefix(title, "walsender"):
+		return KindWALSender
+	case strings.HasPrefix(title, "autovacuum"):
+		return KindAutovacuum
+	case strings.HasPrefix(title, "checkpointer"), strings.HasPrefix(title, "background writer"),
+		strings.HasPrefix(title, "walwriter"), strings.HasPrefix(title, "logical replication launcher"),
+		strings.HasPrefix(title, "logical replication worker"), strings.HasPrefix(title, "stats collector"),
+		strings.HasPrefix(title, "archiver"), strings.HasPrefix(title, "startup"):
+		return KindOther
+	default:
+		return KindBackend
+	}
 }
 
 type stat struct {
-	ppid  int
-	ticks int64 // user + system
+	ppid       int
+	ticks      int64 // user + system
+	childTicks int64 // cutime + cstime: reaped children's user + system
 }
 
 func procStat(pid int) (stat, bool) {
@@ -112,11 +183,25 @@ func procStat(pid int) (stat, bool) {
 		return stat{}, false
 	}
 	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
+	if len(f) < 15 {
 		return stat{}, false
 	}
 	ppid, _ := strconv.Atoi(f[1])
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return stat{ppid: ppid, ticks: ut + st}, true
+	cut, _ := strconv.ParseInt(f[13], 10, 64)
+	cst, _ := strconv.ParseInt(f[14], 10, 64)
+	return stat{ppid: ppid, ticks: ut + st, childTicks: cut + cst}, true
+}
+
+// PerUnitByKind formats a SinceByKind result per unit of work (n units), in
+// microseconds: "backends 61, walsender 20, autovacuum 3, exited 2, other 1".
+func PerUnitByKind(kinds map[string]time.Duration, n int) string {
+	var parts []string
+	for _, k := range []string{KindBackend, KindWALSender, KindAutovacuum, KindExited, KindOther} {
+		if d, ok := kinds[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s %.1f", k, float64(d.Microseconds())/float64(max(n, 1))))
+		}
+	}
+	return strings.Join(parts, ", ")
 }

@@ -268,6 +268,7 @@ type result struct {
 	elapsed  time.Duration
 	cpu      time.Duration
 	pgCPU    time.Duration
+	pgKinds  map[string]time.Duration
 	batches  uint64
 	attempts map[string]uint64
 	hasPGCPU bool
@@ -285,7 +286,7 @@ func (r result) print(title string) {
 		fmt.Printf(" + %.1f µs/delivery (REST stand-in and receiver)", perDelivery(r.srvCPU))
 	}
 	if r.hasPGCPU {
-		fmt.Printf(" + %.1f µs/delivery (PostgreSQL)", float64(r.pgCPU.Microseconds())/float64(r.n))
+		fmt.Printf(" + %.1f µs/delivery (PostgreSQL: %s)", float64(r.pgCPU.Microseconds())/float64(r.n), benchstat.PerUnitByKind(r.pgKinds, r.n))
 	}
 	fmt.Printf("; %d outcome batches (%.0f outcomes per write)", r.batches, float64(r.n)/float64(max(r.batches, 1)))
 	if r.extraNote != "" {
@@ -408,8 +409,12 @@ func restRun(ctx context.Context, n int, path string) error {
 	elapsed := time.Since(start)
 	cpu, srvUsed := benchstat.SelfCPU()-cpu0, srv.cpu()-srv0
 	var pgUsed time.Duration
+	var pgKinds map[string]time.Duration
 	if pg != nil {
-		pgUsed = pg.Since()
+		pgKinds = pg.SinceByKind()
+		for _, d := range pgKinds {
+			pgUsed += d
+		}
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -428,7 +433,7 @@ func restRun(ctx context.Context, n int, path string) error {
 		return err
 	}
 	st := s.Stats()
-	res := result{n: n, elapsed: elapsed, cpu: cpu, pgCPU: pgUsed, hasPGCPU: pgErr == nil, batches: st.WriteBatches, attempts: st.Attempts,
+	res := result{n: n, elapsed: elapsed, cpu: cpu, pgCPU: pgUsed, pgKinds: pgKinds, hasPGCPU: pgErr == nil, batches: st.WriteBatches, attempts: st.Attempts,
 		srvCPU: srvUsed, hasSrvCPU: true,
 		extraNote: fmt.Sprintf("%d attempts and %d succeeded rows in the database, %d POSTs received", attempts, succeeded, hits-hits0)}
 	if pgErr != nil {

@@ -202,7 +202,8 @@ func run(ctx context.Context) error {
 		rows = append(rows,
 			row{fmt.Sprintf("burst of %d in one transaction: all received", *flagBurst), secs(all), "≤ 2 s", check(all <= 2*time.Second)},
 			row{fmt.Sprintf("burst of %d: all logged succeeded", *flagBurst), secs(logged), "", nil},
-			row{"burst, CPU per alert: daemon / stand-in, receivers, load / PostgreSQL", cpu.perAlert(*flagBurst), "", nil})
+			row{"burst, CPU per alert: daemon / stand-in, receivers, load / PostgreSQL", cpu.perAlert(*flagBurst), "", nil},
+			row{"burst, PostgreSQL CPU per alert by process, µs", cpu.pgPerAlert(*flagBurst), "", nil})
 	}
 
 	if phase("saturation") {
@@ -237,7 +238,8 @@ func run(ctx context.Context) error {
 		rows = append(rows,
 			row{fmt.Sprintf("saturation (%d in tx of %d), alerts received/s", *flagSat, *flagSatBatch), fmt.Sprintf("%.0f/s", rate), "≥ 10,000/s", check(rate >= 10000)},
 			row{"saturation, alerts logged succeeded/s", fmt.Sprintf("%.0f/s", logRate), "≥ 10,000/s", check(logRate >= 10000)},
-			row{"saturation, CPU per alert: daemon / stand-in, receivers, load / PostgreSQL", cpu.perAlert(*flagSat), "", nil})
+			row{"saturation, CPU per alert: daemon / stand-in, receivers, load / PostgreSQL", cpu.perAlert(*flagSat), "", nil},
+			row{"saturation, PostgreSQL CPU per alert by process, µs", cpu.pgPerAlert(*flagSat), "", nil})
 	}
 
 	if phase("isolation") {
@@ -651,6 +653,15 @@ func (c *cpuUse) perAlert(n int) string {
 		pg = us(c.pg.Since())
 	}
 	return us(dm-c.daemon0) + " / " + us(benchstat.SelfCPU()-c.self0) + " / " + pg + " µs"
+}
+
+// pgPerAlert formats PostgreSQL's CPU since start per alert by process
+// kind, for n alerts.
+func (c *cpuUse) pgPerAlert(n int) string {
+	if c.pg == nil {
+		return "n/a"
+	}
+	return benchstat.PerUnitByKind(c.pg.SinceByKind(), n)
 }
 
 // waitQuiet waits until none of the named counters has moved for quiet (at
