@@ -203,7 +203,8 @@ func run(ctx context.Context) error {
 			row{fmt.Sprintf("burst of %d in one transaction: all received", *flagBurst), secs(all), "≤ 2 s", check(all <= 2*time.Second)},
 			row{fmt.Sprintf("burst of %d: all logged succeeded", *flagBurst), secs(logged), "", nil},
 			row{"burst, CPU per alert: daemon / stand-in, receivers, load / PostgreSQL", cpu.perAlert(*flagBurst), "", nil},
-			row{"burst, PostgreSQL CPU per alert by process, µs", cpu.pgPerAlert(*flagBurst), "", nil})
+			row{"burst, PostgreSQL CPU per alert by process, µs", cpu.pgPerAlert(*flagBurst), "", nil},
+			row{"daemon peak RSS so far (VmHWM), after the burst", peakMiB(d), "", nil})
 	}
 
 	if phase("saturation") {
@@ -655,6 +656,15 @@ func (c *cpuUse) perAlert(n int) string {
 	return us(dm-c.daemon0) + " / " + us(benchstat.SelfCPU()-c.self0) + " / " + pg + " µs"
 }
 
+// peakMiB formats the daemon's peak RSS.
+func peakMiB(d *daemon) string {
+	b, err := d.peakRSS()
+	if err != nil {
+		return "n/a: " + err.Error()
+	}
+	return mib(b)
+}
+
 // pgPerAlert formats PostgreSQL's CPU since start per alert by process
 // kind, for n alerts.
 func (c *cpuUse) pgPerAlert(n int) string {
@@ -750,18 +760,24 @@ func (d *daemon) settledRSS(ctx context.Context) (int64, error) {
 }
 
 // rss is the daemon's resident set size in bytes.
-func (d *daemon) rss() (int64, error) {
+func (d *daemon) rss() (int64, error) { return d.status("VmRSS") }
+
+// peakRSS is the daemon's highest resident set size so far, in bytes.
+func (d *daemon) peakRSS() (int64, error) { return d.status("VmHWM") }
+
+// status reads a size field (in kB) of the daemon's /proc status, in bytes.
+func (d *daemon) status(field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(l, field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, errors.New("VmRSS not found")
+	return 0, fmt.Errorf("%s not found", field)
 }
 
 func waitSubscribed(ctx context.Context, si *standin.StandIn) error {
