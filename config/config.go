@@ -149,7 +149,7 @@ type Alerts struct {
 type Sender struct {
 	// Workers is the number of concurrent deliveries. Defaults to 16.
 	Workers int `mapstructure:"workers"`
-	// QueueSize is the capacity of the delivery queue. Defaults to 1024.
+	// QueueSize is the capacity of the delivery queue. Defaults to 10000.
 	QueueSize int `mapstructure:"queue_size"`
 	// RequestTimeout bounds one delivery attempt. Defaults to 10s.
 	RequestTimeout time.Duration `mapstructure:"request_timeout"`
@@ -317,7 +317,7 @@ func Default() *Config {
 		},
 		Sender: Sender{
 			Workers:              16,
-			QueueSize:            1024,
+			QueueSize:            10000,
 			RequestTimeout:       10 * time.Second,
 			RetryInitial:         5 * time.Second,
 			RetryMax:             30 * time.Minute,

@@ -141,7 +141,7 @@ log:
 	require.Equal(t, 3*time.Second, cfg.Sender.RequestTimeout)
 	require.Equal(t, []string{"error", "crashed"}, cfg.Watch.Statuses.Failed)
 	require.Equal(t, []string{"succeeded"}, cfg.Watch.Statuses.Succeeded, "partial section keeps defaults")
-	require.Equal(t, 1024, cfg.Sender.QueueSize)
+	require.Equal(t, 10000, cfg.Sender.QueueSize)
 	require.Equal(t, "info", cfg.Log.Level)
 	require.Equal(t, "wss://file.example.com/realtime/v1/websocket", cfg.Realtime.URL)
 	require.Equal(t, DefaultUserAgent(), cfg.Sender.UserAgent)

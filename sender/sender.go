@@ -25,7 +25,7 @@ type Options struct {
 	Workers            int // concurrent attempts overall; default 16
 	PerHostConcurrency int // concurrent attempts per destination host; default 4
 	// QueueSize bounds the alerts held in memory (leased, waiting, running
-	// or being recorded); default 1024. Alerts beyond it stay pending in the
+	// or being recorded); default 10000. Alerts beyond it stay pending in the
 	// database (back-pressure, never a drop).
 	QueueSize             int
 	RequestTimeout        time.Duration // whole attempt; default 10s
@@ -71,7 +71,7 @@ func (o *Options) setDefaults() {
 		o.PerHostConcurrency = 4
 	}
 	if o.QueueSize <= 0 {
-		o.QueueSize = 1024
+		o.QueueSize = 10000
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = 10 * time.Second
