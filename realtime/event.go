@@ -1,12 +1,8 @@
 package realtime
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -71,21 +67,6 @@ func (*Change) isEvent() {}
 func (Ready) isEvent()   {}
 func (Gap) isEvent()     {}
 
-// wireChange is the postgres_changes payload (§3).
-type wireChange struct {
-	IDs  []json.Number `json:"ids"`
-	Data struct {
-		Schema          string          `json:"schema"`
-		Table           string          `json:"table"`
-		Type            string          `json:"type"`
-		CommitTimestamp *string         `json:"commit_timestamp"`
-		Columns         json.RawMessage `json:"columns"`
-		Record          map[string]any  `json:"record"`
-		OldRecord       map[string]any  `json:"old_record"`
-		Errors          []string        `json:"errors"`
-	} `json:"data"`
-}
-
 // decodedChange is a postgres_changes payload decoded by the reader, before
 // it is matched against a channel's bindings.
 type decodedChange struct {
@@ -93,41 +74,32 @@ type decodedChange struct {
 	change Change
 }
 
-// decodeChange decodes a postgres_changes payload. Values inside records are
-// decoded with UseNumber. Ids that are not integers are ignored.
+// decodeChange decodes a postgres_changes payload (§3). Values inside
+// records are decoded as encoding/json decodes them with UseNumber. Ids that
+// are not integers are ignored.
 func decodeChange(payload json.RawMessage, receivedAt time.Time) (*decodedChange, error) {
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
-	var w wireChange
-	if err := dec.Decode(&w); err != nil {
+	ids, w, err := parseChangePayload(payload)
+	if err != nil {
 		return nil, fmt.Errorf("decode postgres_changes payload: %w", err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("decode postgres_changes payload: data after the payload object")
-	}
-	if w.Data.Type == "" {
+	if w.typ == "" {
 		return nil, fmt.Errorf("decode postgres_changes payload: missing data.type")
 	}
-	d := &decodedChange{ids: make([]int64, 0, len(w.IDs))}
-	for _, id := range w.IDs {
-		if n, err := strconv.ParseInt(id.String(), 10, 64); err == nil {
-			d.ids = append(d.ids, n)
-		}
-	}
+	d := &decodedChange{ids: ids}
 	c := &d.change
-	c.Type = w.Data.Type
-	c.Schema = w.Data.Schema
-	c.Table = w.Data.Table
-	cols, err := columnsOf(w.Data.Columns)
+	c.Type = w.typ
+	c.Schema = w.schema
+	c.Table = w.table
+	cols, err := columnsOf(w.columns)
 	if err != nil {
 		return nil, fmt.Errorf("decode postgres_changes payload: columns: %w", err)
 	}
 	c.Columns = cols
-	c.Record = w.Data.Record
-	c.OldRecord = w.Data.OldRecord
-	c.Errors = w.Data.Errors
+	c.Record = w.record
+	c.OldRecord = w.oldRecord
+	c.Errors = w.errors
 	c.ReceivedAt = receivedAt
-	if ts := w.Data.CommitTimestamp; ts != nil {
+	if ts := w.commitTimestamp; ts != nil {
 		c.CommitTimestamp = parseCommitTimestamp(*ts)
 	}
 	for _, e := range c.Errors {
