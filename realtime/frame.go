@@ -203,7 +203,7 @@ func leadingScalar(b []byte) (v, rest []byte, err error) {
 			end++
 		}
 	}
-	if !json.Valid(b[:end]) {
+	if !validJSON(b[:end]) {
 		return nil, nil, fmt.Errorf("invalid JSON %q", excerptBytes(b[:end], 40))
 	}
 	return b[:end], b[end:], nil
@@ -259,11 +259,7 @@ func decodeRef(raw json.RawMessage) (string, error) {
 	}
 	switch raw[0] {
 	case '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", err
-		}
-		return s, nil
+		return jsonString(raw)
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 		return string(raw), nil
 	default:
@@ -275,11 +271,37 @@ func decodeString(raw json.RawMessage) (string, error) {
 	if len(raw) == 0 || raw[0] != '"' {
 		return "", errors.New("must be a string")
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	return jsonString(raw)
+}
+
+// jsonString decodes raw, which must be one JSON string (white space
+// around it allowed), as json.Unmarshal into a string would.
+func jsonString(raw []byte) (string, error) {
+	p := changeParser{b: raw}
+	p.skipSpace()
+	if p.peek() != '"' {
+		return "", errors.New("must be a string")
+	}
+	s, err := p.str()
+	if err != nil {
 		return "", err
 	}
+	if p.skipSpace(); p.i != len(raw) {
+		return "", errors.New("data after the string")
+	}
 	return s, nil
+}
+
+// validJSON reports whether b is exactly one JSON value, as json.Valid
+// does.
+func validJSON(b []byte) bool {
+	p := changeParser{b: b}
+	p.skipSpace()
+	if p.skipValue() != nil {
+		return false
+	}
+	p.skipSpace()
+	return p.i == len(b)
 }
 
 // isJSONObject reports whether raw looks like a JSON object. raw comes from
