@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -301,13 +302,26 @@ func (s *session) teardown() {
 // readLoop reads frames until the connection fails. Heartbeat replies are
 // handled here so that a busy controller cannot cause a heartbeat timeout;
 // everything else goes to the controller.
+//
+// Frames are read into one buffer, reused: a change is decoded into values
+// of its own before the next read, and any other frame's payload is copied
+// out.
 func (s *session) readLoop() error {
 	stats := s.c.stats
+	var buf bytes.Buffer
 	for {
-		mt, data, err := s.conn.ReadMessage()
+		if buf.Cap() > maxKeptReadBuffer {
+			buf = bytes.Buffer{} // do not hold on to one huge frame's memory
+		}
+		buf.Reset()
+		mt, r, err := s.conn.NextReader()
 		if err != nil {
 			return err
 		}
+		if _, err := buf.ReadFrom(r); err != nil {
+			return err
+		}
+		data := buf.Bytes()
 		now := time.Now()
 		s.lastRead.Store(now.UnixNano())
 		stats.frame(now)
@@ -337,6 +351,8 @@ func (s *session) readLoop() error {
 				continue
 			}
 			m.frame.Payload = nil
+		} else {
+			m.frame.Payload = bytes.Clone(f.Payload)
 		}
 		select {
 		case s.inbound <- m:
@@ -345,6 +361,10 @@ func (s *session) readLoop() error {
 		}
 	}
 }
+
+// maxKeptReadBuffer is the largest read buffer readLoop keeps between
+// frames.
+const maxKeptReadBuffer = 1 << 20
 
 func (s *session) malformed(err error, size int) {
 	s.c.stats.malformedFrames.Add(1)
