@@ -61,11 +61,11 @@ func TestPostgresCPUAttributesExitedChildren(t *testing.T) {
 func TestPgKind(t *testing.T) {
 	for title, want := range map[string]string{
 		"postgres: walsender postgres 127.0.0.1(5432) START_REPLICATION\x00": KindWALSender,
-		"postgres: autovacuum worker postgres_standin\x00":                    KindAutovacuum,
-		"postgres: autovacuum launcher \x00":                                  KindAutovacuum,
-		"postgres: checkpointer \x00":                                         KindOther,
-		"postgres: walwriter \x00":                                            KindOther,
-		"postgres: postgres postgres_standin 127.0.0.1(40122) idle\x00":       KindBackend,
+		"postgres: autovacuum worker postgres_standin\x00":                   KindAutovacuum,
+		"postgres: autovacuum launcher \x00":                                 KindAutovacuum,
+		"postgres: checkpointer \x00":                                        KindOther,
+		"postgres: walwriter \x00":                                           KindOther,
+		"postgres: postgres postgres_standin 127.0.0.1(40122) idle\x00":      KindBackend,
 	} {
 		assert.Equal(t, want, pgKind(title), title)
 	}
