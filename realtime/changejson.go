@@ -146,18 +146,8 @@ type idSlot struct {
 // numbers. As encoding/json does, a repeated key decodes into the earlier
 // slice: a null element keeps what the earlier array had at its index.
 func (p *changeParser) ids(prev []idSlot) (slots []idSlot, typeErr, err error) {
-	switch p.peek() {
-	case 'n':
-		if !p.literal("null") {
-			return nil, nil, p.syntaxError("in a literal")
-		}
-		return nil, nil, nil
-	case '[':
-	default:
-		if err := p.skipValue(); err != nil {
-			return nil, nil, err
-		}
-		return nil, typeError("ids", "an array"), nil
+	if done, terr, err := p.nullOr('[', "ids", "an array"); done {
+		return nil, terr, err
 	}
 	slots = make([]idSlot, 0, 4)
 	err = p.array(func() error {
@@ -211,18 +201,8 @@ func (p *changeParser) data(d *wireData) (typeErr, err error) {
 			typeErr = e
 		}
 	}
-	switch p.peek() {
-	case 'n':
-		if !p.literal("null") {
-			return nil, p.syntaxError("in a literal")
-		}
-		return nil, nil
-	case '{':
-	default:
-		if err := p.skipValue(); err != nil {
-			return nil, err
-		}
-		return typeError("data", "an object"), nil
+	if done, terr, err := p.nullOr('{', "data", "an object"); done {
+		return terr, err // null leaves data as it was
 	}
 	err = p.object(func(key []byte) error {
 		var terr error
@@ -265,6 +245,27 @@ func (p *changeParser) data(d *wireData) (typeErr, err error) {
 	return typeErr, err
 }
 
+// nullOr starts a value that must be null or open with delim. It consumes a
+// null, and skips a value of any other type, returning a type error naming
+// field and what it wants: either way done is true and the value is
+// consumed (a null is done with neither error). Otherwise the value, which
+// opens with delim, is left to the caller.
+func (p *changeParser) nullOr(delim byte, field, want string) (done bool, typeErr, err error) {
+	switch p.peek() {
+	case 'n':
+		if !p.literal("null") {
+			return true, nil, p.syntaxError("in a literal")
+		}
+		return true, nil, nil
+	case delim:
+		return false, nil, nil
+	}
+	if err := p.skipValue(); err != nil {
+		return true, nil, err
+	}
+	return true, typeError(field, want), nil
+}
+
 // stringField decodes a string into *dst; null leaves it as it was.
 func (p *changeParser) stringField(field string, dst *string) (typeErr, err error) {
 	switch p.peek() {
@@ -289,19 +290,11 @@ func (p *changeParser) stringField(field string, dst *string) (typeErr, err erro
 
 // stringsField decodes null or an array of strings (null elements are "").
 func (p *changeParser) stringsField(field string, dst *[]string) (typeErr, err error) {
-	switch p.peek() {
-	case 'n':
-		if !p.literal("null") {
-			return nil, p.syntaxError("in a literal")
+	if done, terr, err := p.nullOr('[', field, "an array of strings"); done {
+		if terr == nil && err == nil {
+			*dst = nil
 		}
-		*dst = nil
-		return nil, nil
-	case '[':
-	default:
-		if err := p.skipValue(); err != nil {
-			return nil, err
-		}
-		return typeError(field, "an array of strings"), nil
+		return terr, err
 	}
 	// As encoding/json does, a repeated key decodes into the earlier slice:
 	// a null element keeps what the earlier array had at its index.
@@ -326,19 +319,11 @@ func (p *changeParser) stringsField(field string, dst *[]string) (typeErr, err e
 // recordField decodes null or an object of any values into *dst, merging
 // into a map an earlier key left there.
 func (p *changeParser) recordField(field string, dst *map[string]any) (typeErr, err error) {
-	switch p.peek() {
-	case 'n':
-		if !p.literal("null") {
-			return nil, p.syntaxError("in a literal")
+	if done, terr, err := p.nullOr('{', field, "an object"); done {
+		if terr == nil && err == nil {
+			*dst = nil
 		}
-		*dst = nil
-		return nil, nil
-	case '{':
-	default:
-		if err := p.skipValue(); err != nil {
-			return nil, err
-		}
-		return typeError(field, "an object"), nil
+		return terr, err
 	}
 	if *dst == nil {
 		*dst = make(map[string]any, 16)
@@ -434,15 +419,7 @@ func (p *changeParser) skipValue() error {
 // each key as written (escapes and all: fieldIs unescapes what it must);
 // member must consume the value.
 func (p *changeParser) object(member func(rawKey []byte) error) error {
-	if err := p.open('{'); err != nil {
-		return err
-	}
-	if p.peek() == '}' {
-		p.i++
-		p.depth--
-		return nil
-	}
-	for {
+	return p.sequence('{', '}', "after an object value", func() error {
 		if p.peek() != '"' {
 			return p.syntaxError("looking for an object key")
 		}
@@ -456,22 +433,8 @@ func (p *changeParser) object(member func(rawKey []byte) error) error {
 		}
 		p.i++
 		p.skipSpace()
-		if err := member(key); err != nil {
-			return err
-		}
-		p.skipSpace()
-		switch p.peek() {
-		case ',':
-			p.i++
-			p.skipSpace()
-		case '}':
-			p.i++
-			p.depth--
-			return nil
-		default:
-			return p.syntaxError("after an object value")
-		}
-	}
+		return member(key)
+	})
 }
 
 // objectKeys is object with each key unescaped (and interned).
@@ -484,16 +447,22 @@ func (p *changeParser) objectKeys(member func(key string) error) error {
 // array walks an array at the parser's position; elem must consume one
 // element.
 func (p *changeParser) array(elem func() error) error {
-	if err := p.open('['); err != nil {
+	return p.sequence('[', ']', "after an array element", elem)
+}
+
+// sequence walks the comma-separated items of an object or array between
+// its delimiters; item must consume one item.
+func (p *changeParser) sequence(open, close byte, after string, item func() error) error {
+	if err := p.open(open); err != nil {
 		return err
 	}
-	if p.peek() == ']' {
+	if p.peek() == close {
 		p.i++
 		p.depth--
 		return nil
 	}
 	for {
-		if err := elem(); err != nil {
+		if err := item(); err != nil {
 			return err
 		}
 		p.skipSpace()
@@ -501,12 +470,12 @@ func (p *changeParser) array(elem func() error) error {
 		case ',':
 			p.i++
 			p.skipSpace()
-		case ']':
+		case close:
 			p.i++
 			p.depth--
 			return nil
 		default:
-			return p.syntaxError("after an array element")
+			return p.syntaxError(after)
 		}
 	}
 }
