@@ -624,14 +624,7 @@ func isHex(c byte) bool {
 // unescape turns a checked string body into its value: escapes resolved,
 // each byte of invalid UTF-8 and each lone surrogate as U+FFFD.
 func unescape(raw []byte) string {
-	plain := true
-	for _, c := range raw {
-		if c == '\\' || c >= utf8.RuneSelf {
-			plain = false
-			break
-		}
-	}
-	if plain || (!hasBackslash(raw) && utf8.Valid(raw)) {
+	if !hasBackslash(raw) && utf8.Valid(raw) {
 		return string(raw)
 	}
 	out := make([]byte, 0, len(raw)+8)

@@ -87,9 +87,12 @@ func NewPostgresCPU(ctx context.Context, db *pgxpool.Pool) (*PostgresCPU, error)
 func (p *PostgresCPU) Reset() { p.before = p.snapshot() }
 
 // Since is the CPU time the server used since the last Reset.
-func (p *PostgresCPU) Since() time.Duration {
+func (p *PostgresCPU) Since() time.Duration { return Total(p.SinceByKind()) }
+
+// Total is the sum of a SinceByKind result.
+func Total(kinds map[string]time.Duration) time.Duration {
 	var n time.Duration
-	for _, d := range p.SinceByKind() {
+	for _, d := range kinds {
 		n += d
 	}
 	return n

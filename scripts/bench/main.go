@@ -412,9 +412,7 @@ func restRun(ctx context.Context, n int, path string) error {
 	var pgKinds map[string]time.Duration
 	if pg != nil {
 		pgKinds = pg.SinceByKind()
-		for _, d := range pgKinds {
-			pgUsed += d
-		}
+		pgUsed = benchstat.Total(pgKinds)
 	}
 	cancel()
 	if err := <-done; err != nil {
