@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/meshhook/meshhook-alerts/internal/jsonenc"
 )
 
 // typeInfo describes a Postgres type well enough to render its values the
@@ -86,11 +87,11 @@ func appendValue(dst, text []byte, kind valueKind, elem *typeInfo) []byte {
 	case kindArray:
 		elems, ok := parseArrayLiteral(string(text))
 		if !ok || elem == nil {
-			return appendJSONString(dst, text)
+			return jsonenc.AppendString(dst, text)
 		}
 		return appendArray(dst, elems, scalarKind(elem.Name))
 	case kindBytea:
-		return appendJSONString(dst, bytes.TrimPrefix(text, []byte(`\x`)))
+		return jsonenc.AppendString(dst, bytes.TrimPrefix(text, []byte(`\x`)))
 	}
 	return appendScalar(dst, text, kind)
 }
@@ -127,7 +128,7 @@ func appendScalar(dst, text []byte, kind valueKind) []byte {
 			return append(dst, '"')
 		}
 	}
-	return appendJSONString(dst, text)
+	return jsonenc.AppendString(dst, text)
 }
 
 func appendArray(dst []byte, elems []arrayElem, kind valueKind) []byte {
@@ -361,69 +362,6 @@ func appendPadded(dst []byte, v, width int) []byte {
 	i--
 	buf[i] = byte('0' + v)
 	return append(dst, buf[i:]...)
-}
-
-// hexDigits are the lower-case hex digits encoding/json uses in escapes.
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string, escaped byte for byte as
-// encoding/json.Marshal escapes strings: ", \ and control characters, the
-// HTML characters <, > and &, U+2028 and U+2029, and invalid UTF-8 (as
-// U+FFFD).
-func appendJSONString[S string | []byte](dst []byte, s S) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := decodeRune(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
-
-func decodeRune[S string | []byte](s S) (rune, int) {
-	var buf [utf8.UTFMax]byte
-	n := copy(buf[:], s)
-	return utf8.DecodeRune(buf[:n])
 }
 
 // needsHTMLEscape reports whether encoding/json would escape something in

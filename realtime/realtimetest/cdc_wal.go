@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"go.uber.org/zap"
+
+	"github.com/meshhook/meshhook-alerts/internal/jsonenc"
 )
 
 // relation is a published table as announced by a pgoutput Relation
@@ -43,7 +45,7 @@ func (r *relation) prepare() {
 	for i := range r.columns {
 		c := &r.columns[i]
 		c.kind = kindOf(c.typ)
-		c.keyJSON = append(appendJSONString(nil, c.name), ':')
+		c.keyJSON = append(jsonenc.AppendString(nil, c.name), ':')
 		r.list[i] = Column{Name: c.name, Type: c.typ.Name}
 	}
 	r.columnsJSON = appendColumns(nil, r.list, nil)

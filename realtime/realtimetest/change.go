@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/meshhook/meshhook-alerts/internal/jsonenc"
 )
 
 // Change types as they appear in the payload's "type" field.
@@ -217,7 +219,7 @@ func (r encodedRecord) appendJSON(dst []byte, keep func(f *recordField) bool) []
 		if f.key != nil {
 			dst = append(dst, f.key...)
 		} else {
-			dst = append(appendJSONString(dst, f.name), ':')
+			dst = append(jsonenc.AppendString(dst, f.name), ':')
 		}
 		dst = append(dst, f.out...)
 	}
@@ -331,12 +333,12 @@ func (acc access) withAllColumns(columns []Column) access {
 // commit_timestamp, type, columns, record, old_record, errors.
 func (p *preparedChange) appendData(dst []byte, acc access, sel []string) []byte {
 	dst = append(dst, `{"schema":`...)
-	dst = appendJSONString(dst, p.Schema)
+	dst = jsonenc.AppendString(dst, p.Schema)
 	dst = append(dst, `,"table":`...)
-	dst = appendJSONString(dst, p.Table)
+	dst = jsonenc.AppendString(dst, p.Table)
 	if acc.Error != "" {
 		dst = append(dst, `,"commit_timestamp":null,"type":`...)
-		dst = appendJSONString(dst, p.Type)
+		dst = jsonenc.AppendString(dst, p.Type)
 		dst = append(dst, `,"columns":[]`...)
 		if p.Type != Delete {
 			dst = append(dst, `,"record":{}`...)
@@ -345,13 +347,13 @@ func (p *preparedChange) appendData(dst []byte, acc access, sel []string) []byte
 			dst = append(dst, `,"old_record":{}`...)
 		}
 		dst = append(dst, `,"errors":[`...)
-		dst = appendJSONString(dst, acc.Error)
+		dst = jsonenc.AppendString(dst, acc.Error)
 		return append(dst, "]}"...)
 	}
 	dst = append(dst, `,"commit_timestamp":`...)
-	dst = appendJSONString(dst, p.commitTS)
+	dst = jsonenc.AppendString(dst, p.commitTS)
 	dst = append(dst, `,"type":`...)
-	dst = appendJSONString(dst, p.Type)
+	dst = jsonenc.AppendString(dst, p.Type)
 	dst = append(dst, `,"columns":`...)
 
 	all := acc.Columns == nil && sel == nil
@@ -390,7 +392,7 @@ func (p *preparedChange) appendData(dst []byte, acc access, sel []string) []byte
 	}
 	if p.tooLarge {
 		dst = append(dst, `,"errors":[`...)
-		dst = appendJSONString(dst, ErrorPayloadTooLarge)
+		dst = jsonenc.AppendString(dst, ErrorPayloadTooLarge)
 		return append(dst, "]}"...)
 	}
 	return append(dst, `,"errors":null}`...)
@@ -415,9 +417,9 @@ func appendColumns(dst []byte, columns []Column, keep func(name string) bool) []
 		}
 		first = false
 		dst = append(dst, `{"name":`...)
-		dst = appendJSONString(dst, c.Name)
+		dst = jsonenc.AppendString(dst, c.Name)
 		dst = append(dst, `,"type":`...)
-		dst = appendJSONString(dst, c.Type)
+		dst = jsonenc.AppendString(dst, c.Type)
 		dst = append(dst, '}')
 	}
 	return append(dst, ']')

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/meshhook/meshhook-alerts/internal/jsonenc"
 )
 
 // message is one Phoenix frame, independent of the serializer version.
@@ -72,9 +74,9 @@ func (c v1Codec) encode(m message) []byte { return encodeWith(c, m) }
 
 func (v1Codec) appendHead(dst []byte, _, _ json.RawMessage, topic, event string) []byte {
 	dst = append(dst, `{"topic":`...)
-	dst = appendJSONString(dst, topic)
+	dst = jsonenc.AppendString(dst, topic)
 	dst = append(dst, `,"event":`...)
-	dst = appendJSONString(dst, event)
+	dst = jsonenc.AppendString(dst, event)
 	return append(dst, `,"payload":`...)
 }
 
@@ -113,9 +115,9 @@ func (v2Codec) appendHead(dst []byte, joinRef, ref json.RawMessage, topic, event
 	dst = append(dst, ',')
 	dst = append(dst, orNull(ref)...)
 	dst = append(dst, ',')
-	dst = appendJSONString(dst, topic)
+	dst = jsonenc.AppendString(dst, topic)
 	dst = append(dst, ',')
-	dst = appendJSONString(dst, event)
+	dst = jsonenc.AppendString(dst, event)
 	return append(dst, ',')
 }
 

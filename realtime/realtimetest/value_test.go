@@ -15,30 +15,6 @@ import (
 // These tests hold the one-pass value encoders to the reference path in
 // refpath_test.go (and to encoding/json) on the same input.
 
-func TestAppendJSONString_MatchesEncodingJSON(t *testing.T) {
-	cases := []string{
-		"", "plain", `quote " and \ backslash`, "tab\tnew\nline\rcr\bback\fform",
-		"\x00\x01\x1f\x7f", "<b>&amp;</b>", "héllo wörld ✓ 日本語 🎉", "line\u2028sep\u2029para",
-		"\xff\xfe invalid", "trunc\xe2\x80", "\xed\xa0\x80 surrogate", "mixed\xc3(",
-		strings.Repeat("a<", 100),
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	alphabet := []byte("ab<>&\"\\\x00\x1f\x7f\n\xe2\x80\xa8\xa9\xc3\xa9\xf0\x9f\x8e\x89\xff ")
-	for range 2000 {
-		b := make([]byte, rng.IntN(24))
-		for i := range b {
-			b[i] = alphabet[rng.IntN(len(alphabet))]
-		}
-		cases = append(cases, string(b))
-	}
-	for _, s := range cases {
-		want, err := json.Marshal(s)
-		require.NoError(t, err)
-		assert.Equal(t, string(want), string(appendJSONString(nil, s)), "%q", s)
-		assert.Equal(t, string(want), string(appendJSONString([]byte("x")[:0], []byte(s))), "%q as bytes", s)
-	}
-}
-
 // valueTypes are the column types the value tests cover.
 var valueTypes = func() map[string]*typeInfo {
 	m := map[string]*typeInfo{}
