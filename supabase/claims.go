@@ -64,7 +64,8 @@ func (s *Store) ClaimAlerts(ctx context.Context, alerts []NewAlert) ([]ClaimedAl
 		}
 		rows[i] = row
 	}
-	body, err := s.rpc(ctx, op, FuncClaim, map[string]any{"p_alerts": rows})
+	args := append(appendArray(append(make([]byte, 0, 1024*len(rows)), `{"p_alerts":`...), rows, (*alertInsert).appendJSON), '}')
+	body, err := s.rpc(ctx, op, FuncClaim, args, "p_alerts")
 	if err != nil {
 		return nil, err
 	}

@@ -4,9 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
-	"github.com/supabase-community/postgrest-go"
+	"github.com/meshhook/meshhook-alerts/internal/jsonenc"
 )
 
 // Functions of the delivery migration (20261128000004_alert_delivery_leases.sql).
@@ -18,17 +19,6 @@ const (
 // OutcomeInterrupted is the outcome recorded for an attempt whose sender
 // stopped (its lease expired) before recording the result.
 const OutcomeInterrupted = "interrupted"
-
-// rpc calls a database function through PostgREST (POST /rpc/<fn> with a
-// JSON object of named arguments) with the store's retries, timeouts and
-// error mapping. postgrest-go's own Rpc takes no context, so the call is
-// built as a POST to the path "rpc/<fn>"; the Prefer header the library
-// adds for inserts is removed.
-func (s *Store) rpc(ctx context.Context, op, fn string, args any) ([]byte, error) {
-	return s.exec(ctx, op, reqHeaders{"Prefer": nil}, func() *postgrest.FilterBuilder {
-		return s.client.From("rpc/"+fn).Insert(args, false, "", "", "")
-	})
-}
 
 // LeaseDueAlerts atomically takes up to limit alerts due at now (pending
 // with next_attempt_at <= now, or delivering with an expired lease) and marks
@@ -48,9 +38,10 @@ func (s *Store) LeaseDueAlerts(ctx context.Context, now, until time.Time, limit 
 	if !until.After(now) {
 		return nil, fmt.Errorf("supabase: %s: lease expiry %s is not after %s", op, bodyTime(until), bodyTime(now))
 	}
-	body, err := s.rpc(ctx, op, FuncLeaseDue, map[string]any{
-		"p_now": bodyTime(now), "p_until": bodyTime(until), "p_limit": limit,
-	})
+	args := append(jsonenc.AppendString([]byte(`{"p_now":`), bodyTime(now)), `,"p_until":`...)
+	args = append(jsonenc.AppendString(args, bodyTime(until)), `,"p_limit":`...)
+	args = append(strconv.AppendInt(args, int64(limit), 10), '}')
+	body, err := s.rpc(ctx, op, FuncLeaseDue, args, "p_now", "p_until", "p_limit")
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +124,9 @@ func (s *Store) ReportDeliveries(ctx context.Context, reports []DeliveryReport) 
 			LastStatusCode: nullable(u.LastStatusCode), LastError: nullable(u.LastError),
 		})
 	}
-	body, err := s.rpc(ctx, op, FuncReportDelivered, map[string]any{"p_attempts": attempts, "p_updates": updates})
+	args := appendArray(append(make([]byte, 0, 512*len(reports)), `{"p_attempts":`...), attempts, (*attemptInsert).appendJSON)
+	args = append(appendArray(append(args, `,"p_updates":`...), updates, (*reportUpdate).appendJSON), '}')
+	body, err := s.rpc(ctx, op, FuncReportDelivered, args, "p_attempts", "p_updates")
 	if err != nil {
 		return nil, err
 	}

@@ -146,6 +146,12 @@ type Store struct {
 	client *postgrest.Client
 	http   http.RoundTripper // the base transport, for Close
 	log    *zap.Logger
+
+	// Function calls bypass postgrest-go (see rpc): the same transport,
+	// with the headers postgrest-go would send.
+	rpcClient *http.Client
+	rpcBase   string // <rest URL>/rpc/
+	rpcHeader http.Header
 }
 
 // New validates opts and returns a Store. It does not contact the server.
@@ -179,13 +185,24 @@ func New(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("supabase: URL: %w", err)
 	}
-	client.Transport.Parent = &transport{
+	tr := &transport{
 		base:    base,
 		secrets: []string{opts.ServiceKey},
 		maxBody: opts.MaxResponseBytes,
 		now:     time.Now,
 	}
-	return &Store{opts: opts, client: client, http: base, log: opts.Logger}, nil
+	client.Transport.Parent = tr
+	rpcHeader := http.Header{
+		"Accept":          {"application/json"},
+		"Content-Type":    {"application/json"},
+		"Accept-Profile":  {opts.Schema},
+		"Content-Profile": {opts.Schema},
+	}
+	for k, v := range headers {
+		rpcHeader.Set(k, v)
+	}
+	return &Store{opts: opts, client: client, http: base, log: opts.Logger,
+		rpcClient: &http.Client{Transport: tr}, rpcBase: restURL + "/rpc/", rpcHeader: rpcHeader}, nil
 }
 
 // Close releases idle connections. The store stays usable.

@@ -113,6 +113,10 @@ func TestRESTRPCJSONBArguments(t *testing.T) {
 		{"JSON null is SQL NULL", "/rpc/jb", `{"a":null,"b":"s"}`, 200, `[null, "s", true]`},
 		{"an array uses its first object", "/rpc/jb", `[{"a":1},{"a":2}]`, 200, `[1, null, false]`},
 		{"json arguments are kept as sent", "/rpc/js", `{"a":{"x":1,"x":2, "y" : 1e2}}`, 200, `{"x":1,"x":2, "y" : 1e2}`},
+		// ?columns= names the arguments: the body goes to the database
+		// unparsed, and only those keys are passed.
+		{"arguments named in columns", "/rpc/jb?columns=a,b", `{"b":[1],"a":{"x":1}}`, 200, `[{"x": 1}, [1], false]`},
+		{"keys not named in columns are left out", "/rpc/jb?columns=a", `{"a":1,"b":2}`, 200, `[1, null, false]`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,6 +130,12 @@ func TestRESTRPCJSONBArguments(t *testing.T) {
 		require.Equal(t, http.StatusBadRequest, r.Status, r.Body)
 		assert.Equal(t, map[string]any{"code": "22P05", "message": "unsupported Unicode escape sequence",
 			"details": `\u0000 cannot be converted to text.`, "hint": nil}, r.Err(t))
+	})
+	t.Run("a body not read before the database", func(t *testing.T) {
+		r := e.do(req{Method: http.MethodPost, Path: "/rpc/jb?columns=a", Body: `{"a":`})
+		require.Equal(t, http.StatusBadRequest, r.Status, r.Body)
+		assert.Equal(t, map[string]any{"code": "22P02", "message": "invalid input syntax for type json",
+			"details": "The input string ended unexpectedly.", "hint": nil}, r.Err(t))
 	})
 	t.Run("rows of a jsonb column", func(t *testing.T) {
 		r := e.do(req{Method: http.MethodPost, Path: "/docs?select=d", Body: `[{"d":{"b":1,"a":2}},{"d":null}]`,

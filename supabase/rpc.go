@@ -1,0 +1,44 @@
+package supabase
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// rpc calls a database function through PostgREST: POST /rpc/<fn> with
+// args, the JSON object of its named arguments, whose names are given in
+// names. It has the store's retries, timeouts and error mapping.
+//
+// The names also go in ?columns=. PostgREST then passes the body to the
+// database as it is, instead of parsing it first to find the argument
+// names: the claims and outcome reports of the delivery path are batches of
+// tens of kilobytes. For the same reason the body is written by the caller
+// (see wire_append.go) rather than by postgrest-go, which would encode it
+// with reflection and then validate it again; postgrest-go's Rpc has no
+// context either.
+func (s *Store) rpc(ctx context.Context, op, fn string, args []byte, names ...string) ([]byte, error) {
+	url := s.rpcBase + fn + "?columns=" + strings.Join(names, ",") // plain identifiers: nothing to escape
+	var body []byte
+	err := s.retry(ctx, op, func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(args))
+		if err != nil {
+			return err
+		}
+		req.Header = s.rpcHeader.Clone()
+		resp, err := s.rpcClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		body = b
+		return nil
+	})
+	return body, err
+}
