@@ -9,6 +9,15 @@ import "unicode/utf8"
 // hexDigits are the lower-case hex digits encoding/json uses in escapes.
 const hexDigits = "0123456789abcdef"
 
+// plain marks the ASCII bytes written as they are: everything from space
+// up but ", \ and the HTML characters.
+var plain = func() (t [utf8.RuneSelf]bool) {
+	for c := byte(0x20); c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // AppendString appends s as a JSON string, escaped byte for byte as
 // encoding/json.Marshal escapes strings: ", \ and control characters, the
 // HTML characters <, > and &, U+2028 and U+2029, and invalid UTF-8 (as
@@ -19,7 +28,7 @@ func AppendString[S string | []byte](dst []byte, s S) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if plain[c] {
 				i++
 				continue
 			}

@@ -53,3 +53,13 @@ func FuzzAppendString(f *testing.F) {
 		require.True(t, utf8.ValidString(back))
 	})
 }
+
+func BenchmarkAppendString(b *testing.B) {
+	s := `{"type":"workflow_run.failed","event":"failed","occurred_at":"2026-01-02T03:05:35Z",` +
+		`"run":{"id":"00000000-0000-4000-8000-000000000001","status":"failed"},"workflow":{"slug":"billing","version":3}}`
+	buf := make([]byte, 0, 1024)
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		buf = AppendString(buf[:0], s)
+	}
+}
