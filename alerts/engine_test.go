@@ -2,12 +2,15 @@ package alerts
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -423,4 +426,18 @@ func TestRuleDoesNotFireForHistoryBeforeItExisted(t *testing.T) {
 	h := startEngine(t, store)
 	h.sync(t)
 	assert.Empty(t, h.sub.all(), "the start-up catch-up must not alert on runs older than the rule")
+}
+
+// TestWebhookIDIsStable pins the derivation: receivers deduplicate on the
+// id, so it must never change between versions.
+func TestWebhookIDIsStable(t *testing.T) {
+	for _, tc := range []struct {
+		rule, run string
+		event     Event
+	}{{"r1", "run-1", EventFailed}, {"00000000-0000-4000-8000-0000000000cc", "b7c1", EventDelayed}, {"", "", EventSucceeded}} {
+		sum := sha256.Sum256([]byte(tc.rule + "\x00" + tc.run + "\x00" + string(tc.event)))
+		want := "msg_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:20]))
+		assert.Equal(t, want, WebhookID(tc.rule, tc.run, tc.event))
+	}
+	assert.Equal(t, "msg_qpce5flm2z3gik4wromitxmxnmty6yfw", WebhookID("r1", "run-1", EventFailed))
 }

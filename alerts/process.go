@@ -271,5 +271,8 @@ func (e *Engine) context(r *Rule, run Run, wf WorkflowInfo, project string, even
 // agrees on it and receivers can deduplicate on it.
 func WebhookID(ruleID, runID string, event Event) string {
 	sum := sha256.Sum256([]byte(ruleID + "\x00" + runID + "\x00" + string(event)))
-	return "msg_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:20]))
+	return "msg_" + webhookIDEncoding.EncodeToString(sum[:20])
 }
+
+// webhookIDEncoding is unpadded base32 (RFC 4648) in lower case.
+var webhookIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
