@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/meshhook/meshhook-alerts/internal/jsonscan"
 )
 
 // Serializer versions understood by Realtime (the "vsn" query parameter).
@@ -203,7 +205,7 @@ func leadingScalar(b []byte) (v, rest []byte, err error) {
 			end++
 		}
 	}
-	if !validJSON(b[:end]) {
+	if !jsonscan.Valid(b[:end]) {
 		return nil, nil, fmt.Errorf("invalid JSON %q", excerptBytes(b[:end], 40))
 	}
 	return b[:end], b[end:], nil
@@ -259,7 +261,7 @@ func decodeRef(raw json.RawMessage) (string, error) {
 	}
 	switch raw[0] {
 	case '"':
-		return jsonString(raw)
+		return jsonscan.DecodeString(raw)
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 		return string(raw), nil
 	default:
@@ -271,37 +273,7 @@ func decodeString(raw json.RawMessage) (string, error) {
 	if len(raw) == 0 || raw[0] != '"' {
 		return "", errors.New("must be a string")
 	}
-	return jsonString(raw)
-}
-
-// jsonString decodes raw, which must be one JSON string (white space
-// around it allowed), as json.Unmarshal into a string would.
-func jsonString(raw []byte) (string, error) {
-	p := changeParser{b: raw}
-	p.skipSpace()
-	if p.peek() != '"' {
-		return "", errors.New("must be a string")
-	}
-	s, err := p.str()
-	if err != nil {
-		return "", err
-	}
-	if p.skipSpace(); p.i != len(raw) {
-		return "", errors.New("data after the string")
-	}
-	return s, nil
-}
-
-// validJSON reports whether b is exactly one JSON value, as json.Valid
-// does.
-func validJSON(b []byte) bool {
-	p := changeParser{b: b}
-	p.skipSpace()
-	if p.skipValue() != nil {
-		return false
-	}
-	p.skipSpace()
-	return p.i == len(b)
+	return jsonscan.DecodeString(raw)
 }
 
 // isJSONObject reports whether raw looks like a JSON object. raw comes from
