@@ -134,9 +134,9 @@ func deref[T any](p *T) T {
 // cannot take (values in Postgres' text forms, or malformed rows) goes
 // through decodeAlert, which is lenient and names the column at fault.
 func decodeAlerts(body []byte) ([]AlertLog, error) {
-	var rows []alertWire
 	out, err := func() ([]AlertLog, error) {
-		if err := json.Unmarshal(body, &rows); err != nil {
+		rows, err := decodeAlertRows(body)
+		if err != nil {
 			return nil, err
 		}
 		out := make([]AlertLog, len(rows))

@@ -2,7 +2,6 @@ package supabase
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -69,8 +68,8 @@ func (s *Store) ClaimAlerts(ctx context.Context, alerts []NewAlert) ([]ClaimedAl
 	if err != nil {
 		return nil, err
 	}
-	var wire []claimedWire
-	if err := json.Unmarshal(body, &wire); err != nil {
+	wire, err := decodeClaimed(body)
+	if err != nil {
 		return nil, fmt.Errorf("supabase: %s: decode response: %w", op, err)
 	}
 	out := make([]ClaimedAlert, len(wire))
