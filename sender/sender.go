@@ -627,10 +627,28 @@ func (s *Sender) post(ctx context.Context, a Alert, at time.Time) (int, http.Hea
 		return 0, nil, "", err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, int64(s.opts.ResponseExcerptBytes)))
+	if resp.ContentLength == 0 {
+		return resp.StatusCode, resp.Header, "", nil // nothing to read: the connection is ready for reuse
+	}
+	body := readExcerpt(resp.Body, resp.ContentLength, s.opts.ResponseExcerptBytes)
 	// Drain a little more so the connection can be reused.
 	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
 	return resp.StatusCode, resp.Header, strings.ToValidUTF8(string(body), "\uFFFD"), nil
+}
+
+// readExcerpt reads up to limit bytes of a response body of length n (-1
+// when unknown), allocating no more than it can keep.
+func readExcerpt(r io.Reader, n int64, limit int) []byte {
+	size := limit
+	if n >= 0 && n < int64(size) {
+		size = int(n)
+	}
+	if size <= 0 {
+		return nil
+	}
+	buf := make([]byte, size)
+	k, _ := io.ReadFull(r, buf)
+	return buf[:k]
 }
 
 // checkHeader validates a custom header without quoting its value.

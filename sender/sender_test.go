@@ -3,8 +3,10 @@ package sender
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -578,4 +580,39 @@ func TestOutcomeLogLinesNameTheAlertAndTheirCaller(t *testing.T) {
 	assert.Equal(t, "a1", e.ContextMap()["alert_id"])
 	assert.Equal(t, "msg_a1", e.ContextMap()["webhook_id"])
 	assert.True(t, strings.HasSuffix(e.Caller.Function, ".(*Sender).settle"), "caller %s", e.Caller.Function)
+}
+
+// The response excerpt is the body's first ResponseExcerptBytes bytes,
+// whether the receiver sends a length or not; an empty body gives none.
+func TestResponseExcerpt(t *testing.T) {
+	bodies := map[string]string{
+		"long":    strings.Repeat("0123456789", 10), // Content-Length 100, over the 64-byte excerpt
+		"chunked": "try again later",                // no Content-Length
+		"empty":   "",
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/")
+		if name == "chunked" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.(http.Flusher).Flush() // headers out first: the length is unknown
+		} else {
+			w.Header().Set("Content-Length", strconv.Itoa(len(bodies[name])))
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_, _ = io.WriteString(w, bodies[name])
+	}))
+	t.Cleanup(srv.Close)
+	store := newMemStore(alert("long", srv.URL+"/long"), alert("chunked", srv.URL+"/chunked"), alert("empty", srv.URL+"/empty"))
+	s, stop := runSender(t, fastOptions(), store)
+	s.Wake()
+	for name := range bodies {
+		eventually(t, func() bool { return len(store.attemptsOf(name)) > 0 }, name+" attempted")
+	}
+	stop()
+	for name, want := range map[string]string{"long": bodies["long"][:64], "chunked": "try again later", "empty": ""} {
+		as := store.attemptsOf(name)
+		require.NotEmpty(t, as, name)
+		assert.Equal(t, want, as[0].ResponseExcerpt, name)
+		assert.Equal(t, http.StatusServiceUnavailable, as[0].StatusCode, name)
+	}
 }

@@ -33,7 +33,7 @@ func (s *Store) rpc(ctx context.Context, op, fn string, args []byte, names ...st
 			return err
 		}
 		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
+		b, err := readBody(resp.Body, resp.ContentLength, s.opts.MaxResponseBytes)
 		if err != nil {
 			return err
 		}
@@ -41,4 +41,17 @@ func (s *Store) rpc(ctx context.Context, op, fn string, args []byte, names ...st
 		return nil
 	})
 	return body, err
+}
+
+// readBody reads a response body to its end. When its length n is known
+// (and within limit) the buffer is allocated once at that size: the
+// answers on the delivery path are tens to hundreds of kilobytes, which
+// io.ReadAll would reach by doubling.
+func readBody(r io.Reader, n, limit int64) ([]byte, error) {
+	if n < 0 || n > limit {
+		return io.ReadAll(r)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
+	_, err := buf.ReadFrom(r)
+	return buf.Bytes(), err
 }

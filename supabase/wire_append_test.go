@@ -2,9 +2,11 @@ package supabase
 
 import (
 	"encoding/json"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,4 +123,29 @@ func TestRPCNamesArgumentsInColumns(t *testing.T) {
 	assert.Equal(t, "/rest/v1/rpc/alert_lease_due", r.URL.Path)
 	assert.Equal(t, "p_now,p_until,p_limit", r.URL.Query().Get("columns"))
 	assert.JSONEq(t, `{"p_now":"2026-01-02T03:04:05Z","p_until":"2026-01-02T03:05:05Z","p_limit":7}`, string(body))
+}
+
+// RPC answers are read whole, with or without a Content-Length, and an
+// answer over MaxResponseBytes is refused, not truncated.
+func TestRPCReadsAnswersWholeAndWithinLimit(t *testing.T) {
+	ids := `["` + strings.Repeat("a", 3000) + `"]`
+	f := newFake(t, func(n int64, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Query().Get("columns") == "p_attempts,p_updates" && n%2 == 0 {
+			w.(http.Flusher).Flush() // no Content-Length
+		}
+		_, _ = io.WriteString(w, ids)
+	})
+	s := newTestStore(t, f.URL, func(o *Options) { o.MaxRetries = -1 })
+	report := []DeliveryReport{{AlertID: "a1", Lease: time.Now(), Update: DeliveryUpdate{Status: StatusPending}}}
+	for range 2 { // with and without a length
+		applied, err := s.ReportDeliveries(t.Context(), report)
+		require.NoError(t, err)
+		assert.Equal(t, map[string]bool{strings.Repeat("a", 3000): true}, applied)
+	}
+	small := newTestStore(t, f.URL, func(o *Options) { o.MaxRetries = -1; o.MaxResponseBytes = 1024 })
+	for range 2 {
+		_, err := small.ReportDeliveries(t.Context(), report)
+		require.ErrorIs(t, err, errBodyTooLarge)
+	}
 }

@@ -57,6 +57,7 @@ var (
 	flagFloorDur  = flag.Duration("floor-duration", 3*time.Second, "duration of the loopback throughput floor")
 	flagServe     = flag.Bool("serve", false, "internal: run the stand-in and a receiver for the durable runs until stdin closes")
 	flagProfile   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flagMemProf   = flag.String("memprofile", "", "write an allocation profile of the whole run to this file")
 	flagRestPaths = flag.String("rest-paths", "handoff,lease", "durable paths measured in mode rest: handoff (claimed and handed over), lease (leased from alert_logs)")
 )
 
@@ -92,6 +93,26 @@ func main() {
 		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
+	if *flagMemProf != "" {
+		if err := writeAllocProfile(*flagMemProf); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+// writeAllocProfile writes the allocations of the whole run (pprof's
+// allocs profile: go tool pprof -sample_index=alloc_space).
+func writeAllocProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func run(ctx context.Context) error {
