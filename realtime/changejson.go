@@ -14,9 +14,10 @@ import (
 // The reader spent about half the daemon's CPU in encoding/json on these
 // payloads under load: a json.Decoder scans the whole value once to find
 // its end, again to check it and a third time to fill the struct through
-// reflection. The decoder here accepts exactly what encoding/json (with
-// UseNumber) accepts into the wire struct and yields the same values; a
-// differential fuzz test holds it to that. In particular:
+// reflection. The decoder here, built on internal/jsonscan's one-pass
+// parser, accepts exactly what encoding/json (with UseNumber) accepts into
+// the wire struct and yields the same values; a differential fuzz test
+// holds it to that. In particular:
 //
 //   - any JSON syntax error, anywhere in the payload, is an error, and so is
 //     anything but white space after it;
