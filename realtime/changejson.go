@@ -182,14 +182,7 @@ func (p *changeParser) data(d *wireData) (typeErr, err error) {
 		case jsonscan.FieldIs(key, "type"):
 			terr, err = p.StringField("data.type", &d.typ)
 		case jsonscan.FieldIs(key, "commit_timestamp"):
-			if p.Literal("null") {
-				d.commitTimestamp = nil
-				return nil
-			}
-			var s string
-			if terr, err = p.StringField("data.commit_timestamp", &s); err == nil && terr == nil {
-				d.commitTimestamp = &s
-			}
+			terr, err = p.NullableString("data.commit_timestamp", &d.commitTimestamp)
 		case jsonscan.FieldIs(key, "columns"):
 			start := p.Offset()
 			if err = p.SkipValue(); err == nil {

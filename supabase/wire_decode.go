@@ -83,29 +83,6 @@ func memberIndex(key []byte, names []string) int {
 	return -1
 }
 
-// nullableString decodes null (nil) or a string into *dst.
-func nullableString(p *jsonscan.Parser, field string, dst **string) (typeErr, err error) {
-	switch p.Peek() {
-	case 'n':
-		if !p.Literal("null") {
-			return nil, p.SyntaxError("in a literal")
-		}
-		*dst = nil
-		return nil, nil
-	case '"':
-		s, err := p.Str()
-		if err != nil {
-			return nil, err
-		}
-		*dst = &s
-		return nil, nil
-	}
-	if err := p.SkipValue(); err != nil {
-		return nil, err
-	}
-	return jsonscan.TypeError(field, "a string"), nil
-}
-
 // nullableInt64 decodes null (nil) or an integer into *dst.
 func nullableInt64(p *jsonscan.Parser, field string, dst **int64) (typeErr, err error) {
 	switch c := p.Peek(); {
@@ -151,7 +128,7 @@ func decodeClaimed(body []byte) ([]claimedWire, error) {
 		case 4:
 			return p.StringField("status", &w.Status)
 		case 5:
-			return nullableString(p, "next_attempt_at", &w.NextAttemptAt)
+			return p.NullableString("next_attempt_at", &w.NextAttemptAt)
 		}
 		return nil, p.SkipValue()
 	})
@@ -175,7 +152,7 @@ func decodeAlertRows(body []byte) ([]alertWire, error) {
 		case 13:
 			return nullableInt64(p, alertFields[i], &w.LastStatusCode)
 		}
-		return nullableString(p, alertFields[i], w.stringField(i))
+		return p.NullableString(alertFields[i], w.stringField(i))
 	})
 }
 

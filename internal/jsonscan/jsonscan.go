@@ -105,6 +105,31 @@ func (p *Parser) StringField(field string, dst *string) (typeErr, err error) {
 	return TypeError(field, "a string"), nil
 }
 
+// NullableString decodes null (setting *dst to nil) or a string (setting
+// it to the string) into *dst; a value of another type leaves *dst as it
+// was and is returned as a type error naming field.
+func (p *Parser) NullableString(field string, dst **string) (typeErr, err error) {
+	switch p.Peek() {
+	case 'n':
+		if !p.Literal("null") {
+			return nil, p.SyntaxError("in a literal")
+		}
+		*dst = nil
+		return nil, nil
+	case '"':
+		s, err := p.Str()
+		if err != nil {
+			return nil, err
+		}
+		*dst = &s
+		return nil, nil
+	}
+	if err := p.SkipValue(); err != nil {
+		return nil, err
+	}
+	return TypeError(field, "a string"), nil
+}
+
 // SkipValue checks and skips one value of any type.
 func (p *Parser) SkipValue() error {
 	switch c := p.Peek(); {
