@@ -116,21 +116,14 @@ var claimedFields = []string{"id", "config_id", "run_id", "event", "status", "ne
 // []claimedWire would.
 func decodeClaimed(body []byte) ([]claimedWire, error) {
 	return decodeRows(body, "claimed alerts", func(p *jsonscan.Parser, w *claimedWire, key []byte) (error, error) {
-		switch memberIndex(key, claimedFields) {
-		case 0:
-			return p.StringField("id", &w.ID)
-		case 1:
-			return p.StringField("config_id", &w.ConfigID)
-		case 2:
-			return p.StringField("run_id", &w.RunID)
-		case 3:
-			return p.StringField("event", &w.Event)
-		case 4:
-			return p.StringField("status", &w.Status)
+		switch i := memberIndex(key, claimedFields); i {
+		case -1:
+			return nil, p.SkipValue()
 		case 5:
-			return p.NullableString("next_attempt_at", &w.NextAttemptAt)
+			return p.NullableString(claimedFields[i], &w.NextAttemptAt)
+		default:
+			return p.StringField(claimedFields[i], [...]*string{&w.ID, &w.ConfigID, &w.RunID, &w.Event, &w.Status}[i])
 		}
-		return nil, p.SkipValue()
 	})
 }
 
