@@ -145,7 +145,7 @@ type Sender struct {
 	handoff   sync.RWMutex
 
 	work context.Context // attempts run under it; cancelled after the drain timeout
-	jobs sync.WaitGroup  // jobs started and not yet delivered
+	jobs sync.WaitGroup  // jobs started and not yet delivered, and settleAsync calls not yet done
 	// idle hands a job to a goroutine that finished its last one (see
 	// runJobs); stopped, closed when Run returns, lets such goroutines go.
 	idle        chan *job

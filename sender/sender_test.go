@@ -647,3 +647,25 @@ func jobGoroutines() int {
 	buf := make([]byte, 1<<20)
 	return strings.Count(string(buf[:runtime.Stack(buf, true)]), "sender.(*Sender).runJobs(")
 }
+
+// A goroutine left idle longer than its idle timeout exits while the
+// sender keeps running, and a later job still runs.
+func TestIdleJobGoroutinesExitAfterTheirTimeout(t *testing.T) {
+	rcv := newReceiver(t)
+	store := newMemStore(alert("first", rcv.URL+"/hook"))
+	s, err := New(fastOptions(), store, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	s.idleTimeout = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	s.Wake()
+	eventually(t, func() bool { return store.status("first") == StatusSucceeded }, "first delivered")
+	eventually(t, func() bool { return jobGoroutines() == 0 }, "the idle goroutine exits while Run goes on")
+
+	store.add(time.Now(), alert("second", rcv.URL+"/hook"))
+	s.Wake()
+	eventually(t, func() bool { return store.status("second") == StatusSucceeded }, "a later job starts a goroutine again")
+	cancel()
+	require.NoError(t, <-done)
+}

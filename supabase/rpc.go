@@ -43,15 +43,19 @@ func (s *Store) rpc(ctx context.Context, op, fn string, args []byte, names ...st
 	return body, err
 }
 
+// maxPrealloc bounds the buffer readBody allocates before reading.
+const maxPrealloc = 4 << 20
+
 // readBody reads a response body to its end. When its length n is known
 // (and within limit) the buffer is allocated once at that size: the
 // answers on the delivery path are tens to hundreds of kilobytes, which
-// io.ReadAll would reach by doubling.
+// io.ReadAll would reach by doubling. A length over maxPrealloc is not
+// taken on trust: the buffer starts there and grows as bytes arrive.
 func readBody(r io.Reader, n, limit int64) ([]byte, error) {
 	if n < 0 || n > limit {
 		return io.ReadAll(r)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
+	buf := bytes.NewBuffer(make([]byte, 0, min(n, maxPrealloc)+bytes.MinRead))
 	_, err := buf.ReadFrom(r)
 	return buf.Bytes(), err
 }

@@ -148,7 +148,7 @@ type Store struct {
 	log    *zap.Logger
 
 	// Function calls bypass postgrest-go (see rpc): the same transport,
-	// with the headers postgrest-go would send.
+	// with the headers postgrest-go sends but its X-Client-Info.
 	rpcClient *http.Client
 	rpcBase   string // <rest URL>/rpc/
 	rpcHeader http.Header

@@ -105,6 +105,7 @@ func TestRPCNamesArgumentsInColumns(t *testing.T) {
 	assert.Equal(t, http.MethodPost, r.Method)
 	assert.Equal(t, "/rest/v1/rpc/alert_report_deliveries", r.URL.Path)
 	assert.Equal(t, "p_attempts,p_updates", r.URL.Query().Get("columns"))
+	argsMatchColumns(t, r, body)
 	assert.Equal(t, []string{testKey}, r.Header.Values("apikey"))
 	assert.Equal(t, []string{"Bearer " + testKey}, r.Header.Values("Authorization"))
 	assert.Equal(t, []string{"public"}, r.Header.Values("Content-Profile"))
@@ -122,6 +123,7 @@ func TestRPCNamesArgumentsInColumns(t *testing.T) {
 	r, body = f.lastRequest()
 	assert.Equal(t, "/rest/v1/rpc/alert_lease_due", r.URL.Path)
 	assert.Equal(t, "p_now,p_until,p_limit", r.URL.Query().Get("columns"))
+	argsMatchColumns(t, r, body)
 	assert.JSONEq(t, `{"p_now":"2026-01-02T03:04:05Z","p_until":"2026-01-02T03:05:05Z","p_limit":7}`, string(body))
 }
 
@@ -143,9 +145,54 @@ func TestRPCReadsAnswersWholeAndWithinLimit(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, map[string]bool{strings.Repeat("a", 3000): true}, applied)
 	}
+	exact := newTestStore(t, f.URL, func(o *Options) { o.MaxRetries = -1; o.MaxResponseBytes = int64(len(ids)) })
+	for range 2 { // an answer exactly at the limit is whole
+		_, err := exact.ReportDeliveries(t.Context(), report)
+		require.NoError(t, err)
+	}
 	small := newTestStore(t, f.URL, func(o *Options) { o.MaxRetries = -1; o.MaxResponseBytes = 1024 })
 	for range 2 {
 		_, err := small.ReportDeliveries(t.Context(), report)
 		require.ErrorIs(t, err, errBodyTooLarge)
 	}
+}
+
+// argsMatchColumns checks that a function call's body has exactly the
+// arguments its ?columns= names: with ?columns=, PostgREST passes NULL for
+// a named argument missing from the body instead of refusing the call.
+func argsMatchColumns(t *testing.T, r *http.Request, body []byte) {
+	t.Helper()
+	var args map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(body, &args))
+	keys := make([]string, 0, len(args))
+	for k := range args {
+		keys = append(keys, k)
+	}
+	assert.ElementsMatch(t, strings.Split(r.URL.Query().Get("columns"), ","), keys)
+}
+
+func TestClaimAlertsRequestAndAnswer(t *testing.T) {
+	f := newFake(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, 200, `[{"id": "a1", "event": "failed", "run_id": "r1", "status": "delivering", "config_id": "c1",`+
+			` "next_attempt_at": "2026-01-02T03:05:05+00:00"}]`)
+	})
+	s := newTestStore(t, f.URL, nil)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	claimed, err := s.ClaimAlerts(t.Context(), []NewAlert{{
+		ConfigID: "c1", RunID: "r1", Event: "failed", WebhookID: "msg_1", Payload: []byte(`{"a":"<b>"}`),
+		TargetURL: "https://h/x", OccurredAt: at, Status: StatusDelivering, NextAttemptAt: at.Add(time.Minute),
+	}})
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	assert.True(t, claimed[0].NextAttemptAt.Equal(at.Add(time.Minute)), "%s", claimed[0].NextAttemptAt)
+	claimed[0].NextAttemptAt = time.Time{}
+	assert.Equal(t, []ClaimedAlert{{ID: "a1", ConfigID: "c1", RunID: "r1", Event: "failed", Status: StatusDelivering}}, claimed)
+
+	r, body := f.lastRequest()
+	assert.Equal(t, "/rest/v1/rpc/alert_claim", r.URL.Path)
+	assert.Equal(t, "p_alerts", r.URL.Query().Get("columns"))
+	argsMatchColumns(t, r, body)
+	assert.JSONEq(t, `{"p_alerts":[{"config_id":"c1","project_id":null,"workflow_slug":null,"run_id":"r1","event":"failed",
+		"webhook_id":"msg_1","status":"delivering","next_attempt_at":"2026-01-02T03:05:05Z","payload":"{\"a\":\"<b>\"}",
+		"target_url":"https://h/x","occurred_at":"2026-01-02T03:04:05Z","outcome_reason":null,"completed_at":null}]}`, string(body))
 }

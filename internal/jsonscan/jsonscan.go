@@ -57,7 +57,7 @@ func TypeError(field, want string) error {
 func (p *Parser) End() error {
 	p.SkipSpace()
 	if p.i != len(p.b) {
-		return errors.New("data after the JSON value")
+		return fmt.Errorf("%w: data after the JSON value", ErrSyntax)
 	}
 	return nil
 }
