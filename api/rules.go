@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/meshhook/meshhook-alerts/alerts"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
@@ -148,9 +149,36 @@ func checkText(fe fieldErrors, field, v string, maxLen int, emptyHint string) {
 		}
 	case len(v) > maxLen:
 		fe.add(field, "must be at most %d bytes", maxLen)
-	case strings.ContainsFunc(v, unicode.IsControl):
-		fe.add(field, "must not contain control characters")
+	default:
+		checkVisible(fe, field, v)
 	}
+}
+
+// checkVisible files a problem when v holds a character that does not show
+// as itself: invalid UTF-8, control characters, format characters (Unicode
+// category Cf: bidirectional overrides and isolates such as U+202E and
+// U+2066..U+2069, zero-width spaces and joiners, the byte-order mark),
+// line and paragraph separators, private-use, surrogate and unassigned code
+// points, and the other default-ignorable characters (Hangul fillers, the
+// combining grapheme joiner). Such characters make a name read differently
+// from what it is, in the UI and in alerts. Variation selectors stay
+// allowed: emoji need them.
+func checkVisible(fe fieldErrors, field, v string) {
+	if !utf8.ValidString(v) {
+		fe.add(field, "must be valid UTF-8")
+		return
+	}
+	if i := strings.IndexFunc(v, isInvisible); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(v[i:])
+		fe.add(field, "must not contain control, formatting or invisible characters (found U+%04X at byte %d)", r, i)
+	}
+}
+
+// isInvisible reports whether r is refused by checkVisible.
+func isInvisible(r rune) bool {
+	// IsGraphic is letters, marks, numbers, punctuation, symbols and
+	// spaces (Zs): everything else (Cc, Cf, Co, Cs, Cn, Zl, Zp) is refused.
+	return !unicode.IsGraphic(r) || unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r)
 }
 
 // checkSecrets validates Standard Webhooks secrets given in clear.

@@ -84,6 +84,14 @@ func (a *API) preview(w http.ResponseWriter, r *http.Request, _ *principal) erro
 	if in.PayloadTemplate != nil && len(*in.PayloadTemplate) > maxTemplateLen {
 		fe.add("payload_template", "must be at most %d bytes", maxTemplateLen)
 	}
+	// The sample names are used for absent or blank ones; given ones are
+	// held to the rules' limits.
+	if strings.TrimSpace(in.Name) != "" {
+		checkText(fe, "name", in.Name, maxNameLen, "")
+	}
+	if slug := deref(in.WorkflowSlug); strings.TrimSpace(slug) != "" {
+		checkText(fe, "workflow_slug", slug, maxSlugLen, "")
+	}
 	spec := alerts.RuleSpec{
 		Name: strings.TrimSpace(in.Name), ProjectID: deref(in.ProjectID), WorkflowSlug: deref(in.WorkflowSlug),
 		WebhookURL: previewPlaceholderURL, PayloadTemplate: deref(in.PayloadTemplate),
