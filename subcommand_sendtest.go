@@ -124,7 +124,7 @@ func testPayload(ev alerts.Event, path string) ([]byte, error) {
 	if path == "" {
 		c := alerts.SampleContext()
 		c.Event, c.Type = ev, "workflow_run."+string(ev)
-		return c.Default()
+		return alerts.RenderDefault(c)
 	}
 	b, err := readInput(path)
 	if err != nil {

@@ -145,11 +145,13 @@ func checkTemplate(kind templateKind, t *Template) error {
 // control structure ({{if}}, {{range}}, {{with}}, {{template}}, {{define}},
 // {{block}}) and no variable, whose meaning spans actions.
 func splitTemplate(kind templateKind, src string) ([]segment, bool) {
-	whole, err := ParseTemplate(kind.name(), src)
-	if err != nil || whole.t == nil || whole.t.Tree == nil || len(whole.t.Templates()) != 1 {
+	// The source as written: the actions are re-parsed (and bounded) one
+	// by one below.
+	whole, err := parseRaw(kind.name(), src)
+	if err != nil || whole.Tree == nil || len(whole.Templates()) != 1 {
 		return nil, false
 	}
-	nodes := whole.t.Tree.Root.Nodes
+	nodes := whole.Tree.Root.Nodes
 	texts, actions := 0, 0
 	for _, n := range nodes {
 		switch n := n.(type) {

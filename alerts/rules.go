@@ -309,7 +309,7 @@ func (r *Rule) Render(c *Context) (url string, body []byte, err error) {
 		}
 	}
 	if r.payload == nil {
-		body, err = c.Default()
+		body, err = RenderDefault(c)
 	} else {
 		body, err = r.payload.RenderJSON(c)
 	}

@@ -44,6 +44,8 @@ type Context struct {
 	// SuppressedCount is how many alerts of this rule and workflow were
 	// suppressed by throttling since the previous one was sent.
 	SuppressedCount int
+
+	budget *budget // the allowance of the render in progress
 }
 
 // WorkflowInfo describes the run's workflow.
@@ -86,8 +88,9 @@ type DefaultPayload struct {
 	SuppressedCount int `json:"suppressed_count"`
 }
 
-// Default renders the default payload.
-func (c *Context) Default() ([]byte, error) {
+// RenderDefault renders the default payload of c. It is a function, not a
+// method of Context, so that templates cannot call it.
+func RenderDefault(c *Context) ([]byte, error) {
 	p := DefaultPayload{
 		Type: c.Type, Event: c.Event, OccurredAt: c.OccurredAt.UTC().Format(time.RFC3339Nano),
 		Run: c.Run, Workflow: c.Workflow, Project: c.Project, Rule: c.Rule, Link: c.Link,
@@ -105,50 +108,6 @@ func (c *Context) Default() ([]byte, error) {
 		p.ThresholdSeconds = &s
 	}
 	return json.Marshal(p)
-}
-
-var funcs = template.FuncMap{
-	// json renders any value as JSON, so string values are always escaped.
-	"json": func(v any) (string, error) {
-		b, err := json.Marshal(v)
-		return string(b), err
-	},
-	// default returns def when v is empty.
-	"default": func(def, v any) any {
-		if v == nil || v == "" {
-			return def
-		}
-		return v
-	},
-	// time formats a time with a Go layout (default RFC 3339).
-	"time": func(layout string, t any) (string, error) {
-		var tt time.Time
-		switch x := t.(type) {
-		case time.Time:
-			tt = x
-		case *time.Time:
-			if x == nil {
-				return "", nil
-			}
-			tt = *x
-		case string:
-			p, err := ParseTimestamp(x)
-			if err != nil {
-				return "", err
-			}
-			tt = p
-		default:
-			return "", fmt.Errorf("time: want a time, got %T", t)
-		}
-		if layout == "" {
-			layout = time.RFC3339
-		}
-		return tt.UTC().Format(layout), nil
-	},
-	"upper":     strings.ToUpper,
-	"lower":     strings.ToLower,
-	"urlquery":  url.QueryEscape,
-	"pathquote": url.PathEscape,
 }
 
 // Template is a parsed URL or payload template. Templates are immutable and
@@ -172,11 +131,23 @@ func ParseTemplate(name, src string) (*Template, error) {
 	if isStaticSource(src) {
 		return &Template{src: src}, nil
 	}
-	t, err := template.New(name).Option("missingkey=zero").Funcs(funcs).Parse(src)
+	t, err := parseRaw(name, src)
 	if err != nil {
 		return nil, err
 	}
+	if err := bound(t); err != nil {
+		return nil, fmt.Errorf("template: %s: %w", name, err)
+	}
 	return &Template{src: src, t: t}, nil
+}
+
+// parseRaw parses src as it is written, without the rewrite that bounds
+// its rendering (see bound): for splitting a source into its actions.
+func parseRaw(name, src string) (*template.Template, error) {
+	if len(src) > maxSourceBytes {
+		return nil, fmt.Errorf("template is %d bytes, at most %d are allowed", len(src), maxSourceBytes)
+	}
+	return template.New(name).Option("missingkey=zero").Funcs(funcs).Parse(src)
 }
 
 func isStaticSource(src string) bool { return !strings.Contains(src, "{{") }
@@ -227,7 +198,9 @@ func (t *Template) name() string {
 // Source is the template's text.
 func (t *Template) Source() string { return t.src }
 
-// Render executes the template with a size cap and a time bound.
+// Render executes the template within its budget (see bound): on the
+// caller's goroutine, with its output capped at MaxPayloadBytes, its loops
+// and string building bounded and a deadline of renderTimeout.
 func (t *Template) Render(c *Context) ([]byte, error) {
 	if t.IsStatic() {
 		if len(t.src) > MaxPayloadBytes {
@@ -236,19 +209,12 @@ func (t *Template) Render(c *Context) ([]byte, error) {
 		return []byte(t.src), nil
 	}
 	out := &cappedBuffer{max: MaxPayloadBytes}
-	done := make(chan error, 1)
-	go func() { done <- t.execute(out, c) }()
-	timer := time.NewTimer(renderTimeout)
-	defer timer.Stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			return nil, err
-		}
-		return out.Bytes(), nil
-	case <-timer.C:
-		return nil, fmt.Errorf("template %s took longer than %s to render", t.name(), renderTimeout)
+	rc := *c
+	rc.budget = &budget{deadline: time.Now().Add(renderTimeout)}
+	if err := t.execute(out, &rc); err != nil {
+		return nil, err
 	}
+	return out.Bytes(), nil
 }
 
 // RenderJSON renders a payload template and checks the result is valid JSON.
