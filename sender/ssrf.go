@@ -170,7 +170,7 @@ func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn
 	} else {
 		ips, err = g.resolver.LookupNetIP(ctx, ipNetwork(network), host)
 		if err != nil {
-			return nil, err
+			return nil, publicDNSError(err)
 		}
 		if len(ips) == 0 {
 			return nil, &net.DNSError{Err: "no addresses", Name: host, IsNotFound: true}
@@ -377,4 +377,34 @@ func Blocked(ip netip.Addr) (reason string, blocked bool) {
 		}
 	}
 	return "", false
+}
+
+// publicDNSError returns a failed lookup's error without what it tells
+// about the daemon's own network. A *net.DNSError names the resolver it
+// asked ("lookup x on 10.0.0.2:53: no such host"), and its text may quote a
+// socket error with local and server addresses ("read udp
+// 10.0.0.5:40412->10.0.0.2:53: i/o timeout"). Attempt errors are shown to
+// the rule's owner (alert_attempts.error, test sends), so they keep the
+// name looked up and the kind of failure only: "lookup x: no such host".
+// The flags (not found, timeout, temporary) and a wrapped context error
+// are kept, so classification does not change.
+func publicDNSError(err error) error {
+	var de *net.DNSError
+	if !errors.As(err, &de) {
+		return err
+	}
+	msg := de.Err
+	switch {
+	case !strings.ContainsAny(msg, ":0123456789"):
+		// Go's own texts ("no such host", "server misbehaving", "i/o
+		// timeout", …) name no address.
+	case de.IsNotFound:
+		msg = "no such host"
+	case de.IsTimeout:
+		msg = "i/o timeout"
+	default:
+		msg = "the lookup failed"
+	}
+	return &net.DNSError{Err: msg, Name: de.Name, IsTimeout: de.IsTimeout, IsTemporary: de.IsTemporary,
+		IsNotFound: de.IsNotFound, UnwrapErr: de.UnwrapErr}
 }
