@@ -213,7 +213,7 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 			}
 		}
 		if cfg.HTTP.Pprof {
-			opsrv.Mount("/debug/pprof/", ops.Pprof())
+			opsrv.Mount("/debug/pprof/", pprofHandler(cfg))
 		}
 		if _, err := opsrv.Listen(); err != nil {
 			return fmt.Errorf("http.listen: %w", err)

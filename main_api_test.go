@@ -112,3 +112,34 @@ func TestEndToEndAPI(t *testing.T) {
 	assert.Equal(t, true, resp["realtime"].(map[string]any)["subscribed"])
 	assert.EqualValues(t, 1, resp["rules"].(map[string]any)["loaded"])
 }
+
+// TestEndToEndPprofIsForTheOperator checks that Go's profiling endpoints
+// (http.pprof) answer only the operator: a heap profile shows every
+// tenant's rules.
+func TestEndToEndPprofIsForTheOperator(t *testing.T) {
+	e := newE2EStack(t)
+	var owner string
+	require.NoError(t, e.si.Pool.QueryRow(context.Background(), `select owner::text from projects where id = $1`, e.project).Scan(&owner))
+	d := e.startDaemon(t, "MESHHOOK_ALERTS_HTTP_PPROF=true", "MESHHOOK_ALERTS_API_ENABLED=true",
+		"MESHHOOK_ALERTS_API_OPERATOR_TOKEN="+apiOperatorToken, "MESHHOOK_ALERTS_API_JWT_SECRET="+pgtest.JWTSecret)
+	root := d.apiAddr(t)
+	get := func(path, token string) int {
+		req, err := http.NewRequest(http.MethodGet, root+path, nil)
+		require.NoError(t, err)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/goroutine?debug=2", "/debug/pprof/cmdline"} {
+		assert.Equal(t, http.StatusUnauthorized, get(path, ""), "%s without a token", path)
+		assert.Equal(t, http.StatusUnauthorized, get(path, pgtest.UserToken(owner, time.Hour)), "%s as a user", path)
+		assert.Equal(t, http.StatusUnauthorized, get(path, "not-the-token"), "%s with a wrong token", path)
+		assert.Equal(t, http.StatusOK, get(path, apiOperatorToken), "%s as the operator", path)
+		assert.Equal(t, http.StatusOK, get(path, e.si.ServiceRoleKey), "%s with the service-role key", path)
+	}
+}

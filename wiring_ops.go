@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/meshhook/meshhook-alerts/api"
 	"github.com/meshhook/meshhook-alerts/config"
 	"github.com/meshhook/meshhook-alerts/internal/ops"
 	"github.com/meshhook/meshhook-alerts/sender"
@@ -52,4 +54,13 @@ func watchdogActor(c config.Ops, backlog *ops.Backlog, snd *sender.Sender, subsc
 			return n.Notify(ctx, nt)
 		}, log)
 	}}
+}
+
+// pprofHandler serves Go's profiling endpoints (http.pprof) to the operator
+// only: a heap profile or goroutine dump shows the daemon's memory, and so
+// every tenant's rules and secrets, and a CPU profile or trace costs CPU.
+// Requests must carry "Authorization: Bearer" with api.operator_token or
+// the service-role key.
+func pprofHandler(cfg *config.Config) http.Handler {
+	return api.RequireOperator(ops.Pprof(), cfg.API.OperatorToken.Value(), cfg.Supabase.ServiceRoleKey.Value())
 }

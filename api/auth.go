@@ -111,3 +111,42 @@ func equalSecret(a, b string) bool {
 func unauthorized(code, msg string) *Error {
 	return &Error{Status: http.StatusUnauthorized, Code: code, Message: msg}
 }
+
+// RequireOperator serves h only to requests that carry "Authorization:
+// Bearer <token>" with one of tokens, compared in constant time; empty
+// tokens are ignored. Others are answered 401 like the API's own
+// operator-only answers. It guards daemon-wide endpoints outside the API,
+// such as Go's profiling endpoints, which show the daemon's memory (and so
+// every tenant's rules) to whoever can fetch them.
+func RequireOperator(h http.Handler, tokens ...string) http.Handler {
+	var valid []string
+	for _, t := range tokens {
+		if t != "" {
+			valid = append(valid, t)
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := bearer(r.Header.Get("Authorization"))
+		if ok {
+			// Compare with every token, so the time taken does not tell
+			// which one matched.
+			match := false
+			for _, t := range valid {
+				if equalSecret(token, t) {
+					match = true
+				}
+			}
+			if match {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("WWW-Authenticate", `Bearer realm="meshhook-alerts"`)
+		e := errorDetail{Code: "missing_token", Message: "this endpoint is for the operator: send Authorization: Bearer <operator token>"}
+		if ok {
+			e = errorDetail{Code: "invalid_token", Message: "this endpoint is for the operator, and the token is not the operator's"}
+		}
+		writeJSON(w, http.StatusUnauthorized, errorBody{Error: e})
+	})
+}

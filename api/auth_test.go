@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -128,4 +129,50 @@ func TestBodyLimits(t *testing.T) {
 	var n int
 	e.queryRow(`select count(*) from public.alert_configs`, nil, &n)
 	assert.Zero(t, n)
+}
+
+func TestRequireOperator(t *testing.T) {
+	served := 0
+	h := api.RequireOperator(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		served++
+		w.WriteHeader(http.StatusOK)
+	}), operatorToken, "", "service-role-key")
+	try := func(auth string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, "/debug/pprof/heap", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w
+	}
+	for _, tc := range []struct{ name, auth, code string }{
+		{"None", "", "missing_token"},
+		{"EmptyBearer", "Bearer ", "missing_token"},
+		{"Basic", "Basic b3A6b3A=", "missing_token"},
+		{"Wrong", "Bearer " + operatorToken + "x", "invalid_token"},
+		{"Prefix", "Bearer " + operatorToken[:10], "invalid_token"},
+		{"EmptyTokenIsNotATokenToMatch", "Bearer  ", "missing_token"},
+		{"User", "Bearer " + pgtest.UserToken(ownerA, time.Hour), "invalid_token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := try(tc.auth)
+			require.Equal(t, http.StatusUnauthorized, w.Code)
+			assert.Contains(t, w.Body.String(), `"code":"`+tc.code+`"`)
+			assert.NotEmpty(t, w.Header().Get("WWW-Authenticate"))
+			assert.Equal(t, "no-store", w.Header().Get("Cache-Control"))
+		})
+	}
+	assert.Zero(t, served, "nothing was served without the operator's token")
+	assert.Equal(t, http.StatusOK, try("Bearer "+operatorToken).Code)
+	assert.Equal(t, http.StatusOK, try("bearer service-role-key").Code)
+	assert.Equal(t, 2, served)
+
+	// Without any token configured nobody is let in.
+	none := api.RequireOperator(http.NotFoundHandler(), "", "")
+	w := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/debug/pprof/", nil)
+	req.Header.Set("Authorization", "Bearer x")
+	none.ServeHTTP(w, req)
+	assert.Equal(t, http.StatusUnauthorized, w.Code)
 }

@@ -487,11 +487,15 @@ func (d *daemon) fetchProfile(ctx context.Context, path, ref string) error {
 	if err != nil {
 		return err
 	}
+	req.Header.Set("Authorization", "Bearer "+d.key)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
 	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", ref, res.Status)
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -507,6 +511,7 @@ func (d *daemon) fetchProfile(ctx context.Context, path, ref string) error {
 type daemon struct {
 	cmd    *exec.Cmd
 	addr   string // operational listener
+	key    string // service-role key: the profiling endpoints want it
 	exited chan error
 	once   sync.Once
 }
@@ -517,6 +522,11 @@ func startDaemon(ctx context.Context, bin string, env []string) (*daemon, error)
 		return nil, err
 	}
 	d := &daemon{addr: "127.0.0.1:" + strconv.Itoa(port), exited: make(chan error, 1)}
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "MESHHOOK_ALERTS_SUPABASE_SERVICE_ROLE_KEY="); ok {
+			d.key = v
+		}
+	}
 	d.cmd = exec.Command(bin)
 	d.cmd.Env = append(env, "MESHHOOK_ALERTS_HTTP_LISTEN="+d.addr)
 	logs, err := d.cmd.StderrPipe()
