@@ -79,6 +79,12 @@ func TestEndToEndAPI(t *testing.T) {
 	})
 	require.Equal(t, http.StatusCreated, code, "%v", resp)
 	ruleID := resp["rule"].(map[string]any)["id"].(string)
+	// Another tenant's rule, which the owner must not count.
+	code, resp = call(t, http.MethodPost, base+"/alerts/config", apiOperatorToken, map[string]any{
+		"project_id": e.otherProject(t), "name": "someone else's", "events": []string{"failed"},
+		"webhook_url": e.rcv.URL + "/other", "signing_secrets": []string{testSecret},
+	})
+	require.Equal(t, http.StatusCreated, code, "%v", resp)
 	d.waitReady(t)
 
 	// The daemon opens what the API sealed and delivers.
@@ -110,7 +116,24 @@ func TestEndToEndAPI(t *testing.T) {
 	code, resp = call(t, http.MethodGet, base+"/status", apiOperatorToken, nil)
 	require.Equal(t, http.StatusOK, code)
 	assert.Equal(t, true, resp["realtime"].(map[string]any)["subscribed"])
-	assert.EqualValues(t, 1, resp["rules"].(map[string]any)["loaded"])
+	assert.Len(t, resp["realtime"].(map[string]any)["channels"], 2)
+	assert.EqualValues(t, 2, resp["rules"].(map[string]any)["loaded"])
+
+	// The owner sees their own rule in the cache, and not the other
+	// tenant's; Realtime's detail is the operator's.
+	code, resp = call(t, http.MethodGet, base+"/status", user, nil)
+	require.Equal(t, http.StatusOK, code)
+	assert.Equal(t, map[string]any{"subscribed": true}, resp["realtime"])
+	assert.Equal(t, map[string]any{"loaded": float64(1), "rejected": float64(0)}, resp["rules"])
+}
+
+// otherProject creates a project of another owner and returns its id.
+func (e *e2e) otherProject(t *testing.T) string {
+	t.Helper()
+	var id string
+	require.NoError(t, e.si.Pool.QueryRow(context.Background(),
+		`insert into projects (owner, name) values (gen_random_uuid(), 'other') returning id`).Scan(&id))
+	return id
 }
 
 // TestEndToEndPprofIsForTheOperator checks that Go's profiling endpoints

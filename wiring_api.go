@@ -37,6 +37,7 @@ func newAPI(cfg *config.Config, store *supabase.Store, snd *sender.Sender, rtSta
 			Rules: func() api.RulesStatus {
 				return api.RulesStatus{Loaded: rules.Len(), Rejected: len(rules.Rejected())}
 			},
+			RulesOf: func(ids []string) api.RulesStatus { return rulesOf(rules, ids) },
 		},
 		Logger: log,
 	})
@@ -44,6 +45,21 @@ func newAPI(cfg *config.Config, store *supabase.Store, snd *sender.Sender, rtSta
 		return nil, err
 	}
 	return a.Handler(), nil
+}
+
+// rulesOf counts which of the rules with these ids the cache holds and
+// which it refused: a user's share of the rule cache.
+func rulesOf(rules *alerts.RuleSet, ids []string) api.RulesStatus {
+	var st api.RulesStatus
+	rejected := rules.Rejected()
+	for _, id := range ids {
+		if _, ok := rules.Get(id); ok {
+			st.Loaded++
+		} else if _, ok := rejected[id]; ok {
+			st.Rejected++
+		}
+	}
+	return st
 }
 
 // realtimeStatus summarizes the Realtime client's state for GET /api/status.

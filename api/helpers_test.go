@@ -54,6 +54,37 @@ type env struct {
 	srv     *httptest.Server
 	doc     *doc
 	wakes   *counter
+	// cache is the daemon's rule cache as GET /api/status sees it.
+	cache *ruleCache
+}
+
+// ruleCache stands in for the daemon's rule cache: which rules it holds and
+// which it refused, by id.
+type ruleCache struct {
+	mu       sync.Mutex
+	loaded   map[string]bool
+	rejected map[string]bool
+}
+
+func (c *ruleCache) set(id string, loaded bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.loaded[id], c.rejected[id] = loaded, !loaded
+}
+
+func (c *ruleCache) of(ids []string) api.RulesStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var st api.RulesStatus
+	for _, id := range ids {
+		switch {
+		case c.loaded[id]:
+			st.Loaded++
+		case c.rejected[id]:
+			st.Rejected++
+		}
+	}
+	return st
 }
 
 type counter struct {
@@ -119,7 +150,8 @@ func newEnv(t *testing.T, eo ...envOptions) *env {
 	}, noStore{}, nil)
 	require.NoError(t, err)
 
-	e := &env{t: t, db: db, store: store, keyring: kr, doc: loadDoc(t), wakes: &counter{}}
+	e := &env{t: t, db: db, store: store, keyring: kr, doc: loadDoc(t), wakes: &counter{},
+		cache: &ruleCache{loaded: map[string]bool{}, rejected: map[string]bool{}}}
 	opts := api.Options{
 		Store: store, Keyring: kr, Tester: snd, OperatorToken: operatorToken, JWTSecret: pgtest.JWTSecret,
 		MaxBodyBytes: o.maxBody, AllowInsecureHTTP: true, Wake: e.wakes.inc,
@@ -128,7 +160,8 @@ func newEnv(t *testing.T, eo ...envOptions) *env {
 				return api.RealtimeStatus{Subscribed: true, Channels: []api.ChannelStatus{{Name: "runs", State: "subscribed"}},
 					LastEventAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 			},
-			Rules: func() api.RulesStatus { return api.RulesStatus{Loaded: 2, Rejected: 1} },
+			Rules:   func() api.RulesStatus { return api.RulesStatus{Loaded: 2, Rejected: 1} },
+			RulesOf: e.cache.of,
 		},
 	}
 	if o.mod != nil {

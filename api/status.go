@@ -14,11 +14,19 @@ const DefaultSuccessWindow = time.Hour
 
 // Status supplies the numbers GET /api/status reports; main wires the
 // providers. A nil Realtime or Rules provider reports its section as null.
+//
+// Daemon-wide figures are for the operator. A user sees whether Realtime
+// is subscribed (not its channels, times or errors), the rule-cache counts
+// of the rules row-level security lets them see, and their own alerts.
 type Status struct {
 	// Realtime reports the daemon's Realtime connection.
 	Realtime func() RealtimeStatus
-	// Rules reports the daemon's rule cache.
+	// Rules reports the daemon's whole rule cache (the operator's view).
 	Rules func() RulesStatus
+	// RulesOf reports the rule cache's state of the rules with these ids
+	// (a user's view: the ids of the rules they may see). Nil reports a
+	// user's rules section as null.
+	RulesOf func(ids []string) RulesStatus
 	// Backlog counts alerts waiting for delivery. Nil counts them in
 	// alert_logs as the caller, so a user counts only their projects' alerts.
 	Backlog func(ctx context.Context) (Backlog, error)
@@ -67,12 +75,14 @@ type Deliveries struct {
 }
 
 type statusResponse struct {
-	GeneratedAt time.Time      `json:"generated_at"`
-	Realtime    *realtimeView  `json:"realtime"`
-	Rules       *rulesView     `json:"rules"`
-	Backlog     backlogView    `json:"backlog"`
-	Deliveries  deliveriesView `json:"deliveries"`
-	Caller      callerView     `json:"caller"`
+	GeneratedAt time.Time `json:"generated_at"`
+	// Realtime is a *realtimeView for the operator, a *userRealtimeView
+	// for a user, nil when not reported.
+	Realtime   any            `json:"realtime"`
+	Rules      *rulesView     `json:"rules"`
+	Backlog    backlogView    `json:"backlog"`
+	Deliveries deliveriesView `json:"deliveries"`
+	Caller     callerView     `json:"caller"`
 }
 
 type realtimeView struct {
@@ -80,6 +90,12 @@ type realtimeView struct {
 	Channels    []channelView `json:"channels"`
 	LastEventAt *time.Time    `json:"last_event_at"`
 	LastError   *string       `json:"last_error"`
+}
+
+// userRealtimeView is what a user sees of the Realtime connection: whether
+// alerts flow, without the daemon's channels, times or errors.
+type userRealtimeView struct {
+	Subscribed bool `json:"subscribed"`
 }
 
 type channelView struct {
@@ -116,7 +132,10 @@ func (a *API) getStatus(w http.ResponseWriter, r *http.Request, p *principal) er
 	now := a.opts.Now()
 	st := a.opts.Status
 	resp := statusResponse{GeneratedAt: now.UTC(), Caller: callerView{Operator: p.operator, UserID: optString(p.userID)}}
-	if st.Realtime != nil {
+	ctx := p.ctx(r.Context())
+	switch {
+	case st.Realtime == nil:
+	case p.operator:
 		rs := st.Realtime()
 		v := &realtimeView{Subscribed: rs.Subscribed, Channels: make([]channelView, 0, len(rs.Channels)),
 			LastEventAt: optTime(rs.LastEventAt), LastError: optString(rs.LastError)}
@@ -124,12 +143,21 @@ func (a *API) getStatus(w http.ResponseWriter, r *http.Request, p *principal) er
 			v.Channels = append(v.Channels, channelView{Name: c.Name, State: c.State})
 		}
 		resp.Realtime = v
+	default:
+		resp.Realtime = &userRealtimeView{Subscribed: st.Realtime().Subscribed}
 	}
-	if st.Rules != nil {
+	switch {
+	case p.operator && st.Rules != nil:
 		rs := st.Rules()
 		resp.Rules = &rulesView{Loaded: rs.Loaded, Rejected: rs.Rejected}
+	case !p.operator && st.RulesOf != nil:
+		ids, err := a.opts.Store.AlertConfigIDs(ctx, supabase.ConfigFilter{})
+		if err != nil {
+			return err
+		}
+		rs := st.RulesOf(ids)
+		resp.Rules = &rulesView{Loaded: rs.Loaded, Rejected: rs.Rejected}
 	}
-	ctx := p.ctx(r.Context())
 	backlog := st.Backlog
 	if backlog == nil {
 		backlog = a.countBacklog

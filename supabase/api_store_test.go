@@ -93,6 +93,22 @@ func TestAPIStore_ConfigWritesAndUserTokens(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, found)
 
+	// Ids only: the caller's rules, as row-level security lets them see.
+	all, err := f.store.FindAlertConfigs(ctx, supabase.ConfigFilter{}, 0)
+	require.NoError(t, err)
+	ids, err := f.store.AlertConfigIDs(ctx, supabase.ConfigFilter{})
+	require.NoError(t, err)
+	assert.Equal(t, configIDs(all), ids, "the service role sees every rule, in id order")
+	ids, err = f.store.AlertConfigIDs(asOwner, supabase.ConfigFilter{})
+	require.NoError(t, err)
+	assert.Subset(t, ids, []string{c.ID, cw.ID})
+	ids, err = f.store.AlertConfigIDs(asOwner, supabase.ConfigFilter{ProjectID: f.projectID, WorkflowSlug: `odd,slug (v2)`})
+	require.NoError(t, err)
+	assert.Equal(t, []string{c.ID}, ids)
+	ids, err = f.store.AlertConfigIDs(asStranger, supabase.ConfigFilter{})
+	require.NoError(t, err)
+	assert.Empty(t, ids, "a stranger sees none")
+
 	require.NoError(t, f.store.DeleteAlertConfig(asOwner, c.ID))
 	assert.True(t, supabase.IsNotFound(f.store.DeleteAlertConfig(asOwner, c.ID)))
 }

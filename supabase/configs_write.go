@@ -199,6 +199,45 @@ type ConfigFilter struct {
 	ProjectWide  bool
 }
 
+// apply adds the filter's conditions to fb.
+func (f ConfigFilter) apply(fb *postgrest.FilterBuilder) *postgrest.FilterBuilder {
+	if f.ID != "" {
+		fb = fb.Eq("id", f.ID)
+	}
+	switch {
+	case f.NoProject:
+		fb = fb.Is("project_id", "null")
+	case f.ProjectID != "":
+		fb = fb.Eq("project_id", f.ProjectID)
+	}
+	if f.WorkflowSlug != "" {
+		if f.ProjectWide {
+			fb = fb.Or("workflow_slug.eq."+quoteValue(f.WorkflowSlug)+",workflow_slug.is.null", "")
+		} else {
+			fb = fb.Eq("workflow_slug", f.WorkflowSlug)
+		}
+	}
+	return fb
+}
+
+// AlertConfigIDs returns the ids of the rules matching f, in id order,
+// reading the id column only: with a user's token (WithUserToken), a zero
+// filter gives the ids of every rule the user may see.
+func (s *Store) AlertConfigIDs(ctx context.Context, f ConfigFilter) ([]string, error) {
+	const op = "list alert config ids"
+	var out []string
+	err := s.scan(ctx, keysetQuery{op: op, table: TableAlertConfigs, columns: "id", keys: []string{"id"}, filter: f.apply},
+		func(row map[string]any, _ json.RawMessage) error {
+			id, _ := row["id"].(string)
+			out = append(out, id)
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FindAlertConfigs returns the rules matching f in id order, paging past the
 // server's row cap, at most limit of them (limit <= 0: all). A row that
 // cannot be decoded is skipped with a warning.
@@ -207,26 +246,7 @@ func (s *Store) FindAlertConfigs(ctx context.Context, f ConfigFilter, limit int)
 	var out []AlertConfig
 	errEnough := errors.New("enough")
 	err := s.scan(ctx, keysetQuery{
-		op: op, table: TableAlertConfigs, columns: "*", keys: []string{"id"},
-		filter: func(fb *postgrest.FilterBuilder) *postgrest.FilterBuilder {
-			if f.ID != "" {
-				fb = fb.Eq("id", f.ID)
-			}
-			switch {
-			case f.NoProject:
-				fb = fb.Is("project_id", "null")
-			case f.ProjectID != "":
-				fb = fb.Eq("project_id", f.ProjectID)
-			}
-			if f.WorkflowSlug != "" {
-				if f.ProjectWide {
-					fb = fb.Or("workflow_slug.eq."+quoteValue(f.WorkflowSlug)+",workflow_slug.is.null", "")
-				} else {
-					fb = fb.Eq("workflow_slug", f.WorkflowSlug)
-				}
-			}
-			return fb
-		},
+		op: op, table: TableAlertConfigs, columns: "*", keys: []string{"id"}, filter: f.apply,
 	}, func(_ map[string]any, raw json.RawMessage) error {
 		c, err := decodeConfig(raw)
 		if err != nil {

@@ -824,11 +824,11 @@ function healthPage() {
       out.replaceChildren(
         card("Realtime",
           h("p", { class: "big", id: "health-realtime" }, rt ? (rt.subscribed ? badge("subscribed", "ok") : badge("not subscribed", "bad")) : "—"),
-          rt ? kv([
+          rt && rt.channels ? kv([
             ["Last event", timeEl(rt.last_event_at)],
             ["Channels", rt.channels.length ? rt.channels.map((c) => h("div", {}, h("code", {}, c.name), " ", badge(c.state, c.state === "subscribed" ? "ok" : "warn"))) : "none"],
             ["Last error", rt.last_error || "—"],
-          ]) : h("p", { class: "hint" }, "Not reported by this daemon.")),
+          ]) : h("p", { class: "hint" }, rt ? "Connection details are shown to the operator." : "Not reported by this daemon.")),
         card("Pending backlog",
           h("p", { class: "big", id: "health-pending" }, s.backlog.pending),
           kv([["Delivering now", s.backlog.delivering]])),
