@@ -154,6 +154,7 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 
 	engine, err := alerts.New(alerts.Options{
 		Mapping: mapping, RunsChannel: "runs", ConfigsChannel: "alert-configs",
+		ReconcileInterval: cfg.Alerts.ReconcileInterval, ReconcileLagAlert: cfg.Alerts.ReconcileLagAlert,
 		CatchupOverlap: cfg.Alerts.CatchupOverlap, CatchupMaxLookback: cfg.Alerts.CatchupMaxLookback,
 		ResyncInterval: cfg.Alerts.ResyncInterval, TimerTick: cfg.Alerts.TimerTick, LinkBaseURL: cfg.Alerts.LinkBaseURL,
 	}, rules, deliveries.Submitter(snd), log.Named("alerts"))
@@ -163,29 +164,42 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	deliveries.Rules, deliveries.Loaded, deliveries.Refused = engine.Rules(), engine.RulesLoaded, rules.RejectedRules
 	rules.SetRules(engine.Rules())
 
-	rt, err := realtime.New(realtime.Config{
-		URL: cfg.Realtime.URL, APIKey: cfg.Supabase.ServiceRoleKey.Value(), Vsn: cfg.Realtime.VSN,
-		HeartbeatInterval: cfg.Realtime.HeartbeatInterval, JoinTimeout: cfg.Realtime.JoinTimeout,
-		ReconnectInitial: cfg.Realtime.ReconnectInitial, ReconnectMax: cfg.Realtime.ReconnectMax,
-		BufferSize: cfg.Realtime.BufferSize, Logger: log,
-	},
-		realtime.ChannelSpec{Name: "runs", Bindings: []realtime.Binding{{Event: "*", Schema: cfg.Watch.Schema, Table: cfg.Watch.Table}}},
-		realtime.ChannelSpec{Name: "alert-configs", Bindings: []realtime.Binding{{Event: "*", Schema: cfg.Supabase.Schema, Table: cfg.Alerts.ConfigsTable}}},
-	)
-	if err != nil {
-		return err
+	actors := []actor{{"sender", snd.Run}}
+	// Realtime makes alerts fast; reconciliation makes them complete. With
+	// Realtime disabled the engine finds every change by reconciliation.
+	rtStats := func() realtime.Stats { return realtime.Stats{LastError: "realtime.enabled is false"} }
+	var events <-chan realtime.Event
+	if cfg.Realtime.Enabled {
+		rt, err := realtime.New(realtime.Config{
+			URL: cfg.Realtime.URL, APIKey: cfg.Supabase.ServiceRoleKey.Value(), Vsn: cfg.Realtime.VSN,
+			HeartbeatInterval: cfg.Realtime.HeartbeatInterval, JoinTimeout: cfg.Realtime.JoinTimeout,
+			ReconnectInitial: cfg.Realtime.ReconnectInitial, ReconnectMax: cfg.Realtime.ReconnectMax,
+			BufferSize: cfg.Realtime.BufferSize, Logger: log,
+		},
+			realtime.ChannelSpec{Name: "runs", Bindings: []realtime.Binding{{Event: "*", Schema: cfg.Watch.Schema, Table: cfg.Watch.Table}}},
+			realtime.ChannelSpec{Name: "alert-configs", Bindings: []realtime.Binding{{Event: "*", Schema: cfg.Supabase.Schema, Table: cfg.Alerts.ConfigsTable}}},
+		)
+		if err != nil {
+			return err
+		}
+		rtStats, events = rt.Stats, rt.Events()
+		actors = append(actors, actor{"realtime", rt.Run})
+	} else {
+		log.Info("realtime disabled: changes are found by reconciliation alone",
+			zap.Duration("reconcile_interval", cfg.Alerts.ReconcileInterval))
 	}
 
-	subscribed := ops.RealtimeSubscribed(rt.Stats)
+	subscribed := ops.RealtimeSubscribed(rtStats)
 	notifier := sdnotify.FromEnv(nil)
-	actors := []actor{
-		{"sender", snd.Run},
-		{"alerts", func(ctx context.Context) error { return engine.Run(ctx, rt.Events()) }},
-		{"realtime", rt.Run},
-		{"systemd", func(ctx context.Context) error {
-			return ops.Systemd(ctx, notifier, func() bool { return subscribed() == nil && engine.RulesLoaded() }, log.Named("systemd"))
+	actors = append(actors,
+		actor{"alerts", func(ctx context.Context) error { return engine.Run(ctx, events) }},
+		// Ready once the rules are loaded and the first reconciliation is
+		// done: alerting works without Realtime, so Realtime is not waited
+		// for (it is reported on /readyz as degraded).
+		actor{"systemd", func(ctx context.Context) error {
+			return ops.Systemd(ctx, notifier, engine.Started, log.Named("systemd"))
 		}},
-	}
+	)
 	backlog := newBacklog(cfg.Ops, store, log.Named("ops"))
 	if cfg.Ops.AlertWebhookURL.IsSet() || cfg.HTTP.Listen != "" {
 		actors = append(actors, actor{"backlog", backlog.Run})
@@ -196,14 +210,18 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		actors = append(actors, watchdogActor(cfg.Ops, backlog, snd, subscribed, disabled, log.Named("watchdog")))
 	}
 	if cfg.HTTP.Listen != "" {
-		checks := map[string]ops.Check{"realtime": subscribed, "rules": ops.RulesLoaded(engine.RulesLoaded)}
+		checks := map[string]ops.Check{"rules": ops.RulesLoaded(engine.RulesLoaded)}
 		opsrv, err := ops.New(cfg.HTTP.Listen, checks, log.Named("ops"),
-			ops.NewRealtimeCollector(rt.Stats), ops.NewEngineCollector(engine), ops.NewSenderCollector(snd.Stats), dispatch, backlog)
+			ops.NewRealtimeCollector(rtStats), ops.NewEngineCollector(engine), ops.NewSenderCollector(snd.Stats), dispatch, backlog)
 		if err != nil {
 			return err
 		}
+		if cfg.Realtime.Enabled {
+			opsrv.Degraded("realtime", subscribed)
+		}
+		opsrv.Degraded("reconcile", engine.ReconcileCheck)
 		if cfg.API.Enabled {
-			h, err := newAPI(cfg, store, snd, rt.Stats, engine.Rules(), log.Named("api"))
+			h, err := newAPI(cfg, store, snd, rtStats, engine.Rules(), log.Named("api"))
 			if err != nil {
 				return err
 			}

@@ -93,6 +93,9 @@ type queuedClaim struct {
 	at                 time.Time // when throttling was checked
 	// failed, when set, is called if the claim could not be recorded.
 	failed func()
+	// reconciled marks an alert found by reconciliation: its change was
+	// not (or not yet) delivered by Realtime.
+	reconciled bool
 }
 
 // claimBatch collects the alerts of everything the engine handled since the
@@ -242,7 +245,12 @@ func (e *Engine) settleClaim(q queuedClaim, res ClaimResult) {
 		log(zapcore.DebugLevel, "alert already claimed")
 		return
 	}
-	e.count(func(s *engineStats) { s.claims++ })
+	e.count(func(s *engineStats) {
+		s.claims++
+		if q.reconciled {
+			s.reconcileFound++
+		}
+	})
 	e.events.add(c.Event, func(n *EventCounts) { n.Claimed++ })
 	if q.throttled {
 		e.throttle.record(q.rule, q.workflow, q.at, q.allowed)

@@ -253,45 +253,66 @@ func TestClaimsAreLeasedToTheSenderWhileItHasRoom(t *testing.T) {
 	}
 }
 
-func TestLiveWatermarkIsSavedPeriodicallyButNotPastAFailedClaim(t *testing.T) {
+func TestReconcileCursorStopsBeforeAFailedClaim(t *testing.T) {
 	clock := newFakeClock()
 	t0 := clock.Now()
 	store := newFakeStore()
 	store.rules = []RuleSpec{ruleRow("r1", "failed")}
+	store.clock = clock.Now
+	var horizonMu sync.Mutex
+	horizon := t0.Add(-10 * time.Second)
+	setHorizon := func(h time.Time) {
+		horizonMu.Lock()
+		horizon = h
+		horizonMu.Unlock()
+	}
+	store.horizon = func() time.Time {
+		horizonMu.Lock()
+		defer horizonMu.Unlock()
+		return horizon
+	}
 	h := startEngineClock(t, store, clock)
-	watermark := func() time.Time {
+	stored := func() time.Time {
 		store.mu.Lock()
 		defer store.mu.Unlock()
-		return store.watermark
+		if store.cursor == nil {
+			return time.Time{}
+		}
+		return cursorTime(*store.cursor)
 	}
-	startup := watermark()
+	// A pass saves the cursor the previous passes reached, at most every
+	// reconcileSaveEvery.
+	persist := func() {
+		h.advance(t, reconcileSaveEvery)
+		h.reconcile(t)
+	}
 
-	u1 := t0.Add(time.Second)
-	h.events <- change(runRow("run-1", "failed", t0, u1), u1)
+	u1 := t0.Add(-3 * time.Second)
+	h.events <- change(store.putRunRow(runRow("run-1", "failed", t0, u1)), u1)
 	h.waitSent(t, 1)
-	h.advance(t, watermarkSaveEvery)
-	require.True(t, watermark().Equal(u1), "the watermark follows live changes: %s (start-up %s)", watermark(), startup)
 
 	store.mu.Lock()
 	store.failClaims = 1000 // the store stays down for this alert's claims
 	store.mu.Unlock()
 	u2 := u1.Add(time.Second)
-	h.events <- change(runRow("run-2", "failed", t0, u2), u2)
-	h.sync(t)
+	h.events <- change(store.putRunRow(runRow("run-2", "failed", t0, u2)), u2)
 	u3 := u2.Add(time.Second)
-	h.events <- change(runRow("run-3", "running", t0, u3), u3)
-	h.sync(t)
-	h.advance(t, watermarkSaveEvery/2)
-	h.advance(t, watermarkSaveEvery/2)
-	assert.False(t, watermark().After(u2), "not past the row whose alert waits for a retry: %s", watermark())
+	h.events <- change(store.putRunRow(runRow("run-3", "running", t0, u3)), u3)
+	setHorizon(t0)
+	h.reconcile(t)
+	persist()
+	persist()
+	require.False(t, stored().IsZero(), "the cursor is saved")
+	assert.False(t, stored().After(u2), "not past the row whose alert waits for a retry: %s", stored())
 
 	store.mu.Lock()
 	store.failClaims = 0
 	store.mu.Unlock()
-	h.advance(t, watermarkSaveEvery)
+	h.reconcile(t)
 	h.waitSent(t, 2)
-	h.advance(t, watermarkSaveEvery)
-	assert.True(t, watermark().Equal(u3), "moves on once the retry succeeded: %s", watermark())
+	persist() // the in-memory retry of the live change is settled too
+	persist()
+	assert.True(t, stored().Equal(t0), "moves on to the horizon once the retry succeeded: %s", stored())
 }
 
 // fakeGC records what the engine asks of the runtime's collector.

@@ -24,9 +24,13 @@ type Store interface {
 	DecodeRule(row map[string]any) (RuleSpec, error)
 	// GetRun re-reads one run row by id.
 	GetRun(ctx context.Context, id string) (map[string]any, bool, error)
-	// RunsChangedSince calls fn for every run row updated at or after since,
-	// in (updated_at, id) order.
-	RunsChangedSince(ctx context.Context, since time.Time, fn func(row map[string]any) error) error
+	// RunsPage returns up to limit run rows after the cursor in
+	// (updated_at, id) order whose updated_at is before before, with the
+	// mapping's columns only (the rest may be absent).
+	RunsPage(ctx context.Context, after Cursor, before time.Time, limit int) ([]map[string]any, error)
+	// RunsByID returns the whole rows of the runs ids (in no order; a run
+	// that no longer exists is left out).
+	RunsByID(ctx context.Context, ids []string) ([]map[string]any, error)
 	// RunsInStatuses calls fn for every run row whose status column holds
 	// one of statuses.
 	RunsInStatuses(ctx context.Context, statuses []string, fn func(row map[string]any) error) error
@@ -41,9 +45,11 @@ type Store interface {
 	// ConditionClaims returns the delayed and stalled alerts that the rules
 	// ruleIDs claimed for run runID, leaving out suppressed ones.
 	ConditionClaims(ctx context.Context, runID string, ruleIDs []string) ([]ConditionClaim, error)
-	// Watermark and SaveWatermark persist the catch-up position.
-	Watermark(ctx context.Context) (time.Time, bool, error)
-	SaveWatermark(ctx context.Context, t time.Time) error
+	// Reconcile takes or renews the reconcile lease for holder (for
+	// lease), stores save as the reconcile cursor when it is not nil and
+	// the lease is held, and returns the lease, the stored cursor and the
+	// horizon (see ReconcileState).
+	Reconcile(ctx context.Context, holder string, lease time.Duration, save *Cursor) (ReconcileState, error)
 	// SaveRejected records why rules were rejected (rule id -> reason)
 	// where the API can show it, replacing the previous record.
 	SaveRejected(ctx context.Context, reasons map[string]string) error
@@ -139,12 +145,24 @@ type Options struct {
 	Mapping        Mapping
 	RunsChannel    string // Realtime channel name carrying run changes
 	ConfigsChannel string // Realtime channel name carrying alert_configs changes
-	// CatchupOverlap is subtracted from the watermark so transactions that
-	// committed late (their updated_at is their start time) are not missed.
+	// ReconcileInterval is how often the reconciler reads the runs changed
+	// since its cursor. Default 1s.
+	ReconcileInterval time.Duration
+	// ReconcileLease is how long a daemon's reconcile lease lasts; another
+	// daemon takes over when it lapses. Default 10 × ReconcileInterval,
+	// at least 5s.
+	ReconcileLease time.Duration
+	// ReconcileLagAlert is the reconciler lag past which an error is
+	// logged; 0 never. Default 1m.
+	ReconcileLagAlert time.Duration
+	// CatchupOverlap holds the reconcile horizon back when the database
+	// cannot report the oldest transaction in progress.
 	CatchupOverlap time.Duration
-	// CatchupMaxLookback bounds how far back a catch-up reaches after a long outage.
+	// CatchupMaxLookback bounds how far back the reconciler reaches after
+	// a long outage (and at the first start).
 	CatchupMaxLookback time.Duration
-	// ResyncInterval re-reads rules and catches up periodically to heal drift.
+	// ResyncInterval reloads the rules and rebuilds the timers
+	// periodically to heal drift.
 	ResyncInterval time.Duration
 	// TimerTick is how often delayed/stalled timers are checked. Default 1s.
 	TimerTick   time.Duration
@@ -167,12 +185,9 @@ type Engine struct {
 	now      func() time.Time
 	wfMu     sync.Mutex
 	wf       map[string]Workflow
-	// waterM guards water, the newest updated_at processed.
-	waterM sync.Mutex
-	water  time.Time
-	stats  engineStats
-	events eventCounters
-	ready  engineReadiness
+	stats    engineStats
+	events   eventCounters
+	ready    engineReadiness
 
 	// Owned by the Run goroutine.
 	timers       *timers
@@ -194,26 +209,30 @@ type Engine struct {
 	runChanges    int
 	lastRunChange time.Time
 	memory        *rebuildMemory
-	// savedWater is the watermark last persisted, lastWaterSave when.
-	savedWater, lastWaterSave time.Time
-	matchBuf                  []*Rule
-	dueBuf                    []*Rule
+	// rec is the reconciler's state; seen the run versions processed.
+	rec      reconciler
+	seen     *seenRuns
+	matchBuf []*Rule
+	dueBuf   []*Rule
 	// retryFrom, when set, is the oldest updated_at of a row whose alerts
-	// could not be claimed; a catch-up from there is due at retryAt.
-	retryFrom, retryAt time.Time
-	retryDelay         time.Duration
+	// could not be claimed: the reconciler reads again from there.
+	retryFrom time.Time
 	// pending holds change alerts whose claims failed, by rule, run and
 	// event, retried from pendingAt on.
-	pending   map[string]pendingFire
-	pendingAt time.Time
+	pending map[string]pendingFire
+	// pendingRows are rows whose processing failed, by run id, processed
+	// again from pendingAt on.
+	pendingRows map[string]pendingRow
+	pendingAt   time.Time
 	// batch holds the alerts rendered but not yet claimed; they are
 	// claimed together (see flush).
 	batch claimBatch
 	// savedRejected is the rejected-rules record last saved.
 	savedRejected map[string]string
 	rejectedSaved bool
-	// ticks overrides the timer ticker (tests).
-	ticks <-chan time.Time
+	// ticks overrides the timer ticker, reconcileTicks the reconcile
+	// timer (tests).
+	ticks, reconcileTicks <-chan time.Time
 }
 
 type engineStats struct {
@@ -221,6 +240,11 @@ type engineStats struct {
 	changes, claims, duplicates, fails int64
 	suppressed, timerChecks            int64
 	catchups, catchupRows              int64
+	reconciles, reconcileRows          int64
+	reconcileFound                     int64
+	reconcileLag                       time.Duration
+	reconcileHeld                      bool
+	reconcileErr                       string // the last pass's error, "" when it succeeded
 	ruleLoads                          int64
 	tracked, scheduled                 int
 }
@@ -234,6 +258,15 @@ type Stats struct {
 	// delayed/stalled claim.
 	TimerChecks           int64
 	Catchups, CatchupRows int64
+	// Reconciles counts reconcile passes, ReconcileRows the rows they
+	// read, CatchupRows those not already handled live, and
+	// ReconcileFound the alerts claimed from those: the changes Realtime
+	// missed (or had not delivered yet).
+	Reconciles, ReconcileRows, ReconcileFound int64
+	// ReconcileLag is how far the reconcile cursor is behind the
+	// database's clock; ReconcileHeld whether this daemon reconciles.
+	ReconcileLag  time.Duration
+	ReconcileHeld bool
 	// RuleLoads counts full loads of the rule cache completed.
 	RuleLoads int64
 	Rules     int
@@ -245,14 +278,9 @@ type Stats struct {
 // Timer retry and catch-up retry delays.
 const (
 	timerRetryDelay    = 5 * time.Second
-	retryInitialDelay  = 2 * time.Second
-	retryMaxDelay      = time.Minute
 	throttlePruneEvery = time.Minute
-	// watermarkSaveEvery is how often the watermark reached by live changes
-	// is persisted, so that a catch-up (after a gap, a reconnect or a
-	// restart) re-reads minutes of history, not everything since the last
-	// catch-up.
-	watermarkSaveEvery = 10 * time.Second
+	// seenRunsSize bounds the run versions remembered as handled.
+	seenRunsSize = 16384
 )
 
 // New builds an engine.
@@ -272,6 +300,15 @@ func New(opts Options, store Store, out Submitter, log *zap.Logger) (*Engine, er
 	if opts.TimerTick <= 0 {
 		opts.TimerTick = time.Second
 	}
+	if opts.ReconcileInterval <= 0 {
+		opts.ReconcileInterval = time.Second
+	}
+	if opts.ReconcileLease <= 0 {
+		opts.ReconcileLease = max(10*opts.ReconcileInterval, 5*time.Second)
+	}
+	if opts.ReconcileLagAlert == 0 {
+		opts.ReconcileLagAlert = time.Minute
+	}
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -280,8 +317,9 @@ func New(opts Options, store Store, out Submitter, log *zap.Logger) (*Engine, er
 		now = time.Now
 	}
 	return &Engine{opts: opts, store: store, out: out, log: log, claimLog: log.WithOptions(zap.AddCallerSkip(1)), rules: NewRuleSet(), now: now,
-		wf: map[string]Workflow{}, timers: newTimers(), throttle: newThrottler(), retryDelay: retryInitialDelay,
-		pending: map[string]pendingFire{}, memory: newRebuildMemory()}, nil
+		wf: map[string]Workflow{}, timers: newTimers(), throttle: newThrottler(),
+		pending: map[string]pendingFire{}, pendingRows: map[string]pendingRow{}, memory: newRebuildMemory(),
+		rec: reconciler{holder: newHolderID()}, seen: newSeenRuns(seenRunsSize)}, nil
 }
 
 // Rules is the engine's rule cache (the sender reads secrets from it).
@@ -293,7 +331,9 @@ func (e *Engine) Stats() Stats {
 	defer e.stats.mu.Unlock()
 	return Stats{Changes: e.stats.changes, Claims: e.stats.claims, Duplicates: e.stats.duplicates,
 		Failures: e.stats.fails, Suppressed: e.stats.suppressed, TimerChecks: e.stats.timerChecks,
-		Catchups: e.stats.catchups, CatchupRows: e.stats.catchupRows, RuleLoads: e.stats.ruleLoads, Rules: e.rules.Len(),
+		Catchups: e.stats.catchups, CatchupRows: e.stats.catchupRows,
+		Reconciles: e.stats.reconciles, ReconcileRows: e.stats.reconcileRows, ReconcileFound: e.stats.reconcileFound,
+		ReconcileLag: e.stats.reconcileLag, ReconcileHeld: e.stats.reconcileHeld, RuleLoads: e.stats.ruleLoads, Rules: e.rules.Len(),
 		Tracked: e.stats.tracked, Scheduled: e.stats.scheduled}
 }
 
@@ -303,18 +343,27 @@ func (e *Engine) count(f func(s *engineStats)) {
 	e.stats.mu.Unlock()
 }
 
-// Run loads the rules, catches up from the stored watermark and rebuilds the
-// timers, then processes Realtime events and timer ticks until ctx ends or
-// events is closed.
+// Run loads the rules, reconciles from the stored cursor and builds the
+// timers, then processes Realtime events, timer ticks and reconcile passes
+// until ctx ends or events is closed. A nil events channel (Realtime
+// disabled) leaves reconciliation alone to find changes.
 func (e *Engine) Run(ctx context.Context, events <-chan realtime.Event) error {
 	if err := e.retry(ctx, "load rules", e.loadRules); err != nil {
 		return err
 	}
-	if err := e.retry(ctx, "catch up", e.catchUp); err != nil {
+	if err := e.retry(ctx, "reconcile", e.catchUp); err != nil {
 		return err
 	}
+	e.ready.started.Store(true)
 	resync := time.NewTicker(e.opts.ResyncInterval)
 	defer resync.Stop()
+	reconcileC := e.reconcileTicks
+	var reconcile *time.Timer
+	if reconcileC == nil {
+		reconcile = time.NewTimer(e.opts.ReconcileInterval)
+		defer reconcile.Stop()
+		reconcileC = reconcile.C
+	}
 	ticks := e.ticks
 	if ticks == nil {
 		t := time.NewTicker(e.opts.TimerTick)
@@ -336,6 +385,11 @@ func (e *Engine) Run(ctx context.Context, events <-chan realtime.Event) error {
 			e.tick(ctx)
 		case <-resync.C:
 			e.resync(ctx, "periodic")
+		case <-reconcileC:
+			next := e.reconcileStep(ctx)
+			if reconcile != nil {
+				reconcile.Reset(next)
+			}
 		}
 		e.flush(ctx)
 	}
@@ -388,8 +442,8 @@ func (e *Engine) resyncChannel(ctx context.Context, channel, reason string) {
 		}
 	default:
 		if err := e.catchUp(ctx); err != nil {
-			e.log.Error("catch-up failed; retrying", zap.String("reason", reason), zap.Error(err),
-				zap.Time("retry_at", e.retryAt))
+			// The next scheduled pass tries again.
+			e.log.Error("catch-up failed", zap.String("reason", reason), zap.Error(err))
 		}
 	}
 }

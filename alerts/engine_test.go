@@ -25,13 +25,22 @@ import (
 // fakeStore is an in-memory Store with the claim semantics of alert_logs'
 // unique key.
 type fakeStore struct {
-	mu         sync.Mutex
-	rules      []RuleSpec
-	onLoad     func() // called at the start of LoadRules
-	runs       map[string]map[string]any
-	workflows  map[string]Workflow
-	claims     map[string]Claim // by config|run|event
-	watermark  time.Time
+	mu        sync.Mutex
+	rules     []RuleSpec
+	onLoad    func() // called at the start of LoadRules
+	runs      map[string]map[string]any
+	workflows map[string]Workflow
+	claims    map[string]Claim // by config|run|event
+	// The reconcile lease and cursor, and the horizon (time.Now when
+	// nil) that Reconcile reports.
+	cursor     *Cursor
+	holder     string
+	leaseUntil time.Time
+	horizon    func() time.Time
+	clock      func() time.Time // the database's clock; time.Now when nil
+	reconciles int
+	pages      int
+	failPages  int // fail the next n RunsPage calls
 	rejected   map[string]string
 	reads      int
 	lookups    int // ConditionClaims calls
@@ -139,23 +148,97 @@ func (f *fakeStore) GetRun(_ context.Context, id string) (map[string]any, bool, 
 	return r, ok, nil
 }
 
-func (f *fakeStore) RunsChangedSince(ctx context.Context, since time.Time, fn func(map[string]any) error) error {
+// RunsPage returns the runs after the cursor in (updated_at, id) order.
+func (f *fakeStore) RunsPage(_ context.Context, after Cursor, before time.Time, limit int) ([]map[string]any, error) {
 	f.mu.Lock()
-	var rows []map[string]any
-	for _, r := range f.runs {
-		t, _ := ParseTimestamp(r["updated_at"].(string))
-		if !t.Before(since) {
-			rows = append(rows, r)
+	defer f.mu.Unlock()
+	f.pages++
+	if f.failPages > 0 {
+		f.failPages--
+		return nil, errUnavailable
+	}
+	if f.flaky != nil && f.flaky() {
+		return nil, errUnavailable
+	}
+	type keyed struct {
+		at  time.Time
+		id  string
+		row map[string]any
+	}
+	var rows []keyed
+	from := cursorTime(after)
+	for id, r := range f.runs {
+		at, err := ParseTimestamp(r["updated_at"].(string))
+		if err != nil || !at.Before(before) {
+			continue
+		}
+		at = at.Truncate(time.Microsecond)
+		if after.At != "" && (at.Before(from) || (after.ID != "" && at.Equal(from) && id <= after.ID)) {
+			continue
+		}
+		rows = append(rows, keyed{at, id, r})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if !rows[i].at.Equal(rows[j].at) {
+			return rows[i].at.Before(rows[j].at)
+		}
+		return rows[i].id < rows[j].id
+	})
+	var out []map[string]any
+	for _, k := range rows {
+		if len(out) == limit {
+			break
+		}
+		out = append(out, maps.Clone(k.row))
+	}
+	return out, nil
+}
+
+// RunsByID returns the rows of ids.
+func (f *fakeStore) RunsByID(_ context.Context, ids []string) ([]map[string]any, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads++
+	if f.flaky != nil && f.flaky() {
+		return nil, errUnavailable
+	}
+	var out []map[string]any
+	for _, id := range ids {
+		if r, ok := f.runs[id]; ok {
+			out = append(out, r)
 		}
 	}
-	f.mu.Unlock()
-	sort.Slice(rows, func(i, j int) bool { return rows[i]["updated_at"].(string) < rows[j]["updated_at"].(string) })
-	for _, r := range rows {
-		if err := fn(r); err != nil {
-			return err
-		}
+	return out, nil
+}
+
+// Reconcile keeps the lease and cursor as alert_reconcile does.
+func (f *fakeStore) Reconcile(_ context.Context, holder string, lease time.Duration, save *Cursor) (ReconcileState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reconciles++
+	now := time.Now()
+	if f.clock != nil {
+		now = f.clock()
 	}
-	return nil
+	horizon := now
+	if f.horizon != nil {
+		horizon = f.horizon()
+	}
+	st := ReconcileState{Horizon: horizon, Now: now}
+	if f.holder == "" || f.holder == holder || f.leaseUntil.Before(now) {
+		f.holder, f.leaseUntil = holder, now.Add(lease)
+		if save != nil {
+			c := *save
+			f.cursor = &c
+		}
+		st.Held = true
+	}
+	st.Holder = f.holder
+	if f.cursor != nil {
+		c := *f.cursor
+		st.Cursor = &c
+	}
+	return st, nil
 }
 
 func (f *fakeStore) Workflow(_ context.Context, id string) (Workflow, bool, error) {
@@ -189,17 +272,12 @@ func (f *fakeStore) Claim(_ context.Context, cs []Claim) ([]ClaimResult, error) 
 	return out, nil
 }
 
-func (f *fakeStore) Watermark(context.Context) (time.Time, bool, error) {
+// putRunRow stores row as its run's current version and returns it.
+func (f *fakeStore) putRunRow(row map[string]any) map[string]any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.watermark, !f.watermark.IsZero(), nil
-}
-
-func (f *fakeStore) SaveWatermark(_ context.Context, t time.Time) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.watermark = t
-	return nil
+	f.runs[row["id"].(string)] = row
+	return row
 }
 
 func (f *fakeStore) putRun(id, workflowID, status string, updated time.Time) map[string]any {
@@ -259,14 +337,16 @@ func (c *fakeClock) Advance(d time.Duration) time.Time {
 }
 
 type harness struct {
-	store  *fakeStore
-	sub    *fakeSubmitter
-	clock  *fakeClock
-	ticks  chan time.Time
-	events chan realtime.Event
-	engine *Engine
-	done   chan error
-	cancel context.CancelFunc
+	store *fakeStore
+	sub   *fakeSubmitter
+	clock *fakeClock
+	ticks chan time.Time
+	// reconcileTicks runs a reconcile pass (see reconcile).
+	reconcileTicks chan time.Time
+	events         chan realtime.Event
+	engine         *Engine
+	done           chan error
+	cancel         context.CancelFunc
 }
 
 // startEngine runs an engine over store with a fake clock; timers fire
@@ -286,6 +366,8 @@ func startEngineClock(t *testing.T, store *fakeStore, clock *fakeClock) *harness
 		store, h.sub, zaptest.NewLogger(t))
 	require.NoError(t, err)
 	h.engine.ticks = h.ticks
+	h.reconcileTicks = make(chan time.Time)
+	h.engine.reconcileTicks = h.reconcileTicks
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { h.done <- h.engine.Run(ctx, h.events) }()
@@ -320,6 +402,14 @@ func (h *harness) advance(t *testing.T, d time.Duration) {
 	t.Helper()
 	h.sync(t) // the changes sent so far are handled before the clock moves
 	h.ticks <- h.clock.Advance(d)
+	h.sync(t)
+}
+
+// reconcile runs one reconcile pass and waits for it.
+func (h *harness) reconcile(t *testing.T) {
+	t.Helper()
+	h.sync(t)
+	h.reconcileTicks <- h.clock.Now()
 	h.sync(t)
 }
 
@@ -377,9 +467,9 @@ func TestCatchUpFindsChangesRealtimeDropped(t *testing.T) {
 	sent := h.waitSent(t, 1)
 	assert.Equal(t, "run-a", sent[0].RunID)
 
-	wm, ok, _ := store.Watermark(context.Background())
-	require.True(t, ok, "catch-up persists its watermark")
-	assert.WithinDuration(t, time.Now(), wm, time.Minute)
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	assert.Equal(t, h.engine.rec.holder, store.holder, "the engine holds the reconcile lease")
 }
 
 func TestRuleChangesApplyWithoutRestart(t *testing.T) {

@@ -1,8 +1,10 @@
 package alerts
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // EventCounts are the engine's alert counters for one event.
@@ -45,8 +47,30 @@ func (c *eventCounters) snapshot() map[Event]EventCounts {
 	return out
 }
 
-// engineReadiness records whether the rules were loaded once.
-type engineReadiness struct{ rulesLoaded atomic.Bool }
+// engineReadiness records whether the rules were loaded once and whether
+// the first catch-up (reconciliation to the horizon) is done.
+type engineReadiness struct{ rulesLoaded, started atomic.Bool }
+
+// Started reports whether the engine loaded its rules and completed its
+// first catch-up: it alerts on every change from now on, with Realtime or
+// without.
+func (e *Engine) Started() bool { return e.ready.started.Load() }
+
+// ReconcileCheck fails while the reconciler, when this daemon holds the
+// lease, lags behind by more than Options.ReconcileLagAlert, or while its
+// passes fail.
+func (e *Engine) ReconcileCheck() error {
+	e.stats.mu.Lock()
+	defer e.stats.mu.Unlock()
+	s := &e.stats
+	switch {
+	case s.reconcileErr != "":
+		return fmt.Errorf("reconciliation failing: %s", s.reconcileErr)
+	case s.reconcileHeld && e.opts.ReconcileLagAlert > 0 && s.reconcileLag > e.opts.ReconcileLagAlert:
+		return fmt.Errorf("reconciliation lags %s behind (threshold %s)", s.reconcileLag.Round(time.Second), e.opts.ReconcileLagAlert)
+	}
+	return nil
+}
 
 // ByEvent returns the alert counters by event.
 func (e *Engine) ByEvent() map[Event]EventCounts { return e.events.snapshot() }

@@ -23,7 +23,7 @@ func predates(r *Rule, t time.Time) bool { return t.Before(r.CreatedAt().Add(-ru
 // run's timer. occurred is the change's commit time (or the row's updated_at
 // when it was read from the database); received is when the change arrived
 // over Realtime (zero otherwise). When an alert cannot be claimed the row is
-// scheduled for a retrying catch-up.
+// read again by the reconciler.
 func (e *Engine) processRow(ctx context.Context, row map[string]any, occurred, received time.Time) {
 	e.count(func(s *engineStats) { s.changes++ })
 	run, err := e.opts.Mapping.RunFromRow(row)
@@ -31,7 +31,7 @@ func (e *Engine) processRow(ctx context.Context, row map[string]any, occurred, r
 		e.log.Warn("run row unreadable", zap.Error(err))
 		return
 	}
-	e.advanceWatermark(run.UpdatedAt)
+	e.seen.add(run.ID, run.UpdatedAt)
 	wf, project := e.workflowOf(ctx, run)
 	if e.timersLive {
 		e.track(run, wf, project, occurred)
@@ -40,7 +40,13 @@ func (e *Engine) processRow(ctx context.Context, row map[string]any, occurred, r
 	if updated.IsZero() {
 		updated = occurred
 	}
-	retry := func() { e.markRetry(updated) }
+	retry := func() {
+		// Read again: by the reconciler (unless another daemon holds
+		// its lease) and, in memory, by this engine's retries.
+		e.seen.forget(run.ID, run.UpdatedAt)
+		e.markRetry(updated)
+		e.deferRow(run, row, occurred)
+	}
 	if event, ok := run.State.ChangeEvent(); ok {
 		e.matchBuf = e.rules.MatchAppend(e.matchBuf[:0], project, wf.Slug, event)
 		for _, r := range e.matchBuf {
@@ -173,9 +179,39 @@ func (e *Engine) deferFire(p pendingFire) {
 	}
 }
 
-// retryPending retries the change alerts whose claims failed; those that
-// fail again are deferred again.
+// pendingRow is a run row whose processing failed (a claim or a lookup),
+// processed again on the retry schedule.
+type pendingRow struct {
+	run      Run
+	row      map[string]any
+	occurred time.Time
+}
+
+func (e *Engine) deferRow(run Run, row map[string]any, occurred time.Time) {
+	if p, ok := e.pendingRows[run.ID]; ok && p.run.UpdatedAt.After(run.UpdatedAt) {
+		return // a newer version waits already
+	}
+	if _, ok := e.pendingRows[run.ID]; !ok && len(e.pendingRows) >= maxPendingFires {
+		return // left to the reconciler
+	}
+	e.pendingRows[run.ID] = pendingRow{run: run, row: row, occurred: occurred}
+	if e.pendingAt.IsZero() {
+		e.pendingAt = e.now().Add(timerRetryDelay)
+	}
+}
+
+// retryPending retries the change alerts whose claims failed and the rows
+// whose processing failed; those that fail again are deferred again.
 func (e *Engine) retryPending(ctx context.Context) {
+	rows := e.pendingRows
+	e.pendingRows = make(map[string]pendingRow, len(rows))
+	for _, p := range rows {
+		if ctx.Err() != nil {
+			e.pendingRows[p.run.ID] = p
+			continue
+		}
+		e.processRow(ctx, p.row, p.occurred, time.Time{})
+	}
 	due := e.pending
 	e.pending = make(map[string]pendingFire, len(due))
 	e.pendingAt = time.Time{}
@@ -206,7 +242,7 @@ func (e *Engine) fire(ctx context.Context, r *Rule, run Run, wf WorkflowInfo, pr
 	occurred time.Time, d alertDetails, failed func()) {
 	c := e.context(r, run, wf, project, event, occurred)
 	c.Threshold, c.RecoveredFrom = d.threshold, d.recoveredFrom
-	q := queuedClaim{rule: r, allowed: true, failed: failed}
+	q := queuedClaim{rule: r, allowed: true, failed: failed, reconciled: e.rec.active}
 	// Recovered alerts are not throttled: there is at most one per sent
 	// delayed/stalled alert, and a receiver must learn that it ended.
 	if event != EventRecovered && r.Throttled() {

@@ -43,6 +43,18 @@ func MeshHookMapping() Mapping {
 	}
 }
 
+// Columns are the columns the mapping reads from a run row.
+func (m Mapping) Columns() []string {
+	var cols []string
+	for _, c := range []string{m.IDColumn, m.StatusColumn, m.WorkflowColumn, m.ProjectColumn,
+		m.StartedAtColumn, m.FinishedAtColumn, m.UpdatedAtColumn} {
+		if c != "" && !slices.Contains(cols, c) {
+			cols = append(cols, c)
+		}
+	}
+	return cols
+}
+
 // Validate reports the first missing piece of the mapping.
 func (m Mapping) Validate() error {
 	var errs []error

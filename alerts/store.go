@@ -28,22 +28,21 @@ func MappingFromConfig(w config.Watch) Mapping {
 	return m
 }
 
-// watermarkKey is the alert_daemon_state key of the catch-up watermark,
-// one per watched table.
-func watermarkKey(m Mapping) string { return "catchup_watermark:" + m.Schema + "." + m.Table }
-
 // SupabaseStore is the engine's Store over the Supabase REST API.
 type SupabaseStore struct {
 	db      *supabase.Store
 	mapping Mapping
 	runs    supabase.RunsTable
+	// pageColumns are the columns the reconciler's pages read: those the
+	// matcher needs.
+	pageColumns []string
 }
 
 // NewSupabaseStore adapts a supabase.Store to the engine.
 func NewSupabaseStore(db *supabase.Store, m Mapping) *SupabaseStore {
 	return &SupabaseStore{db: db, mapping: m, runs: supabase.RunsTable{
 		Schema: m.Schema, Table: m.Table, IDColumn: m.IDColumn, UpdatedAtColumn: m.UpdatedAtColumn,
-	}}
+	}, pageColumns: m.Columns()}
 }
 
 // LoadRules reads every rule.
@@ -79,11 +78,6 @@ func specFromConfig(c supabase.AlertConfig) RuleSpec {
 // GetRun re-reads a run by id.
 func (s *SupabaseStore) GetRun(ctx context.Context, id string) (map[string]any, bool, error) {
 	return s.db.GetRow(ctx, s.runs, id)
-}
-
-// RunsChangedSince scans runs updated at or after since.
-func (s *SupabaseStore) RunsChangedSince(ctx context.Context, since time.Time, fn func(map[string]any) error) error {
-	return s.db.RowsChangedSince(ctx, s.runs, since, fn)
 }
 
 // RunsInStatuses scans runs whose status is one of statuses.
@@ -190,20 +184,36 @@ func (s *SupabaseStore) claimEach(ctx context.Context, batch []supabase.NewAlert
 	return out
 }
 
-type watermarkState struct {
-	UpdatedAt time.Time `json:"updated_at"`
+// reconcileKey is the alert_daemon_state key of the reconcile lease and
+// cursor, one per watched table.
+func reconcileKey(m Mapping) string { return "reconcile:" + m.Schema + "." + m.Table }
+
+// Reconcile renews the reconcile lease, saves the cursor and reads the
+// horizon in one call.
+func (s *SupabaseStore) Reconcile(ctx context.Context, holder string, lease time.Duration, save *Cursor) (ReconcileState, error) {
+	var cur *supabase.RowKey
+	if save != nil {
+		cur = &supabase.RowKey{At: save.At, ID: save.ID}
+	}
+	st, err := s.db.Reconcile(ctx, reconcileKey(s.mapping), holder, lease, cur)
+	if err != nil {
+		return ReconcileState{}, err
+	}
+	out := ReconcileState{Held: st.Held, Holder: st.Holder, Horizon: st.Horizon, Hidden: st.Hidden, Now: st.Now}
+	if st.Cursor != nil {
+		out.Cursor = &Cursor{At: st.Cursor.At, ID: st.Cursor.ID}
+	}
+	return out, nil
 }
 
-// Watermark reads the persisted catch-up position.
-func (s *SupabaseStore) Watermark(ctx context.Context) (time.Time, bool, error) {
-	var w watermarkState
-	ok, err := s.db.GetState(ctx, watermarkKey(s.mapping), &w)
-	return w.UpdatedAt, ok && !w.UpdatedAt.IsZero(), err
+// RunsPage reads the mapping's columns of the runs after a cursor.
+func (s *SupabaseStore) RunsPage(ctx context.Context, after Cursor, before time.Time, limit int) ([]map[string]any, error) {
+	return s.db.RowsPage(ctx, s.runs, s.pageColumns, supabase.RowKey{At: after.At, ID: after.ID}, before, limit)
 }
 
-// SaveWatermark persists the catch-up position.
-func (s *SupabaseStore) SaveWatermark(ctx context.Context, t time.Time) error {
-	return s.db.PutState(ctx, watermarkKey(s.mapping), watermarkState{UpdatedAt: t.UTC()})
+// RunsByID reads whole run rows by id.
+func (s *SupabaseStore) RunsByID(ctx context.Context, ids []string) ([]map[string]any, error) {
+	return s.db.RowsByID(ctx, s.runs, ids)
 }
 
 var _ Store = (*SupabaseStore)(nil)

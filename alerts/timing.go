@@ -112,21 +112,13 @@ func (e *Engine) tick(ctx context.Context) {
 		e.fireTimer(ctx, tr, now)
 	}
 	e.countTimers()
-	if len(e.pending) > 0 && !now.Before(e.pendingAt) {
+	if len(e.pending)+len(e.pendingRows) > 0 && !now.Before(e.pendingAt) {
 		e.retryPending(ctx)
-	}
-	if !e.retryFrom.IsZero() && !now.Before(e.retryAt) {
-		if err := e.catchUp(ctx); err != nil {
-			e.log.Error("retrying catch-up failed", zap.Error(err), zap.Time("retry_at", e.retryAt))
-		}
 	}
 	if !e.rejectedSaved {
 		e.saveRejected(ctx)
 	}
 	e.releaseAfterBurst(now)
-	if now.Sub(e.lastWaterSave) >= watermarkSaveEvery {
-		e.saveLiveWatermark(ctx, now)
-	}
 	if now.Sub(e.lastPrune) >= throttlePruneEvery {
 		e.lastPrune = now
 		e.throttle.prune(e.rules, now)

@@ -56,6 +56,11 @@ type Supabase struct {
 
 // Realtime configures the Supabase Realtime websocket connection.
 type Realtime struct {
+	// Enabled joins Realtime for changes. When false the daemon finds
+	// changes by reconciliation alone (alerts.reconcile_interval), with
+	// the same guarantees and latency about that interval. Defaults to
+	// true.
+	Enabled bool `mapstructure:"enabled"`
 	// URL is the websocket endpoint without query, e.g.
 	// wss://<ref>.supabase.co/realtime/v1/websocket. When empty, Load derives
 	// it from Supabase.URL (see RealtimeURLFromSupabase).
@@ -132,11 +137,18 @@ type Alerts struct {
 	// ResyncInterval is how often the rule cache is fully reloaded.
 	// Defaults to 5m.
 	ResyncInterval time.Duration `mapstructure:"resync_interval"`
-	// CatchupOverlap is re-scanned before the watermark after a reconnect.
-	// Defaults to 30s.
+	// ReconcileInterval is how often the runs changed since the reconcile
+	// cursor are read from the database. Defaults to 1s.
+	ReconcileInterval time.Duration `mapstructure:"reconcile_interval"`
+	// ReconcileLagAlert is the reconciler lag past which an error is
+	// logged (and /readyz says so); 0 disables it. Defaults to 1m.
+	ReconcileLagAlert time.Duration `mapstructure:"reconcile_lag_alert"`
+	// CatchupOverlap holds the reconcile horizon back by this much when the
+	// database cannot report its oldest transaction in progress. Defaults
+	// to 30s.
 	CatchupOverlap time.Duration `mapstructure:"catchup_overlap"`
-	// CatchupMaxLookback caps how far back a catch-up scan goes.
-	// Defaults to 24h.
+	// CatchupMaxLookback caps how far back reconciliation reads (after a
+	// long outage, and at the first start). Defaults to 24h.
 	CatchupMaxLookback time.Duration `mapstructure:"catchup_max_lookback"`
 	// TimerTick is the resolution of delayed/stalled timers. Defaults to 1s.
 	TimerTick time.Duration `mapstructure:"timer_tick"`
@@ -288,6 +300,7 @@ func Default() *Config {
 			ReconnectInitial:  time.Second,
 			ReconnectMax:      30 * time.Second,
 			BufferSize:        16384,
+			Enabled:           true,
 		},
 		Watch: Watch{
 			Schema:           "public",
@@ -311,6 +324,8 @@ func Default() *Config {
 		Alerts: Alerts{
 			ConfigsTable:       "alert_configs",
 			ResyncInterval:     5 * time.Minute,
+			ReconcileInterval:  time.Second,
+			ReconcileLagAlert:  time.Minute,
 			CatchupOverlap:     30 * time.Second,
 			CatchupMaxLookback: 24 * time.Hour,
 			TimerTick:          time.Second,

@@ -23,8 +23,11 @@ type Check func() error
 
 // Server is the operational HTTP server. Create it with New and run it with Run.
 type Server struct {
-	addr     string
-	checks   map[string]Check
+	addr   string
+	checks map[string]Check
+	// degraded are checks whose failure /readyz reports without failing:
+	// the daemon still does its job another way.
+	degraded map[string]Check
 	registry *prometheus.Registry
 	log      *zap.Logger
 	ln       net.Listener
@@ -61,6 +64,16 @@ func New(addr string, checks map[string]Check, log *zap.Logger, cs ...prometheus
 	return &Server{addr: addr, checks: checks, registry: reg, log: log}, nil
 }
 
+// Degraded adds a check that /readyz reports under "degraded" when it
+// fails, answering 200 all the same: for example Realtime being down while
+// reconciliation still finds every change. Call it before Handler or Run.
+func (s *Server) Degraded(name string, c Check) {
+	if s.degraded == nil {
+		s.degraded = map[string]Check{}
+	}
+	s.degraded[name] = c
+}
+
 // Registry is where further collectors can be registered.
 func (s *Server) Registry() *prometheus.Registry { return s.registry }
 
@@ -71,9 +84,18 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		failing := s.failing()
+		failing := failed(s.checks)
+		degraded := failed(s.degraded)
 		if len(failing) > 0 {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failing": failing})
+			body := map[string]any{"status": "not ready", "failing": failing}
+			if len(degraded) > 0 {
+				body["degraded"] = degraded
+			}
+			writeJSON(w, http.StatusServiceUnavailable, body)
+			return
+		}
+		if len(degraded) > 0 {
+			writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "degraded": degraded})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
@@ -86,17 +108,18 @@ func (s *Server) Handler() http.Handler {
 }
 
 // Ready reports whether every check passes.
-func (s *Server) Ready() bool { return len(s.failing()) == 0 }
+func (s *Server) Ready() bool { return len(failed(s.checks)) == 0 }
 
-func (s *Server) failing() map[string]string {
+// failed runs checks and returns the failing ones' errors by name.
+func failed(checks map[string]Check) map[string]string {
 	out := map[string]string{}
-	names := make([]string, 0, len(s.checks))
-	for n := range s.checks {
+	names := make([]string, 0, len(checks))
+	for n := range checks {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		if err := s.checks[n](); err != nil {
+		if err := checks[n](); err != nil {
 			out[n] = err.Error()
 		}
 	}

@@ -19,9 +19,10 @@ type EngineSource interface {
 type EngineCollector struct {
 	src EngineSource
 
-	changes, claimed, suppressed, duplicates, failures    *prometheus.Desc
-	catchups, catchupRows, rules, rejected, tracked, wait *prometheus.Desc
-	ruleLoads                                             *prometheus.Desc
+	changes, claimed, suppressed, duplicates, failures                     *prometheus.Desc
+	catchups, catchupRows, rules, rejected, tracked, wait                  *prometheus.Desc
+	reconciles, reconcileRows, reconcileFound, reconcileLag, reconcileHeld *prometheus.Desc
+	ruleLoads                                                              *prometheus.Desc
 }
 
 // NewEngineCollector reads the engine's counters from src.
@@ -30,26 +31,32 @@ func NewEngineCollector(src EngineSource) *EngineCollector {
 		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "engine", name), help, labels, nil)
 	}
 	return &EngineCollector{
-		src:         src,
-		changes:     d("changes_total", "Run changes processed (Realtime and catch-up)."),
-		claimed:     d("alerts_claimed_total", "Alerts recorded in alert_logs, by event (suppressed ones included).", "event"),
-		suppressed:  d("alerts_suppressed_total", "Alerts recorded as suppressed by throttling, by event.", "event"),
-		duplicates:  d("alerts_duplicate_total", "Alerts already claimed (by this or another instance), by event.", "event"),
-		failures:    d("alert_failures_total", "Alerts that could not be rendered or claimed."),
-		catchups:    d("catchups_total", "Catch-ups completed."),
-		catchupRows: d("catchup_rows_total", "Rows read by catch-ups."),
-		rules:       d("rules_cached", "Alert rules in the cache."),
-		ruleLoads:   d("rule_loads_total", "Full loads of the rule cache completed (start-up, resubscription)."),
-		rejected:    d("rules_rejected", "Alert rules refused when loaded."),
-		tracked:     d("runs_tracked", "Running or paused runs with a timer entry."),
-		wait:        d("runs_scheduled", "Tracked runs waiting for a delayed/stalled threshold."),
+		src:            src,
+		changes:        d("changes_total", "Run changes processed (Realtime and catch-up)."),
+		claimed:        d("alerts_claimed_total", "Alerts recorded in alert_logs, by event (suppressed ones included).", "event"),
+		suppressed:     d("alerts_suppressed_total", "Alerts recorded as suppressed by throttling, by event.", "event"),
+		duplicates:     d("alerts_duplicate_total", "Alerts already claimed (by this or another instance), by event.", "event"),
+		failures:       d("alert_failures_total", "Alerts that could not be rendered or claimed."),
+		catchups:       d("catchups_total", "Catch-ups completed (start-up, resubscription, gaps, periodic resync)."),
+		catchupRows:    d("catchup_rows_total", "Rows read by reconciliation that were not already handled live."),
+		reconciles:     d("reconcile_passes_total", "Reconcile passes completed."),
+		reconcileRows:  d("reconcile_rows_total", "Rows scanned by reconciliation."),
+		reconcileFound: d("reconcile_found_alerts_total", "Alerts first found by reconciliation: changes Realtime missed or had not delivered yet."),
+		reconcileLag:   d("reconcile_lag_seconds", "How far the reconcile cursor is behind the database's clock."),
+		reconcileHeld:  d("reconcile_lease_held", "1 when this daemon holds the reconcile lease."),
+		rules:          d("rules_cached", "Alert rules in the cache."),
+		ruleLoads:      d("rule_loads_total", "Full loads of the rule cache completed (start-up, resubscription)."),
+		rejected:       d("rules_rejected", "Alert rules refused when loaded."),
+		tracked:        d("runs_tracked", "Running or paused runs with a timer entry."),
+		wait:           d("runs_scheduled", "Tracked runs waiting for a delayed/stalled threshold."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *EngineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.changes, c.claimed, c.suppressed, c.duplicates, c.failures,
-		c.catchups, c.catchupRows, c.rules, c.ruleLoads, c.rejected, c.tracked, c.wait} {
+		c.catchups, c.catchupRows, c.rules, c.ruleLoads, c.rejected, c.tracked, c.wait,
+		c.reconciles, c.reconcileRows, c.reconcileFound, c.reconcileLag, c.reconcileHeld} {
 		ch <- d
 	}
 }
@@ -67,6 +74,15 @@ func (c *EngineCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.failures, s.Failures)
 	counter(c.catchups, s.Catchups)
 	counter(c.catchupRows, s.CatchupRows)
+	counter(c.reconciles, s.Reconciles)
+	counter(c.reconcileRows, s.ReconcileRows)
+	counter(c.reconcileFound, s.ReconcileFound)
+	gauge(c.reconcileLag, s.ReconcileLag.Seconds())
+	held := 0.0
+	if s.ReconcileHeld {
+		held = 1
+	}
+	gauge(c.reconcileHeld, held)
 	gauge(c.rules, float64(s.Rules))
 	counter(c.ruleLoads, s.RuleLoads)
 	gauge(c.rejected, float64(c.src.Rejected()))

@@ -1,0 +1,438 @@
+package alerts
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// The database is the source of truth; Realtime only makes alerts fast.
+// Realtime is at-most-once and drops changes silently (over its quota,
+// between subscriptions), so the engine reconciles continuously: every
+// ReconcileInterval it reads the watched table by keyset over
+// (updated_at, id) from a durable cursor and feeds every row it has not
+// already handled live through the same matcher and claims.
+//
+// The cursor only moves over rows the reconciler itself read and
+// processed, never past a row whose alert waits for a retry, and never
+// past the horizon: the start of the oldest transaction still in
+// progress, which the database reports. A row's updated_at is its
+// transaction's start (MeshHook sets it by trigger), so a transaction
+// that commits late still lands at or after the cursor. The cursor and a
+// lease (so that of several daemons one reconciles) live in
+// alert_daemon_state; one call per pass reads the horizon, renews the
+// lease and saves the cursor (see Store.Reconcile).
+
+// Cursor is a position in the runs table in (updated_at, id) order, as the
+// store returned the values. An empty ID stands before every row updated
+// at At.
+type Cursor struct {
+	At string
+	ID string
+}
+
+// ReconcileState is the store's answer to one reconcile call.
+type ReconcileState struct {
+	// Held reports whether the caller holds the reconcile lease.
+	Held   bool
+	Holder string
+	// Cursor is the stored cursor, nil when none is.
+	Cursor *Cursor
+	// Horizon is the start of the oldest transaction in progress: every
+	// row updated before it has been committed, if it ever will be.
+	Horizon time.Time
+	// Hidden reports that the horizon could not see every session.
+	Hidden bool
+	// Now is the database's clock.
+	Now time.Time
+}
+
+const (
+	// reconcilePageSize is the rows read per page; reconcileMaxPages the
+	// pages of one pass before live changes get a turn.
+	reconcilePageSize = 500
+	reconcileMaxPages = 8
+	// reconcileSaveEvery is how often a moving cursor is saved.
+	reconcileSaveEvery = 5 * time.Second
+	// reconcileMaxBackoff caps the wait after failed passes.
+	reconcileMaxBackoff = 30 * time.Second
+)
+
+// reconciler is the engine's reconciliation state, owned by the Run
+// goroutine.
+type reconciler struct {
+	holder string
+	// cursor is where the next page starts; have is false until it was
+	// read from the store (and again after the lease was lost).
+	cursor Cursor
+	have   bool
+	// saved is the cursor last stored, at savedAt.
+	saved   Cursor
+	savedAt time.Time
+	// failures counts passes failed in a row.
+	failures int
+	// lagging is set while the lag is over the alert threshold.
+	lagging bool
+	// hiddenWarned is set once the hidden-horizon warning was logged.
+	hiddenWarned bool
+	// active is set while a page is processed: claims won then were found
+	// by reconciliation.
+	active bool
+}
+
+func newHolderID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// reconcile runs one pass: up to reconcileMaxPages pages. caughtUp is
+// false when rows before the horizon are still waiting (the next pass
+// should follow at once).
+func (e *Engine) reconcile(ctx context.Context) (caughtUp bool, err error) {
+	now := e.now()
+	rc := &e.rec
+	var save *Cursor
+	if rc.have && rc.cursor != rc.saved && now.Sub(rc.savedAt) >= reconcileSaveEvery {
+		c := rc.cursor
+		save = &c
+	}
+	st, err := e.store.Reconcile(ctx, rc.holder, e.opts.ReconcileLease, save)
+	if err != nil {
+		return false, fmt.Errorf("reconcile: %w", err)
+	}
+	e.count(func(s *engineStats) { s.reconcileHeld = st.Held })
+	if !st.Held {
+		// Another daemon reconciles (and reads again whatever this one
+		// failed to claim: its cursor has not passed those rows, and they
+		// are not in its seen set); when its lease lapses and ours is
+		// taken, resume from the cursor it stored.
+		rc.have = false
+		e.retryFrom = time.Time{}
+		return true, nil
+	}
+	if save != nil {
+		rc.saved, rc.savedAt = *save, now
+	}
+	dbNow := st.Now
+	if dbNow.IsZero() {
+		dbNow = now
+	}
+	if !rc.have {
+		rc.cursor = Cursor{At: formatCursorTime(dbNow.Add(-e.opts.CatchupMaxLookback))}
+		if st.Cursor != nil {
+			rc.cursor = *st.Cursor
+		}
+		rc.saved, rc.savedAt, rc.have = rc.cursor, now, true
+	}
+	if floor := dbNow.Add(-e.opts.CatchupMaxLookback); cursorTime(rc.cursor).Before(floor) {
+		e.log.Warn("reconciliation limited to the maximum lookback", zap.String("cursor", rc.cursor.At),
+			zap.Duration("max_lookback", e.opts.CatchupMaxLookback))
+		rc.cursor = Cursor{At: formatCursorTime(floor)}
+	}
+	// Rows whose alerts failed are read again.
+	if r := e.retryFrom; !r.IsZero() {
+		e.retryFrom = time.Time{}
+		if r.Before(cursorTime(rc.cursor)) {
+			rc.cursor = Cursor{At: formatCursorTime(r)}
+		}
+	}
+	horizon := st.Horizon
+	if horizon.IsZero() || horizon.After(dbNow) {
+		horizon = dbNow
+	}
+	if st.Hidden {
+		// Some session's transaction start is hidden from the database
+		// function: hold back by the overlap instead.
+		if !rc.hiddenWarned {
+			rc.hiddenWarned = true
+			e.log.Warn("the reconcile horizon cannot see every session (grant pg_read_all_stats to the owner of alert_reconcile); holding back by alerts.catchup_overlap instead",
+				zap.Duration("catchup_overlap", e.opts.CatchupOverlap))
+		}
+		horizon = minTime(horizon, dbNow.Add(-e.opts.CatchupOverlap))
+	}
+	caughtUp = false
+	for range reconcileMaxPages {
+		rows, err := e.store.RunsPage(ctx, rc.cursor, horizon, reconcilePageSize)
+		if err != nil {
+			return false, fmt.Errorf("reconcile: read runs after %s: %w", rc.cursor.At, err)
+		}
+		next, err := e.reconcileRows(ctx, rows)
+		if err != nil {
+			return false, fmt.Errorf("reconcile: %w", err)
+		}
+		if len(rows) < reconcilePageSize {
+			// Every row before the horizon was read.
+			rc.cursor = Cursor{At: formatCursorTime(horizon)}
+			caughtUp = true
+			break
+		}
+		rc.cursor = next
+	}
+	// Never past a row whose alert waits for a retry.
+	if w := e.retryBound(); !w.IsZero() && w.Before(cursorTime(rc.cursor)) {
+		rc.cursor = Cursor{At: formatCursorTime(w)}
+	}
+	lag := max(dbNow.Sub(cursorTime(rc.cursor)), 0)
+	e.count(func(s *engineStats) {
+		s.reconciles++
+		s.reconcileLag = lag
+	})
+	e.checkLag(lag)
+	return caughtUp, nil
+}
+
+// reconcileRows processes the rows of one page that were not handled live
+// and returns the page's last position. The page carries the mapping's
+// columns only; the rows to process are read whole, in one request.
+func (e *Engine) reconcileRows(ctx context.Context, rows []map[string]any) (Cursor, error) {
+	var last Cursor
+	var fresh []Run
+	var rowsOf []map[string]any
+	for _, row := range rows {
+		run, err := e.opts.Mapping.RunFromRow(row)
+		if err != nil {
+			e.log.Warn("run row unreadable", zap.Error(err))
+			continue
+		}
+		if k, ok := cursorOf(row, e.opts.Mapping); ok {
+			last = k
+		}
+		if e.seen.has(run.ID, run.UpdatedAt) {
+			continue
+		}
+		fresh = append(fresh, run)
+		rowsOf = append(rowsOf, row)
+	}
+	e.count(func(s *engineStats) {
+		s.reconcileRows += int64(len(rows))
+		s.catchupRows += int64(len(fresh))
+	})
+	if len(fresh) == 0 {
+		return last, nil
+	}
+	ids := make([]string, len(fresh))
+	for i, r := range fresh {
+		ids[i] = r.ID
+	}
+	whole, err := e.store.RunsByID(ctx, ids)
+	if err != nil {
+		return last, fmt.Errorf("read %d runs: %w", len(ids), err)
+	}
+	byID := make(map[string]map[string]any, len(whole))
+	for _, w := range whole {
+		if id := scalarString(w[e.opts.Mapping.IDColumn]); id != "" {
+			byID[id] = w
+		}
+	}
+	e.rec.active = true
+	defer func() { e.rec.active = false }()
+	for i, run := range fresh {
+		row := rowsOf[i]
+		if w, ok := byID[run.ID]; ok {
+			if wr, err := e.opts.Mapping.RunFromRow(w); err == nil && wr.UpdatedAt.Equal(run.UpdatedAt) {
+				row = w // the same version, with every column
+			}
+		}
+		occurred := run.UpdatedAt
+		if occurred.IsZero() {
+			occurred = e.now()
+		}
+		e.processRow(ctx, row, occurred, time.Time{})
+		if ctx.Err() != nil {
+			return last, ctx.Err()
+		}
+	}
+	// Claim before the cursor can move past these rows.
+	e.flush(ctx)
+	e.runChanges += len(fresh)
+	e.lastRunChange = e.now()
+	return last, nil
+}
+
+// reconcileUntilCaughtUp runs passes until every row before the horizon
+// was read (start-up).
+func (e *Engine) reconcileUntilCaughtUp(ctx context.Context) error {
+	for {
+		done, err := e.reconcile(ctx)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// catchUp reconciles until every row before the horizon was read, then
+// rebuilds the timers from the database: at start-up, after a
+// (re)subscription or a gap, and periodically.
+func (e *Engine) catchUp(ctx context.Context) error {
+	if err := e.reconcileUntilCaughtUp(ctx); err != nil {
+		return err
+	}
+	if err := e.rebuildTimers(ctx); err != nil {
+		return fmt.Errorf("rebuild timers: %w", err)
+	}
+	e.count(func(s *engineStats) { s.catchups++ })
+	e.log.Info("catch-up done", zap.String("cursor", e.rec.cursor.At), zap.Int("timed_runs", e.timers.len()))
+	return nil
+}
+
+// reconcileStep runs one scheduled pass and returns when the next is due.
+func (e *Engine) reconcileStep(ctx context.Context) time.Duration {
+	done, err := e.reconcile(ctx)
+	e.count(func(s *engineStats) {
+		s.reconcileErr = ""
+		if err != nil {
+			s.reconcileErr = err.Error()
+		}
+	})
+	if err != nil {
+		e.rec.failures++
+		wait := min(e.opts.ReconcileInterval<<min(e.rec.failures, 10), reconcileMaxBackoff)
+		e.log.Error("reconciliation failed; retrying", zap.Error(err), zap.Duration("retry_in", wait))
+		return wait
+	}
+	e.rec.failures = 0
+	if !done {
+		return 0
+	}
+	return e.opts.ReconcileInterval
+}
+
+// checkLag logs when the reconciler falls behind by more than the alert
+// threshold, and when it has caught up again.
+func (e *Engine) checkLag(lag time.Duration) {
+	limit := e.opts.ReconcileLagAlert
+	switch {
+	case limit > 0 && lag > limit && !e.rec.lagging:
+		e.rec.lagging = true
+		e.log.Error("reconciliation is lagging: changes Realtime missed are alerted late", zap.Duration("lag", lag),
+			zap.Duration("threshold", limit), zap.String("cursor", e.rec.cursor.At))
+	case e.rec.lagging && lag <= limit:
+		e.rec.lagging = false
+		e.log.Info("reconciliation caught up", zap.Duration("lag", lag))
+	}
+}
+
+// markRetry makes the reconciler read again from t (a row's updated_at)
+// because some alert of that row could not be claimed or a change could
+// not be read. Until that succeeds the cursor stays at or before t, so a
+// restart retries too.
+func (e *Engine) markRetry(t time.Time) {
+	if t.IsZero() {
+		t = e.now()
+	}
+	if e.retryFrom.IsZero() || t.Before(e.retryFrom) {
+		e.retryFrom = t
+	}
+}
+
+// retryBound is the oldest updated_at the cursor may not pass: a row
+// whose alerts wait for a retry.
+func (e *Engine) retryBound() time.Time {
+	w := e.retryFrom
+	for _, p := range e.pending {
+		t := p.run.UpdatedAt
+		if t.IsZero() {
+			t = p.occurred
+		}
+		if w.IsZero() || t.Before(w) {
+			w = t
+		}
+	}
+	for _, p := range e.pendingRows {
+		t := p.run.UpdatedAt
+		if t.IsZero() {
+			t = p.occurred
+		}
+		if w.IsZero() || t.Before(w) {
+			w = t
+		}
+	}
+	return w
+}
+
+// cursorOf is a row's position, as the store returned its values.
+func cursorOf(row map[string]any, m Mapping) (Cursor, bool) {
+	at, ok := row[m.UpdatedAtColumn].(string)
+	if !ok || at == "" {
+		return Cursor{}, false
+	}
+	id := scalarString(row[m.IDColumn])
+	if id == "" {
+		return Cursor{}, false
+	}
+	return Cursor{At: at, ID: id}, true
+}
+
+// cursorTime is a cursor's time; zero when it does not parse.
+func cursorTime(c Cursor) time.Time {
+	t, err := ParseTimestamp(c.At)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// formatCursorTime formats a time as a cursor's At: UTC, microseconds
+// (the database's precision; truncating keeps the bound inclusive).
+func formatCursorTime(t time.Time) string {
+	return t.UTC().Truncate(time.Microsecond).Format("2006-01-02T15:04:05.000000Z07:00")
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// seenRuns remembers the newest (run id, updated_at) versions the engine
+// processed, in bounded memory, so that the reconciler does not claim again
+// what Realtime already delivered. Forgetting early costs only a claim
+// round trip (claims are idempotent).
+type seenRuns struct {
+	m    map[string]seenEntry
+	ring []string
+	next int
+}
+
+type seenEntry struct {
+	at   int64 // updated_at, µs
+	slot int
+}
+
+func newSeenRuns(size int) *seenRuns {
+	return &seenRuns{m: make(map[string]seenEntry, size), ring: make([]string, size)}
+}
+
+func (s *seenRuns) add(id string, at time.Time) {
+	if id == "" || at.IsZero() {
+		return
+	}
+	if old := s.ring[s.next]; old != "" {
+		if e, ok := s.m[old]; ok && e.slot == s.next {
+			delete(s.m, old)
+		}
+	}
+	s.m[id] = seenEntry{at: at.UnixMicro(), slot: s.next}
+	s.ring[s.next] = id
+	s.next = (s.next + 1) % len(s.ring)
+}
+
+func (s *seenRuns) has(id string, at time.Time) bool {
+	e, ok := s.m[id]
+	return ok && !at.IsZero() && e.at == at.UnixMicro()
+}
+
+func (s *seenRuns) forget(id string, at time.Time) {
+	if e, ok := s.m[id]; ok && e.at == at.UnixMicro() {
+		delete(s.m, id)
+	}
+}
