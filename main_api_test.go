@@ -166,3 +166,60 @@ func TestEndToEndPprofIsForTheOperator(t *testing.T) {
 		assert.Equal(t, http.StatusOK, get(path, e.si.ServiceRoleKey), "%s with the service-role key", path)
 	}
 }
+
+// TestEndToEndRedeliverAfterTheLastAttempt redelivers an alert whose third
+// and last allowed attempt succeeded: the redelivery gets a fresh set of
+// attempts, so a fourth is made (and succeeds) instead of the alert
+// failing as gave_up without one.
+func TestEndToEndRedeliverAfterTheLastAttempt(t *testing.T) {
+	e := newE2EStack(t)
+	var owner string
+	require.NoError(t, e.si.Pool.QueryRow(context.Background(), `select owner::text from projects where id = $1`, e.project).Scan(&owner))
+	d := e.startDaemon(t, "MESHHOOK_ALERTS_API_ENABLED=true", "MESHHOOK_ALERTS_API_JWT_SECRET="+pgtest.JWTSecret,
+		"MESHHOOK_ALERTS_SENDER_MAX_ATTEMPTS=3", "MESHHOOK_ALERTS_SENDER_RETRY_INITIAL=50ms",
+		"MESHHOOK_ALERTS_SENDER_RETRY_MAX=100ms")
+	base := d.apiAddr(t) + "/api"
+	user := pgtest.UserToken(owner, time.Hour)
+	code, resp := call(t, http.MethodPost, base+"/alerts/config", user, map[string]any{
+		"project_id": e.project, "workflow_slug": "billing", "name": "billing failures", "events": []string{"failed"},
+		"webhook_url": e.rcv.URL + "/hook", "signing_secrets": []string{testSecret},
+	})
+	require.Equal(t, http.StatusCreated, code, "%v", resp)
+	ruleID := resp["rule"].(map[string]any)["id"].(string)
+	d.waitReady(t)
+
+	e.rcv.Script(http.StatusServiceUnavailable, http.StatusServiceUnavailable)
+	runID := e.insertRun(t, "failed")
+	e.waitDeliveries(t, 3)
+	alertOf := func() map[string]any {
+		code, resp := call(t, http.MethodGet, base+"/alerts/logs?config_id="+ruleID+"&run_id="+runID, user, nil)
+		require.Equal(t, http.StatusOK, code)
+		alerts := resp["alerts"].([]any)
+		require.Len(t, alerts, 1)
+		return alerts[0].(map[string]any)
+	}
+	attemptsOf := func(a map[string]any) (nums []float64) {
+		for _, at := range a["attempts"].([]any) {
+			nums = append(nums, at.(map[string]any)["attempt"].(float64))
+		}
+		return nums
+	}
+	var alert map[string]any
+	require.Eventually(t, func() bool {
+		alert = alertOf()
+		return alert["status"] == "succeeded"
+	}, 20*time.Second, 50*time.Millisecond, "the third and last attempt succeeds")
+	require.Equal(t, []float64{1, 2, 3}, attemptsOf(alert))
+
+	code, resp = call(t, http.MethodPost, base+"/alerts/logs/"+alert["id"].(string)+"/redeliver", user, nil)
+	require.Equal(t, http.StatusAccepted, code, "%v", resp)
+	got := e.waitDeliveries(t, 4)
+	require.NoError(t, got[3].VerifyErr)
+	assert.Equal(t, got[0].ID, got[3].ID, "the same webhook-id")
+	require.Eventually(t, func() bool {
+		alert = alertOf()
+		return alert["status"] == "succeeded" && len(alert["attempts"].([]any)) == 4
+	}, 20*time.Second, 50*time.Millisecond, "the redelivery is attempted and succeeds; the alert is %v", alert)
+	assert.Equal(t, []float64{1, 2, 3, 4}, attemptsOf(alert), "the earlier attempts are kept")
+	assert.Equal(t, "ok", alert["outcome_reason"])
+}

@@ -135,8 +135,8 @@ func (d *Deliveries) LeaseDue(ctx context.Context, now, until time.Time, limit i
 	for _, l := range logs {
 		a := sender.Alert{
 			ID: l.ID, ConfigID: l.ConfigID, WebhookID: l.WebhookID, RunID: l.RunID, Event: l.Event,
-			Payload: l.Payload, TargetURL: l.TargetURL, Attempts: l.Attempts, CreatedAt: l.CreatedAt, Lease: l.NextAttemptAt,
-			OccurredAt: l.OccurredAt,
+			Payload: l.Payload, TargetURL: l.TargetURL, Attempts: l.Attempts, AttemptBase: l.AttemptBase,
+			CreatedAt: l.CreatedAt, RedeliveredAt: l.RedeliveredAt, Lease: l.NextAttemptAt, OccurredAt: l.OccurredAt,
 		}
 		if l.Attempts == 0 {
 			a.ReceivedAt = d.takeReceived(l.ID)

@@ -405,7 +405,7 @@ func (s *Sender) release(j *job, next time.Time, reason string) Report {
 // reschedule postpones an alert without an attempt, failing it instead if
 // that would take it past the schedule's maximum age.
 func (s *Sender) reschedule(j *job, next time.Time, reason string) Report {
-	if ma := s.opts.Schedule.MaxAge; ma > 0 && !j.a.CreatedAt.IsZero() && next.Sub(j.a.CreatedAt) > ma {
+	if ma, since := s.opts.Schedule.MaxAge, j.a.budgetStart(); ma > 0 && !since.IsZero() && next.Sub(since) > ma {
 		return s.fail(j, "gave_up_"+reason, "the alert reached its maximum age while "+strings.ReplaceAll(reason, "_", " "))
 	}
 	s.stats.add(func(st *senderStats) { st.reschedules[reason]++ })
@@ -442,7 +442,7 @@ func (s *Sender) deliver(j *job) {
 		// Waited so long that the lease could expire mid-attempt.
 		s.disp.done(j)
 		r = s.release(j, now, "")
-	case s.opts.Schedule.MaxAttempts > 0 && a.Attempts >= s.opts.Schedule.MaxAttempts:
+	case s.opts.Schedule.MaxAttempts > 0 && a.usedAttempts() >= s.opts.Schedule.MaxAttempts:
 		s.disp.done(j)
 		r = s.fail(j, "gave_up", "the alert used all its attempts")
 	default:
@@ -591,11 +591,11 @@ func (s *Sender) attempt(ctx context.Context, a Alert) (Report, Outcome) {
 	case Success:
 		u.Status, u.CompletedAt = StatusSucceeded, now
 	case Retry:
-		first := a.CreatedAt
+		first := a.budgetStart()
 		if first.IsZero() {
 			first = at.StartedAt
 		}
-		if next, ok := s.opts.Schedule.Next(at.Attempt, first, now, out.RetryAfter); ok {
+		if next, ok := s.opts.Schedule.Next(a.usedAttempts()+1, first, now, out.RetryAfter); ok {
 			u.Status, u.NextAttemptAt = StatusPending, next
 		} else {
 			u.Status, u.CompletedAt, u.OutcomeReason = StatusFailed, now, "gave_up_"+out.Reason

@@ -19,9 +19,16 @@ type Alert struct {
 	Headers           map[string]string
 	// TLS is the rule's custom CA and client certificate; nil uses the
 	// system roots and no client certificate.
-	TLS       *TLSConfig
-	Attempts  int // attempts made so far
-	CreatedAt time.Time
+	TLS      *TLSConfig
+	Attempts int // attempts made so far
+	// AttemptBase is how many of Attempts were made before the alert was
+	// last redelivered: Schedule.MaxAttempts counts only the attempts after
+	// it, so a redelivery gets a fresh set.
+	AttemptBase int
+	CreatedAt   time.Time
+	// RedeliveredAt is when the alert was last redelivered, zero if never:
+	// Schedule.MaxAge counts from it instead of CreatedAt.
+	RedeliveredAt time.Time
 	// OccurredAt is when the change that raised the alert was committed;
 	// the dispatch latency observed on the first attempt starts there.
 	OccurredAt time.Time
@@ -119,4 +126,17 @@ type Store interface {
 	Report(ctx context.Context, reports []Report) (applied map[string]bool, err error)
 	// DisableConfig disables a rule whose endpoint is gone (410).
 	DisableConfig(ctx context.Context, configID, reason string) error
+}
+
+// usedAttempts is how many attempts the alert has made within its current
+// retry budget: since its latest redelivery, if any.
+func (a *Alert) usedAttempts() int { return max(a.Attempts-a.AttemptBase, 0) }
+
+// budgetStart is when the alert's current retry budget started: its latest
+// redelivery, else its creation.
+func (a *Alert) budgetStart() time.Time {
+	if !a.RedeliveredAt.IsZero() {
+		return a.RedeliveredAt
+	}
+	return a.CreatedAt
 }

@@ -34,15 +34,20 @@ func (s AlertStatus) Valid() bool {
 // AlertLog is one alert (a row of alert_logs). Nullable columns read as their
 // zero value when NULL.
 type AlertLog struct {
-	ID             string
-	ConfigID       string
-	ProjectID      string
-	WorkflowSlug   string
-	RunID          string
-	Event          string
-	WebhookID      string // Standard Webhooks id, stable across attempts
-	Status         AlertStatus
-	Attempts       int
+	ID           string
+	ConfigID     string
+	ProjectID    string
+	WorkflowSlug string
+	RunID        string
+	Event        string
+	WebhookID    string // Standard Webhooks id, stable across attempts
+	Status       AlertStatus
+	Attempts     int
+	// AttemptBase is how many of Attempts were made before the alert was
+	// last redelivered; RedeliveredAt is when that was (zero: never). The
+	// sender's retry budget (attempts and age) starts there.
+	AttemptBase    int
+	RedeliveredAt  time.Time
 	NextAttemptAt  time.Time // zero when NULL
 	Payload        []byte    // the exact body sent on every attempt
 	TargetURL      string    // rendered URL (may be sealed)
@@ -63,8 +68,8 @@ func decodeAlert(raw []byte) (AlertLog, error) {
 	var (
 		id, configID, projectID, slug, runID, event, webhookID, status nullString
 		payload, target, lastErr, reason                               nullString
-		attempts, lastCode                                             flexInt
-		next, occurred, created, updated, completed                    pgTime
+		attempts, base, lastCode                                       flexInt
+		next, occurred, created, updated, completed, redelivered       pgTime
 	)
 	d.field("id", &id)
 	d.field("config_id", &configID)
@@ -75,6 +80,8 @@ func decodeAlert(raw []byte) (AlertLog, error) {
 	d.field("webhook_id", &webhookID)
 	d.field("status", &status)
 	d.field("attempts", &attempts)
+	d.field("attempt_base", &base)
+	d.field("redelivered_at", &redelivered)
 	d.field("next_attempt_at", &next)
 	d.field("payload", &payload)
 	d.field("target_url", &target)
@@ -91,9 +98,9 @@ func decodeAlert(raw []byte) (AlertLog, error) {
 	return AlertLog{
 		ID: string(id), ConfigID: string(configID), ProjectID: string(projectID), WorkflowSlug: string(slug),
 		RunID: string(runID), Event: string(event), WebhookID: string(webhookID), Status: AlertStatus(status),
-		Attempts: int(attempts), NextAttemptAt: next.Time, Payload: []byte(payload), TargetURL: string(target),
-		OccurredAt: occurred.Time, LastStatusCode: int(lastCode), LastError: string(lastErr),
-		OutcomeReason: string(reason), CreatedAt: created.Time, UpdatedAt: updated.Time, CompletedAt: completed.Time,
+		Attempts: int(attempts), AttemptBase: int(base), RedeliveredAt: redelivered.Time, NextAttemptAt: next.Time,
+		Payload: []byte(payload), TargetURL: string(target), OccurredAt: occurred.Time, LastStatusCode: int(lastCode),
+		LastError: string(lastErr), OutcomeReason: string(reason), CreatedAt: created.Time, UpdatedAt: updated.Time, CompletedAt: completed.Time,
 	}, nil
 }
 
@@ -110,6 +117,8 @@ type alertWire struct {
 	WebhookID      *string `json:"webhook_id"`
 	Status         *string `json:"status"`
 	Attempts       *int64  `json:"attempts"`
+	AttemptBase    *int64  `json:"attempt_base"`
+	RedeliveredAt  *string `json:"redelivered_at"`
 	NextAttemptAt  *string `json:"next_attempt_at"`
 	Payload        *string `json:"payload"`
 	TargetURL      *string `json:"target_url"`
@@ -142,7 +151,7 @@ func decodeAlerts(body []byte) ([]AlertLog, error) {
 		out := make([]AlertLog, len(rows))
 		for i, w := range rows {
 			var times [6]time.Time
-			for j, p := range []*string{w.NextAttemptAt, w.OccurredAt, w.CreatedAt, w.UpdatedAt, w.CompletedAt} {
+			for j, p := range []*string{w.NextAttemptAt, w.OccurredAt, w.CreatedAt, w.UpdatedAt, w.CompletedAt, w.RedeliveredAt} {
 				if p == nil {
 					continue
 				}
@@ -155,7 +164,7 @@ func decodeAlerts(body []byte) ([]AlertLog, error) {
 			out[i] = AlertLog{
 				ID: deref(w.ID), ConfigID: deref(w.ConfigID), ProjectID: deref(w.ProjectID), WorkflowSlug: deref(w.WorkflowSlug),
 				RunID: deref(w.RunID), Event: deref(w.Event), WebhookID: deref(w.WebhookID), Status: AlertStatus(deref(w.Status)),
-				Attempts: int(deref(w.Attempts)), NextAttemptAt: times[0], Payload: []byte(deref(w.Payload)), TargetURL: deref(w.TargetURL),
+				Attempts: int(deref(w.Attempts)), AttemptBase: int(deref(w.AttemptBase)), RedeliveredAt: times[5], NextAttemptAt: times[0], Payload: []byte(deref(w.Payload)), TargetURL: deref(w.TargetURL),
 				OccurredAt: times[1], LastStatusCode: int(deref(w.LastStatusCode)), LastError: deref(w.LastError),
 				OutcomeReason: deref(w.OutcomeReason), CreatedAt: times[2], UpdatedAt: times[3], CompletedAt: times[4],
 			}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -190,41 +191,60 @@ var ErrNotRedeliverable = errors.New("supabase: only a succeeded or failed alert
 
 // RequeueAlert makes a finished (succeeded or failed) alert pending again,
 // due at now, so the sender delivers it once more: same payload, same
-// webhook-id, the next attempt number. It returns the updated alert, an
-// error satisfying IsNotFound when there is no such alert, or
+// webhook-id, the next attempt number. The alert gets a fresh retry budget:
+// attempt_base is set to the attempts made so far (the sender counts
+// max_attempts from there) and redelivered_at to now (max_age counts from
+// there); the attempts already made stay recorded. It returns the updated
+// alert, an error satisfying IsNotFound when there is no such alert, or
 // ErrNotRedeliverable (wrapped) when the alert is not finished.
 func (s *Store) RequeueAlert(ctx context.Context, id string, now time.Time) (AlertLog, error) {
 	const op = "requeue alert"
-	patch := map[string]any{
-		"status": string(StatusPending), "next_attempt_at": bodyTime(now), "completed_at": nil,
-		"outcome_reason": "redeliver_requested",
-	}
 	finished := inList([]string{string(StatusSucceeded), string(StatusFailed)})
-	tries := 0
-	body, err := s.exec(ctx, op, preferHeader("return=representation"), func() *postgrest.FilterBuilder {
-		tries++
-		return s.client.From(TableAlertLogs).Update(patch, "representation", "").Eq("id", id).Filter("status", "in", finished)
-	})
-	if err != nil {
-		return AlertLog{}, err
-	}
-	rows, err := decodeArray(body)
-	if err != nil {
-		return AlertLog{}, fmt.Errorf("supabase: %s: %w", op, err)
-	}
-	if len(rows) == 0 {
+	for round := 0; ; round++ {
 		cur, err := s.GetAlert(ctx, id)
 		if err != nil {
 			return AlertLog{}, err
 		}
-		if tries > 1 && cur.Status == StatusPending && cur.OutcomeReason == "redeliver_requested" {
-			return cur, nil // an earlier try of this call applied, and its answer was lost
+		if cur.Status != StatusSucceeded && cur.Status != StatusFailed {
+			return AlertLog{}, fmt.Errorf("%w (alert %s is %s)", ErrNotRedeliverable, id, cur.Status)
 		}
-		return AlertLog{}, fmt.Errorf("%w (alert %s is %s)", ErrNotRedeliverable, id, cur.Status)
+		// A finished alert's attempts do not change, so this compare-and-set
+		// fails only when the alert was redelivered (and maybe finished
+		// again) meanwhile.
+		patch := map[string]any{
+			"status": string(StatusPending), "next_attempt_at": bodyTime(now), "completed_at": nil,
+			"outcome_reason": "redeliver_requested", "attempt_base": cur.Attempts, "redelivered_at": bodyTime(now),
+		}
+		tries := 0
+		body, err := s.exec(ctx, op, preferHeader("return=representation"), func() *postgrest.FilterBuilder {
+			tries++
+			return s.client.From(TableAlertLogs).Update(patch, "representation", "").Eq("id", id).
+				Filter("status", "in", finished).Eq("attempts", strconv.Itoa(cur.Attempts))
+		})
+		if err != nil {
+			return AlertLog{}, err
+		}
+		rows, err := decodeArray(body)
+		if err != nil {
+			return AlertLog{}, fmt.Errorf("supabase: %s: %w", op, err)
+		}
+		if len(rows) > 0 {
+			l, err := decodeAlert(rows[0])
+			if err != nil {
+				return AlertLog{}, fmt.Errorf("supabase: %s: %w", op, err)
+			}
+			return l, nil
+		}
+		after, err := s.GetAlert(ctx, id)
+		if err != nil {
+			return AlertLog{}, err
+		}
+		if tries > 1 && after.Status == StatusPending && after.OutcomeReason == "redeliver_requested" &&
+			after.AttemptBase == cur.Attempts && after.RedeliveredAt.Equal(now.Truncate(time.Microsecond)) {
+			return after, nil // an earlier try of this call applied, and its answer was lost
+		}
+		if round >= 2 || (after.Status != StatusSucceeded && after.Status != StatusFailed) {
+			return AlertLog{}, fmt.Errorf("%w (alert %s is %s)", ErrNotRedeliverable, id, after.Status)
+		}
 	}
-	l, err := decodeAlert(rows[0])
-	if err != nil {
-		return AlertLog{}, fmt.Errorf("supabase: %s: %w", op, err)
-	}
-	return l, nil
 }

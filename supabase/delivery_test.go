@@ -190,3 +190,72 @@ func TestDecodeAlertsFastPathAgrees(t *testing.T) {
 	_, err = supabase.DecodeAlertsForTest([]byte(`[{"attempts":"many"}]`))
 	assert.ErrorContains(t, err, "attempts")
 }
+
+// TestRequeueAlertStartsAFreshBudget follows an alert that used all its
+// attempts (the third succeeded) through a redelivery: it comes back with
+// its budget counted from the redelivery, its history kept, and the next
+// attempt numbered after the last one.
+func TestRequeueAlertStartsAFreshBudget(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	l, claimed, err := f.store.ClaimAlert(ctx, f.newAlert("run-redeliver", "msg_redeliver"))
+	require.NoError(t, err)
+	require.True(t, claimed)
+	start := time.Now().Add(-48 * time.Hour)
+	for i := 1; i <= 3; i++ {
+		leased, err := f.store.LeaseDueAlerts(ctx, time.Now(), time.Now().Add(time.Minute), 10)
+		require.NoError(t, err)
+		require.Len(t, leased, 1)
+		u := supabase.DeliveryUpdate{Status: supabase.StatusPending, Attempts: i, NextAttemptAt: time.Now().Add(-time.Second),
+			OutcomeReason: "http_500"}
+		outcome := "http_500"
+		if i == 3 {
+			u = supabase.DeliveryUpdate{Status: supabase.StatusSucceeded, Attempts: i, OutcomeReason: "ok", CompletedAt: time.Now()}
+			outcome = "ok"
+		}
+		_, err = f.store.ReportDeliveries(ctx, []supabase.DeliveryReport{{AlertID: l.ID, Lease: leased[0].NextAttemptAt,
+			Attempt: &supabase.Attempt{Attempt: i, StartedAt: start.Add(time.Duration(i) * time.Minute), Outcome: outcome}, Update: u}})
+		require.NoError(t, err)
+	}
+	done, err := f.store.GetAlert(ctx, l.ID)
+	require.NoError(t, err)
+	require.Equal(t, supabase.StatusSucceeded, done.Status)
+	require.Equal(t, 3, done.Attempts)
+	assert.Zero(t, done.AttemptBase)
+	assert.True(t, done.RedeliveredAt.IsZero())
+
+	now := time.Now()
+	requeued, err := f.store.RequeueAlert(ctx, l.ID, now)
+	require.NoError(t, err)
+	assert.Equal(t, supabase.StatusPending, requeued.Status)
+	assert.Equal(t, 3, requeued.Attempts, "attempt numbers keep counting")
+	assert.Equal(t, 3, requeued.AttemptBase, "the budget counts from the redelivery")
+	assert.True(t, requeued.RedeliveredAt.Equal(now.Truncate(time.Microsecond)), "%v", requeued.RedeliveredAt)
+
+	leased, err := f.store.LeaseDueAlerts(ctx, now, now.Add(time.Minute), 10)
+	require.NoError(t, err)
+	require.Len(t, leased, 1)
+	assert.Equal(t, 3, leased[0].Attempts)
+	assert.Equal(t, 3, leased[0].AttemptBase, "the sender sees the budget")
+	assert.True(t, leased[0].RedeliveredAt.Equal(now.Truncate(time.Microsecond)))
+	_, err = f.store.ReportDeliveries(ctx, []supabase.DeliveryReport{{AlertID: l.ID, Lease: leased[0].NextAttemptAt,
+		Attempt: &supabase.Attempt{Attempt: 4, StartedAt: now, Outcome: "ok", StatusCode: 204},
+		Update:  supabase.DeliveryUpdate{Status: supabase.StatusSucceeded, Attempts: 4, OutcomeReason: "ok", CompletedAt: now}}})
+	require.NoError(t, err)
+	attempts, err := f.store.ListAttempts(ctx, l.ID)
+	require.NoError(t, err)
+	var nums []int
+	for _, a := range attempts {
+		nums = append(nums, a.Attempt)
+	}
+	assert.Equal(t, []int{1, 2, 3, 4}, nums, "the history is kept and the new attempt recorded")
+
+	// A second redelivery counts from the fourth attempt.
+	again, err := f.store.RequeueAlert(ctx, l.ID, now.Add(time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, 4, again.AttemptBase)
+
+	// The database refuses a base beyond the attempts made.
+	_, err = f.db.Pool.Exec(ctx, `update alert_logs set attempt_base = attempts + 1 where id = $1`, l.ID)
+	assert.ErrorContains(t, err, "alert_logs_attempt_base_check")
+}

@@ -129,8 +129,8 @@ func decodeClaimed(body []byte) ([]claimedWire, error) {
 
 // alertFields are alertWire's keys in field order.
 var alertFields = []string{"id", "config_id", "project_id", "workflow_slug", "run_id", "event", "webhook_id", "status",
-	"attempts", "next_attempt_at", "payload", "target_url", "occurred_at", "last_status_code", "last_error",
-	"outcome_reason", "created_at", "updated_at", "completed_at"}
+	"attempts", "attempt_base", "redelivered_at", "next_attempt_at", "payload", "target_url", "occurred_at",
+	"last_status_code", "last_error", "outcome_reason", "created_at", "updated_at", "completed_at"}
 
 // decodeAlertRows decodes alert_logs rows as json.Unmarshal into an
 // []alertWire would.
@@ -142,7 +142,9 @@ func decodeAlertRows(body []byte) ([]alertWire, error) {
 			return nil, p.SkipValue()
 		case 8:
 			return nullableInt64(p, alertFields[i], &w.Attempts)
-		case 13:
+		case 9:
+			return nullableInt64(p, alertFields[i], &w.AttemptBase)
+		case 15:
 			return nullableInt64(p, alertFields[i], &w.LastStatusCode)
 		}
 		return p.NullableString(alertFields[i], w.stringField(i))
@@ -152,6 +154,6 @@ func decodeAlertRows(body []byte) ([]alertWire, error) {
 // stringField returns the *string field at index i of alertFields.
 func (w *alertWire) stringField(i int) **string {
 	return [...]**string{&w.ID, &w.ConfigID, &w.ProjectID, &w.WorkflowSlug, &w.RunID, &w.Event, &w.WebhookID,
-		&w.Status, nil, &w.NextAttemptAt, &w.Payload, &w.TargetURL, &w.OccurredAt, nil, &w.LastError,
-		&w.OutcomeReason, &w.CreatedAt, &w.UpdatedAt, &w.CompletedAt}[i]
+		&w.Status, nil, nil, &w.RedeliveredAt, &w.NextAttemptAt, &w.Payload, &w.TargetURL, &w.OccurredAt, nil,
+		&w.LastError, &w.OutcomeReason, &w.CreatedAt, &w.UpdatedAt, &w.CompletedAt}[i]
 }

@@ -39,6 +39,8 @@ var alertVectors = []string{
 	`[{"attempts":9223372036854775808}]`, `[{"attempts":"1"}]`, `[{"attempts":null,"last_status_code":204}]`, `[{"attempts":-}]`,
 	`[{"attempts":01}]`, `[{"Last_Status_Code":1,"PAYLOAD":"p"}]`, `[{"payload":{"a":1}}]`, `[{"payload":"a","payload":null}]`,
 	`[{"completed_at":true}]`, `[{"attempts":1,"attempts":null}]`,
+	`[{"attempts":4,"attempt_base":3,"redelivered_at":"2026-01-03T00:00:00.5+00:00"}]`, `[{"attempt_base":null,"redelivered_at":null}]`,
+	`[{"attempt_base":"3"}]`, `[{"redelivered_at":3}]`, `[{"Attempt_Base":2,"REDELIVERED_AT":"t"}]`,
 }
 
 func TestDecodeClaimedMatchesEncodingJSON(t *testing.T) {
