@@ -81,8 +81,10 @@ type Options struct {
 // API is the HTTP API. Create it with New and serve Handler. It is safe for
 // concurrent use and starts no goroutines.
 type API struct {
-	opts Options
-	log  *zap.Logger
+	opts   Options
+	log    *zap.Logger
+	checks *checkCache // stored rules' problems, by version
+	count  counters
 }
 
 // New validates opts and returns an API.
@@ -108,7 +110,7 @@ func New(opts Options) (*API, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &API{opts: opts, log: log}, nil
+	return &API{opts: opts, log: log, checks: newCheckCache(maxCheckedVersions)}, nil
 }
 
 // Route is one method and path of the API, the path in OpenAPI form

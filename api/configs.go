@@ -81,6 +81,7 @@ func (a *API) saveRule(w http.ResponseWriter, r *http.Request, p *principal) err
 		if cur == nil {
 			status = http.StatusCreated
 		}
+		a.noteSaved(saved) // buildWrite compiled and rendered it
 		writeJSON(w, status, saveResponse{Rule: a.view(saved, false), SigningSecret: generated})
 		return nil
 	}

@@ -412,3 +412,49 @@ func TestRules_SecretRotation(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, r.status)
 	assert.Len(t, e.storedRule(id).secrets, 1)
 }
+
+// TestRules_ListingNeverRenders lists rules, some saved through the API and
+// one written around it, and checks that no listing renders a template and
+// that each stored version is compiled at most once.
+func TestRules_ListingNeverRenders(t *testing.T) {
+	e := newEnv(t)
+	withPayload := ruleBody("https://hooks.example.com/{{.Workflow.Slug}}")
+	withPayload["payload_template"] = `{"text": {{printf "%s failed" .Workflow.Name | json}}}`
+	saved, _ := e.createRule(asUser(ownerA), withPayload)
+	e.createRule(asUser(ownerA), ruleBody("https://hooks.example.com/plain"))
+	// A rule changed around the API (its owner may write alert_configs
+	// through PostgREST directly), to a template that does not compile.
+	around, _ := e.createRule(asUser(ownerA), ruleBody("https://hooks.example.com/around"))
+	e.exec(`update public.alert_configs set payload_template = '{"a": {{.Nope}' where id = $1`, around)
+
+	renders, compiles := api.Renders(e.api), api.Compiles(e.api)
+	list := func(c caller, path string) map[string]map[string]any {
+		r := e.do(c, http.MethodGet, path, nil)
+		require.Equal(t, http.StatusOK, r.status, "%s", r.raw)
+		out := map[string]map[string]any{}
+		for _, v := range r.field("rules").([]any) {
+			rule := v.(map[string]any)
+			out[rule["id"].(string)] = rule["problems"].(map[string]any)
+		}
+		return out
+	}
+	for range 3 {
+		for _, c := range []caller{asOperator, asUser(ownerA)} {
+			got := list(c, "/api/alerts/config?project_id="+projectA)
+			require.Len(t, got, 3)
+			assert.Empty(t, got[saved])
+			assert.Contains(t, got[around]["payload_template"], "template", "a stored rule's problem is still shown")
+			assert.Len(t, list(c, "/api/alerts/config/"+workflowA3), 3)
+		}
+	}
+	assert.Equal(t, renders, api.Renders(e.api), "listing renders no template")
+	assert.Equal(t, compiles+1, api.Compiles(e.api), "only the rule written around the API is compiled, once")
+
+	// A new version is checked again, once.
+	e.exec(`update public.alert_configs set payload_template = '{"a": 1}' where id = $1`, around)
+	for range 2 {
+		assert.Empty(t, list(asOperator, "/api/alerts/config?id="+around)[around])
+	}
+	assert.Equal(t, compiles+2, api.Compiles(e.api))
+	assert.Equal(t, renders, api.Renders(e.api))
+}

@@ -288,7 +288,7 @@ func (a *API) compile(spec alerts.RuleSpec, fe fieldErrors) *alerts.Rule {
 		addCompileErrors(fe, err)
 		return nil
 	}
-	target, _, err := rule.Render(sampleContext(spec, alerts.EventFailed))
+	target, _, err := a.renderRule(rule, sampleContext(spec, alerts.EventFailed))
 	if err != nil {
 		addCompileErrors(fe, err)
 		return nil
@@ -399,7 +399,8 @@ type ruleView struct {
 	UpdatedAt time.Time         `json:"updated_at"`
 }
 
-// view renders a stored rule; reveal shows the webhook URL in clear.
+// view renders a stored rule; reveal shows the webhook URL in clear. It
+// never renders the rule's templates (see storedProblems).
 func (a *API) view(c supabase.AlertConfig, reveal bool) ruleView {
 	o := a.open(c)
 	v := ruleView{
@@ -427,11 +428,12 @@ func (a *API) view(c supabase.AlertConfig, reveal bool) ruleView {
 		v.CustomHeaderNames = append(v.CustomHeaderNames, name)
 	}
 	sort.Strings(v.CustomHeaderNames)
-	for f, why := range o.problems {
-		v.Problems[f] = why
+	problems := o.problems
+	if len(problems) == 0 {
+		problems = a.storedProblems(c, o.spec)
 	}
-	if len(o.problems) == 0 {
-		a.compile(o.spec, v.Problems)
+	for f, why := range problems {
+		v.Problems[f] = why
 	}
 	return v
 }

@@ -123,7 +123,7 @@ func (a *API) render(spec alerts.RuleSpec, event alerts.Event, fe fieldErrors) (
 	if err := fe.err(); err != nil {
 		return "", nil, err
 	}
-	target, body, err := rule.Render(sampleContext(spec, event))
+	target, body, err := a.renderRule(rule, sampleContext(spec, event))
 	if err != nil {
 		addCompileErrors(fe, err)
 		return "", nil, fe.err()
