@@ -2,6 +2,8 @@ package alerts
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshhook/meshhook-alerts/config"
@@ -34,8 +36,9 @@ type SupabaseStore struct {
 	mapping Mapping
 	runs    supabase.RunsTable
 	// pageColumns are the columns the reconciler's pages read: those the
-	// matcher needs.
+	// matcher needs; wholeRows is set once the table lacked one of them.
 	pageColumns []string
+	wholeRows   atomic.Bool
 }
 
 // NewSupabaseStore adapts a supabase.Store to the engine.
@@ -206,10 +209,24 @@ func (s *SupabaseStore) Reconcile(ctx context.Context, holder string, lease time
 	return out, nil
 }
 
-// RunsPage reads the mapping's columns of the runs after a cursor.
+// RunsPage reads the mapping's columns of the runs after a cursor. A
+// mapping may name an optional column the table lacks (a run without it
+// is read as without that value); the page then reads whole rows instead.
 func (s *SupabaseStore) RunsPage(ctx context.Context, after Cursor, before time.Time, limit int) ([]map[string]any, error) {
-	return s.db.RowsPage(ctx, s.runs, s.pageColumns, supabase.RowKey{At: after.At, ID: after.ID}, before, limit)
+	key := supabase.RowKey{At: after.At, ID: after.ID}
+	if !s.wholeRows.Load() {
+		rows, err := s.db.RowsPage(ctx, s.runs, s.pageColumns, key, before, limit)
+		var apiErr *supabase.Error
+		if !errors.As(err, &apiErr) || apiErr.Code != undefinedColumn {
+			return rows, err
+		}
+		s.wholeRows.Store(true)
+	}
+	return s.db.RowsPage(ctx, s.runs, nil, key, before, limit)
 }
+
+// undefinedColumn is PostgreSQL's SQLSTATE for a column that does not exist.
+const undefinedColumn = "42703"
 
 // RunsByID reads whole run rows by id.
 func (s *SupabaseStore) RunsByID(ctx context.Context, ids []string) ([]map[string]any, error) {
