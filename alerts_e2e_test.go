@@ -334,6 +334,11 @@ func TestEndToEndTwoDaemonsSendOneAlertPerRuleRunEvent(t *testing.T) {
 	claimed := daemons[0].countLines(`"msg":"alert claimed"`) + daemons[1].countLines(`"msg":"alert claimed"`)
 	assert.Equal(t, 8, claimed)
 	assert.Positive(t, daemons[0].countLines(`"msg":"alert already claimed"`)+daemons[1].countLines(`"msg":"alert already claimed"`))
+	// One of them reconciles; the other does not repeat its reads.
+	const held = "meshhook_alerts_engine_reconcile_lease_held"
+	assert.Equal(t, 1.0, daemons[0].metric(t, held)+daemons[1].metric(t, held), "one reconcile lease holder")
+	const rows = "meshhook_alerts_engine_reconcile_rows_total"
+	assert.Zero(t, min(daemons[0].metric(t, rows), daemons[1].metric(t, rows)), "the other daemon scans nothing")
 	for _, d := range daemons {
 		assert.Equal(t, exitOK, d.stop())
 	}

@@ -207,7 +207,8 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if cfg.Ops.AlertWebhookURL.IsSet() {
 		disabled := &ops.DisabledRules{}
 		deliveries.OnDisabled = func(id, reason string) { disabled.Add(id, reason, time.Now()) }
-		actors = append(actors, watchdogActor(cfg.Ops, backlog, snd, subscribed, disabled, log.Named("watchdog")))
+		actors = append(actors, watchdogActor(cfg.Ops, cfg.Alerts.ReconcileLagAlert, backlog, snd, subscribed,
+			engine.ReconcileLag, disabled, log.Named("watchdog")))
 	}
 	if cfg.HTTP.Listen != "" {
 		checks := map[string]ops.Check{"rules": ops.RulesLoaded(engine.RulesLoaded)}

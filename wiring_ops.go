@@ -26,12 +26,12 @@ func newBacklog(c config.Ops, store *supabase.Store, log *zap.Logger) *ops.Backl
 // backlog and sends each condition's start and end to the operator webhook.
 // Rules disabled because their endpoint answered 410 Gone (disabled) are
 // reported once each.
-func watchdogActor(c config.Ops, backlog *ops.Backlog, snd *sender.Sender, subscribed ops.Check,
-	disabled *ops.DisabledRules, log *zap.Logger) actor {
+func watchdogActor(c config.Ops, lagAlert time.Duration, backlog *ops.Backlog, snd *sender.Sender, subscribed ops.Check,
+	lag func() time.Duration, disabled *ops.DisabledRules, log *zap.Logger) actor {
 	w := ops.NewWatchdog(ops.Thresholds{
 		FailureRatio: float64(c.FailurePercent) / 100, FailureWindow: c.FailureWindow,
 		FailureMinAttempts: uint64(c.FailureMinAttempts), RealtimeDownAfter: c.RealtimeDownAfter,
-		PendingBacklog: int64(c.PendingBacklog),
+		PendingBacklog: int64(c.PendingBacklog), ReconcileLag: lagAlert,
 	}, nil)
 	n := &ops.WebhookNotifier{Sender: snd, URL: c.AlertWebhookURL.Value(), Secret: c.AlertSecret.Value()}
 	sample := func(context.Context) ops.Sample {
@@ -43,6 +43,7 @@ func watchdogActor(c config.Ops, backlog *ops.Backlog, snd *sender.Sender, subsc
 			}
 		}
 		s.Subscribed = subscribed() == nil
+		s.ReconcileLag = lag()
 		s.Pending, s.PendingKnown = backlog.Last()
 		s.Disabled = disabled.Drain()
 		return s

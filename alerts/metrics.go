@@ -56,6 +56,17 @@ type engineReadiness struct{ rulesLoaded, started atomic.Bool }
 // without.
 func (e *Engine) Started() bool { return e.ready.started.Load() }
 
+// ReconcileLag is how far the reconcile cursor is behind the database's
+// clock while this daemon holds the reconcile lease; 0 otherwise.
+func (e *Engine) ReconcileLag() time.Duration {
+	e.stats.mu.Lock()
+	defer e.stats.mu.Unlock()
+	if !e.stats.reconcileHeld {
+		return 0
+	}
+	return e.stats.reconcileLag
+}
+
 // ReconcileCheck fails while the reconciler, when this daemon holds the
 // lease, lags behind by more than Options.ReconcileLagAlert, or while its
 // passes fail.

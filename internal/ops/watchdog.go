@@ -15,6 +15,9 @@ const (
 	CondFailureRatio = "delivery_failure_ratio"
 	CondRealtimeDown = "realtime_not_subscribed"
 	CondBacklog      = "pending_backlog"
+	// CondReconcileLag fires while reconciliation lags: changes Realtime
+	// missed are alerted late.
+	CondReconcileLag = "reconcile_lag"
 	// CondRuleDisabled is an event, not a state: a rule was disabled
 	// because its endpoint answered 410 Gone. It is reported once per rule
 	// and never resolves (re-enabling the rule is the operator's act).
@@ -27,6 +30,9 @@ type Sample struct {
 	Attempts, Failures uint64
 	// Subscribed is whether Realtime is subscribed.
 	Subscribed bool
+	// ReconcileLag is how far reconciliation is behind (0 when this daemon
+	// does not reconcile).
+	ReconcileLag time.Duration
 	// Pending is the number of pending alerts; PendingKnown is false when it
 	// could not be read (the backlog condition keeps its state).
 	Pending      int64
@@ -54,6 +60,9 @@ type Thresholds struct {
 	RealtimeDownAfter time.Duration
 	// PendingBacklog is the pending count above which CondBacklog fires.
 	PendingBacklog int64
+	// ReconcileLag is the reconciliation lag above which CondReconcileLag
+	// fires.
+	ReconcileLag time.Duration
 }
 
 // Notice is one internal alert: a condition started (Firing) or cleared.
@@ -136,6 +145,12 @@ func (w *Watchdog) Evaluate(s Sample) []Notice {
 		firing := s.Pending > w.th.PendingBacklog
 		emit(CondBacklog, firing, float64(s.Pending), float64(w.th.PendingBacklog),
 			fmt.Sprintf("%d alerts are pending delivery (threshold %d)", s.Pending, w.th.PendingBacklog))
+	}
+	if w.th.ReconcileLag > 0 {
+		firing := s.ReconcileLag > w.th.ReconcileLag
+		emit(CondReconcileLag, firing, s.ReconcileLag.Seconds(), w.th.ReconcileLag.Seconds(),
+			fmt.Sprintf("reconciliation is %s behind the database (threshold %s): changes Realtime missed are alerted late",
+				s.ReconcileLag.Round(time.Second), w.th.ReconcileLag))
 	}
 	for _, d := range s.Disabled {
 		w.events = append(w.events, Notice{Condition: CondRuleDisabled, RuleID: d.RuleID, Firing: true, At: d.At,

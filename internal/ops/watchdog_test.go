@@ -39,7 +39,7 @@ func notices(ns []Notice) []string {
 
 func TestWatchdogConditions(t *testing.T) {
 	th := Thresholds{FailureRatio: 0.5, FailureWindow: time.Minute, FailureMinAttempts: 10,
-		RealtimeDownAfter: 2 * time.Minute, PendingBacklog: 100}
+		RealtimeDownAfter: 2 * time.Minute, PendingBacklog: 100, ReconcileLag: time.Minute}
 	up := func(att, fail uint64) Sample { return Sample{Attempts: att, Failures: fail, Subscribed: true} }
 	pending := func(n int64) Sample { return Sample{Subscribed: true, Pending: n, PendingKnown: true} }
 	down := Sample{Subscribed: false}
@@ -86,6 +86,12 @@ func TestWatchdogConditions(t *testing.T) {
 			{time.Second, Sample{Subscribed: true}, nil, false}, // unknown: keeps state
 			{time.Second, pending(5000), nil, false},
 			{time.Second, pending(3), []string{"-" + CondBacklog}, false},
+		},
+		"reconciliation lag fires and clears": {
+			{0, Sample{Subscribed: true, ReconcileLag: time.Second}, nil, false},
+			{time.Second, Sample{Subscribed: true, ReconcileLag: 2 * time.Minute}, []string{"+" + CondReconcileLag}, false},
+			{time.Second, Sample{Subscribed: true, ReconcileLag: 3 * time.Minute}, nil, false},
+			{time.Second, Sample{Subscribed: true, ReconcileLag: 2 * time.Second}, []string{"-" + CondReconcileLag}, false},
 		},
 		"undelivered notices are produced again": {
 			{0, pending(500), []string{"+" + CondBacklog}, true},

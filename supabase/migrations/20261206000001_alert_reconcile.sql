@@ -24,8 +24,8 @@
 --
 -- Called over PostgREST (/rest/v1/rpc/alert_reconcile) by the service role
 -- only. SECURITY DEFINER: reading every session's xact_start needs the
--- owner's pg_read_all_stats (Supabase's postgres role has it). Safe to run
--- more than once.
+-- owner's pg_read_all_stats (grant pg_read_all_stats to postgres where it
+-- lacks it; without it "hidden" is true). Safe to run more than once.
 
 create or replace function public.alert_reconcile(p_key text, p_holder text, p_lease_ms integer, p_cursor jsonb)
 returns jsonb
