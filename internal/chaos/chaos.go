@@ -27,9 +27,10 @@ import (
 // webhookSecret signs every alert of the chaos rules.
 const webhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
-// resyncInterval is the daemon's periodic catch-up: the only way it finds
-// changes Realtime dropped without a reconnect.
-const resyncInterval = 2 * time.Second
+// reconcileInterval is the daemon's default alerts.reconcile_interval (the
+// chaos run keeps the default): how often it reads the changes Realtime
+// dropped from the database.
+const reconcileInterval = time.Second
 
 // Options configures Run.
 type Options struct {
@@ -99,7 +100,7 @@ var margins = Margins{
 	Before:     time.Second,
 	BeforeKill: 6 * time.Second, // the engine retries failed claims after 5s, in memory
 	After:      2 * time.Second,
-	AfterDrops: resyncInterval + 1500*time.Millisecond,
+	AfterDrops: reconcileInterval + 1500*time.Millisecond,
 	AfterREST:  6500 * time.Millisecond, // the engine retries timer checks after 5s
 }
 
@@ -200,7 +201,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	faults, blind, problems := in.result()
 	runs := gen.Runs()
 	deadline := time.Now().Add(o.Settle)
-	minEnd := gen.LastWrite().Add(resyncInterval + 2*time.Second)
+	minEnd := gen.LastWrite().Add(reconcileInterval + 2*time.Second)
 	for {
 		acked := deliveredKeys(rcv.Acked())
 		// recovered alerts are awaited once their delayed/stalled alert arrived.

@@ -85,10 +85,22 @@ func TestRestartedDaemonKeepsPendingAlertsWhileRulesLoad(t *testing.T) {
 		}
 		return st, reason
 	}
-	require.Eventually(t, func() bool {
-		st, _ := status()
-		return st == "pending" && rcv.Stats().ServerErrors > 0
-	}, 20*time.Second, 20*time.Millisecond, "the first attempt failed and the alert waits for a retry")
+	// The receiver fails every attempt, so once a failed attempt is
+	// recorded the alert waits for a retry (pending or, between leases,
+	// delivering) until the kill: wait for the durable record, not for a
+	// status that a busy machine may let pass between two polls.
+	failedAttempts := func() int {
+		var n int
+		if err := si.Pool.QueryRow(ctx, `select count(*) from alert_attempts a join alert_logs l on l.id = a.alert_id
+			where l.run_id = $1 and a.outcome <> 'succeeded'`, runID).Scan(&n); err != nil {
+			return 0
+		}
+		return n
+	}
+	require.Eventually(t, func() bool { return failedAttempts() > 0 && rcv.Stats().ServerErrors > 0 },
+		60*time.Second, 20*time.Millisecond, "the first attempt failed and was recorded")
+	st, _ := status()
+	require.NotEqual(t, "succeeded", st, "the receiver refuses every attempt")
 	d.Kill()
 
 	// The second daemon starts while alert_configs cannot be read for a while.

@@ -130,7 +130,7 @@ func (sc *scenario) alertLogs(ctx context.Context, si *standin.StandIn) ([]logRo
 
 // daemonEnv is the daemon's configuration: the stand-in behind the fault
 // proxy, small timeouts and retry schedule so faults resolve within a run,
-// and a periodic catch-up every resyncInterval.
+// and the default reconciliation and resync intervals.
 func daemonEnv(supabaseURL, serviceRoleKey, encryptionKey string) []string {
 	return []string{
 		"MESHHOOK_ALERTS_SUPABASE_URL=" + supabaseURL,
@@ -148,7 +148,6 @@ func daemonEnv(supabaseURL, serviceRoleKey, encryptionKey string) []string {
 		"MESHHOOK_ALERTS_REALTIME_RECONNECT_INITIAL=100ms",
 		"MESHHOOK_ALERTS_REALTIME_RECONNECT_MAX=1s",
 		"MESHHOOK_ALERTS_ALERTS_TIMER_TICK=200ms",
-		"MESHHOOK_ALERTS_ALERTS_RESYNC_INTERVAL=" + resyncInterval.String(),
 		"MESHHOOK_ALERTS_HTTP_LISTEN=127.0.0.1:0",
 		"MESHHOOK_ALERTS_LOG_LEVEL=info",
 	}
