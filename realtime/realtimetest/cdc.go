@@ -270,83 +270,184 @@ func (c *CDC) awaitSlotDropped(slot string) {
 	}
 }
 
-// stream reads one replication session: decodes pgoutput messages, delivers
-// row changes and acknowledges commits so the slot advances.
+// stream reads one replication session: decodes pgoutput messages, hands
+// row changes to the server poll by poll and acknowledges commits so the
+// slot advances.
 //
-// Reads wait at most until the next status update is due. That wait is a
-// read deadline on the connection, set when it changes, rather than a
-// context with a deadline per message (which costs a timer and a context
-// watcher per message); cancelling ctx expires the deadline at once.
+// Polls model Realtime's replication poller (Options.PollInterval): between
+// polls nothing is read, so changes wait in the replication stream
+// (PostgreSQL keeps them in the WAL; the slot has not confirmed them) and
+// the walsender blocks once the socket is full. A poll reads whole
+// transactions until it holds PollMaxChanges changes, or until the stream
+// has had nothing more for pollDrainWait. With polling off, every
+// transaction is a poll of its own and none waits.
+//
+// Reads wait at most until the next status update is due (or the drain
+// wait ends). That wait is a read deadline on the connection, set when it
+// changes, rather than a context with a deadline per message (which costs a
+// timer and a context watcher per message); cancelling ctx expires the
+// deadline at once.
 func (c *CDC) stream(ctx context.Context, conn *pgconn.PgConn, startLSN pglogrepl.LSN) error {
-	d := newWALDecoder(c)
-	rd := &readDeadline{conn: conn.Conn()}
-	stop := context.AfterFunc(ctx, rd.expire)
+	w := &walStream{
+		cdc:        c,
+		conn:       conn,
+		rd:         &readDeadline{conn: conn.Conn()},
+		dec:        newWALDecoder(c),
+		ackLSN:     startLSN,
+		nextStatus: time.Now().Add(c.opts.StatusInterval),
+	}
+	stop := context.AfterFunc(ctx, w.rd.expire)
 	defer stop()
-	ackLSN := startLSN
-	inTx := false
-	nextStatus := time.Now().Add(c.opts.StatusInterval)
-	deadline := time.Time{}
+	next := time.Now()
 	for {
-		if !time.Now().Before(nextStatus) {
-			err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: ackLSN})
-			if err != nil {
-				return fmt.Errorf("send standby status: %w", err)
-			}
-			nextStatus = time.Now().Add(c.opts.StatusInterval)
-			deadline = time.Time{} // the send may have reset the connection's deadline
+		if err := w.waitUntil(ctx, next); err != nil {
+			return err
+		}
+		b := w.dec.batch
+		*b = pollBatch{start: time.Now()}
+		if err := w.poll(ctx); err != nil {
+			return err
+		}
+		next = time.Now().Add(c.srv.endPoll(b))
+	}
+}
+
+// walStream is the state of one replication session.
+type walStream struct {
+	cdc  *CDC
+	conn *pgconn.PgConn
+	rd   *readDeadline
+	dec  *walDecoder
+
+	ackLSN     pglogrepl.LSN // confirmed to the server in status updates
+	inTx       bool          // between a Begin and its Commit
+	nextStatus time.Time     // when the next status update is due
+	deadline   time.Time     // the read deadline last set
+}
+
+// sendStatusIfDue sends a standby status update if one is due.
+func (w *walStream) sendStatusIfDue(ctx context.Context) error {
+	if time.Now().Before(w.nextStatus) {
+		return nil
+	}
+	err := pglogrepl.SendStandbyStatusUpdate(ctx, w.conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: w.ackLSN})
+	if err != nil {
+		return fmt.Errorf("send standby status: %w", err)
+	}
+	w.nextStatus = time.Now().Add(w.cdc.opts.StatusInterval)
+	w.deadline = time.Time{} // the send may have reset the connection's deadline
+	return nil
+}
+
+// waitUntil waits, reading nothing but keeping status updates flowing,
+// until t.
+func (w *walStream) waitUntil(ctx context.Context, t time.Time) error {
+	for {
+		if err := w.sendStatusIfDue(ctx); err != nil {
+			return err
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if !deadline.Equal(nextStatus) {
-			rd.set(nextStatus)
-			deadline = nextStatus
+		now := time.Now()
+		if !now.Before(t) {
+			return nil
 		}
-		raw, err := conn.ReceiveMessage(context.Background())
+		wake := t
+		if w.nextStatus.Before(wake) {
+			wake = w.nextStatus
+		}
+		if !sleepCtx(ctx, wake.Sub(now)) {
+			return ctx.Err()
+		}
+	}
+}
+
+// poll reads one poll's worth of messages into the decoder's batch.
+func (w *walStream) poll(ctx context.Context) error {
+	polling := w.cdc.srv.polling()
+	maxChanges := w.cdc.srv.opts.PollMaxChanges
+	for {
+		if err := w.sendStatusIfDue(ctx); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		deadline := w.nextStatus
+		var drainAt time.Time
+		if polling && !w.inTx {
+			drainAt = time.Now().Add(pollDrainWait)
+			if drainAt.Before(deadline) {
+				deadline = drainAt
+			}
+		}
+		if !w.deadline.Equal(deadline) {
+			w.rd.set(deadline)
+			w.deadline = deadline
+		}
+		raw, err := w.conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			if pgconn.Timeout(err) {
+				if !drainAt.IsZero() && !time.Now().Before(drainAt) {
+					return nil // nothing more in the slot for now
+				}
 				continue
 			}
 			return fmt.Errorf("receive replication message: %w", err)
 		}
-		switch msg := raw.(type) {
-		case *pgproto3.ErrorResponse:
-			return fmt.Errorf("replication: %w", pgconn.ErrorResponseToPgError(msg))
-		case *pgproto3.CopyData:
-			if len(msg.Data) == 0 {
-				continue
-			}
-			switch msg.Data[0] {
-			case pglogrepl.PrimaryKeepaliveMessageByteID:
-				pkm, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
-				if err != nil {
-					return fmt.Errorf("parse keepalive: %w", err)
-				}
-				if !inTx && pkm.ServerWALEnd > ackLSN {
-					ackLSN = pkm.ServerWALEnd
-				}
-				if pkm.ReplyRequested {
-					nextStatus = time.Time{}
-				}
-			case pglogrepl.XLogDataByteID:
-				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
-				if err != nil {
-					return fmt.Errorf("parse xlogdata: %w", err)
-				}
-				committed, err := d.handle(ctx, xld.WALData, &inTx)
-				if err != nil {
-					return err
-				}
-				if committed > ackLSN {
-					ackLSN = committed
-					nextStatus = time.Time{} // acknowledge promptly
-				}
-			}
+		committed, err := w.handle(ctx, raw)
+		if err != nil {
+			return err
+		}
+		if committed && (!polling || w.dec.batch.changes >= maxChanges) {
+			return nil
 		}
 	}
+}
+
+// handle processes one message of the replication stream; it reports
+// whether the message committed a transaction.
+func (w *walStream) handle(ctx context.Context, raw pgproto3.BackendMessage) (bool, error) {
+	switch msg := raw.(type) {
+	case *pgproto3.ErrorResponse:
+		return false, fmt.Errorf("replication: %w", pgconn.ErrorResponseToPgError(msg))
+	case *pgproto3.CopyData:
+		if len(msg.Data) == 0 {
+			return false, nil
+		}
+		switch msg.Data[0] {
+		case pglogrepl.PrimaryKeepaliveMessageByteID:
+			pkm, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
+			if err != nil {
+				return false, fmt.Errorf("parse keepalive: %w", err)
+			}
+			if !w.inTx && pkm.ServerWALEnd > w.ackLSN {
+				w.ackLSN = pkm.ServerWALEnd
+			}
+			if pkm.ReplyRequested {
+				w.nextStatus = time.Time{}
+			}
+		case pglogrepl.XLogDataByteID:
+			xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
+			if err != nil {
+				return false, fmt.Errorf("parse xlogdata: %w", err)
+			}
+			committed, err := w.dec.handle(ctx, xld.WALData, &w.inTx)
+			if err != nil {
+				return false, err
+			}
+			if committed > w.ackLSN {
+				w.ackLSN = committed
+				w.nextStatus = time.Time{} // acknowledge promptly
+			}
+			return committed != 0, nil
+		}
+	}
+	return false, nil
 }
 
 // readDeadline sets the replication connection's read deadline until it is

@@ -69,6 +69,7 @@ func (r *relation) prepare() {
 type walDecoder struct {
 	cdc       *CDC
 	relations map[uint32]*relation
+	batch     *pollBatch // the poll in progress
 
 	commitTime time.Time
 	commitTS   string // commitTime as payloads carry it
@@ -95,7 +96,7 @@ type valueMemo struct {
 }
 
 func newWALDecoder(c *CDC) *walDecoder {
-	return &walDecoder{cdc: c, relations: make(map[uint32]*relation), memos: make(map[uint32][]valueMemo)}
+	return &walDecoder{cdc: c, relations: make(map[uint32]*relation), memos: make(map[uint32][]valueMemo), batch: &pollBatch{}}
 }
 
 // tupleColumn is one column of a pgoutput TupleData: its kind ('n' null,
@@ -257,14 +258,21 @@ func (d *walDecoder) emit(ctx context.Context, m rowMessage) error {
 	if !ok {
 		return fmt.Errorf("pgoutput: change for unknown relation %d", m.relID)
 	}
+	srv := d.cdc.srv
+	b := d.batch
+	b.changes++
 	rls, err := d.cdc.meta.rlsEnabled(ctx, rel.id)
 	if err != nil {
 		return err
 	}
 	c := d.build(rel, m, rls)
 	d.cdc.decoded.Add(1)
-	if err := d.cdc.srv.deliver(ctx, c); err != nil {
+	n, err := srv.deliver(ctx, c)
+	if err != nil {
 		d.cdc.log.Warn("deliver change", zap.String("table", rel.schema+"."+rel.table), zap.Error(err))
+	}
+	if n > 0 {
+		b.delivered++
 	}
 	return nil
 }

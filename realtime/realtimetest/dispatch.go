@@ -15,7 +15,8 @@ func (s *Server) Publish(c Change) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	return s.deliver(context.Background(), &c)
+	_, err := s.deliver(context.Background(), &c)
+	return err
 }
 
 // dispatchScratch is the state deliver reuses from change to change, so
@@ -43,21 +44,23 @@ type claimsAccess struct {
 // deliver fans one change out to the subscribed channels: one frame per
 // channel (and per distinct `select` list) listing the ids of every
 // matching binding. Deliveries are serialised so every client sees changes
-// in publication (commit) order.
-func (s *Server) deliver(ctx context.Context, c *Change) error {
+// in publication (commit) order. It returns the number of subscriptions
+// (bindings) the change went to, which is what Realtime's event rate counts.
+func (s *Server) deliver(ctx context.Context, c *Change) (int, error) {
 	s.deliverMu.Lock()
 	defer s.deliverMu.Unlock()
 
 	if s.faults.takeDrop() {
 		s.stats.dropped.Add(1)
-		return nil
+		return 0, nil
 	}
 	sc := &s.scratch
 	defer sc.release()
 	p := &sc.prepared
 	if err := p.prepare(c, s.opts.MaxRecordBytes, s.faults.takeTruncate()); err != nil {
-		return err
+		return 0, err
 	}
+	subscriptions := 0
 	be := s.currentBackend()
 	sc.access = sc.access[:0]
 	accessFor := func(claims tokenClaims) access {
@@ -112,6 +115,7 @@ func (s *Server) deliver(ctx context.Context, c *Change) error {
 			if len(sc.matched) == 0 || (!acc.Visible && acc.Error == "") {
 				continue
 			}
+			subscriptions += len(sc.matched)
 			for _, g := range sc.groupBySelect() {
 				frame := changeFrame(sess.codec, t.ch.topic, p.Type, t.newAPI, g.ids, dataFor(acc, g.sel))
 				if sess.deliverFrame(t.ch, frame) {
@@ -120,7 +124,7 @@ func (s *Server) deliver(ctx context.Context, c *Change) error {
 			}
 		}
 	}
-	return nil
+	return subscriptions, nil
 }
 
 // release drops the references the scratch holds after a delivery, so

@@ -36,4 +36,12 @@
 // the subscriber's role and JWT claims (checked against the database with
 // `set local role` and request.jwt.claims); DELETEs go to every matching
 // subscriber, with only the primary key in old_record when RLS is enabled.
+//
+// # Limits
+//
+// Decoded changes reach subscribers as Realtime's replication poller hands
+// them out: in polls of whole transactions, at most PollMaxChanges (100)
+// changes each, back to back while there is work and PollInterval × 5
+// (500ms) apart when idle; the rest waits in the replication stream.
+// Visibility is decided when a change is polled.
 package realtimetest

@@ -20,6 +20,8 @@ const (
 	DefaultResubscribeDelay = 100 * time.Millisecond
 	DefaultTokenCheckPeriod = 5 * time.Minute
 	DefaultOutboundBytes    = 50 << 20
+	DefaultPollInterval     = 100 * time.Millisecond
+	DefaultPollMaxChanges   = 100
 	maxInboundFrameBytes    = 5_000_000
 	closeHandshakeTimeout   = 2 * time.Second
 	writeTimeout            = 10 * time.Second
@@ -41,8 +43,9 @@ type Options struct {
 	// meanwhile, like the real transport. Defaults to 0.
 	JoinErrorDelay time.Duration
 	// SubscribeDelay is the time between the join reply and
-	// "Subscribed to PostgreSQL"; changes committed in between are not
-	// delivered to the channel. Defaults to 0 (Realtime: up to seconds).
+	// "Subscribed to PostgreSQL"; changes polled in between (see
+	// PollInterval) are not delivered to the channel. Defaults to 0
+	// (Realtime: up to seconds).
 	SubscribeDelay time.Duration
 	// ResubscribeDelay is the time between an accepted access_token refresh
 	// and the repeated "Subscribed to PostgreSQL" (Realtime: 1-3s).
@@ -59,6 +62,32 @@ type Options struct {
 	// abruptly, as Realtime kills a transport process whose heap exceeds
 	// WEBSOCKET_MAX_HEAP_SIZE. Defaults to 50 MiB, Realtime's default.
 	OutboundBytes int
+	// PollInterval is Realtime's poll_interval_ms: a CDC hands changes to
+	// subscribers the way Realtime's replication poller reads its slot, in
+	// polls of at most PollMaxChanges changes, in commit order, while the
+	// rest waits in the replication stream. As in Realtime, a poll that
+	// delivered changes is followed at once by the next one; after a poll
+	// whose changes had no subscriber the next comes PollInterval plus
+	// 50-100ms later, and after an empty poll 5 × PollInterval later (so an
+	// idle server picks a new change up within 500ms by default). Defaults to 100ms, Realtime's default;
+	// negative turns polling off: changes are delivered as they are
+	// decoded. Changes given to Publish are never polled.
+	PollInterval time.Duration
+	// PollMaxChanges is Realtime's poll_max_changes: a poll stops reading
+	// at the first commit at which it holds this many changes, so it always
+	// ends on a transaction boundary and one large transaction comes in a
+	// single poll (pg_logical_slot_get_changes' upto_nchanges). Defaults to
+	// 100, Realtime's default.
+	PollMaxChanges int
+	// PollQueryTime models the duration of Realtime's list_changes query,
+	// which is what bounds its throughput: every poll waits this long before
+	// it reads. Defaults to 0 (polls cost only the stand-in's own work);
+	// 100ms with single-row transactions caps delivery at about 1,000
+	// changes per second. Ignored with polling off.
+	PollQueryTime time.Duration
+	// OnPoll, if set, is called after every poll of a CDC, from the CDC's
+	// goroutine; it must not block.
+	OnPoll func(Poll)
 	// DB is an optional pool on the database a CDC streams from; when set,
 	// StartCDC uses it for catalog, row-visibility and subscription checks
 	// instead of opening its own. The server never closes it.
@@ -87,6 +116,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.OutboundBytes <= 0 {
 		o.OutboundBytes = DefaultOutboundBytes
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	if o.PollMaxChanges <= 0 {
+		o.PollMaxChanges = DefaultPollMaxChanges
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
@@ -127,6 +162,7 @@ type Server struct {
 
 	faults faults
 	stats  stats
+	polls  pollStats
 }
 
 // NewServer returns a Server configured by opts.

@@ -1,0 +1,83 @@
+package realtimetest
+
+import (
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+)
+
+// This file models how Realtime's replication poller
+// (lib/extensions/postgres_cdc_rls/replication_poller.ex) reads its slot,
+// for the changes a CDC decodes.
+
+const (
+	// pollIdleMultiplier stretches the wait after an empty poll (Realtime's
+	// @idle_multiplier).
+	pollIdleMultiplier = 5
+	// pollJitterMin and pollJitterMax bound the jitter added after a poll
+	// whose changes had no subscriber (Enum.random(50..100) ms).
+	pollJitterMin = 50 * time.Millisecond
+	pollJitterMax = 100 * time.Millisecond
+	// pollDrainWait is how long a poll waits for the next message of the
+	// replication stream before it takes the slot to be drained. A change
+	// committed just before a poll may so come in the next one, as with a
+	// commit racing Realtime's list_changes query.
+	pollDrainWait = 5 * time.Millisecond
+)
+
+// Poll describes one poll of the replication stream by a CDC: what
+// Realtime's replication poller reads with one list_changes query.
+type Poll struct {
+	// Start is when the poll began reading.
+	Start time.Time
+	// Changes is the number of row changes it read (and so consumed).
+	Changes int
+	// Delivered is the number of those that went to at least one
+	// subscription (Realtime's processed count).
+	Delivered int
+	// Next is the wait until the next poll reads.
+	Next time.Duration
+}
+
+// pollBatch is the state of the poll in progress.
+type pollBatch struct {
+	start     time.Time
+	changes   int
+	delivered int
+}
+
+// pollStats are the counters behind Polls.
+type pollStats struct {
+	polls atomic.Int64
+}
+
+// polling reports whether changes are handed out in polls (PollInterval is
+// not negative).
+func (s *Server) polling() bool { return s.opts.PollInterval > 0 }
+
+// endPoll records a finished poll and returns the wait until the next one,
+// following Realtime's scheduling: at once after a poll that had changes
+// for subscribers, PollInterval plus jitter after one
+// whose changes had no subscriber, 5 × PollInterval after an empty one.
+func (s *Server) endPoll(b *pollBatch) time.Duration {
+	var next time.Duration
+	if s.polling() {
+		switch {
+		case b.delivered > 0:
+		case b.changes > 0:
+			next = s.opts.PollInterval + pollJitterMin + rand.N(pollJitterMax-pollJitterMin+time.Millisecond)
+		default:
+			next = s.opts.PollInterval * pollIdleMultiplier
+		}
+		next += s.opts.PollQueryTime
+	}
+	s.polls.polls.Add(1)
+	if s.opts.OnPoll != nil {
+		s.opts.OnPoll(Poll{Start: b.start, Changes: b.changes, Delivered: b.delivered, Next: next})
+	}
+	return next
+}
+
+// Polls returns the number of polls CDCs made (with polling off, one per
+// transaction).
+func (s *Server) Polls() int { return int(s.polls.polls.Load()) }
