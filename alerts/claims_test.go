@@ -438,3 +438,41 @@ func runEngineOn(t *testing.T, opts Options, store Store, sub Submitter, events 
 	})
 	return e
 }
+
+func TestReconcileHoldsBackWhenTheHorizonIsHidden(t *testing.T) {
+	clock := newFakeClock()
+	t0 := clock.Now()
+	store := newFakeStore()
+	store.clock = clock.Now
+	store.rules = []RuleSpec{ruleRow("r1", "failed")}
+	store.hidden = true
+	// Realtime delivers nothing; one row is older than the overlap, one
+	// within it.
+	store.putRunRow(runRow("old", "failed", t0, t0.Add(-time.Minute)))
+	store.putRunRow(runRow("recent", "failed", t0, t0.Add(-10*time.Second)))
+	h := startEngineClock(t, store, clock)
+	sent := h.waitSent(t, 1)
+	assert.Equal(t, "old", sent[0].RunID, "only rows older than the overlap (30s) are read")
+	h.reconcile(t)
+	assert.Len(t, h.sub.all(), 1, "the recent row waits for the overlap to pass")
+	h.advance(t, time.Minute)
+	h.reconcile(t)
+	h.waitSent(t, 2)
+}
+
+func TestSeenRunsForgetsTheOldestFirst(t *testing.T) {
+	s := newSeenRuns(2)
+	t0 := time.Now()
+	s.add("a", t0)
+	s.add("b", t0)
+	assert.True(t, s.has("a", t0))
+	s.add("a", t0.Add(time.Second)) // a newer version of a
+	assert.False(t, s.has("a", t0), "the older version is no longer seen")
+	assert.True(t, s.has("a", t0.Add(time.Second)))
+	s.add("c", t0) // evicts b's slot
+	assert.False(t, s.has("b", t0))
+	assert.True(t, s.has("c", t0))
+	assert.True(t, s.has("a", t0.Add(time.Second)), "a's newer entry survives its old slot's reuse")
+	s.forget("c", t0)
+	assert.False(t, s.has("c", t0))
+}

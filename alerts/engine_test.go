@@ -38,6 +38,7 @@ type fakeStore struct {
 	leaseUntil time.Time
 	horizon    func() time.Time
 	clock      func() time.Time // the database's clock; time.Now when nil
+	hidden     bool             // the horizon cannot see every session
 	reconciles int
 	pages      int
 	failPages  int // fail the next n RunsPage calls
@@ -224,7 +225,7 @@ func (f *fakeStore) Reconcile(_ context.Context, holder string, lease time.Durat
 	if f.horizon != nil {
 		horizon = f.horizon()
 	}
-	st := ReconcileState{Horizon: horizon, Now: now}
+	st := ReconcileState{Horizon: horizon, Now: now, Hidden: f.hidden}
 	if f.holder == "" || f.holder == holder || f.leaseUntil.Before(now) {
 		f.holder, f.leaseUntil = holder, now.Add(lease)
 		if save != nil {
