@@ -131,6 +131,7 @@ func StartCDC(ctx context.Context, dbURL string, srv *Server, opts CDCOptions) (
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.cancel = cancel
 	srv.setBackend(c)
+	srv.rate.start()
 	go c.run(runCtx, st)
 	return c, nil
 }

@@ -252,7 +252,8 @@ type valueSpan struct {
 	ok         bool
 }
 
-// emit builds the Change for one row operation and delivers it.
+// emit builds the Change for one row operation and delivers it, unless
+// the poll it belongs to is skipped for the event rate.
 func (d *walDecoder) emit(ctx context.Context, m rowMessage) error {
 	rel, ok := d.relations[m.relID]
 	if !ok {
@@ -261,6 +262,10 @@ func (d *walDecoder) emit(ctx context.Context, m rowMessage) error {
 	srv := d.cdc.srv
 	b := d.batch
 	b.changes++
+	if b.skipping(srv.rate) {
+		d.cdc.decoded.Add(1)
+		return nil
+	}
 	rls, err := d.cdc.meta.rlsEnabled(ctx, rel.id)
 	if err != nil {
 		return err
@@ -273,6 +278,7 @@ func (d *walDecoder) emit(ctx context.Context, m rowMessage) error {
 	}
 	if n > 0 {
 		b.delivered++
+		srv.rate.add(n)
 	}
 	return nil
 }

@@ -43,5 +43,9 @@
 // them out: in polls of whole transactions, at most PollMaxChanges (100)
 // changes each, back to back while there is work and PollInterval × 5
 // (500ms) apart when idle; the rest waits in the replication stream.
-// Visibility is decided when a change is polled.
+// Visibility is decided when a change is polled. With MaxEventsPerSecond
+// set, the tenant quota works as Realtime's: changes are counted per
+// subscription, averaged over up to RateWindowTicks × RateTick (60s), and
+// while the average is at or over the quota whole polls are consumed and
+// dropped with nothing sent to any client (SkippedChanges counts them).
 package realtimetest

@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // This file models how Realtime's replication poller
@@ -33,8 +35,11 @@ type Poll struct {
 	// Changes is the number of row changes it read (and so consumed).
 	Changes int
 	// Delivered is the number of those that went to at least one
-	// subscription (Realtime's processed count).
+	// subscription (Realtime's processed count); 0 when Skipped.
 	Delivered int
+	// Skipped reports that the changes were dropped whole because the event
+	// rate was at or over MaxEventsPerSecond. Empty polls are never Skipped.
+	Skipped bool
 	// Next is the wait until the next poll reads.
 	Next time.Duration
 }
@@ -42,13 +47,28 @@ type Poll struct {
 // pollBatch is the state of the poll in progress.
 type pollBatch struct {
 	start     time.Time
+	decided   bool // skip is set
+	skip      bool
 	changes   int
 	delivered int
 }
 
-// pollStats are the counters behind Polls.
+// skipping reports whether the batch's changes are skipped, deciding it at
+// the first change: Realtime checks the rate counter once per poll, after
+// its query returned.
+func (b *pollBatch) skipping(r *rateCounter) bool {
+	if !b.decided {
+		b.decided = true
+		b.skip = r.limited()
+	}
+	return b.skip
+}
+
+// pollStats are the counters behind Polls, SkippedPolls and SkippedChanges.
 type pollStats struct {
-	polls atomic.Int64
+	polls          atomic.Int64
+	skippedPolls   atomic.Int64
+	skippedChanges atomic.Int64
 }
 
 // polling reports whether changes are handed out in polls (PollInterval is
@@ -57,13 +77,13 @@ func (s *Server) polling() bool { return s.opts.PollInterval > 0 }
 
 // endPoll records a finished poll and returns the wait until the next one,
 // following Realtime's scheduling: at once after a poll that had changes
-// for subscribers, PollInterval plus jitter after one
+// for subscribers (or skipped changes), PollInterval plus jitter after one
 // whose changes had no subscriber, 5 × PollInterval after an empty one.
 func (s *Server) endPoll(b *pollBatch) time.Duration {
 	var next time.Duration
 	if s.polling() {
 		switch {
-		case b.delivered > 0:
+		case b.delivered > 0 || (b.skip && b.changes > 0):
 		case b.changes > 0:
 			next = s.opts.PollInterval + pollJitterMin + rand.N(pollJitterMax-pollJitterMin+time.Millisecond)
 		default:
@@ -72,8 +92,14 @@ func (s *Server) endPoll(b *pollBatch) time.Duration {
 		next += s.opts.PollQueryTime
 	}
 	s.polls.polls.Add(1)
+	skipped := b.skip && b.changes > 0
+	if skipped {
+		s.polls.skippedPolls.Add(1)
+		s.polls.skippedChanges.Add(int64(b.changes))
+		s.log.Debug("postgres changes skipped: rate limited", zap.Int("changes", b.changes))
+	}
 	if s.opts.OnPoll != nil {
-		s.opts.OnPoll(Poll{Start: b.start, Changes: b.changes, Delivered: b.delivered, Next: next})
+		s.opts.OnPoll(Poll{Start: b.start, Changes: b.changes, Delivered: b.delivered, Skipped: skipped, Next: next})
 	}
 	return next
 }
@@ -81,3 +107,11 @@ func (s *Server) endPoll(b *pollBatch) time.Duration {
 // Polls returns the number of polls CDCs made (with polling off, one per
 // transaction).
 func (s *Server) Polls() int { return int(s.polls.polls.Load()) }
+
+// SkippedPolls returns the number of polls whose changes were skipped
+// because the event rate was over MaxEventsPerSecond.
+func (s *Server) SkippedPolls() int { return int(s.polls.skippedPolls.Load()) }
+
+// SkippedChanges returns the number of changes consumed by skipped polls:
+// changes no client was sent or told about.
+func (s *Server) SkippedChanges() int { return int(s.polls.skippedChanges.Load()) }

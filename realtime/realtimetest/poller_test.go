@@ -148,7 +148,9 @@ func TestCDC_PollsReadAtMostPollMaxChangesWholeTransactions(t *testing.T) {
 		case p.Changes == 0:
 			assert.Equal(t, 5*interval, p.Next, "%+v", p)
 		}
+		assert.False(t, p.Skipped, "no quota, nothing skipped")
 	}
+	assert.Zero(t, env.ts.SkippedChanges())
 	assert.Equal(t, len(polls.snapshot()), env.ts.Polls())
 }
 

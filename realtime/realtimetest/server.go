@@ -22,6 +22,8 @@ const (
 	DefaultOutboundBytes    = 50 << 20
 	DefaultPollInterval     = 100 * time.Millisecond
 	DefaultPollMaxChanges   = 100
+	DefaultRateTick         = 5 * time.Second
+	DefaultRateWindowTicks  = 12
 	maxInboundFrameBytes    = 5_000_000
 	closeHandshakeTimeout   = 2 * time.Second
 	writeTimeout            = 10 * time.Second
@@ -66,12 +68,14 @@ type Options struct {
 	// subscribers the way Realtime's replication poller reads its slot, in
 	// polls of at most PollMaxChanges changes, in commit order, while the
 	// rest waits in the replication stream. As in Realtime, a poll that
-	// delivered changes is followed at once by the next one; after a poll
-	// whose changes had no subscriber the next comes PollInterval plus
-	// 50-100ms later, and after an empty poll 5 × PollInterval later (so an
-	// idle server picks a new change up within 500ms by default). Defaults to 100ms, Realtime's default;
+	// delivered (or skipped) changes is followed at once by the next one;
+	// after a poll whose changes had no subscriber the next comes
+	// PollInterval plus 50-100ms later, and after an empty poll 5 ×
+	// PollInterval later (so an idle server picks a new change up within
+	// 500ms by default). Defaults to 100ms, Realtime's default;
 	// negative turns polling off: changes are delivered as they are
-	// decoded. Changes given to Publish are never polled.
+	// decoded, and MaxEventsPerSecond applies per transaction. Changes
+	// given to Publish are never polled, counted or skipped.
 	PollInterval time.Duration
 	// PollMaxChanges is Realtime's poll_max_changes: a poll stops reading
 	// at the first commit at which it holds this many changes, so it always
@@ -85,6 +89,21 @@ type Options struct {
 	// 100ms with single-row transactions caps delivery at about 1,000
 	// changes per second. Ignored with polling off.
 	PollQueryTime time.Duration
+	// MaxEventsPerSecond is the tenant's max_events_per_second quota for
+	// postgres_changes (Realtime's default is 100; hosted Free 100, Pro
+	// 500). Every delivered change counts once per subscription it goes
+	// to; the rate is the average over the last RateWindowTicks ticks of
+	// RateTick. When a tick finds the average at or over the limit, the
+	// server logs "MessagePerSecondRateLimitReached: Too many postgres
+	// changes messages per second" and, until a tick finds it below, skips
+	// every poll's changes whole: they are consumed and no client is told
+	// (SkippedChanges counts them). Defaults to 0: no quota.
+	MaxEventsPerSecond int
+	// RateTick is the rate counter's tick. Defaults to 5s, as in Realtime.
+	RateTick time.Duration
+	// RateWindowTicks is how many ticks the average spans at most (fewer
+	// while the counter is young). Defaults to 12, as in Realtime (60s).
+	RateWindowTicks int
 	// OnPoll, if set, is called after every poll of a CDC, from the CDC's
 	// goroutine; it must not block.
 	OnPoll func(Poll)
@@ -92,9 +111,11 @@ type Options struct {
 	// StartCDC uses it for catalog, row-visibility and subscription checks
 	// instead of opening its own. The server never closes it.
 	DB *pgxpool.Pool
-	// Logger receives debug logs; nil discards them.
+	// Logger receives debug logs and the rate limit's error; nil discards
+	// them.
 	Logger *zap.Logger
-	// Now is the clock for token expiry; nil means time.Now.
+	// Now is the clock for token expiry and for the ticks of the event rate
+	// counter (MaxEventsPerSecond); nil means time.Now.
 	Now func() time.Time
 }
 
@@ -122,6 +143,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PollMaxChanges <= 0 {
 		o.PollMaxChanges = DefaultPollMaxChanges
+	}
+	if o.RateTick <= 0 {
+		o.RateTick = DefaultRateTick
+	}
+	if o.RateWindowTicks <= 0 {
+		o.RateWindowTicks = DefaultRateWindowTicks
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
@@ -162,15 +189,18 @@ type Server struct {
 
 	faults faults
 	stats  stats
+	rate   *rateCounter // postgres_changes events per second, against MaxEventsPerSecond
 	polls  pollStats
 }
 
 // NewServer returns a Server configured by opts.
 func NewServer(opts Options) *Server {
 	opts = opts.withDefaults()
+	log := opts.Logger.Named("realtimetest")
 	return &Server{
 		opts:   opts,
-		log:    opts.Logger.Named("realtimetest"),
+		log:    log,
+		rate:   newRateCounter(opts.MaxEventsPerSecond, opts.RateTick, opts.RateWindowTicks, opts.Now, log),
 		secret: []byte(opts.JWTSecret),
 		upgrader: websocket.Upgrader{
 			CheckOrigin:       func(*http.Request) bool { return true },
