@@ -33,6 +33,12 @@ type Options struct {
 	// MeshHook adds MeshHook's core tables when Start prepares the database.
 	MeshHook bool
 	// Realtime tunes the Realtime server (JWTSecret is always pgtest.JWTSecret).
+	// Its postgres_changes limits default to Realtime's replication poller
+	// (polls of up to 100 changes; 100ms interval, 500ms when idle) and no
+	// event quota: set Realtime.MaxEventsPerSecond (hosted Free 100, Pro
+	// 500) to have polls skipped silently over it, as Realtime does, and
+	// read Realtime.SkippedChanges() for what was lost. RealtimeLimitFlags
+	// sets them from flags or the environment.
 	Realtime realtimetest.Options
 	Logger   *zap.Logger
 }
