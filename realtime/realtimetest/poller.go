@@ -16,8 +16,9 @@ const (
 	// pollIdleMultiplier stretches the wait after an empty poll (Realtime's
 	// @idle_multiplier).
 	pollIdleMultiplier = 5
-	// pollJitterMin and pollJitterMax bound the jitter added after a poll
-	// whose changes had no subscriber (Enum.random(50..100) ms).
+	// pollJitterMin and pollJitterMax bound the jitter, in whole
+	// milliseconds, added after a poll whose changes had no subscriber
+	// (Enum.random(50..100)).
 	pollJitterMin = 50 * time.Millisecond
 	pollJitterMax = 100 * time.Millisecond
 	// pollDrainWait is how long a poll waits for the next message of the
@@ -85,7 +86,8 @@ func (s *Server) endPoll(b *pollBatch) time.Duration {
 		switch {
 		case b.delivered > 0 || (b.skip && b.changes > 0):
 		case b.changes > 0:
-			next = s.opts.PollInterval + pollJitterMin + rand.N(pollJitterMax-pollJitterMin+time.Millisecond)
+			jitterMs := rand.IntN(int((pollJitterMax-pollJitterMin)/time.Millisecond) + 1)
+			next = s.opts.PollInterval + pollJitterMin + time.Duration(jitterMs)*time.Millisecond
 		default:
 			next = s.opts.PollInterval * pollIdleMultiplier
 		}
@@ -109,7 +111,7 @@ func (s *Server) endPoll(b *pollBatch) time.Duration {
 func (s *Server) Polls() int { return int(s.polls.polls.Load()) }
 
 // SkippedPolls returns the number of polls whose changes were skipped
-// because the event rate was over MaxEventsPerSecond.
+// because the event rate was at or over MaxEventsPerSecond.
 func (s *Server) SkippedPolls() int { return int(s.polls.skippedPolls.Load()) }
 
 // SkippedChanges returns the number of changes consumed by skipped polls:
