@@ -24,6 +24,7 @@ func BenchmarkDecodeDispatch(b *testing.B) {
 	raw := []byte(benchFrame)
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		now := time.Now()
 		f, err := decodeFrame(VsnV2, raw, true) // as the session's reader does

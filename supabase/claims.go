@@ -63,8 +63,7 @@ func (s *Store) ClaimAlerts(ctx context.Context, alerts []NewAlert) ([]ClaimedAl
 		}
 		rows[i] = row
 	}
-	args := append(appendArray(append(make([]byte, 0, 1024*len(rows)), `{"p_alerts":`...), rows, (*alertInsert).appendJSON), '}')
-	body, err := s.rpc(ctx, op, FuncClaim, args, "p_alerts")
+	body, err := s.rpc(ctx, op, FuncClaim, claimArgs(rows), "p_alerts")
 	if err != nil {
 		return nil, err
 	}

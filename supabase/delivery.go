@@ -124,9 +124,7 @@ func (s *Store) ReportDeliveries(ctx context.Context, reports []DeliveryReport) 
 			LastStatusCode: nullable(u.LastStatusCode), LastError: nullable(u.LastError),
 		})
 	}
-	args := appendArray(append(make([]byte, 0, 512*len(reports)), `{"p_attempts":`...), attempts, (*attemptInsert).appendJSON)
-	args = append(appendArray(append(args, `,"p_updates":`...), updates, (*reportUpdate).appendJSON), '}')
-	body, err := s.rpc(ctx, op, FuncReportDelivered, args, "p_attempts", "p_updates")
+	body, err := s.rpc(ctx, op, FuncReportDelivered, reportArgs(attempts, updates), "p_attempts", "p_updates")
 	if err != nil {
 		return nil, err
 	}

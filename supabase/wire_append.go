@@ -91,3 +91,15 @@ func appendArray[T any](dst []byte, rows []T, enc func(*T, []byte) []byte) []byt
 	}
 	return append(dst, ']')
 }
+
+// claimArgs is alert_claim's request body: {"p_alerts": rows}.
+func claimArgs(rows []alertInsert) []byte {
+	return append(appendArray(append(make([]byte, 0, 1024*len(rows)), `{"p_alerts":`...), rows, (*alertInsert).appendJSON), '}')
+}
+
+// reportArgs is alert_report_deliveries' request body:
+// {"p_attempts": attempts, "p_updates": updates}.
+func reportArgs(attempts []attemptInsert, updates []reportUpdate) []byte {
+	args := appendArray(append(make([]byte, 0, 512*len(updates)), `{"p_attempts":`...), attempts, (*attemptInsert).appendJSON)
+	return append(appendArray(append(args, `,"p_updates":`...), updates, (*reportUpdate).appendJSON), '}')
+}
