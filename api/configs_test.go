@@ -101,6 +101,7 @@ func TestRules_FieldErrors(t *testing.T) {
 		{"DuplicateEvent", func(b map[string]any) { b["events"] = []string{"failed", "failed"} }, "events", "listed twice"},
 		{"PayloadNotJSON", func(b map[string]any) { b["payload_template"] = `{"text": {{.Workflow.Name}}}` }, "payload_template", "invalid JSON"},
 		{"PayloadParseError", func(b map[string]any) { b["payload_template"] = `{"text": {{.Workflow.Name}` }, "payload_template", "template"},
+		{"PayloadNUL", func(b map[string]any) { b["payload_template"] = "{{/*\x00*/}}{}" }, "payload_template", "NUL"},
 		{"URLScheme", func(b map[string]any) { b["webhook_url"] = "ftp://hooks.example.com/x" }, "webhook_url", "http(s)"},
 		{"URLTemplateError", func(b map[string]any) { b["webhook_url"] = "https://hooks.example.com/{{.Nope" }, "webhook_url", ""},
 		{"URLMissing", func(b map[string]any) { delete(b, "webhook_url") }, "webhook_url", "required"},
@@ -145,6 +146,12 @@ func TestRules_FieldErrors(t *testing.T) {
 	r = e.do(asUser(ownerA), http.MethodPost, "/api/alerts/config", `{"name": "x", "colour": "red"}`)
 	require.Equal(t, http.StatusBadRequest, r.status)
 	assert.Equal(t, "unknown field", r.fields()["colour"])
+	r = e.do(asUser(ownerA), http.MethodPost, "/api/alerts/config", `{"a\"\u202eb": 1}`)
+	require.Equal(t, http.StatusBadRequest, r.status)
+	assert.Equal(t, "unknown field", r.fields()["a\"\u202eb"], "the field is named as sent: %s", r.raw)
+	r = e.do(asUser(ownerA), http.MethodPost, "/api/alerts/config", `{"": 1}`)
+	require.Equal(t, http.StatusBadRequest, r.status)
+	assert.Contains(t, r.str("error", "message"), "empty name")
 	r = e.do(asUser(ownerA), http.MethodPost, "/api/alerts/config", `{"name": `)
 	require.Equal(t, http.StatusBadRequest, r.status)
 	assert.Equal(t, "invalid_json", r.str("error", "code"))

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 
 	"go.uber.org/zap"
@@ -190,7 +191,13 @@ func jsonError(err error) *Error {
 			Message: fmt.Sprintf("the body is not valid JSON (at byte %d)", syntaxErr.Offset)}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		// encoding/json has no typed error for DisallowUnknownFields.
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		if u, err := strconv.Unquote(name); err == nil {
+			name = u
+		}
+		if name == "" {
+			return &Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: `the body has a field with an empty name ("")`}
+		}
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the body has an unknown field",
 			Fields: map[string]string{name: "unknown field"}}
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -46,7 +46,7 @@ const (
 
 // env is an API over a real database behind the PostgREST stand-in.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	db      *pgtest.DB
 	store   *supabase.Store
 	keyring *seal.Keyring
@@ -120,7 +120,7 @@ type envOptions struct {
 	mod     func(*api.Options)
 }
 
-func newEnv(t *testing.T, eo ...envOptions) *env {
+func newEnv(t testing.TB, eo ...envOptions) *env {
 	t.Helper()
 	var o envOptions
 	if len(eo) > 0 {

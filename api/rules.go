@@ -115,8 +115,14 @@ func (a *API) checkShape(in *ruleInput, p *principal, fe fieldErrors) {
 	} else if !in.isUpdate() {
 		fe.add("webhook_url", "required")
 	}
-	if in.PayloadTemplate != nil && len(*in.PayloadTemplate) > maxTemplateLen {
-		fe.add("payload_template", "must be at most %d bytes", maxTemplateLen)
+	if in.PayloadTemplate != nil {
+		switch {
+		case len(*in.PayloadTemplate) > maxTemplateLen:
+			fe.add("payload_template", "must be at most %d bytes", maxTemplateLen)
+		case strings.ContainsRune(*in.PayloadTemplate, 0):
+			// The database cannot store it (text holds no NUL).
+			fe.add("payload_template", "must not contain NUL characters")
+		}
 	}
 	if in.SigningSecrets != nil {
 		secrets := *in.SigningSecrets
