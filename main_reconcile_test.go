@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/meshhook/meshhook-alerts/realtime/realtimetest"
 )
 
 // opsAddr is the address the daemon's operational endpoints listen on,
@@ -246,5 +248,42 @@ func TestEndToEndRestartInTheMiddleOfAScan(t *testing.T) {
 		`select count(*), count(distinct run_id) from alert_logs where event = 'failed'`).Scan(&claims, &distinct))
 	assert.Equal(t, n, claims)
 	assert.Equal(t, n, distinct)
+	assert.Equal(t, exitOK, d.stop())
+}
+
+// Realtime at a quota of 100 changes a second (scaled to a 2 s window):
+// a burst of 10,000 runs in one transaction puts the project over it, and
+// Realtime then skips whole polls of the live traffic that follows,
+// silently. Every alert arrives, once.
+func TestEndToEndOverTheRealtimeQuotaEveryAlertArrivesOnce(t *testing.T) {
+	e := newE2EStackWith(t, realtimetest.Options{MaxEventsPerSecond: 100, RateTick: 250 * time.Millisecond, RateWindowTicks: 8})
+	e.insertRule(t, rule{project: e.project, slug: "billing", events: "{failed}", url: e.rcv.URL + "/hook"})
+	d := e.startDaemon(t)
+	d.waitReady(t)
+
+	const burst, live = 10000, 60
+	e.exec(t, fmt.Sprintf(`insert into workflow_runs (project_id, workflow_id, status)
+		select $1, $2, 'failed' from generate_series(1, %d)`, burst), e.project, e.wfV1)
+	for range live {
+		e.failRun(t)
+	}
+	require.Eventually(t, func() bool { return e.si.Realtime.SkippedChanges() > 0 }, 60*time.Second, 10*time.Millisecond,
+		"the quota made Realtime skip changes silently")
+	ids := map[string]bool{}
+	require.Eventually(t, func() bool {
+		for _, dl := range e.rcv.Deliveries() {
+			ids[dl.ID] = true
+		}
+		return len(ids) >= burst+live
+	}, 180*time.Second, 100*time.Millisecond, "every alert delivered")
+	assert.Len(t, ids, burst+live, "one webhook id per alert")
+	var claims, distinct int
+	require.NoError(t, e.si.Pool.QueryRow(context.Background(),
+		`select count(*), count(distinct run_id) from alert_logs where event = 'failed'`).Scan(&claims, &distinct))
+	assert.Equal(t, burst+live, claims)
+	assert.Equal(t, burst+live, distinct)
+	t.Logf("Realtime skipped %d changes in %d polls; %v alerts found by reconciliation", e.si.Realtime.SkippedChanges(),
+		e.si.Realtime.SkippedPolls(), d.metric(t, "meshhook_alerts_engine_reconcile_found_alerts_total"))
+	assert.Positive(t, d.metric(t, "meshhook_alerts_engine_reconcile_found_alerts_total"))
 	assert.Equal(t, exitOK, d.stop())
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/meshhook/meshhook-alerts/internal/pgtest"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
 	"github.com/meshhook/meshhook-alerts/internal/standin"
+	"github.com/meshhook/meshhook-alerts/realtime/realtimetest"
 	"github.com/meshhook/meshhook-alerts/sender/sendertest"
 )
 
@@ -94,13 +95,20 @@ func startE2E(t *testing.T) *e2e {
 // workflow "billing" in two versions. No rule, no daemon.
 func newE2EStack(t *testing.T, setup ...string) *e2e {
 	t.Helper()
+	return newE2EStackWith(t, realtimetest.Options{}, setup...)
+}
+
+// newE2EStackWith is newE2EStack with the stand-in's Realtime tuned by rt
+// (its limits, for example).
+func newE2EStackWith(t *testing.T, rt realtimetest.Options, setup ...string) *e2e {
+	t.Helper()
 	ctx := context.Background()
 	db := pgtest.Shared(t).NewDatabase(t)
 	for _, q := range setup {
 		_, err := db.Pool.Exec(ctx, q)
 		require.NoError(t, err, q)
 	}
-	si, err := standin.Start(ctx, standin.Options{DatabaseURL: db.URL})
+	si, err := standin.Start(ctx, standin.Options{DatabaseURL: db.URL, Realtime: rt})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = si.Close() })
 	rcv, err := sendertest.NewReceiver(testSecret)
