@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -100,6 +101,11 @@ func TestBudgetErrorsNameTheCause(t *testing.T) {
 		require.NoError(t, err, src)
 		_, err = tpl.Render(SampleContext())
 		require.Error(t, err, src)
+		if errors.Is(err, errBudget) && strings.Contains(err.Error(), "took longer than") {
+			// A machine busy enough (and -race) can reach the deadline
+			// before the step or byte budget: still the render budget.
+			continue
+		}
 		assert.Contains(t, err.Error(), want, src)
 	}
 }
