@@ -52,6 +52,11 @@ type Supabase struct {
 	// MaxRetries is how often a failed idempotent REST request is retried.
 	// Defaults to 4.
 	MaxRetries int `mapstructure:"max_retries"`
+	// AllowInsecure permits an http:// URL (and a ws:// realtime.url) to a
+	// host that is not loopback, which sends the service-role key in
+	// cleartext. Loopback hosts (127.0.0.0/8, ::1, localhost) need no
+	// permission. Defaults to false.
+	AllowInsecure bool `mapstructure:"allow_insecure"`
 }
 
 // Realtime configures the Supabase Realtime websocket connection.
@@ -227,7 +232,8 @@ type Secrets struct {
 	AllowPlaintext bool `mapstructure:"allow_plaintext"`
 }
 
-// HTTP configures the local health and metrics listener.
+// HTTP configures the daemon's listener: health, metrics, and the HTTP API
+// and web UI when they are enabled.
 type HTTP struct {
 	// Listen is the host:port to listen on; "" disables the listener.
 	// Defaults to "127.0.0.1:9464".
@@ -235,7 +241,25 @@ type HTTP struct {
 	// Pprof serves Go's profiling endpoints under /debug/pprof/ on Listen,
 	// for diagnosing CPU and memory use. Defaults to false.
 	Pprof bool `mapstructure:"pprof"`
+	// TLSCertFile and TLSKeyFile are a PEM certificate (chain) and its
+	// private key: when both are set, Listen serves HTTPS only (TLS 1.2 or
+	// later), and the files are read again when they change or on SIGHUP.
+	// Default: "" (plain HTTP).
+	TLSCertFile string `mapstructure:"tls_cert_file"`
+	TLSKeyFile  string `mapstructure:"tls_key_file"`
+	// TLSClientCAFile is a PEM bundle of CA certificates: when set, /metrics
+	// answers only requests whose TLS client certificate one of them
+	// signed (other paths ask for no certificate). Needs TLSCertFile.
+	// Default: "".
+	TLSClientCAFile string `mapstructure:"tls_client_ca_file"`
+	// AllowInsecure permits serving the HTTP API, the web UI or the
+	// profiling endpoints without TLS on an address that is not loopback,
+	// for when a TLS-terminating proxy is in front. Defaults to false.
+	AllowInsecure bool `mapstructure:"allow_insecure"`
 }
+
+// TLS reports whether the listener serves TLS.
+func (h HTTP) TLS() bool { return h.TLSCertFile != "" && h.TLSKeyFile != "" }
 
 // API configures the HTTP API (/api/...) served on HTTP.Listen.
 type API struct {

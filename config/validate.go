@@ -29,12 +29,12 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
 func (c *Config) Validate() error {
 	v := &validator{}
 	c.Supabase.validate(v)
-	c.Realtime.validate(v, c.Supabase.URL)
+	c.Realtime.validate(v, c.Supabase)
 	c.Watch.validate(v)
 	c.Alerts.validate(v)
 	c.Sender.validate(v)
 	c.Secrets.validate(v)
-	c.HTTP.validate(v)
+	c.HTTP.validate(v, c)
 	c.API.validate(v, c)
 	c.UI.validate(v)
 	c.Ops.validate(v)
@@ -134,6 +134,8 @@ func (s Supabase) validate(v *validator) {
 			v.add("supabase.url", "%s", p)
 		} else if u, _ := url.Parse(s.URL); u.RawQuery != "" {
 			v.add("supabase.url", "must not contain a query")
+		} else {
+			v.cleartextURL("supabase.url", u, "http", "https", s.AllowInsecure)
 		}
 	}
 	if !s.ServiceRoleKey.IsSet() {
@@ -146,17 +148,21 @@ func (s Supabase) validate(v *validator) {
 	v.between("supabase.max_retries", s.MaxRetries, 0, 100)
 }
 
-func (r Realtime) validate(v *validator, supabaseURL string) {
+func (r Realtime) validate(v *validator, s Supabase) {
+	derived, derr := RealtimeURLFromSupabase(s.URL)
 	switch {
 	case r.URL == "":
 		// Load derives it; only complain when there is nothing to derive from
 		// that supabase.url's own check would not already report.
-		if _, err := RealtimeURLFromSupabase(supabaseURL); err == nil {
+		if derr == nil {
 			v.add("realtime.url", "required (Load derives it from supabase.url)")
 		}
 	default:
 		if p := urlProblem(r.URL, "ws", "wss"); p != "" {
 			v.add("realtime.url", "%s", p)
+		} else if u, _ := url.Parse(r.URL); r.Enabled && r.URL != derived {
+			// One derived from supabase.url is reported there.
+			v.cleartextURL("realtime.url", u, "ws", "wss", s.AllowInsecure)
 		}
 	}
 	if r.VSN != "1.0.0" && r.VSN != "2.0.0" {
@@ -314,11 +320,23 @@ func (s Secrets) validate(v *validator) {
 	}
 }
 
-func (h HTTP) validate(v *validator) {
+func (h HTTP) validate(v *validator, c *Config) {
+	switch {
+	case h.TLSCertFile != "" && h.TLSKeyFile == "":
+		v.add("http.tls_key_file", "required with http.tls_cert_file")
+	case h.TLSKeyFile != "" && h.TLSCertFile == "":
+		v.add("http.tls_cert_file", "required with http.tls_key_file")
+	}
+	if h.TLSClientCAFile != "" && !h.TLS() {
+		v.add("http.tls_client_ca_file", "requires http.tls_cert_file and http.tls_key_file (client certificates are asked for over TLS only)")
+	}
 	if h.Listen == "" {
+		if h.TLS() {
+			v.add("http.tls_cert_file", "set but http.listen is empty (the listener is off)")
+		}
 		return // disabled
 	}
-	_, port, err := net.SplitHostPort(h.Listen)
+	host, port, err := net.SplitHostPort(h.Listen)
 	if err != nil {
 		v.add("http.listen", "must be host:port, got %q", h.Listen)
 		return
@@ -326,6 +344,7 @@ func (h HTTP) validate(v *validator) {
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		v.add("http.listen", "port must be a number between 0 and 65535, got %q", port)
 	}
+	h.cleartext(v, c, host)
 }
 
 // Minimum lengths of the API's credentials.
