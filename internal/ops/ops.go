@@ -1,6 +1,8 @@
 // Package ops serves the daemon's operational endpoints on a local listener:
 // /healthz (the process is alive), /readyz (every readiness check passes)
-// and /metrics (Prometheus exposition).
+// and /metrics (Prometheus exposition), next to whatever is mounted there
+// (the HTTP API, the web UI), over plain HTTP or TLS (UseTLS), with the
+// browser security headers on every response.
 package ops
 
 import (
@@ -32,6 +34,7 @@ type Server struct {
 	log      *zap.Logger
 	ln       net.Listener
 	mounts   []mount
+	tls      *certSource // nil: plain HTTP
 }
 
 // mount is a handler served next to the operational endpoints.
@@ -74,10 +77,39 @@ func (s *Server) Degraded(name string, c Check) {
 	s.degraded[name] = c
 }
 
+// UseTLS makes the server serve TLS only, with the certificate and key in
+// files (and, with files.ClientCAFile, client certificates required on
+// /metrics). The files are loaded now, and again when they change or
+// ReloadTLS is called. Call it before Handler or Run.
+func (s *Server) UseTLS(files TLSFiles) error {
+	src, err := newCertSource(files, s.log.Named("tls"))
+	if err != nil {
+		return err
+	}
+	if err := s.registry.Register(src); err != nil {
+		return err
+	}
+	s.tls = src
+	return nil
+}
+
+// ReloadTLS reads the TLS files again now, as on SIGHUP. On an error the
+// previous certificate is still served.
+func (s *Server) ReloadTLS() error {
+	if s.tls == nil {
+		return errNoTLS
+	}
+	return s.tls.Reload()
+}
+
+// TLS reports whether the server serves TLS.
+func (s *Server) TLS() bool { return s.tls != nil }
+
 // Registry is where further collectors can be registered.
 func (s *Server) Registry() *prometheus.Registry { return s.registry }
 
-// Handler serves the endpoints.
+// Handler serves the endpoints and the mounted handlers, every response
+// with the browser security headers (see securityHeaders).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -100,11 +132,15 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	var metrics http.Handler = promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})
+	if s.tls != nil && s.tls.files.ClientCAFile != "" {
+		metrics = requireClientCert(metrics)
+	}
+	mux.Handle("GET /metrics", metrics)
 	for _, m := range s.mounts {
 		mux.Handle(m.pattern, m.h)
 	}
-	return mux
+	return securityHeaders(mux)
 }
 
 // Ready reports whether every check passes.
@@ -144,10 +180,16 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second,
+		ErrorLog: serverErrorLog(s.log)}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(s.ln) }()
-	s.log.Info("operational endpoints listening", zap.String("addr", s.ln.Addr().String()))
+	if s.tls != nil {
+		srv.TLSConfig = s.tls.Config()
+		go func() { done <- srv.ServeTLS(s.ln, "", "") }()
+	} else {
+		go func() { done <- srv.Serve(s.ln) }()
+	}
+	s.log.Info("operational endpoints listening", zap.String("addr", s.ln.Addr().String()), zap.Bool("tls", s.tls != nil))
 	select {
 	case err := <-done:
 		return err
