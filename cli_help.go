@@ -31,13 +31,15 @@ var bareUsage = map[string]string{
 Runs the daemon: subscribes to workflow-run changes over Supabase Realtime,
 matches them against alert_configs and delivers signed webhooks, serving
 /healthz, /readyz and /metrics (and the HTTP API with api.enabled) on
-http.listen, until SIGINT or SIGTERM. Exit status: 0 after a signal, 1 when
-a component failed, 2 on a configuration error.
+http.listen, over TLS with http.tls_cert_file, until SIGINT or SIGTERM.
+SIGHUP reads the TLS certificate and key again. Exit status: 0 after a
+signal, 1 when a component failed, 2 on a configuration error.
 `,
 	"check-config": `Usage: meshhook-alerts [--config FILE] check-config
 
 Loads the configuration (defaults, file, environment) and validates it,
-naming every bad field. Exit status: 0 valid, 2 invalid.
+naming every bad field, and reads the TLS files it names. Exit status: 0
+valid, 2 invalid.
 `,
 	"version": `Usage: meshhook-alerts version
 

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"syscall"
 	"time"
 
@@ -86,11 +87,18 @@ func cli(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	if err == nil {
 		err = cfg.Validate()
 	}
+	var warnings []string
+	if err == nil {
+		warnings, err = cfg.CheckFiles(time.Now())
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "meshhook-alerts: invalid configuration:\n%v\n", err)
 		return exitUsage
 	}
 	if cmd == "check-config" {
+		for _, w := range warnings {
+			fmt.Fprintf(stderr, "meshhook-alerts: warning: %s\n", w)
+		}
 		fmt.Fprintf(stdout, "configuration OK (file: %s)\n", orNone(cfg.File))
 		return exitOK
 	}
@@ -189,6 +197,13 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 			zap.Duration("reconcile_interval", cfg.Alerts.ReconcileInterval))
 	}
 
+	// SIGHUP reloads the listener's TLS files. It is caught from here on,
+	// so that it never ends the daemon as its default action would.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reloadTLS := func() error { return errNoTLS }
+
 	subscribed := ops.RealtimeSubscribed(rtStats)
 	notifier := sdnotify.FromEnv(nil)
 	actors = append(actors,
@@ -234,11 +249,20 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		if cfg.HTTP.Pprof {
 			opsrv.Mount("/debug/pprof/", pprofHandler(cfg))
 		}
+		if cfg.HTTP.TLS() {
+			if err := opsrv.UseTLS(ops.TLSFiles{CertFile: cfg.HTTP.TLSCertFile, KeyFile: cfg.HTTP.TLSKeyFile,
+				ClientCAFile: cfg.HTTP.TLSClientCAFile}); err != nil {
+				return fmt.Errorf("http.tls_cert_file: %w", err)
+			}
+			reloadTLS = opsrv.ReloadTLS
+		}
 		if _, err := opsrv.Listen(); err != nil {
 			return fmt.Errorf("http.listen: %w", err)
 		}
 		actors = append(actors, actor{"ops", opsrv.Run})
 	}
+
+	actors = append(actors, reloadOnHUP(hup, reloadTLS, log))
 
 	var g run.Group
 	g.Add(run.SignalHandler(ctx, os.Interrupt, syscall.SIGTERM))

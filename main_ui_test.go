@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/meshhook/meshhook-alerts/config"
+	"github.com/meshhook/meshhook-alerts/internal/ops"
+	uipkg "github.com/meshhook/meshhook-alerts/ui"
 )
 
 // uiWait bounds every single browser step; the machine is shared and slow
@@ -40,8 +42,9 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// browser starts headless Chromium and returns a tab's context.
-func browser(t *testing.T) context.Context {
+// browser starts headless Chromium, with extra options if any, and returns
+// a tab's context.
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath(t)),
@@ -49,6 +52,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.WindowSize(1280, 900),
 	)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
 	t.Cleanup(func() {
@@ -133,6 +137,7 @@ func checkPages(t *testing.T, ctx context.Context, base, dir string, pages ...pa
 // at 1280 and 390 px.
 func TestUIEndToEnd(t *testing.T) {
 	ctx := browser(t)
+	csp := watchCSP(t, ctx)
 	e := newE2EStack(t)
 	d := e.startDaemon(t, "MESHHOOK_ALERTS_API_ENABLED=true", "MESHHOOK_ALERTS_API_OPERATOR_TOKEN="+apiOperatorToken)
 	root := d.apiAddr(t)
@@ -150,6 +155,20 @@ func TestUIEndToEnd(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, "/ui/", resp.Request.URL.Path)
+	// The browser gets the UI with its security headers (no HSTS in
+	// cleartext), and the API's answers carry them too.
+	sctx, cancel := context.WithTimeout(ctx, uiWait)
+	doc, err := chromedp.RunResponse(sctx, chromedp.Navigate(ui))
+	cancel()
+	require.NoError(t, err)
+	assert.Equal(t, uipkg.ContentSecurityPolicy, header(doc.Headers, "Content-Security-Policy"))
+	assert.Equal(t, "no-referrer", header(doc.Headers, "Referrer-Policy"))
+	assert.Equal(t, "nosniff", header(doc.Headers, "X-Content-Type-Options"))
+	assert.Empty(t, header(doc.Headers, "Strict-Transport-Security"))
+	resp, err = http.Get(root + "/api/status")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assertSecurityHeaders(t, resp.Header, ops.ContentSecurityPolicy, false, "API")
 	checkPages(t, ctx, ui, shots, pageShot{"signin", "", "#signin-form"})
 
 	// A wrong token is refused next to the field; the right one signs in.
@@ -298,6 +317,9 @@ func TestUIEndToEnd(t *testing.T) {
 		pageShot{"health", "health", "#health-realtime"},
 	)
 	assert.Equal(t, "subscribed", read(t, ctx, "health", chromedp.Text(sel("#health-realtime"))))
+
+	// All of it ran under the UI's Content-Security-Policy.
+	csp.assertNoViolations(t, ctx)
 }
 
 // jsString quotes s as a JavaScript string literal.

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -64,4 +66,27 @@ func watchdogActor(c config.Ops, lagAlert time.Duration, backlog *ops.Backlog, s
 // the service-role key.
 func pprofHandler(cfg *config.Config) http.Handler {
 	return api.RequireOperator(ops.Pprof(), cfg.API.OperatorToken.Value(), cfg.Supabase.ServiceRoleKey.Value())
+}
+
+// errNoTLS is what a SIGHUP reloads without http.tls_cert_file: nothing.
+var errNoTLS = errors.New("nothing to reload: http.tls_cert_file is not set")
+
+// reloadOnHUP reads the listener's TLS files again on each signal from hup
+// (SIGHUP, e.g. from a certbot deploy hook or systemctl reload). The files
+// are looked at within a second of a change anyway; the signal makes a
+// renewal take effect at once and logs the outcome.
+func reloadOnHUP(hup <-chan os.Signal, reload func() error, log *zap.Logger) actor {
+	return actor{"reload", func(ctx context.Context) error {
+		for {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-hup:
+				// The certificate source logs what it loaded or why not.
+				if err := reload(); errors.Is(err, errNoTLS) {
+					log.Info("SIGHUP received", zap.String("result", err.Error()))
+				}
+			}
+		}
+	}}
 }
