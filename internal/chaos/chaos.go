@@ -22,6 +22,7 @@ import (
 	"github.com/meshhook/meshhook-alerts/alerts"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
 	"github.com/meshhook/meshhook-alerts/internal/standin"
+	"github.com/meshhook/meshhook-alerts/realtime/realtimetest"
 )
 
 // webhookSecret signs every alert of the chaos rules.
@@ -31,6 +32,15 @@ const webhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 // chaos run keeps the default): how often it reads the changes Realtime
 // dropped from the database.
 const reconcileInterval = time.Second
+
+// Quota is the stand-in's Realtime event quota for a chaos run: low
+// enough that the generator's changes go over it now and then, with the
+// rate window scaled down (5 ticks of 1s instead of 12 of 5s) so that it
+// triggers and clears several times within a run. Pass it as
+// standin.Options.Realtime.
+func Quota() realtimetest.Options {
+	return realtimetest.Options{MaxEventsPerSecond: 15, RateTick: time.Second, RateWindowTicks: 5}
+}
 
 // Options configures Run.
 type Options struct {
@@ -87,9 +97,9 @@ func (s *Summary) String() string {
 	f, r := s.Faults, s.Receiver
 	return fmt.Sprintf("chaos: %s seed=%d runs=%d expected=%d delivered=%d lost=%d unexpected=%d duplicates_acked=%d "+
 		"receiver_dupes=%d either=%d either_delivered=%d kills=%d ws_drops=%d closes_1012=%d dropped_changes=%d "+
-		"rest_503=%d rest_bursts=%d rcv_5xx=%d rcv_429=%d rcv_timeouts=%d %s",
+		"quota_skipped=%d rest_503=%d rest_bursts=%d rcv_5xx=%d rcv_429=%d rcv_timeouts=%d %s",
 		s.Duration.Round(time.Second), s.Seed, s.Runs, s.Expected, s.Delivered, s.Lost, s.Unexpected, s.DuplicatesAcked,
-		r.Dupes, s.Either, s.EitherDelivered, f.Kills, f.WSDrops, f.Closes1012, f.DroppedChanges,
+		r.Dupes, s.Either, s.EitherDelivered, f.Kills, f.WSDrops, f.Closes1012, f.DroppedChanges, f.QuotaSkipped,
 		f.REST503, f.REST503Bursts, r.ServerErrors, r.TooMany, r.Slow, verdict)
 }
 
@@ -162,6 +172,19 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, fmt.Errorf("chaos: the daemon did not start (logs in %s)", o.WorkDir)
 	}
 	logf("chaos: daemon subscribed; fault window of %s starts", o.Duration)
+	// Realtime's event quota (when the stand-in has one) skips whole polls
+	// silently: record those stretches as blind, like dropped changes.
+	qctx, qcancel := context.WithCancel(ctx)
+	quotaDone := make(chan struct{})
+	go func() {
+		defer close(quotaDone)
+		in.watchQuota(qctx)
+	}()
+	stopQuota := func() {
+		qcancel()
+		<-quotaDone
+	}
+	defer stopQuota()
 
 	// The fault window.
 	gen := newGenerator(si.Pool, sc.project, sc.workflows, sc.thresholds, o.Seed, o.RunRate)
@@ -198,11 +221,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 
 	// Settle: wait for every required alert and an idle daemon.
-	faults, blind, problems := in.result()
 	runs := gen.Runs()
 	deadline := time.Now().Add(o.Settle)
 	minEnd := gen.LastWrite().Add(reconcileInterval + 2*time.Second)
 	for {
+		_, blind, _ := in.result() // quota skips may still add to it
 		acked := deliveredKeys(rcv.Acked())
 		// recovered alerts are awaited once their delayed/stalled alert arrived.
 		exp := Expect(sc.rules, runs, blind, timing, func(k Key) bool { return len(acked[k]) > 0 })
@@ -229,6 +252,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			return nil, ctx.Err()
 		}
 	}
+	stopQuota()
+	faults, blind, problems := in.result()
 	if exited, werr := daemon.Exited(); exited {
 		problems = append(problems, fmt.Sprintf("the daemon exited on its own: %v", werr))
 	} else if err := daemon.Stop(20 * time.Second); err != nil {

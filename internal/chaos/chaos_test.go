@@ -35,7 +35,7 @@ func TestChaosCI(t *testing.T) {
 	bin := daemonBinary(t)
 
 	db := pgtest.Shared(t).NewDatabase(t)
-	si, err := standin.Start(ctx, standin.Options{DatabaseURL: db.URL})
+	si, err := standin.Start(ctx, standin.Options{DatabaseURL: db.URL, Realtime: Quota()})
 	require.NoError(t, err)
 	defer si.Close()
 

@@ -35,6 +35,7 @@ type FaultCounts struct {
 	WSDrops        int // websocket connections cut without a close frame
 	Closes1012     int // server-initiated 1012 closes
 	DroppedChanges int // changes Realtime silently dropped
+	QuotaSkipped   int // changes Realtime skipped over its event quota
 	REST503Bursts  int // bursts of REST 503s
 	REST503        int // REST requests answered 503
 }
@@ -198,5 +199,27 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	case <-t.C:
 		return true
+	}
+}
+
+// watchQuota records, until ctx ends, a blind interval around every poll
+// that Realtime skipped over its event quota: the changes of such a poll
+// were committed shortly before it and reach the daemon only through
+// reconciliation.
+func (in *injector) watchQuota(ctx context.Context) {
+	rt := in.si.Realtime
+	seen := rt.SkippedChanges()
+	for sleep(ctx, 50*time.Millisecond) {
+		n := rt.SkippedChanges()
+		if n == seen {
+			continue
+		}
+		now := time.Now()
+		iv := interval{From: now.Add(-in.m.Before - time.Second), To: now.Add(in.m.AfterDrops)}
+		in.mu.Lock()
+		in.counts.QuotaSkipped += n - seen
+		in.blind.Changes = append(in.blind.Changes, iv)
+		in.mu.Unlock()
+		seen = n
 	}
 }

@@ -42,6 +42,7 @@ func run() int {
 	keep := fs.Bool("keep", false, "keep the daemon logs (their directory is printed)")
 	verbose := fs.Bool("v", false, "print progress and every injected fault")
 	daemon := fs.String("daemon", "", "run this daemon binary instead of building the module's")
+	quota := fs.Bool("quota", true, "give the stand-in's Realtime an event quota the load goes over now and then (chaos.Quota)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -65,7 +66,7 @@ func run() int {
 		logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
 	}
 	o := chaos.Options{Binary: *daemon, Duration: *duration, Seed: *seed, RunRate: *rate, Settle: *settle, Logf: logf}
-	s, err := chaosRun(ctx, dir, o)
+	s, err := chaosRun(ctx, dir, o, *quota)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		fmt.Fprintln(os.Stderr, "chaos: daemon logs in", dir)
@@ -92,7 +93,7 @@ func run() int {
 
 // chaosRun builds the daemon (unless o.Binary is set), starts a stand-in on
 // a new cluster and runs the chaos test.
-func chaosRun(ctx context.Context, dir string, o chaos.Options) (*chaos.Summary, error) {
+func chaosRun(ctx context.Context, dir string, o chaos.Options, quota bool) (*chaos.Summary, error) {
 	if o.Binary == "" {
 		o.Logf("chaos: building the daemon into %s", dir)
 		bin, err := standin.BuildDaemon(ctx, dir)
@@ -102,7 +103,11 @@ func chaosRun(ctx context.Context, dir string, o chaos.Options) (*chaos.Summary,
 		o.Binary = bin
 	}
 	o.Logf("chaos: starting PostgreSQL and the stand-in")
-	si, err := standin.Start(ctx, standin.Options{MeshHook: true})
+	so := standin.Options{MeshHook: true}
+	if quota {
+		so.Realtime = chaos.Quota()
+	}
+	si, err := standin.Start(ctx, so)
 	if err != nil {
 		return nil, err
 	}
