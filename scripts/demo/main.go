@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -29,9 +30,19 @@ import (
 )
 
 func main() {
+	// The stand-in's Realtime limits (e.g. -realtime-max-events-per-second
+	// 100 for a Free project's quota): the demo's alerts arrive all the
+	// same, the ones Realtime skips through reconciliation.
+	var opts standin.Options
+	if err := standin.RealtimeLimitFlags(flag.CommandLine, &opts.Realtime); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(2)
+	}
+	flag.Parse()
+	opts.MeshHook = true
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx); err != nil {
+	if err := run(ctx, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
@@ -39,7 +50,7 @@ func main() {
 
 func say(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
 
-func run(ctx context.Context) error {
+func run(ctx context.Context, opts standin.Options) error {
 	tmp, err := os.MkdirTemp("", "meshhook-demo-")
 	if err != nil {
 		return err
@@ -53,7 +64,7 @@ func run(ctx context.Context) error {
 	}
 
 	say("starting PostgreSQL and the local Supabase stand-in (REST + Realtime)")
-	si, err := standin.Start(ctx, standin.Options{MeshHook: true})
+	si, err := standin.Start(ctx, opts)
 	if err != nil {
 		return err
 	}
