@@ -72,9 +72,9 @@ func pprofHandler(cfg *config.Config) http.Handler {
 var errNoTLS = errors.New("nothing to reload: http.tls_cert_file is not set")
 
 // reloadOnHUP reads the listener's TLS files again on each signal from hup
-// (SIGHUP, e.g. from a certbot deploy hook or systemctl reload). The files
-// are looked at within a second of a change anyway; the signal makes a
-// renewal take effect at once and logs the outcome.
+// (SIGHUP, e.g. from a certbot deploy hook or systemctl reload). TLS
+// handshakes look at the files anyway, at most once a second; the signal
+// makes a renewal take effect at once and logs the outcome.
 func reloadOnHUP(hup <-chan os.Signal, reload func() error, log *zap.Logger) actor {
 	return actor{"reload", func(ctx context.Context) error {
 		for {
