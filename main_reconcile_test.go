@@ -108,6 +108,31 @@ func (e *e2e) assertAlertedOnce(t *testing.T, runs []string) {
 	}
 }
 
+// waitDistinct waits until n distinct webhook ids, each verified, were
+// delivered, and returns them.
+func (e *e2e) waitDistinct(t *testing.T, n int, within time.Duration) map[string]bool {
+	t.Helper()
+	ids := map[string]bool{}
+	require.Eventually(t, func() bool {
+		for _, dl := range e.rcv.Deliveries() {
+			require.NoError(t, dl.VerifyErr)
+			ids[dl.ID] = true
+		}
+		return len(ids) >= n
+	}, within, 50*time.Millisecond, "every alert delivered")
+	return ids
+}
+
+// assertFailedClaims checks alert_logs holds n failed alerts, one a run.
+func (e *e2e) assertFailedClaims(t *testing.T, n int) {
+	t.Helper()
+	var claims, distinct int
+	require.NoError(t, e.si.Pool.QueryRow(context.Background(),
+		`select count(*), count(distinct run_id) from alert_logs where event = 'failed'`).Scan(&claims, &distinct))
+	assert.Equal(t, n, claims)
+	assert.Equal(t, n, distinct)
+}
+
 // Realtime drops changes silently (over quota); other traffic then flows
 // for longer than any overlap. Reconciliation alerts every dropped change,
 // without a reconnect.
@@ -233,21 +258,10 @@ func TestEndToEndRestartInTheMiddleOfAScan(t *testing.T) {
 	mid := len(e.rcv.Deliveries())
 
 	d = e.startDaemon(t, "MESHHOOK_ALERTS_REALTIME_ENABLED=false")
-	ids := map[string]bool{}
-	require.Eventually(t, func() bool {
-		for _, dl := range e.rcv.Deliveries() {
-			require.NoError(t, dl.VerifyErr)
-			ids[dl.ID] = true
-		}
-		return len(ids) >= n
-	}, 120*time.Second, 50*time.Millisecond, "every alert delivered")
+	ids := e.waitDistinct(t, n, 120*time.Second)
 	t.Logf("%d delivered before the restart, %d in all (redeliveries of unrecorded attempts included)", mid, len(e.rcv.Deliveries()))
 	assert.Len(t, ids, n, "one webhook id per alert")
-	var claims, distinct int
-	require.NoError(t, e.si.Pool.QueryRow(context.Background(),
-		`select count(*), count(distinct run_id) from alert_logs where event = 'failed'`).Scan(&claims, &distinct))
-	assert.Equal(t, n, claims)
-	assert.Equal(t, n, distinct)
+	e.assertFailedClaims(t, n)
 	assert.Equal(t, exitOK, d.stop())
 }
 
@@ -269,19 +283,9 @@ func TestEndToEndOverTheRealtimeQuotaEveryAlertArrivesOnce(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return e.si.Realtime.SkippedChanges() > 0 }, 60*time.Second, 10*time.Millisecond,
 		"the quota made Realtime skip changes silently")
-	ids := map[string]bool{}
-	require.Eventually(t, func() bool {
-		for _, dl := range e.rcv.Deliveries() {
-			ids[dl.ID] = true
-		}
-		return len(ids) >= burst+live
-	}, 180*time.Second, 100*time.Millisecond, "every alert delivered")
+	ids := e.waitDistinct(t, burst+live, 180*time.Second)
 	assert.Len(t, ids, burst+live, "one webhook id per alert")
-	var claims, distinct int
-	require.NoError(t, e.si.Pool.QueryRow(context.Background(),
-		`select count(*), count(distinct run_id) from alert_logs where event = 'failed'`).Scan(&claims, &distinct))
-	assert.Equal(t, burst+live, claims)
-	assert.Equal(t, burst+live, distinct)
+	e.assertFailedClaims(t, burst+live)
 	t.Logf("Realtime skipped %d changes in %d polls; %v alerts found by reconciliation", e.si.Realtime.SkippedChanges(),
 		e.si.Realtime.SkippedPolls(), d.metric(t, "meshhook_alerts_engine_reconcile_found_alerts_total"))
 	assert.Positive(t, d.metric(t, "meshhook_alerts_engine_reconcile_found_alerts_total"))

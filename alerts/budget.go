@@ -116,16 +116,16 @@ var funcs = template.FuncMap{
 	stepFunc: func(c *Context, n int) (string, error) { return "", budgetOf(c).step(n) },
 	"printf": boundedPrintf,
 	"print": func(c *Context, args ...any) (string, error) {
-		return boundedSprint(c, fmt.Sprint, args)
+		return boundedVariadic(c, 1, fmt.Sprint, args)
 	},
 	"println": func(c *Context, args ...any) (string, error) {
-		return boundedSprint(c, fmt.Sprintln, args)
+		return boundedVariadic(c, 1, fmt.Sprintln, args)
 	},
 	"html": func(c *Context, args ...any) (string, error) {
-		return boundedEscape(c, 6, template.HTMLEscaper, args)
+		return boundedVariadic(c, 6, template.HTMLEscaper, args)
 	},
 	"js": func(c *Context, args ...any) (string, error) {
-		return boundedEscape(c, 6, template.JSEscaper, args)
+		return boundedVariadic(c, 6, template.JSEscaper, args)
 	},
 	// json renders any value as JSON, so string values are always escaped.
 	"json": func(c *Context, v any) (string, error) {
@@ -174,21 +174,10 @@ func boundedString(f func(string) string) func(*Context, string) (string, error)
 	}
 }
 
-func boundedSprint(c *Context, f func(...any) string, args []any) (string, error) {
-	b := budgetOf(c)
-	n := 0
-	for _, a := range args {
-		n += approxSize(a, maxAllocBytes) + 1
-	}
-	if err := b.reserve(n); err != nil {
-		return "", err
-	}
-	s := f(args...)
-	b.charge(len(s))
-	return s, nil
-}
-
-func boundedEscape(c *Context, factor int, f func(...any) string, args []any) (string, error) {
+// boundedVariadic wraps a function of any values (print, println, html,
+// js) whose output is at most factor times the printed size of its
+// arguments, plus a separator each.
+func boundedVariadic(c *Context, factor int, f func(...any) string, args []any) (string, error) {
 	b := budgetOf(c)
 	n := 0
 	for _, a := range args {

@@ -337,23 +337,20 @@ func (e *Engine) markRetry(t time.Time) {
 // whose alerts wait for a retry.
 func (e *Engine) retryBound() time.Time {
 	w := e.retryFrom
-	for _, p := range e.pending {
-		t := p.run.UpdatedAt
+	older := func(run Run, occurred time.Time) {
+		t := run.UpdatedAt
 		if t.IsZero() {
-			t = p.occurred
+			t = occurred
 		}
 		if w.IsZero() || t.Before(w) {
 			w = t
 		}
 	}
+	for _, p := range e.pending {
+		older(p.run, p.occurred)
+	}
 	for _, p := range e.pendingRows {
-		t := p.run.UpdatedAt
-		if t.IsZero() {
-			t = p.occurred
-		}
-		if w.IsZero() || t.Before(w) {
-			w = t
-		}
+		older(p.run, p.occurred)
 	}
 	return w
 }
