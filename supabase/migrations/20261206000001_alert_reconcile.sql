@@ -102,3 +102,6 @@ comment on function public.alert_reconcile(text, text, integer, jsonb) is
 
 revoke all on function public.alert_reconcile(text, text, integer, jsonb) from public, anon, authenticated;
 grant execute on function public.alert_reconcile(text, text, integer, jsonb) to service_role;
+
+-- PostgREST picks up the new function.
+notify pgrst, 'reload schema';
