@@ -40,7 +40,11 @@ type Options struct {
 	// read Realtime.SkippedChanges() for what was lost. RealtimeLimitFlags
 	// sets them from flags or the environment.
 	Realtime realtimetest.Options
-	Logger   *zap.Logger
+	// Wrap, if set, wraps the stand-in's HTTP handler (REST, Realtime and
+	// the index page), for example to count requests. It must hand the
+	// ResponseWriter on as it got it: Realtime hijacks it for websockets.
+	Wrap   func(http.Handler) http.Handler
+	Logger *zap.Logger
 }
 
 // StandIn is a running stand-in.
@@ -121,7 +125,11 @@ func Start(ctx context.Context, opts Options) (_ *StandIn, err error) {
 		return nil, fmt.Errorf("standin: listen: %w", err)
 	}
 	s.URL = "http://" + ln.Addr().String()
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	var h http.Handler = mux
+	if opts.Wrap != nil {
+		h = opts.Wrap(mux)
+	}
+	s.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { s.done <- s.http.Serve(ln) }()
 	log.Info("stand-in ready", zap.String("url", s.URL))
 	return s, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -16,7 +17,14 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func TestStandInServesRESTAndRealtime(t *testing.T) {
 	db := pgtest.Shared(t).NewDatabase(t)
-	si, err := Start(context.Background(), Options{DatabaseURL: db.URL})
+	var served atomic.Int64
+	wrap := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			served.Add(1)
+			h.ServeHTTP(w, r)
+		})
+	}
+	si, err := Start(context.Background(), Options{DatabaseURL: db.URL, Wrap: wrap})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, si.Close()) }()
 
@@ -41,4 +49,6 @@ func TestStandInServesRESTAndRealtime(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.GreaterOrEqual(t, resp.StatusCode, 400)
+
+	assert.EqualValues(t, 3, served.Load(), "every request goes through Options.Wrap")
 }
