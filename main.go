@@ -23,6 +23,7 @@ import (
 	"github.com/meshhook/meshhook-alerts/alerts"
 	"github.com/meshhook/meshhook-alerts/api"
 	"github.com/meshhook/meshhook-alerts/config"
+	"github.com/meshhook/meshhook-alerts/daemon"
 	"github.com/meshhook/meshhook-alerts/internal/logging"
 	"github.com/meshhook/meshhook-alerts/internal/ops"
 	"github.com/meshhook/meshhook-alerts/internal/sdnotify"
@@ -103,14 +104,15 @@ func cli(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return exitOK
 	}
 
-	log, err := logging.NewWithOutput(cfg.Log, zapcore.AddSync(stderr))
+	log, err := logging.NewWithOutput(logging.Config{Level: cfg.Log.Level, Format: cfg.Log.Format,
+		Development: cfg.Log.Development}, zapcore.AddSync(stderr))
 	if err != nil {
 		fmt.Fprintf(stderr, "meshhook-alerts: %v\n", err)
 		return exitUsage
 	}
 	defer func() { _ = log.Sync() }()
 
-	if err := daemon(ctx, cfg, log); err != nil {
+	if err := runDaemon(ctx, cfg, log); err != nil {
 		log.Error("stopped", zap.Error(err))
 		return exitFailed
 	}
@@ -130,9 +132,9 @@ type actor struct {
 	run  func(context.Context) error
 }
 
-// daemon builds the components leaves-first and runs them until a signal
+// runDaemon builds the components leaves-first and runs them until a signal
 // arrives or one of them fails.
-func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+func runDaemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	log.Info("starting", zap.String("version", config.Version()), zap.Any("config", cfg.Redacted()))
 
 	store, err := supabase.New(supabase.Options{
@@ -144,14 +146,14 @@ func daemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	}
 	defer store.Close()
 
-	mapping := alerts.MappingFromConfig(cfg.Watch)
+	mapping := daemon.MappingFromConfig(cfg.Watch)
 	opener, err := newOpener(cfg.Secrets, log.Named("alerts"))
 	if err != nil {
 		return err
 	}
-	rules := alerts.NewSealedStore(alerts.NewSupabaseStore(store, mapping), opener, log.Named("alerts"))
+	rules := daemon.NewSealedStore(daemon.NewSupabaseStore(store, mapping), opener, log.Named("alerts"))
 
-	deliveries := &alerts.Deliveries{Store: store, Opener: opener}
+	deliveries := &daemon.Deliveries{Store: store, Opener: opener}
 	dispatch := ops.NewDispatchLatency()
 	sopts := senderOptions(cfg.Sender)
 	sopts.Observer = dispatch

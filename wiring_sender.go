@@ -5,8 +5,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/meshhook/meshhook-alerts/alerts"
 	"github.com/meshhook/meshhook-alerts/config"
+	"github.com/meshhook/meshhook-alerts/daemon"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
 	"github.com/meshhook/meshhook-alerts/sender"
 )
@@ -39,7 +39,7 @@ func linger(d time.Duration) time.Duration {
 
 // newOpener builds the keyring from the secrets section and the opener of
 // sealed rule fields.
-func newOpener(s config.Secrets, log *zap.Logger) (*alerts.Opener, error) {
+func newOpener(s config.Secrets, log *zap.Logger) (*daemon.Opener, error) {
 	cur, prev, err := s.Keys()
 	if err != nil {
 		return nil, err
@@ -57,5 +57,5 @@ func newOpener(s config.Secrets, log *zap.Logger) (*alerts.Opener, error) {
 	default:
 		log.Info("sealed secrets enabled", zap.String("key_id", keys.CurrentKeyID()), zap.Int("previous_keys", len(prev)))
 	}
-	return alerts.NewOpener(keys, s.AllowPlaintext, log), nil
+	return daemon.NewOpener(keys, s.AllowPlaintext, log), nil
 }

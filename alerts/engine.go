@@ -536,10 +536,6 @@ func (e *Engine) applyRuleChange(ctx context.Context, c *realtime.Change) {
 	e.saveRejected(ctx)
 }
 
-// rejectedRulesKey is the alert_daemon_state key holding {rule_id: reason}
-// for every rule the daemon rejected.
-const rejectedRulesKey = "rejected_rules"
-
 // saveRejected records the rejected rules when they changed since the last
 // successful save.
 func (e *Engine) saveRejected(ctx context.Context) {

@@ -15,6 +15,8 @@
 package config
 
 import (
+	"github.com/meshhook/meshhook-alerts/internal/logging"
+
 	"runtime/debug"
 	"time"
 )
@@ -303,8 +305,8 @@ type Log struct {
 
 // Log formats for Log.Format.
 const (
-	LogFormatJSON    = "json"
-	LogFormatConsole = "console"
+	LogFormatJSON    = logging.FormatJSON
+	LogFormatConsole = logging.FormatConsole
 )
 
 // Default returns the built-in defaults. Supabase.URL and

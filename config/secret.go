@@ -1,13 +1,15 @@
 package config
 
 import (
+	"github.com/meshhook/meshhook-alerts/internal/logging"
+
 	"encoding/base64"
 	"errors"
 	"fmt"
 )
 
 // Redacted is what a non-empty Secret prints as.
-const Redacted = "[redacted]"
+const Redacted = logging.Redacted
 
 // Secret is a string that never prints its value: fmt (every verb),
 // encoding/json, YAML, zap's reflection encoder and Config.String all show

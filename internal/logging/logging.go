@@ -11,13 +11,27 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-
-	"github.com/meshhook/meshhook-alerts/config"
 )
+
+// Formats of Config.Format.
+const (
+	FormatJSON    = "json"
+	FormatConsole = "console"
+)
+
+// Redacted is what a secret, or the secret part of a URL, is shown as.
+const Redacted = "[redacted]"
+
+// Config configures a logger (config.Log holds the daemon's).
+type Config struct {
+	Level       string // debug, info (or ""), warn or error
+	Format      string // FormatJSON (or "") or FormatConsole
+	Development bool
+}
 
 // New returns a logger writing to standard error, configured by cfg (see
 // NewWithOutput).
-func New(cfg config.Log) (*zap.Logger, error) {
+func New(cfg Config) (*zap.Logger, error) {
 	return NewWithOutput(cfg, zapcore.Lock(os.Stderr))
 }
 
@@ -33,7 +47,7 @@ func New(cfg config.Log) (*zap.Logger, error) {
 // Entries are never sampled: every delivery outcome matters, so callers
 // rate-limit repeated failures themselves. Durations are encoded as strings
 // ("1.5s"). Errors inside zap itself go to standard error.
-func NewWithOutput(cfg config.Log, out zapcore.WriteSyncer) (*zap.Logger, error) {
+func NewWithOutput(cfg Config, out zapcore.WriteSyncer) (*zap.Logger, error) {
 	level, err := zapcore.ParseLevel(cfg.Level)
 	if err != nil {
 		return nil, fmt.Errorf("log.level: %q is not debug, info, warn or error", cfg.Level)
@@ -41,13 +55,13 @@ func NewWithOutput(cfg config.Log, out zapcore.WriteSyncer) (*zap.Logger, error)
 	enc := encoderConfig()
 	var encoder zapcore.Encoder
 	switch cfg.Format {
-	case config.LogFormatJSON, "":
+	case FormatJSON, "":
 		encoder = zapcore.NewJSONEncoder(enc)
-	case config.LogFormatConsole:
+	case FormatConsole:
 		enc.EncodeLevel = zapcore.CapitalLevelEncoder
 		encoder = zapcore.NewConsoleEncoder(enc)
 	default:
-		return nil, fmt.Errorf("log.format: %q is not %q or %q", cfg.Format, config.LogFormatJSON, config.LogFormatConsole)
+		return nil, fmt.Errorf("log.format: %q is not %q or %q", cfg.Format, FormatJSON, FormatConsole)
 	}
 
 	opts := []zap.Option{zap.AddCaller(), zap.ErrorOutput(zapcore.Lock(os.Stderr))}

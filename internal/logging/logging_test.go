@@ -16,13 +16,11 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
-
-	"github.com/meshhook/meshhook-alerts/config"
 )
 
 func TestNew_JSON(t *testing.T) {
 	var buf zaptest.Buffer
-	log, err := NewWithOutput(config.Log{Level: "info", Format: "json"}, &buf)
+	log, err := NewWithOutput(Config{Level: "info", Format: "json"}, &buf)
 	require.NoError(t, err)
 
 	log.Named("sender").Info("delivered", zap.Int("status_code", 200), zap.Duration("duration", 1500*time.Millisecond))
@@ -50,7 +48,7 @@ func TestNew_JSON(t *testing.T) {
 
 func TestNew_Console(t *testing.T) {
 	var buf zaptest.Buffer
-	log, err := NewWithOutput(config.Log{Level: "debug", Format: "console"}, &buf)
+	log, err := NewWithOutput(Config{Level: "debug", Format: "console"}, &buf)
 	require.NoError(t, err)
 	log.Debug("starting", zap.String("listen", "127.0.0.1:9464"))
 
@@ -66,7 +64,7 @@ func TestNew_Console(t *testing.T) {
 
 func TestNew_ZeroValueIsInfoJSON(t *testing.T) {
 	var buf zaptest.Buffer
-	log, err := NewWithOutput(config.Log{}, &buf)
+	log, err := NewWithOutput(Config{}, &buf)
 	require.NoError(t, err)
 	log.Debug("no")
 	log.Info("yes")
@@ -86,7 +84,7 @@ func TestNew_Levels(t *testing.T) {
 		{"error", zapcore.ErrorLevel, zapcore.WarnLevel},
 	} {
 		t.Run(tt.level, func(t *testing.T) {
-			log, err := NewWithOutput(config.Log{Level: tt.level}, &zaptest.Buffer{})
+			log, err := NewWithOutput(Config{Level: tt.level}, &zaptest.Buffer{})
 			require.NoError(t, err)
 			require.True(t, log.Core().Enabled(tt.enabled))
 			require.False(t, log.Core().Enabled(tt.below))
@@ -95,23 +93,23 @@ func TestNew_Levels(t *testing.T) {
 }
 
 func TestNew_Errors(t *testing.T) {
-	_, err := NewWithOutput(config.Log{Level: "verbose"}, &zaptest.Buffer{})
+	_, err := NewWithOutput(Config{Level: "verbose"}, &zaptest.Buffer{})
 	require.EqualError(t, err, `log.level: "verbose" is not debug, info, warn or error`)
 
-	_, err = NewWithOutput(config.Log{Level: "info", Format: "xml"}, &zaptest.Buffer{})
+	_, err = NewWithOutput(Config{Level: "info", Format: "xml"}, &zaptest.Buffer{})
 	require.EqualError(t, err, `log.format: "xml" is not "json" or "console"`)
 }
 
 func TestNew_Development(t *testing.T) {
 	var buf zaptest.Buffer
-	log, err := NewWithOutput(config.Log{Level: "debug", Format: "json", Development: true}, &buf)
+	log, err := NewWithOutput(Config{Level: "debug", Format: "json", Development: true}, &buf)
 	require.NoError(t, err)
 	log.Warn("careful")
 	require.Contains(t, buf.Lines()[0], `"stacktrace":`)
 	require.Panics(t, func() { log.DPanic("boom") })
 
 	buf.Reset()
-	prod, err := NewWithOutput(config.Log{Level: "debug"}, &buf)
+	prod, err := NewWithOutput(Config{Level: "debug"}, &buf)
 	require.NoError(t, err)
 	prod.Warn("careful")
 	require.NotPanics(t, func() { prod.DPanic("boom") })

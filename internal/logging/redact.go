@@ -8,8 +8,6 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
-
-	"github.com/meshhook/meshhook-alerts/config"
 )
 
 // Secret returns a field that shows whether a secret is set without showing
@@ -18,7 +16,7 @@ func Secret(key, value string) zap.Field {
 	if value == "" {
 		return zap.String(key, "")
 	}
-	return zap.String(key, config.Redacted)
+	return zap.String(key, Redacted)
 }
 
 // Fingerprint returns a field identifying a secret without revealing it:
@@ -50,11 +48,11 @@ func RedactURL(raw string) string {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" || u.Host == "" || u.Opaque != "" {
-		return config.Redacted
+		return Redacted
 	}
 	base := u.Scheme + "://" + u.Host
 	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
-		return base + "/" + config.Redacted
+		return base + "/" + Redacted
 	}
 	return base + u.Path
 }

@@ -43,6 +43,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meshhook/meshhook-alerts/alerts"
+	"github.com/meshhook/meshhook-alerts/daemon"
 	"github.com/meshhook/meshhook-alerts/internal/benchstat"
 	"github.com/meshhook/meshhook-alerts/sender"
 	"github.com/meshhook/meshhook-alerts/supabase"
@@ -388,7 +389,7 @@ func restRun(ctx context.Context, n int, path string) error {
 	r, _ := rules.Get(rule)
 	pg, pgErr := benchstat.NewPostgresCPU(ctx, db)
 
-	deliveries := &alerts.Deliveries{Store: store, Rules: rules}
+	deliveries := &daemon.Deliveries{Store: store, Rules: rules}
 	s, err := sender.New(benchOptions(*flagWorkers, *flagQueue), deliveries, zap.NewNop())
 	if err != nil {
 		return err
@@ -409,7 +410,7 @@ func restRun(ctx context.Context, n int, path string) error {
 	feedErr := make(chan error, 1)
 	if path == "handoff" {
 		go func() {
-			feedErr <- feedClaims(rctx, alerts.NewSupabaseStore(store, alerts.MeshHookMapping()), deliveries.Submitter(s), r, n)
+			feedErr <- feedClaims(rctx, daemon.NewSupabaseStore(store, alerts.MeshHookMapping()), deliveries.Submitter(s), r, n)
 		}()
 	} else {
 		feedErr <- nil
@@ -469,7 +470,7 @@ func restRun(ctx context.Context, n int, path string) error {
 // feedClaims claims n alerts of r in the engine's batches, leased to the
 // sender while it has room and handed over, the rest left pending for the
 // sender to lease: what the engine does with a burst of changes.
-func feedClaims(ctx context.Context, st *alerts.SupabaseStore, sub alerts.Submitter, r *alerts.Rule, n int) error {
+func feedClaims(ctx context.Context, st *daemon.SupabaseStore, sub alerts.Submitter, r *alerts.Rule, n int) error {
 	leaser := sub.(alerts.Leaser)
 	const batch = 500
 	now := time.Now()

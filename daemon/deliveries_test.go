@@ -1,7 +1,8 @@
-package alerts
+package daemon
 
 import (
 	"context"
+	"github.com/meshhook/meshhook-alerts/alerts"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -40,7 +41,7 @@ func TestAlertsOfRulesMissingFromTheCache(t *testing.T) {
 	defer db.Close()
 
 	loaded := false
-	d := &Deliveries{Store: db, Rules: NewRuleSet(), Loaded: func() bool { return loaded },
+	d := &Deliveries{Store: db, Rules: alerts.NewRuleSet(), Loaded: func() bool { return loaded },
 		Refused: func() map[string]string { return map[string]string{"refused": "cannot open"} }}
 	ctx := context.Background()
 	for _, id := range []string{"enabled", "deleted", "refused"} {

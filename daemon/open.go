@@ -1,9 +1,10 @@
-package alerts
+package daemon
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/meshhook/meshhook-alerts/alerts"
 	"maps"
 	"slices"
 	"sync"
@@ -81,7 +82,7 @@ func (o *Opener) openPublic(field, v string) (string, error) {
 // TLS material (validated) for TLS. A rule whose values cannot be opened, or
 // that stores secrets in plaintext without secrets.allow_plaintext, is
 // refused with an error naming every offending field.
-func (o *Opener) Open(spec RuleSpec, t supabase.ConfigTLS) (RuleSpec, error) {
+func (o *Opener) Open(spec alerts.RuleSpec, t supabase.ConfigTLS) (alerts.RuleSpec, error) {
 	var errs []error
 	var plain []string
 	out := spec
@@ -130,7 +131,7 @@ func (o *Opener) Open(spec RuleSpec, t supabase.ConfigTLS) (RuleSpec, error) {
 	}
 	if err := errors.Join(errs...); err != nil {
 		o.forget(spec.ID)
-		return RuleSpec{}, err
+		return alerts.RuleSpec{}, err
 	}
 	o.mu.Lock()
 	if tlsCfg != nil {
@@ -212,7 +213,7 @@ type SealedStore struct {
 	log  *zap.Logger
 
 	mu       sync.Mutex
-	rules    *RuleSet
+	rules    *alerts.RuleSet
 	rejected map[string]string // rule id → reason last logged
 }
 
@@ -226,7 +227,7 @@ func NewSealedStore(inner *SupabaseStore, o *Opener, log *zap.Logger) *SealedSto
 
 // SetRules gives the store the engine's rule cache, so that a rule changed
 // into one that cannot be opened is dropped from it at once.
-func (s *SealedStore) SetRules(r *RuleSet) {
+func (s *SealedStore) SetRules(r *alerts.RuleSet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rules = r
@@ -255,7 +256,7 @@ func (s *SealedStore) accepted(id string) {
 
 // LoadRules reads every rule and opens its sealed values. Rules that cannot
 // be opened are left out, with a warning naming the rule and the fields.
-func (s *SealedStore) LoadRules(ctx context.Context, add func(RuleSpec)) error {
+func (s *SealedStore) LoadRules(ctx context.Context, add func(alerts.RuleSpec)) error {
 	tls, err := s.db.ListConfigTLS(ctx)
 	if err != nil {
 		return err
@@ -300,10 +301,10 @@ func (s *SealedStore) RejectedRules() map[string]string {
 // (TOASTed) values out of an update, and sealed certificates are large. A
 // complete record is used as it is, so that rules inserted in bulk do not
 // cost two requests each while run changes wait behind them.
-func (s *SealedStore) DecodeRule(row map[string]any) (RuleSpec, error) {
+func (s *SealedStore) DecodeRule(row map[string]any) (alerts.RuleSpec, error) {
 	c, err := supabase.DecodeAlertConfig(row)
 	if err != nil {
-		return RuleSpec{}, err
+		return alerts.RuleSpec{}, err
 	}
 	t, _ := supabase.DecodeConfigTLS(row)
 	if !supabase.ConfigRowComplete(row) {
@@ -316,13 +317,13 @@ func (s *SealedStore) DecodeRule(row map[string]any) (RuleSpec, error) {
 			}
 		} else if supabase.IsNotFound(err) {
 			s.open.forget(c.ID)
-			return RuleSpec{}, fmt.Errorf("alert rule %s no longer exists", c.ID)
+			return alerts.RuleSpec{}, fmt.Errorf("alert rule %s no longer exists", c.ID)
 		}
 	}
 	spec, err := s.open.Open(specFromConfig(c), t)
 	if err != nil {
 		s.reject(c.ID, err)
-		return RuleSpec{}, fmt.Errorf("alert rule %s rejected: %w", c.ID, err)
+		return alerts.RuleSpec{}, fmt.Errorf("alert rule %s rejected: %w", c.ID, err)
 	}
 	s.accepted(c.ID)
 	return spec, nil
@@ -330,9 +331,9 @@ func (s *SealedStore) DecodeRule(row map[string]any) (RuleSpec, error) {
 
 // Claim seals the alerts' rendered target URLs and records the alerts. An
 // alert whose URL cannot be sealed fails alone.
-func (s *SealedStore) Claim(ctx context.Context, cs []Claim) ([]ClaimResult, error) {
-	out := make([]ClaimResult, len(cs))
-	sealed := make([]Claim, 0, len(cs))
+func (s *SealedStore) Claim(ctx context.Context, cs []alerts.Claim) ([]alerts.ClaimResult, error) {
+	out := make([]alerts.ClaimResult, len(cs))
+	sealed := make([]alerts.Claim, 0, len(cs))
 	at := make([]int, 0, len(cs))
 	for i, c := range cs {
 		u, err := s.open.SealValue(c.TargetURL)

@@ -1,8 +1,9 @@
-package alerts
+package daemon
 
 import (
 	"context"
 	"errors"
+	"github.com/meshhook/meshhook-alerts/alerts"
 	"sync/atomic"
 	"time"
 
@@ -11,17 +12,17 @@ import (
 )
 
 // MappingFromConfig builds the run-table mapping from the watch section.
-func MappingFromConfig(w config.Watch) Mapping {
-	m := Mapping{
+func MappingFromConfig(w config.Watch) alerts.Mapping {
+	m := alerts.Mapping{
 		Schema: w.Schema, Table: w.Table, IDColumn: w.IDColumn, StatusColumn: w.StatusColumn,
 		WorkflowColumn: w.WorkflowColumn, ProjectColumn: w.ProjectColumn, StartedAtColumn: w.StartedAtColumn,
 		FinishedAtColumn: w.FinishedAtColumn, UpdatedAtColumn: w.UpdatedAtColumn,
 		ResolveWorkflows: w.WorkflowLookup == config.WorkflowLookupMeshHook,
-		Statuses:         map[string]State{},
+		Statuses:         map[string]alerts.State{},
 	}
-	for state, values := range map[State][]string{
-		StateSucceeded: w.Statuses.Succeeded, StateFailed: w.Statuses.Failed, StateCanceled: w.Statuses.Canceled,
-		StatePaused: w.Statuses.Paused, StateRunning: w.Statuses.Running,
+	for state, values := range map[alerts.State][]string{
+		alerts.StateSucceeded: w.Statuses.Succeeded, alerts.StateFailed: w.Statuses.Failed, alerts.StateCanceled: w.Statuses.Canceled,
+		alerts.StatePaused: w.Statuses.Paused, alerts.StateRunning: w.Statuses.Running,
 	} {
 		for _, v := range values {
 			m.Statuses[v] = state
@@ -30,10 +31,14 @@ func MappingFromConfig(w config.Watch) Mapping {
 	return m
 }
 
+// rejectedRulesKey is the alert_daemon_state key holding {rule_id: reason}
+// for every rule the daemon rejected.
+const rejectedRulesKey = "rejected_rules"
+
 // SupabaseStore is the engine's Store over the Supabase REST API.
 type SupabaseStore struct {
 	db      *supabase.Store
-	mapping Mapping
+	mapping alerts.Mapping
 	runs    supabase.RunsTable
 	// pageColumns are the columns the reconciler's pages read: those the
 	// matcher needs; wholeRows is set once the table lacked one of them.
@@ -42,14 +47,14 @@ type SupabaseStore struct {
 }
 
 // NewSupabaseStore adapts a supabase.Store to the engine.
-func NewSupabaseStore(db *supabase.Store, m Mapping) *SupabaseStore {
+func NewSupabaseStore(db *supabase.Store, m alerts.Mapping) *SupabaseStore {
 	return &SupabaseStore{db: db, mapping: m, runs: supabase.RunsTable{
 		Schema: m.Schema, Table: m.Table, IDColumn: m.IDColumn, UpdatedAtColumn: m.UpdatedAtColumn,
 	}, pageColumns: m.Columns()}
 }
 
 // LoadRules reads every rule.
-func (s *SupabaseStore) LoadRules(ctx context.Context, add func(RuleSpec)) error {
+func (s *SupabaseStore) LoadRules(ctx context.Context, add func(alerts.RuleSpec)) error {
 	return s.db.EachAlertConfig(ctx, func(c supabase.AlertConfig) error {
 		add(specFromConfig(c))
 		return nil
@@ -57,16 +62,16 @@ func (s *SupabaseStore) LoadRules(ctx context.Context, add func(RuleSpec)) error
 }
 
 // DecodeRule reads a rule from a Realtime change record.
-func (s *SupabaseStore) DecodeRule(row map[string]any) (RuleSpec, error) {
+func (s *SupabaseStore) DecodeRule(row map[string]any) (alerts.RuleSpec, error) {
 	c, err := supabase.DecodeAlertConfig(row)
 	if err != nil {
-		return RuleSpec{}, err
+		return alerts.RuleSpec{}, err
 	}
 	return specFromConfig(c), nil
 }
 
-func specFromConfig(c supabase.AlertConfig) RuleSpec {
-	return RuleSpec{
+func specFromConfig(c supabase.AlertConfig) alerts.RuleSpec {
+	return alerts.RuleSpec{
 		ID: c.ID, ProjectID: c.ProjectID, WorkflowSlug: c.WorkflowSlug, Name: c.Name,
 		Enabled: c.Enabled && c.DisabledReason == "", Events: c.Events,
 		DelayThreshold: time.Duration(c.DelayThresholdSeconds) * time.Second,
@@ -90,15 +95,15 @@ func (s *SupabaseStore) RunsInStatuses(ctx context.Context, statuses []string, f
 
 // ConditionClaims returns the delayed and stalled alerts ruleIDs claimed
 // for runID, leaving out suppressed ones.
-func (s *SupabaseStore) ConditionClaims(ctx context.Context, runID string, ruleIDs []string) ([]ConditionClaim, error) {
-	refs, err := s.db.ClaimsOfRun(ctx, runID, ruleIDs, []string{string(EventDelayed), string(EventStalled)})
+func (s *SupabaseStore) ConditionClaims(ctx context.Context, runID string, ruleIDs []string) ([]alerts.ConditionClaim, error) {
+	refs, err := s.db.ClaimsOfRun(ctx, runID, ruleIDs, []string{string(alerts.EventDelayed), string(alerts.EventStalled)})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]ConditionClaim, 0, len(refs))
+	out := make([]alerts.ConditionClaim, 0, len(refs))
 	for _, r := range refs {
 		if r.Status != supabase.StatusSuppressed {
-			out = append(out, ConditionClaim{RuleID: r.ConfigID, Event: Event(r.Event)})
+			out = append(out, alerts.ConditionClaim{RuleID: r.ConfigID, Event: alerts.Event(r.Event)})
 		}
 	}
 	return out, nil
@@ -114,12 +119,12 @@ func (s *SupabaseStore) SaveRejected(ctx context.Context, reasons map[string]str
 }
 
 // Workflow resolves a MeshHook workflow_definitions id.
-func (s *SupabaseStore) Workflow(ctx context.Context, id string) (Workflow, bool, error) {
+func (s *SupabaseStore) Workflow(ctx context.Context, id string) (alerts.Workflow, bool, error) {
 	d, ok, err := s.db.GetWorkflowDefinition(ctx, id)
 	if err != nil || !ok {
-		return Workflow{}, ok, err
+		return alerts.Workflow{}, ok, err
 	}
-	return Workflow{WorkflowInfo: WorkflowInfo{ID: d.ID, Slug: d.Slug, Name: d.Name, Version: d.Version}, ProjectID: d.ProjectID}, true, nil
+	return alerts.Workflow{WorkflowInfo: alerts.WorkflowInfo{ID: d.ID, Slug: d.Slug, Name: d.Name, Version: d.Version}, ProjectID: d.ProjectID}, true, nil
 }
 
 // Claim records the alerts that are not claimed yet, in one request. A
@@ -128,7 +133,7 @@ func (s *SupabaseStore) Workflow(ctx context.Context, id string) (Workflow, bool
 // other than availability (for example one alert the database refuses), the
 // alerts are claimed one by one so that one bad alert does not hold back
 // the others.
-func (s *SupabaseStore) Claim(ctx context.Context, cs []Claim) ([]ClaimResult, error) {
+func (s *SupabaseStore) Claim(ctx context.Context, cs []alerts.Claim) ([]alerts.ClaimResult, error) {
 	now := time.Now()
 	batch := make([]supabase.NewAlert, len(cs))
 	for i, c := range cs {
@@ -156,7 +161,7 @@ func (s *SupabaseStore) Claim(ctx context.Context, cs []Claim) ([]ClaimResult, e
 	for _, c := range claimed {
 		byKey[c.Key()] = c
 	}
-	out := make([]ClaimResult, len(batch))
+	out := make([]alerts.ClaimResult, len(batch))
 	for i, a := range batch {
 		out[i] = claimResult(byKey[a.Key()])
 	}
@@ -164,8 +169,8 @@ func (s *SupabaseStore) Claim(ctx context.Context, cs []Claim) ([]ClaimResult, e
 }
 
 // claimResult is the result of an inserted alert (zero: not inserted).
-func claimResult(c supabase.ClaimedAlert) ClaimResult {
-	r := ClaimResult{ID: c.ID}
+func claimResult(c supabase.ClaimedAlert) alerts.ClaimResult {
+	r := alerts.ClaimResult{ID: c.ID}
 	if c.Status == supabase.StatusDelivering {
 		r.Lease = c.NextAttemptAt
 	}
@@ -173,8 +178,8 @@ func claimResult(c supabase.ClaimedAlert) ClaimResult {
 }
 
 // claimEach claims alerts one request at a time, each with its own result.
-func (s *SupabaseStore) claimEach(ctx context.Context, batch []supabase.NewAlert) []ClaimResult {
-	out := make([]ClaimResult, len(batch))
+func (s *SupabaseStore) claimEach(ctx context.Context, batch []supabase.NewAlert) []alerts.ClaimResult {
+	out := make([]alerts.ClaimResult, len(batch))
 	for i, a := range batch {
 		got, err := s.db.ClaimAlerts(ctx, []supabase.NewAlert{a})
 		switch {
@@ -189,22 +194,22 @@ func (s *SupabaseStore) claimEach(ctx context.Context, batch []supabase.NewAlert
 
 // reconcileKey is the alert_daemon_state key of the reconcile lease and
 // cursor, one per watched table.
-func reconcileKey(m Mapping) string { return "reconcile:" + m.Schema + "." + m.Table }
+func reconcileKey(m alerts.Mapping) string { return "reconcile:" + m.Schema + "." + m.Table }
 
 // Reconcile renews the reconcile lease, saves the cursor and reads the
 // horizon in one call.
-func (s *SupabaseStore) Reconcile(ctx context.Context, holder string, lease time.Duration, save *Cursor) (ReconcileState, error) {
+func (s *SupabaseStore) Reconcile(ctx context.Context, holder string, lease time.Duration, save *alerts.Cursor) (alerts.ReconcileState, error) {
 	var cur *supabase.RowKey
 	if save != nil {
 		cur = &supabase.RowKey{At: save.At, ID: save.ID}
 	}
 	st, err := s.db.Reconcile(ctx, reconcileKey(s.mapping), holder, lease, cur)
 	if err != nil {
-		return ReconcileState{}, err
+		return alerts.ReconcileState{}, err
 	}
-	out := ReconcileState{Held: st.Held, Holder: st.Holder, Horizon: st.Horizon, Hidden: st.Hidden, Now: st.Now}
+	out := alerts.ReconcileState{Held: st.Held, Holder: st.Holder, Horizon: st.Horizon, Hidden: st.Hidden, Now: st.Now}
 	if st.Cursor != nil {
-		out.Cursor = &Cursor{At: st.Cursor.At, ID: st.Cursor.ID}
+		out.Cursor = &alerts.Cursor{At: st.Cursor.At, ID: st.Cursor.ID}
 	}
 	return out, nil
 }
@@ -212,7 +217,7 @@ func (s *SupabaseStore) Reconcile(ctx context.Context, holder string, lease time
 // RunsPage reads the mapping's columns of the runs after a cursor. A
 // mapping may name an optional column the table lacks (a run without it
 // is read as without that value); the page then reads whole rows instead.
-func (s *SupabaseStore) RunsPage(ctx context.Context, after Cursor, before time.Time, limit int) ([]map[string]any, error) {
+func (s *SupabaseStore) RunsPage(ctx context.Context, after alerts.Cursor, before time.Time, limit int) ([]map[string]any, error) {
 	key := supabase.RowKey{At: after.At, ID: after.ID}
 	if !s.wholeRows.Load() {
 		rows, err := s.db.RowsPage(ctx, s.runs, s.pageColumns, key, before, limit)
@@ -233,4 +238,4 @@ func (s *SupabaseStore) RunsByID(ctx context.Context, ids []string) ([]map[strin
 	return s.db.RowsByID(ctx, s.runs, ids)
 }
 
-var _ Store = (*SupabaseStore)(nil)
+var _ alerts.Store = (*SupabaseStore)(nil)

@@ -1,7 +1,8 @@
-package alerts
+package daemon
 
 import (
 	"context"
+	"github.com/meshhook/meshhook-alerts/alerts"
 	"sync"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 type Deliveries struct {
 	Store *supabase.Store
 	// Rules is the engine's rule cache; set before the sender runs.
-	Rules *RuleSet
+	Rules *alerts.RuleSet
 	// Opener opens sealed target URLs and holds each rule's TLS material;
 	// nil uses stored values as they are.
 	Opener *Opener
@@ -82,7 +83,7 @@ func (d *Deliveries) takeReceived(id string) time.Time {
 
 // Submitter returns the engine's Submitter feeding snd: a claim is already
 // a pending row, so submitting only wakes the sender to lease it now.
-func (d *Deliveries) Submitter(snd *sender.Sender) Submitter { return submitter{d, snd} }
+func (d *Deliveries) Submitter(snd *sender.Sender) alerts.Submitter { return submitter{d, snd} }
 
 type submitter struct {
 	d   *Deliveries
@@ -91,7 +92,7 @@ type submitter struct {
 
 // Submit hands an alert claimed leased straight to the sender; any other
 // is pending in the database, and the sender is woken to lease it.
-func (s submitter) Submit(c Claimed) bool {
+func (s submitter) Submit(c alerts.Claimed) bool {
 	if c.Lease.IsZero() {
 		s.d.noteReceived(c.ID, c.ReceivedAt)
 		s.snd.Wake()
@@ -109,7 +110,7 @@ func (s submitter) Unreserve(n int) { s.snd.Unreserve(n) }
 // alertOf is the sender's view of an alert claimed leased: everything is in
 // hand (the rendered, not yet sealed, URL and the rule's signing material),
 // so nothing is read back from the database.
-func (d *Deliveries) alertOf(c Claimed) sender.Alert {
+func (d *Deliveries) alertOf(c alerts.Claimed) sender.Alert {
 	r := c.Rule
 	a := sender.Alert{
 		ID: c.ID, ConfigID: c.ConfigID, WebhookID: c.WebhookID, RunID: c.RunID, Event: string(c.Event),
@@ -151,7 +152,7 @@ func (d *Deliveries) LeaseDue(ctx context.Context, now, until time.Time, limit i
 			}
 			a.TargetURL = u
 		}
-		var r *Rule
+		var r *alerts.Rule
 		ok := false
 		if d.Rules != nil {
 			r, ok = d.Rules.Get(l.ConfigID)

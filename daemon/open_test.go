@@ -1,7 +1,8 @@
-package alerts
+package daemon
 
 import (
 	"bytes"
+	"github.com/meshhook/meshhook-alerts/alerts"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -36,7 +37,7 @@ func mustSeal(t *testing.T, k *seal.Keyring, v string) string {
 func TestOpenerOpensSealedRules(t *testing.T) {
 	k := testKeyring(t, 1)
 	o := NewOpener(k, false, nil)
-	spec := RuleSpec{ID: "r1", WebhookURL: mustSeal(t, k, "https://hooks.example.com/T0/{{.Workflow.Slug}}"),
+	spec := alerts.RuleSpec{ID: "r1", WebhookURL: mustSeal(t, k, "https://hooks.example.com/T0/{{.Workflow.Slug}}"),
 		Secrets: []string{mustSeal(t, k, openerSecret)}, Headers: map[string]string{"Authorization": mustSeal(t, k, "Bearer x")}}
 	got, err := o.Open(spec, supabase.ConfigTLS{})
 	require.NoError(t, err)
@@ -58,7 +59,7 @@ func TestOpenerRefusesPlaintextAndForeignKeys(t *testing.T) {
 	k := testKeyring(t, 1)
 	other := testKeyring(t, 2)
 	o := NewOpener(k, false, nil)
-	spec := RuleSpec{ID: "r2", WebhookURL: "https://hooks.example.com/secret-path",
+	spec := alerts.RuleSpec{ID: "r2", WebhookURL: "https://hooks.example.com/secret-path",
 		Secrets: []string{mustSeal(t, other, openerSecret)}, Headers: map[string]string{"X-Token": "tok-123"}}
 	_, err := o.Open(spec, supabase.ConfigTLS{ClientCertPEM: "cert", ClientKeyPEM: "-----BEGIN KEY-----"})
 	require.Error(t, err)
@@ -79,7 +80,7 @@ func TestOpenerRefusesPlaintextAndForeignKeys(t *testing.T) {
 func TestOpenerAllowsPlaintextWithOneWarningPerRule(t *testing.T) {
 	core, logs := observer.New(zap.WarnLevel)
 	o := NewOpener(nil, true, zap.New(core))
-	spec := RuleSpec{ID: "r3", WebhookURL: "https://hooks.example.com/x", Secrets: []string{openerSecret}}
+	spec := alerts.RuleSpec{ID: "r3", WebhookURL: "https://hooks.example.com/x", Secrets: []string{openerSecret}}
 	for range 3 {
 		got, err := o.Open(spec, supabase.ConfigTLS{})
 		require.NoError(t, err)
@@ -97,7 +98,7 @@ func TestOpenerAllowsPlaintextWithOneWarningPerRule(t *testing.T) {
 func TestOpenerValidatesTLS(t *testing.T) {
 	k := testKeyring(t, 1)
 	o := NewOpener(k, false, nil)
-	spec := RuleSpec{ID: "r4", WebhookURL: mustSeal(t, k, "https://hooks.example.com/")}
+	spec := alerts.RuleSpec{ID: "r4", WebhookURL: mustSeal(t, k, "https://hooks.example.com/")}
 	_, err := o.Open(spec, supabase.ConfigTLS{CAPEM: "not a certificate"})
 	require.ErrorContains(t, err, "tls: custom TLS configuration is invalid")
 	assert.Nil(t, o.TLS("r4"))
@@ -105,7 +106,7 @@ func TestOpenerValidatesTLS(t *testing.T) {
 	require.ErrorContains(t, err, "set together")
 }
 
-var _ LoadRejecter = (*SealedStore)(nil)
+var _ alerts.LoadRejecter = (*SealedStore)(nil)
 
 func TestSealedStoreDecodesCompleteRealtimeRecordsWithoutREST(t *testing.T) {
 	k := testKeyring(t, 1)
@@ -120,7 +121,7 @@ func TestSealedStoreDecodesCompleteRealtimeRecordsWithoutREST(t *testing.T) {
 	db, err := supabase.New(supabase.Options{URL: api.URL, ServiceKey: "k"})
 	require.NoError(t, err)
 	defer db.Close()
-	s := NewSealedStore(NewSupabaseStore(db, MeshHookMapping()), NewOpener(k, false, nil), zap.NewNop())
+	s := NewSealedStore(NewSupabaseStore(db, alerts.MeshHookMapping()), NewOpener(k, false, nil), zap.NewNop())
 	row := map[string]any{
 		"id": "00000000-0000-4000-8000-0000000000c1", "project_id": "00000000-0000-4000-8000-000000000001",
 		"workflow_slug": "billing", "name": "billing failures", "enabled": true, "events": []any{"failed"},
