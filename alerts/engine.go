@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cenkalti/backoff/v4"
 	"maps"
 	"strings"
 	"sync"
@@ -455,19 +456,20 @@ func (e *Engine) resync(ctx context.Context, reason string) {
 
 // retry runs fn until it succeeds or ctx ends, backing off between tries.
 func (e *Engine) retry(ctx context.Context, what string, fn func(context.Context) error) error {
-	delay := 500 * time.Millisecond
+	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(500*time.Millisecond),
+		backoff.WithMaxInterval(30*time.Second), backoff.WithMaxElapsedTime(0))
 	for {
 		err := fn(ctx)
 		if err == nil {
 			return nil
 		}
+		delay := bo.NextBackOff()
 		e.log.Error(what+" failed; retrying", zap.Error(err), zap.Duration("retry_in", delay))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(delay):
 		}
-		delay = min(delay*2, 30*time.Second)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/cenkalti/backoff/v4"
 	"time"
 
 	"go.uber.org/zap"
@@ -73,8 +74,8 @@ type reconciler struct {
 	// saved is the cursor last stored, at savedAt.
 	saved   Cursor
 	savedAt time.Time
-	// failures counts passes failed in a row.
-	failures int
+	// backoff spaces passes that fail in a row; nil after a success.
+	backoff backoff.BackOff
 	// lagging is set while the lag is over the alert threshold.
 	lagging bool
 	// hiddenWarned is set once the hidden-horizon warning was logged.
@@ -293,12 +294,15 @@ func (e *Engine) reconcileStep(ctx context.Context) time.Duration {
 		}
 	})
 	if err != nil {
-		e.rec.failures++
-		wait := min(e.opts.ReconcileInterval<<min(e.rec.failures, 10), reconcileMaxBackoff)
+		if e.rec.backoff == nil {
+			e.rec.backoff = backoff.NewExponentialBackOff(backoff.WithInitialInterval(2*e.opts.ReconcileInterval),
+				backoff.WithMaxInterval(reconcileMaxBackoff), backoff.WithMaxElapsedTime(0))
+		}
+		wait := e.rec.backoff.NextBackOff()
 		e.log.Error("reconciliation failed; retrying", zap.Error(err), zap.Duration("retry_in", wait))
 		return wait
 	}
-	e.rec.failures = 0
+	e.rec.backoff = nil
 	if !done {
 		return 0
 	}

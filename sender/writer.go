@@ -3,6 +3,7 @@ package sender
 import (
 	"context"
 	"errors"
+	"github.com/cenkalti/backoff/v4"
 	"sync"
 	"time"
 
@@ -123,7 +124,8 @@ func (w *writer) flush(ctx context.Context, batch []*pendingReport) {
 		reports[i] = p.r
 	}
 	start := time.Now()
-	delay := 100 * time.Millisecond
+	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(10*time.Second), backoff.WithMaxElapsedTime(0))
 	for {
 		applied, err := w.store.Report(ctx, reports)
 		if err == nil {
@@ -140,6 +142,7 @@ func (w *writer) flush(ctx context.Context, batch []*pendingReport) {
 			}
 			return
 		}
+		delay := bo.NextBackOff()
 		if ctx.Err() != nil || time.Since(start)+delay > w.giveUp {
 			w.mu.Lock()
 			w.fails++
@@ -157,7 +160,6 @@ func (w *writer) flush(ctx context.Context, batch []*pendingReport) {
 		case <-ctx.Done():
 		case <-time.After(delay):
 		}
-		delay = min(delay*2, 10*time.Second)
 	}
 }
 
