@@ -2,6 +2,7 @@ package realtimetest
 
 import (
 	"bytes"
+	"crypto"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -129,6 +130,17 @@ func (c tokenClaims) cacheKey() string {
 // algorithm verifiable with secret, a valid signature, exp in the future
 // (when present) and both role and exp claims.
 func verifyToken(token string, secret []byte, now time.Time) (tokenClaims, *tokenError) {
+	return verifyTokenKeys(token, secret, nil, now)
+}
+
+// KeyLookup finds the public key a project publishes in its JWKS under kid
+// for the algorithm alg (ES256, RS256): Realtime verifies tokens signed
+// with a project's asymmetric JWT signing keys with its jwt_jwks.
+type KeyLookup func(kid, alg string) (crypto.PublicKey, bool)
+
+// verifyTokenKeys is verifyToken that also accepts ES256 and RS256 tokens
+// signed with a key of jwks (when not nil).
+func verifyTokenKeys(token string, secret []byte, jwks KeyLookup, now time.Time) (tokenClaims, *tokenError) {
 	token = cleanToken(token)
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
@@ -151,11 +163,24 @@ func verifyToken(token string, secret []byte, now time.Time) (tokenClaims, *toke
 		return tokenClaims{}, &tokenError{Kind: tokenHeaderNotMap}
 	}
 	alg, _ := hdr["alg"].(string)
-	if alg != "HS256" && alg != "HS384" && alg != "HS512" {
+	var key any = secret
+	switch alg {
+	case "HS256", "HS384", "HS512":
+	case "ES256", "RS256":
+		kid, _ := hdr["kid"].(string)
+		pub, ok := crypto.PublicKey(nil), false
+		if jwks != nil {
+			pub, ok = jwks(kid, alg)
+		}
+		if !ok {
+			return tokenClaims{}, &tokenError{Kind: tokenSignerError}
+		}
+		key = pub
+	default:
 		return tokenClaims{}, &tokenError{Kind: tokenSignerError}
 	}
 	parser := jwt.NewParser(jwt.WithValidMethods([]string{alg}), jwt.WithoutClaimsValidation())
-	if _, err := parser.Parse(token, func(*jwt.Token) (any, error) { return secret, nil }); err != nil {
+	if _, err := parser.Parse(token, func(*jwt.Token) (any, error) { return key, nil }); err != nil {
 		return tokenClaims{}, &tokenError{Kind: tokenSignatureError}
 	}
 	out := tokenClaims{Raw: compactJSON(claimsJSON)}

@@ -129,7 +129,7 @@ func (s *session) newChannel(m message) (*channel, *joinError) {
 	}
 
 	token := s.channelToken(params)
-	claims, terr := verifyToken(token, s.srv.secret, s.srv.opts.Now())
+	claims, terr := verifyTokenKeys(token, s.srv.secret, s.srv.opts.JWKS, s.srv.opts.Now())
 	if terr != nil {
 		return nil, &joinError{reason: terr.joinReason()}
 	}
@@ -314,7 +314,7 @@ func (s *session) checkToken(ch *channel) {
 	if !s.currentLocked(ch) {
 		return
 	}
-	claims, terr := verifyToken(ch.token, s.srv.secret, s.srv.opts.Now())
+	claims, terr := verifyTokenKeys(ch.token, s.srv.secret, s.srv.opts.JWKS, s.srv.opts.Now())
 	if terr != nil {
 		s.shutdownChannelLocked(ch, terr.refreshMessage())
 		return
@@ -340,7 +340,7 @@ func (s *session) handleAccessTokenLocked(ch *channel, payload json.RawMessage) 
 		return
 	}
 	ch.token = token
-	claims, terr := verifyToken(token, s.srv.secret, s.srv.opts.Now())
+	claims, terr := verifyTokenKeys(token, s.srv.secret, s.srv.opts.JWKS, s.srv.opts.Now())
 	if terr != nil {
 		s.shutdownChannelLocked(ch, terr.refreshMessage())
 		return

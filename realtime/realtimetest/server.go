@@ -34,6 +34,9 @@ type Options struct {
 	// JWTSecret verifies the HS256/384/512 JWTs of sockets (apikey) and
 	// channels (access_token).
 	JWTSecret string
+	// JWKS, if set, also verifies ES256 and RS256 JWTs with the keys of the
+	// project's JWKS, by kid (projects with asymmetric signing keys).
+	JWKS KeyLookup
 	// IdleTimeout closes a connection from which nothing was received for
 	// this long. Defaults to 60s, like Phoenix.
 	IdleTimeout time.Duration
@@ -238,7 +241,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuseHandshake(w, r, status, msg)
 		return
 	}
-	claims, terr := verifyToken(token, s.secret, s.opts.Now())
+	claims, terr := verifyTokenKeys(token, s.secret, s.opts.JWKS, s.opts.Now())
 	if terr != nil {
 		status, msg := terr.httpStatusAndMessage()
 		s.refuseHandshake(w, r, status, msg)

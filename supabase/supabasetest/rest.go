@@ -31,6 +31,9 @@ import (
 type RESTOptions struct {
 	// JWTSecret is the HS256 secret API keys and access tokens are signed with.
 	JWTSecret string
+	// JWKS, if set, also verifies ES256 and RS256 tokens with the keys of
+	// the project's JWKS, by kid (projects with asymmetric signing keys).
+	JWKS KeyLookup
 	// MaxRows caps every read (PostgREST's db-max-rows, Supabase's max_rows),
 	// silently. Defaults to 1000.
 	MaxRows int
@@ -68,7 +71,7 @@ type RESTOptions struct {
 type REST struct {
 	pool   *pgxpool.Pool
 	opts   RESTOptions
-	secret []byte
+	keys   jwtKeys
 	log    *zap.Logger
 	schema *schemaCache
 
@@ -102,7 +105,7 @@ func NewREST(pool *pgxpool.Pool, opts RESTOptions) *REST {
 	return &REST{
 		pool:    pool,
 		opts:    opts,
-		secret:  []byte(opts.JWTSecret),
+		keys:    jwtKeys{secret: []byte(opts.JWTSecret), jwks: opts.JWKS},
 		log:     opts.Logger,
 		schema:  newSchemaCache(pool, opts.SchemaCacheTTL),
 		release: make(chan struct{}),
@@ -375,7 +378,7 @@ func (rq *request) authed() bool { return rq.auth.Role != anonRole }
 // serve handles one request; nil means the client is gone.
 func (r *REST) serve(req *http.Request) *response {
 	ctx := req.Context()
-	apiKey, gw := checkAPIKey(r.secret, req)
+	apiKey, gw := checkAPIKey(r.keys, req)
 	if gw != nil {
 		return gw
 	}
@@ -387,7 +390,7 @@ func (r *REST) serve(req *http.Request) *response {
 		token, hasToken = bearerToken(h)
 	}
 	if hasToken {
-		auth, err := authenticate(r.secret, token, time.Now())
+		auth, err := authenticate(r.keys, token, time.Now())
 		if err != nil {
 			return errorResponse(err)
 		}

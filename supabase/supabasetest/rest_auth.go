@@ -1,6 +1,7 @@
 package supabasetest
 
 import (
+	"crypto"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -15,6 +16,38 @@ const anonRole = "anon"
 
 // jwtLeeway is PostgREST's allowed clock skew for exp/nbf/iat.
 const jwtLeeway = 30 * time.Second
+
+// KeyLookup finds the public key a project publishes in its JWKS under
+// kid for the algorithm alg (ES256, RS256), the way PostgREST verifies
+// tokens signed with a project's asymmetric JWT signing keys.
+type KeyLookup func(kid, alg string) (crypto.PublicKey, bool)
+
+// jwtKeys verifies JWTs: HS256/384/512 with the legacy secret, ES256 and
+// RS256 with the keys of the JWKS when there is one.
+type jwtKeys struct {
+	secret []byte
+	jwks   KeyLookup
+}
+
+func (k jwtKeys) methods() []string {
+	m := []string{"HS256", "HS384", "HS512"}
+	if k.jwks != nil {
+		m = append(m, "ES256", "RS256")
+	}
+	return m
+}
+
+func (k jwtKeys) keyfunc(t *jwt.Token) (any, error) {
+	switch t.Method.(type) {
+	case *jwt.SigningMethodHMAC:
+		return k.secret, nil
+	}
+	kid, _ := t.Header["kid"].(string)
+	if pub, ok := k.jwks(kid, t.Method.Alg()); ok {
+		return pub, nil
+	}
+	return nil, jwt.ErrTokenUnverifiable
+}
 
 // authResult is the database role and the claims a request runs with.
 type authResult struct {
@@ -38,8 +71,9 @@ func gatewayError(message, hint string) *response {
 
 // checkAPIKey does what Supabase's gateway does before PostgREST sees the
 // request: an apikey header (or query parameter) must be present and be a
-// key the project issued (here: an HS256 JWT signed with the JWT secret).
-func checkAPIKey(secret []byte, r *http.Request) (string, *response) {
+// key the project issued (here: a JWT signed with the JWT secret, or with a
+// key of the JWKS: what a gateway in front forwards for the new sb_ keys).
+func checkAPIKey(keys jwtKeys, r *http.Request) (string, *response) {
 	key := r.Header.Get("apikey")
 	if key == "" {
 		key = r.URL.Query().Get("apikey")
@@ -47,8 +81,8 @@ func checkAPIKey(secret []byte, r *http.Request) (string, *response) {
 	if key == "" {
 		return "", gatewayError("No API key found in request", "No `apikey` request header or url param was found.")
 	}
-	p := jwt.NewParser(jwt.WithValidMethods([]string{"HS256", "HS384", "HS512"}), jwt.WithoutClaimsValidation())
-	if _, err := p.Parse(key, func(*jwt.Token) (any, error) { return secret, nil }); err != nil {
+	p := jwt.NewParser(jwt.WithValidMethods(keys.methods()), jwt.WithoutClaimsValidation())
+	if _, err := p.Parse(key, keys.keyfunc); err != nil {
 		return "", gatewayError("Invalid API key", "Double check your Supabase `anon` or `service_role` API key.")
 	}
 	return key, nil
@@ -69,16 +103,16 @@ func bearerToken(h string) (string, bool) {
 
 // authenticate verifies the JWT like PostgREST (PostgREST.Auth.Jwt) and
 // returns the role and claims to run the request with.
-func authenticate(secret []byte, token string, now time.Time) (*authResult, *apiError) {
+func authenticate(keys jwtKeys, token string, now time.Time) (*authResult, *apiError) {
 	if token == "" {
 		return nil, errJWT("PGRST301", "Empty JWT is sent in Authorization header", nil)
 	}
 	if n := strings.Count(token, ".") + 1; n != 3 {
 		return nil, errJWT("PGRST301", "Expected 3 parts in JWT; got "+strconv.Itoa(n), nil)
 	}
-	p := jwt.NewParser(jwt.WithValidMethods([]string{"HS256", "HS384", "HS512"}), jwt.WithoutClaimsValidation(), jwt.WithJSONNumber())
+	p := jwt.NewParser(jwt.WithValidMethods(keys.methods()), jwt.WithoutClaimsValidation(), jwt.WithJSONNumber())
 	claims := jwt.MapClaims{}
-	if _, err := p.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return secret, nil }); err != nil {
+	if _, err := p.ParseWithClaims(token, claims, keys.keyfunc); err != nil {
 		return nil, errJWT("PGRST301", "No suitable key or wrong key type", strp("None of the keys was able to decode the JWT"))
 	}
 	if e := validateClaims(claims, now); e != nil {
