@@ -1,7 +1,10 @@
 // Package standin assembles the local Supabase stand-in used by the demo and
 // the end-to-end tests: a throwaway PostgreSQL cluster prepared like a
-// Supabase project, the PostgREST subset at /rest/v1/ and the Realtime server
-// at /realtime/v1/websocket, fed by logical decoding of the database.
+// Supabase project, the PostgREST subset at /rest/v1/, the Realtime server
+// at /realtime/v1/websocket, fed by logical decoding of the database, and
+// Supabase Auth at /auth/v1/ (asymmetric JWT signing keys and their JWKS,
+// password sign-in for seeded users), all behind an API gateway that takes
+// the legacy JWT API keys and the new sb_publishable_/sb_secret_ keys.
 //
 // It is a test and demo tool, not part of the daemon: the daemon talks to it
 // exactly as it talks to a hosted Supabase project.
@@ -18,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
+	"github.com/meshhook/meshhook-alerts/internal/authtest"
 	"github.com/meshhook/meshhook-alerts/internal/pgtest"
 	"github.com/meshhook/meshhook-alerts/realtime/realtimetest"
 	"github.com/meshhook/meshhook-alerts/supabase/supabasetest"
@@ -43,19 +47,32 @@ type Options struct {
 	// Wrap, if set, wraps the stand-in's HTTP handler (REST, Realtime and
 	// the index page), for example to count requests. It must hand the
 	// ResponseWriter on as it got it: Realtime hijacks it for websockets.
-	Wrap   func(http.Handler) http.Handler
-	Logger *zap.Logger
+	Wrap func(http.Handler) http.Handler
+	// TokenTTL is the lifetime of the access tokens Auth issues; defaults
+	// to authtest.DefaultTokenTTL (an hour).
+	TokenTTL time.Duration
+	// RealtimeKeyTTL is the lifetime of the JWT the gateway mints for a
+	// Realtime socket opened with a new API key; defaults to
+	// authtest.DefaultRealtimeTTL (24 hours).
+	RealtimeKeyTTL time.Duration
+	Logger         *zap.Logger
 }
 
 // StandIn is a running stand-in.
 type StandIn struct {
 	URL            string // http://host:port: the "Supabase URL"
 	DatabaseURL    string // superuser postgres URL
-	ServiceRoleKey string
-	AnonKey        string
+	ServiceRoleKey string // legacy service_role JWT
+	AnonKey        string // legacy anon JWT
+	SecretKey      string // sb_secret_…
+	PublishableKey string // sb_publishable_…
 	Pool           *pgxpool.Pool
 	REST           *supabasetest.REST
 	Realtime       *realtimetest.Server
+	// Auth signs users' access tokens with the project's asymmetric keys
+	// (Auth.Keys()); seed users with Auth.AddUser.
+	Auth    *authtest.Auth
+	Gateway *authtest.Gateway
 
 	cluster *pgtest.Cluster
 	cdc     *realtimetest.CDC
@@ -92,30 +109,6 @@ func Start(ctx context.Context, opts Options) (_ *StandIn, err error) {
 	if s.Pool, err = pgxpool.New(ctx, s.DatabaseURL); err != nil {
 		return nil, fmt.Errorf("standin: open database: %w", err)
 	}
-	s.REST = supabasetest.NewREST(s.Pool, supabasetest.RESTOptions{JWTSecret: pgtest.JWTSecret, Logger: log.Named("rest")})
-	rtOpts := opts.Realtime
-	rtOpts.JWTSecret = pgtest.JWTSecret
-	if rtOpts.Logger == nil {
-		rtOpts.Logger = log.Named("realtime")
-	}
-	if rtOpts.DB == nil {
-		rtOpts.DB = s.Pool
-	}
-	s.Realtime = realtimetest.NewServer(rtOpts)
-	if s.cdc, err = realtimetest.StartCDC(ctx, s.DatabaseURL, s.Realtime, realtimetest.CDCOptions{Logger: log.Named("cdc")}); err != nil {
-		return nil, fmt.Errorf("standin: start change data capture: %w", err)
-	}
-
-	mux := http.NewServeMux()
-	mux.Handle("/rest/v1/", http.StripPrefix("/rest/v1", s.REST))
-	mux.Handle("/realtime/v1/websocket", s.Realtime)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
-			http.NotFound(w, r)
-			return
-		}
-		_, _ = w.Write([]byte("meshhook-alerts local Supabase stand-in: /rest/v1/ and /realtime/v1/websocket\n"))
-	})
 	addr := opts.Addr
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -125,6 +118,42 @@ func Start(ctx context.Context, opts Options) (_ *StandIn, err error) {
 		return nil, fmt.Errorf("standin: listen: %w", err)
 	}
 	s.URL = "http://" + ln.Addr().String()
+	s.Auth = authtest.NewAuth(authtest.AuthOptions{
+		LegacySecret: pgtest.JWTSecret, Issuer: s.URL + "/auth/v1", TokenTTL: opts.TokenTTL,
+	})
+	s.Gateway = authtest.NewGateway(authtest.GatewayOptions{Keys: s.Auth.Keys(), RealtimeTTL: opts.RealtimeKeyTTL})
+	s.SecretKey, s.PublishableKey = s.Gateway.SecretKey(), s.Gateway.PublishableKey()
+	jwks := s.Auth.Keys().Lookup
+
+	s.REST = supabasetest.NewREST(s.Pool, supabasetest.RESTOptions{JWTSecret: pgtest.JWTSecret, JWKS: jwks, Logger: log.Named("rest")})
+	rtOpts := opts.Realtime
+	rtOpts.JWTSecret = pgtest.JWTSecret
+	rtOpts.JWKS = jwks
+	if rtOpts.Logger == nil {
+		rtOpts.Logger = log.Named("realtime")
+	}
+	if rtOpts.DB == nil {
+		rtOpts.DB = s.Pool
+	}
+	s.Realtime = realtimetest.NewServer(rtOpts)
+	if s.cdc, err = realtimetest.StartCDC(ctx, s.DatabaseURL, s.Realtime, realtimetest.CDCOptions{Logger: log.Named("cdc")}); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("standin: start change data capture: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	auth := http.StripPrefix("/auth/v1", s.Auth.Handler())
+	mux.Handle("/auth/v1/.well-known/jwks.json", s.Gateway.Open(auth))
+	mux.Handle("/auth/v1/", s.Gateway.HTTP(auth))
+	mux.Handle("/rest/v1/", s.Gateway.HTTP(http.StripPrefix("/rest/v1", s.REST)))
+	mux.Handle("/realtime/v1/websocket", s.Gateway.Realtime(s.Realtime))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte("meshhook-alerts local Supabase stand-in: /rest/v1/, /realtime/v1/websocket and /auth/v1/\n"))
+	})
 	var h http.Handler = mux
 	if opts.Wrap != nil {
 		h = opts.Wrap(mux)
