@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -28,9 +29,16 @@ func newAPI(cfg *config.Config, store *supabase.Store, snd *sender.Sender, rtSta
 	if err != nil {
 		return nil, err
 	}
+	users, err := api.NewUserTokens(api.UserTokensOptions{
+		JWKSURL: strings.TrimRight(cfg.Supabase.URL, "/") + api.JWKSPath, JWTSecret: cfg.API.JWTSecret.Value(),
+		Logger: log.Named("api"),
+	})
+	if err != nil {
+		return nil, err
+	}
 	a, err := api.New(api.Options{
 		Store: store, Keyring: keys, Tester: snd,
-		OperatorToken: cfg.API.OperatorToken.Value(), JWTSecret: cfg.API.JWTSecret.Value(),
+		OperatorToken: cfg.API.OperatorToken.Value(), Users: users,
 		MaxBodyBytes: int64(cfg.API.MaxBodyBytes), AllowInsecureHTTP: cfg.Sender.AllowInsecureHTTP, Wake: snd.Wake,
 		Status: api.Status{
 			Realtime: func() api.RealtimeStatus { return realtimeStatus(rtStats()) },

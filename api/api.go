@@ -7,9 +7,9 @@
 //
 // Requests carry "Authorization: Bearer <token>": either the operator token
 // from the configuration (full access) or a Supabase user's access token,
-// verified with the project's JWT secret and forwarded to PostgREST, so that
-// row-level security decides which projects' rules and alerts the user
-// sees. Rows a user may not see answer 404, exactly like rows that do not
+// verified against the project's JWKS (ES256, RS256) or its legacy JWT
+// secret (HS256) and forwarded to PostgREST, so that row-level security
+// decides which projects' rules and alerts the user sees. Rows a user may not see answer 404, exactly like rows that do not
 // exist.
 //
 // Bodies are JSON, capped in size; every error is
@@ -58,7 +58,11 @@ type Options struct {
 	Tester Tester
 	// OperatorToken grants full access. Empty: no operator access.
 	OperatorToken string
-	// JWTSecret verifies users' Supabase access tokens (HS256). Empty: no
+	// Users verifies users' Supabase access tokens (NewUserTokens: the
+	// project's JWKS and, optionally, its legacy JWT secret).
+	Users *UserTokens
+	// JWTSecret verifies users' HS256 access tokens when Users is nil (a
+	// verifier without a JWKS is made from it). Empty with Users nil: no
 	// user access.
 	JWTSecret string
 	// MaxBodyBytes caps a request body; larger ones are answered 413.
@@ -94,8 +98,15 @@ func New(opts Options) (*API, error) {
 		return nil, errors.New("api: Store is required")
 	case !opts.Keyring.CanSeal():
 		return nil, errors.New("api: Keyring must hold an encryption key (secrets.encryption_key)")
-	case opts.OperatorToken == "" && opts.JWTSecret == "":
-		return nil, errors.New("api: set OperatorToken or JWTSecret; without either nobody can call the API")
+	case opts.OperatorToken == "" && opts.JWTSecret == "" && opts.Users == nil:
+		return nil, errors.New("api: set OperatorToken, Users or JWTSecret; without any nobody can call the API")
+	}
+	if opts.Users == nil && opts.JWTSecret != "" {
+		u, err := NewUserTokens(UserTokensOptions{JWTSecret: opts.JWTSecret, Now: opts.Now})
+		if err != nil {
+			return nil, err
+		}
+		opts.Users = u
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes

@@ -4,12 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/meshhook/meshhook-alerts/supabase"
 )
@@ -41,8 +38,9 @@ func (p *principal) ctx(ctx context.Context) context.Context {
 
 // authenticate identifies the caller from "Authorization: Bearer <token>":
 // the operator token (compared in constant time), else a user's Supabase
-// access token, an HS256 JWT signed with the JWT secret, unexpired, with
-// role "authenticated" and a subject.
+// access token, checked by Options.Users (signature against the project's
+// JWKS or JWT secret, unexpired, audience and role "authenticated", a
+// subject).
 func (a *API) authenticate(r *http.Request) (*principal, error) {
 	token, ok := bearer(r.Header.Get("Authorization"))
 	if !ok {
@@ -51,45 +49,14 @@ func (a *API) authenticate(r *http.Request) (*principal, error) {
 	if a.opts.OperatorToken != "" && equalSecret(token, a.opts.OperatorToken) {
 		return &principal{operator: true}, nil
 	}
-	if a.opts.JWTSecret == "" || strings.Count(token, ".") != 2 {
+	if a.opts.Users == nil || strings.Count(token, ".") != 2 {
 		return nil, unauthorized("invalid_token", "the token is neither the operator token nor a Supabase access token")
 	}
-	sub, err := a.verifyUserToken(token)
+	sub, err := a.opts.Users.Verify(r.Context(), token)
 	if err != nil {
 		return nil, unauthorized("invalid_token", "the access token is not valid: "+err.Error())
 	}
 	return &principal{userID: sub, token: token}, nil
-}
-
-// verifyUserToken checks a Supabase access token and returns its subject.
-func (a *API) verifyUserToken(token string) (string, error) {
-	p := jwt.NewParser(
-		jwt.WithValidMethods([]string{"HS256"}),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithLeeway(jwtLeeway),
-		jwt.WithTimeFunc(a.opts.Now),
-	)
-	claims := jwt.MapClaims{}
-	_, err := p.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return []byte(a.opts.JWTSecret), nil })
-	switch {
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return "", errors.New("it has expired")
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return "", errors.New("it has no expiry")
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
-		return "", errors.New("its signature does not verify with the project's JWT secret")
-	case err != nil:
-		return "", errors.New("it is malformed or not yet valid")
-	}
-	if role, _ := claims["role"].(string); role != userRole {
-		return "", errors.New(`its role is not "authenticated"`)
-	}
-	sub, _ := claims["sub"].(string)
-	if sub == "" {
-		return "", errors.New("it has no subject")
-	}
-	return sub, nil
 }
 
 // bearer extracts the token of an "Authorization: Bearer <token>" header.

@@ -73,13 +73,13 @@ func TestAuth(t *testing.T) {
 }
 
 func TestAuth_CredentialsAreOptionalButNotBoth(t *testing.T) {
-	e := newEnv(t, envOptions{mod: func(o *api.Options) { o.JWTSecret = "" }})
+	e := newEnv(t, envOptions{mod: func(o *api.Options) { o.Users = nil }})
 	r := e.do(asUser(ownerA), http.MethodGet, "/api/status", nil)
-	require.Equal(t, http.StatusUnauthorized, r.status, "without a JWT secret users cannot sign in")
+	require.Equal(t, http.StatusUnauthorized, r.status, "without a JWKS or JWT secret users cannot sign in")
 	require.Equal(t, http.StatusOK, e.do(asOperator, http.MethodGet, "/api/status", nil).status)
 
 	_, err := api.New(api.Options{Store: e.store, Keyring: e.keyring})
-	require.ErrorContains(t, err, "OperatorToken or JWTSecret")
+	require.ErrorContains(t, err, "OperatorToken, Users or JWTSecret")
 	_, err = api.New(api.Options{Store: e.store, OperatorToken: operatorToken})
 	require.ErrorContains(t, err, "Keyring")
 }

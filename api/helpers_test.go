@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/meshhook/meshhook-alerts/api"
+	"github.com/meshhook/meshhook-alerts/internal/authtest"
 	"github.com/meshhook/meshhook-alerts/internal/pgtest"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
 	"github.com/meshhook/meshhook-alerts/sender"
@@ -56,6 +57,27 @@ type env struct {
 	wakes   *counter
 	// cache is the daemon's rule cache as GET /api/status sees it.
 	cache *ruleCache
+	// keys are the project's asymmetric signing keys, published at
+	// jwks.URL; PostgREST and the API verify users' tokens with them.
+	keys *authtest.KeySet
+	jwks *jwksServer
+}
+
+// jwksServer publishes a key set as Supabase Auth does, counting fetches.
+type jwksServer struct {
+	*httptest.Server
+	fetches counter
+}
+
+func newJWKSServer(t testing.TB, keys *authtest.KeySet) *jwksServer {
+	j := &jwksServer{}
+	j.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		j.fetches.inc()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(keys.JWKS())
+	}))
+	t.Cleanup(j.Close)
+	return j
 }
 
 // ruleCache stands in for the daemon's rule cache: which rules it holds and
@@ -127,7 +149,9 @@ func newEnv(t testing.TB, eo ...envOptions) *env {
 		o = eo[0]
 	}
 	db := pgtest.Shared(t).NewDatabase(t)
-	rest := supabasetest.NewREST(db.Pool, supabasetest.RESTOptions{JWTSecret: pgtest.JWTSecret})
+	keys := authtest.NewKeySet()
+	jwks := newJWKSServer(t, keys)
+	rest := supabasetest.NewREST(db.Pool, supabasetest.RESTOptions{JWTSecret: pgtest.JWTSecret, JWKS: keys.Lookup})
 	mux := http.NewServeMux()
 	mux.Handle("/rest/v1/", http.StripPrefix("/rest/v1", rest))
 	restSrv := httptest.NewServer(mux)
@@ -150,10 +174,13 @@ func newEnv(t testing.TB, eo ...envOptions) *env {
 	}, noStore{}, nil)
 	require.NoError(t, err)
 
-	e := &env{t: t, db: db, store: store, keyring: kr, doc: loadDoc(t), wakes: &counter{},
+	users, err := api.NewUserTokens(api.UserTokensOptions{JWKSURL: jwks.URL, JWTSecret: pgtest.JWTSecret})
+	require.NoError(t, err)
+	t.Cleanup(users.Close)
+	e := &env{t: t, db: db, store: store, keyring: kr, doc: loadDoc(t), wakes: &counter{}, keys: keys, jwks: jwks,
 		cache: &ruleCache{loaded: map[string]bool{}, rejected: map[string]bool{}}}
 	opts := api.Options{
-		Store: store, Keyring: kr, Tester: snd, OperatorToken: operatorToken, JWTSecret: pgtest.JWTSecret,
+		Store: store, Keyring: kr, Tester: snd, OperatorToken: operatorToken, Users: users,
 		MaxBodyBytes: o.maxBody, AllowInsecureHTTP: true, Wake: e.wakes.inc,
 		Status: api.Status{
 			Realtime: func() api.RealtimeStatus {

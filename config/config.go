@@ -265,16 +265,19 @@ func (h HTTP) TLS() bool { return h.TLSCertFile != "" && h.TLSKeyFile != "" }
 
 // API configures the HTTP API (/api/...) served on HTTP.Listen.
 type API struct {
-	// Enabled serves the API. It needs HTTP.Listen, Secrets.EncryptionKey
-	// (the API seals secret-bearing fields before storing them) and at least
-	// one of OperatorToken and JWTSecret. Defaults to false.
+	// Enabled serves the API. It needs HTTP.Listen and Secrets.EncryptionKey
+	// (the API seals secret-bearing fields before storing them). Users
+	// sign in with their Supabase access tokens, verified against the
+	// project's JWKS (<Supabase.URL>/auth/v1/.well-known/jwks.json);
+	// operators with OperatorToken. Defaults to false.
 	Enabled bool `mapstructure:"enabled"`
 	// OperatorToken grants full access when sent as
 	// "Authorization: Bearer <token>". Empty: no operator access.
 	OperatorToken Secret `mapstructure:"operator_token"`
-	// JWTSecret is the Supabase project's JWT secret (HS256), used to verify
-	// users' access tokens; row-level security then decides what each user
-	// sees. Empty: no user access.
+	// JWTSecret is the Supabase project's legacy JWT secret: users' HS256
+	// access tokens verify with it, besides the ES256/RS256 tokens the
+	// project's JWKS verifies. Empty: only the JWKS (projects that moved to
+	// asymmetric signing keys).
 	JWTSecret Secret `mapstructure:"jwt_secret"`
 	// MaxBodyBytes caps a request body. Defaults to 1 MiB.
 	MaxBodyBytes int `mapstructure:"max_body_bytes"`

@@ -139,10 +139,6 @@ func TestValidate_Fields(t *testing.T) {
 		{"APIEnabledNoKey", func(c *Config) {
 			c.API = API{Enabled: true, OperatorToken: "0123456789abcdef", MaxBodyBytes: 1 << 20}
 		}, "api.enabled: requires secrets.encryption_key (the API seals webhook URLs, signing secrets and header values before storing them)"},
-		{"APIEnabledNoCredentials", func(c *Config) {
-			c.API = API{Enabled: true, MaxBodyBytes: 1 << 20}
-			c.Secrets.EncryptionKey = key32('a')
-		}, "api.enabled: requires api.operator_token or api.jwt_secret (or both); without either nobody can call the API"},
 		{"LogLevel", func(c *Config) { c.Log.Level = "verbose" }, `log.level: must be debug, info, warn or error, got "verbose"`},
 		{"LogFormat", func(c *Config) { c.Log.Format = "text" }, `log.format: must be "json" or "console", got "text"`},
 	}
