@@ -101,6 +101,7 @@ func cli(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 			fmt.Fprintf(stderr, "meshhook-alerts: warning: %s\n", w)
 		}
 		fmt.Fprintf(stdout, "configuration OK (file: %s)\n", orNone(cfg.File))
+		fmt.Fprintf(stdout, "supabase key: %s\n", cfg.Supabase.KeyKind())
 		return exitOK
 	}
 

@@ -6,9 +6,9 @@
 //  2. a YAML file (see Load for how it is found),
 //  3. environment variables named MESHHOOK_ALERTS_<SECTION>_<KEY>, for
 //     example MESHHOOK_ALERTS_SUPABASE_URL or MESHHOOK_ALERTS_SENDER_WORKERS.
-//     The Supabase names SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY, which
-//     MeshHook's .env already uses, are accepted too; the prefixed names win
-//     over them.
+//     The Supabase names SUPABASE_URL, SUPABASE_SECRET_KEY and
+//     SUPABASE_SERVICE_ROLE_KEY (MeshHook's .env uses the first and last)
+//     are accepted too; the prefixed names win over them.
 //
 // Durations are Go duration strings ("25s", "5m"). Lists given through the
 // environment are comma-separated. Only this package imports viper.
@@ -45,7 +45,10 @@ type Config struct {
 type Supabase struct {
 	// URL is the project URL, e.g. https://<ref>.supabase.co. Required.
 	URL string `mapstructure:"url"`
-	// ServiceRoleKey is the service_role API key. Required.
+	// ServiceRoleKey is the project's secret API key: a new secret key
+	// (sb_secret_…, from SUPABASE_SECRET_KEY) or the legacy service_role
+	// JWT (SUPABASE_SERVICE_ROLE_KEY). Publishable and anon keys are
+	// refused. Required.
 	ServiceRoleKey Secret `mapstructure:"service_role_key"`
 	// Schema is the PostgREST schema of our tables. Defaults to "public".
 	Schema string `mapstructure:"schema"`

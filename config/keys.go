@@ -19,7 +19,8 @@ func envAliases(key string) []string {
 	case "supabase.url":
 		return []string{"SUPABASE_URL"}
 	case "supabase.service_role_key":
-		return []string{"SUPABASE_SERVICE_ROLE_KEY"}
+		// The new secret key first: legacy keys are being retired.
+		return []string{"SUPABASE_SECRET_KEY", "SUPABASE_SERVICE_ROLE_KEY"}
 	}
 	return nil
 }

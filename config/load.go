@@ -30,8 +30,9 @@ func DefaultSearchPaths() []string {
 // explicitly (by path or MESHHOOK_ALERTS_CONFIG) must exist.
 //
 // Environment variables override the file; empty values are ignored, as are
-// variables without the MESHHOOK_ALERTS_ prefix other than SUPABASE_URL and
-// SUPABASE_SERVICE_ROLE_KEY. A MESHHOOK_ALERTS_ variable that names no key is
+// variables without the MESHHOOK_ALERTS_ prefix other than SUPABASE_URL,
+// SUPABASE_SECRET_KEY and SUPABASE_SERVICE_ROLE_KEY (the first of the two
+// set wins). A MESHHOOK_ALERTS_ variable that names no key is
 // an error, as is an unknown key in the file.
 //
 // After decoding, an empty realtime.url is derived from supabase.url and an

@@ -59,7 +59,7 @@ func TestLoad_Example(t *testing.T) {
 		require.Error(t, err)
 		require.ElementsMatch(t, []string{
 			"supabase.url: required (or set SUPABASE_URL)",
-			"supabase.service_role_key: required (or set SUPABASE_SERVICE_ROLE_KEY)",
+			"supabase.service_role_key: required (or set SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY)",
 		}, strings.Split(err.Error(), "\n"))
 	})
 

@@ -139,9 +139,11 @@ func (s Supabase) validate(v *validator) {
 		}
 	}
 	if !s.ServiceRoleKey.IsSet() {
-		v.add("supabase.service_role_key", "required (or set SUPABASE_SERVICE_ROLE_KEY)")
+		v.add("supabase.service_role_key", "required (or set SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY)")
 	} else if strings.TrimSpace(s.ServiceRoleKey.Value()) != s.ServiceRoleKey.Value() {
 		v.add("supabase.service_role_key", "must not have leading or trailing white space")
+	} else if p := s.keyProblem(); p != "" {
+		v.add("supabase.service_role_key", "%s", p)
 	}
 	v.ident("supabase.schema", s.Schema, false)
 	v.positive("supabase.request_timeout", s.RequestTimeout)

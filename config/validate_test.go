@@ -62,7 +62,7 @@ func TestValidate_Fields(t *testing.T) {
 		{"SupabaseURLNoHost", func(c *Config) { c.Supabase.URL = "https:///x" }, "supabase.url: must be http(s) URL: no host"},
 		{"SupabaseURLQuery", func(c *Config) { c.Supabase.URL = "https://x.example.com?a=1" }, "supabase.url: must not contain a query"},
 		{"SupabaseURLUserInfo", func(c *Config) { c.Supabase.URL = "https://u:p@x.example.com" }, "supabase.url: must be http(s) URL: must not contain user info"},
-		{"ServiceRoleKeyMissing", func(c *Config) { c.Supabase.ServiceRoleKey = "" }, "supabase.service_role_key: required (or set SUPABASE_SERVICE_ROLE_KEY)"},
+		{"ServiceRoleKeyMissing", func(c *Config) { c.Supabase.ServiceRoleKey = "" }, "supabase.service_role_key: required (or set SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY)"},
 		{"ServiceRoleKeySpace", func(c *Config) { c.Supabase.ServiceRoleKey = "abc\n" }, "supabase.service_role_key: must not have leading or trailing white space"},
 		{"SupabaseSchema", func(c *Config) { c.Supabase.Schema = "my schema" }, `supabase.schema: must be a plain SQL identifier (letters, digits, _ and $, at most 63 bytes), got "my schema"`},
 		{"SupabaseTimeout", func(c *Config) { c.Supabase.RequestTimeout = 0 }, "supabase.request_timeout: must be a positive duration, got 0s"},
