@@ -29,6 +29,8 @@
 // than Config.BufferWait), and treat
 // [Change] events idempotently.
 //
-// The wire protocol is described in docs/realtime-protocol.md of this
-// project; section numbers in comments (§2.3 etc.) refer to it.
+// The wire protocol is Supabase Realtime's as its server (supabase/realtime,
+// lib/realtime_web/channels) and realtime-js speak it; section numbers in
+// comments (§2.3 etc.) refer to the team's protocol notes, which cite those
+// sources line by line.
 package realtime

@@ -22,7 +22,9 @@ var errClientClose = errors.New("realtime: client closed the socket")
 // answers heartbeat replies, and writeLoop, which performs every write and
 // owns the heartbeat ticker. The controlling loop (run) executes on the
 // goroutine that called Client.Run and drives all channel state machines;
-// it never blocks on the network or on the consumer.
+// it never blocks on the network, and hands changes to the consumer through
+// the outbox, which waits at most Config.BufferWait for room before it
+// drops them as a Gap (see outbox).
 type session struct {
 	c     *Client
 	conn  *websocket.Conn
