@@ -184,7 +184,8 @@ func TestLogs_Redeliver(t *testing.T) {
 	assert.WithinDuration(t, before, next, 10*time.Second)
 
 	// The sender picks it up: it is due now.
-	due, err := e.store.DueAlerts(context.Background(), time.Now().Add(time.Second), 10)
+	now := time.Now().Add(time.Second)
+	due, err := e.store.LeaseDueAlerts(context.Background(), now, now.Add(time.Minute), 10)
 	require.NoError(t, err)
 	var dueIDs []string
 	for _, d := range due {

@@ -23,8 +23,7 @@ func TestIntegration_ClaimsOfRun(t *testing.T) {
 		t.Helper()
 		a := f.newAlert(run, fmt.Sprintf("msg_%s_%s_%s", config[:8], run, event))
 		a.ConfigID, a.Event, a.Status = config, event, status
-		_, claimed, err := f.store.ClaimAlert(ctx, a)
-		require.NoError(t, err)
+		_, claimed := claim(t, f.store, a)
 		require.True(t, claimed)
 	}
 	claim(f.configID, "run-1", "delayed", "")
@@ -73,8 +72,7 @@ func TestIntegration_ClaimsOfRunManyConfigs(t *testing.T) {
 	for _, id := range ids[200:] {
 		a := f.newAlert("run-x", "msg_"+id)
 		a.ConfigID, a.Event = id, "delayed"
-		_, claimed, err := f.store.ClaimAlert(ctx, a)
-		require.NoError(t, err)
+		_, claimed := claim(t, f.store, a)
 		require.True(t, claimed)
 	}
 	got, err := f.store.ClaimsOfRun(ctx, "run-x", ids, []string{"delayed"})

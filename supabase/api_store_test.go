@@ -129,11 +129,10 @@ func TestAPIStore_ListCountRequeueAlerts(t *testing.T) {
 	var all []string
 	for i := range 12 {
 		a := f.newAlert(fmt.Sprintf("run-%02d", i), fmt.Sprintf("msg_%02d", i))
-		l, claimed, err := f.store.ClaimAlert(ctx, a)
-		require.NoError(t, err)
+		l, claimed := claim(t, f.store, a)
 		require.True(t, claimed)
 		status := []string{"pending", "failed", "succeeded"}[i%3]
-		_, err = f.db.Pool.Exec(ctx, `update alert_logs set created_at = $2, status = $3,
+		_, err := f.db.Pool.Exec(ctx, `update alert_logs set created_at = $2, status = $3,
 			completed_at = case when $3 = 'pending' then null else $2::timestamptz end where id = $1`,
 			l.ID, base.Add(time.Duration(i/3)*time.Second), status)
 		require.NoError(t, err)
@@ -184,11 +183,9 @@ func TestAPIStore_ListCountRequeueAlerts(t *testing.T) {
 	assert.ErrorContains(t, err, "not a valid status")
 
 	// Attempts of a page.
-	require.NoError(t, f.store.RecordAttempts(ctx, []supabase.Attempt{
-		{AlertID: all[1], Attempt: 2, StartedAt: base, Outcome: "http_500", StatusCode: 500},
-		{AlertID: all[1], Attempt: 1, StartedAt: base, Outcome: "timeout"},
-		{AlertID: all[2], Attempt: 1, StartedAt: base, Outcome: "ok", StatusCode: 200},
-	}))
+	_, err = f.db.Pool.Exec(ctx, `insert into alert_attempts (alert_id, attempt, started_at, latency_ms, status_code, outcome)
+		values ($1, 2, $3, 0, 500, 'http_500'), ($1, 1, $3, 0, null, 'timeout'), ($2, 1, $3, 0, 200, 'ok')`, all[1], all[2], base)
+	require.NoError(t, err)
 	at, err := f.store.AttemptsOf(ctx, []string{all[0], all[1], all[2]})
 	require.NoError(t, err)
 	require.Len(t, at[all[1]], 2)

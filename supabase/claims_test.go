@@ -17,9 +17,8 @@ func TestIntegration_ClaimAlertsInOneCall(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
 
-	// One alert claimed before, through the single-row path.
-	_, claimed, err := f.store.ClaimAlert(ctx, f.newAlert("run-0", "msg_0"))
-	require.NoError(t, err)
+	// One alert claimed before.
+	_, claimed := claim(t, f.store, f.newAlert("run-0", "msg_0"))
 	require.True(t, claimed)
 
 	var batch []supabase.NewAlert

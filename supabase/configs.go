@@ -136,22 +136,6 @@ func DecodeAlertConfig(row map[string]any) (AlertConfig, error) {
 	return decodeConfig(raw)
 }
 
-// ListAlertConfigs returns every alert rule, enabled or not, paging past the
-// server's row cap. A row that cannot be decoded (for example a
-// custom_headers value that is not a string) is logged and skipped, so one
-// bad rule does not hide the others.
-func (s *Store) ListAlertConfigs(ctx context.Context) ([]AlertConfig, error) {
-	var out []AlertConfig
-	err := s.EachAlertConfig(ctx, func(c AlertConfig) error {
-		out = append(out, c)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 // EachAlertConfig calls fn for every alert rule, in id order, a page at a
 // time, so that reading many rules does not hold them all at once. Rows
 // that do not decode are skipped with a warning. An error from fn stops the

@@ -20,8 +20,7 @@ func TestIntegration_LeaseAndReport(t *testing.T) {
 	ctx := t.Context()
 	var ids []string
 	for i := range 3 {
-		l, claimed, err := f.store.ClaimAlert(ctx, f.newAlert(fmt.Sprintf("run-%d", i), fmt.Sprintf("msg_%d", i)))
-		require.NoError(t, err)
+		l, claimed := claim(t, f.store, f.newAlert(fmt.Sprintf("run-%d", i), fmt.Sprintf("msg_%d", i)))
 		require.True(t, claimed)
 		ids = append(ids, l.ID)
 	}
@@ -122,12 +121,14 @@ func TestIntegration_LeaseAndReport(t *testing.T) {
 // Many concurrent leasers never get the same alert (FOR UPDATE SKIP LOCKED).
 func TestIntegration_ConcurrentLeasesAreDisjoint(t *testing.T) {
 	f := newFixture(t)
-	ctx := t.Context()
 	const n = 120
+	var batch []supabase.NewAlert
 	for i := range n {
-		_, _, err := f.store.ClaimAlert(ctx, f.newAlert(fmt.Sprintf("run-%d", i), fmt.Sprintf("msg_%d", i)))
-		require.NoError(t, err)
+		batch = append(batch, f.newAlert(fmt.Sprintf("run-%d", i), fmt.Sprintf("msg_%d", i)))
 	}
+	claimed, err := f.store.ClaimAlerts(t.Context(), batch)
+	require.NoError(t, err)
+	require.Len(t, claimed, n)
 	var mu sync.Mutex
 	seen := map[string]int{}
 	var wg sync.WaitGroup
@@ -198,8 +199,7 @@ func TestDecodeAlertsFastPathAgrees(t *testing.T) {
 func TestRequeueAlertStartsAFreshBudget(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
-	l, claimed, err := f.store.ClaimAlert(ctx, f.newAlert("run-redeliver", "msg_redeliver"))
-	require.NoError(t, err)
+	l, claimed := claim(t, f.store, f.newAlert("run-redeliver", "msg_redeliver"))
 	require.True(t, claimed)
 	start := time.Now().Add(-48 * time.Hour)
 	for i := 1; i <= 3; i++ {

@@ -1,7 +1,7 @@
 // Package supabase is meshhook-alerts' narrow, typed store over the Supabase
 // REST API (PostgREST): alert rules, run rows, the alert log and its
-// attempts, and the daemon's key/value state. It also embeds the SQL
-// migrations that create the alert tables.
+// attempts, and the daemon's key/value state. Its migrations/ folder holds
+// the SQL that creates the alert tables.
 //
 // The store is built on github.com/supabase-community/postgrest-go (the REST
 // layer of supabase-go) with our own HTTP transport underneath, because the
@@ -11,7 +11,7 @@
 // for transient failures: network errors, 408, 429 (honouring Retry-After)
 // and 500/502/503/504. Failures from the server are *Error values carrying the
 // HTTP status and PostgREST's code, message, details and hint; classify them
-// with IsUniqueViolation, IsNotFound, IsAuth and IsRetryable.
+// with IsNotFound, IsAuth and IsRetryable.
 //
 // Nothing outside this package imports postgrest-go: callers see only the
 // domain types here. The API key is sent in request headers only and never

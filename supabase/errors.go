@@ -18,9 +18,9 @@ import (
 var (
 	// ErrNotFound is returned when a row that must exist does not.
 	ErrNotFound = errors.New("supabase: not found")
-	// ErrStale is returned by UpdateAlert when AlertUpdate.ExpectStatus did
-	// not match the row's current status, so nothing was changed.
-	ErrStale = errors.New("supabase: alert status changed concurrently")
+	// ErrStale is returned by a conditional update of an alert rule whose
+	// row changed since the caller read it, so nothing was changed.
+	ErrStale = errors.New("supabase: changed concurrently")
 	// errBodyTooLarge is returned when a response exceeds Options.MaxResponseBytes.
 	errBodyTooLarge = errors.New("supabase: response body too large")
 )
@@ -76,13 +76,6 @@ func asError(err error) (*Error, bool) {
 	var e *Error
 	ok := errors.As(err, &e)
 	return e, ok
-}
-
-// IsUniqueViolation reports whether err is a unique-constraint violation
-// (SQLSTATE 23505, which PostgREST answers with 409).
-func IsUniqueViolation(err error) bool {
-	e, ok := asError(err)
-	return ok && (e.Code == "23505" || (e.Status == http.StatusConflict && e.Code == ""))
 }
 
 // IsNotFound reports whether err says the row, table or function does not

@@ -90,11 +90,37 @@ func (f *fixture) newAlert(runID, webhookID string) supabase.NewAlert {
 	}
 }
 
+// claim records one alert through ClaimAlerts, the daemon's claim path, and
+// reads it back. claimed is false, and the row zero, when an alert with its
+// key was claimed before.
+func claim(t *testing.T, s *supabase.Store, a supabase.NewAlert) (l supabase.AlertLog, claimed bool) {
+	t.Helper()
+	got, err := s.ClaimAlerts(t.Context(), []supabase.NewAlert{a})
+	require.NoError(t, err)
+	if len(got) == 0 {
+		return supabase.AlertLog{}, false
+	}
+	require.Len(t, got, 1)
+	l, err = s.GetAlert(t.Context(), got[0].ID)
+	require.NoError(t, err)
+	return l, true
+}
+
+// alertConfigs reads every rule through EachAlertConfig, as the daemon does.
+func alertConfigs(ctx context.Context, s *supabase.Store) ([]supabase.AlertConfig, error) {
+	var out []supabase.AlertConfig
+	err := s.EachAlertConfig(ctx, func(c supabase.AlertConfig) error {
+		out = append(out, c)
+		return nil
+	})
+	return out, err
+}
+
 func TestIntegration_AlertConfigs(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
 
-	cfgs, err := f.store.ListAlertConfigs(ctx)
+	cfgs, err := alertConfigs(ctx, f.store)
 	require.NoError(t, err)
 	require.Len(t, cfgs, 1)
 	c := cfgs[0]
@@ -125,18 +151,21 @@ func TestIntegration_AlertConfigs(t *testing.T) {
 	assert.True(t, supabase.IsNotFound(f.store.SetConfigDisabledReason(ctx, missing, "x")))
 }
 
-func TestIntegration_ListAlertConfigsPaginates(t *testing.T) {
+func TestIntegration_EachAlertConfigPaginates(t *testing.T) {
 	f := newFixture(t)
 	_, err := f.db.Pool.Exec(t.Context(), `insert into alert_configs (project_id, name, events, webhook_url)
 		select $1, 'r' || g, '{succeeded}', 'https://h' from generate_series(1, 1204) g`, f.projectID)
 	require.NoError(t, err)
 	s := newStore(t, f.url, pgtest.ServiceRoleKey(), func(o *supabase.Options) { o.PageSize = 500 })
-	cfgs, err := s.ListAlertConfigs(t.Context())
+	cfgs, err := alertConfigs(t.Context(), s)
 	require.NoError(t, err)
 	require.Len(t, cfgs, 1205)
 	seen := map[string]bool{}
-	for _, c := range cfgs {
+	for i, c := range cfgs {
 		seen[c.ID] = true
+		if i > 0 {
+			assert.Less(t, cfgs[i-1].ID, c.ID, "in id order")
+		}
 	}
 	assert.Len(t, seen, 1205)
 }
@@ -145,8 +174,7 @@ func TestIntegration_ClaimTwice(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
 
-	first, claimed, err := f.store.ClaimAlert(ctx, f.newAlert("run-1", "msg_run1_failed"))
-	require.NoError(t, err)
+	first, claimed := claim(t, f.store, f.newAlert("run-1", "msg_run1_failed"))
 	require.True(t, claimed)
 	assert.NotEmpty(t, first.ID)
 	assert.Equal(t, supabase.StatusPending, first.Status)
@@ -156,28 +184,28 @@ func TestIntegration_ClaimTwice(t *testing.T) {
 	assert.False(t, first.NextAttemptAt.IsZero(), "a claim is due at once")
 	assert.Zero(t, first.Attempts)
 
-	again := f.newAlert("run-1", "msg_run1_failed")
+	again := f.newAlert("run-1", "msg_run1_again")
 	again.Payload = []byte(`{"different":true}`)
-	second, claimed, err := f.store.ClaimAlert(ctx, again)
-	require.NoError(t, err)
+	_, claimed = claim(t, f.store, again)
 	assert.False(t, claimed, "the second claim of (config, run, event) loses")
-	assert.Equal(t, first.ID, second.ID)
-	assert.Equal(t, string(first.Payload), string(second.Payload), "the first claim's payload stays")
+	kept, err := f.store.GetAlert(ctx, first.ID)
+	require.NoError(t, err)
+	assert.Equal(t, string(first.Payload), string(kept.Payload), "the first claim's payload stays")
 
 	// A different event of the same run is a different alert.
 	other := f.newAlert("run-1", "msg_run1_delayed")
 	other.Event = "delayed"
-	_, claimed, err = f.store.ClaimAlert(ctx, other)
-	require.NoError(t, err)
+	_, claimed = claim(t, f.store, other)
 	assert.True(t, claimed)
 
-	// An unknown rule is a foreign-key violation.
+	// An unknown rule (one deleted meanwhile) claims nothing.
 	bad := f.newAlert("run-3", "msg_run3")
 	bad.ConfigID = "00000000-0000-0000-0000-000000000000"
-	_, _, err = f.store.ClaimAlert(ctx, bad)
-	var e *supabase.Error
-	require.ErrorAs(t, err, &e)
-	assert.Equal(t, "23503", e.Code)
+	_, claimed = claim(t, f.store, bad)
+	assert.False(t, claimed)
+	var n int
+	require.NoError(t, f.db.Pool.QueryRow(ctx, `select count(*) from alert_logs`).Scan(&n))
+	assert.Equal(t, 2, n)
 }
 
 func TestIntegration_ConcurrentClaimsOneWinner(t *testing.T) {
@@ -196,8 +224,8 @@ func TestIntegration_ConcurrentClaimsOneWinner(t *testing.T) {
 		for range racers {
 			go func() {
 				<-start
-				_, claimed, err := f.store.ClaimAlert(context.Background(), f.newAlert(run, "msg_"+run))
-				results <- result{claimed, err}
+				got, err := f.store.ClaimAlerts(context.Background(), []supabase.NewAlert{f.newAlert(run, "msg_"+run)})
+				results <- result{len(got) == 1, err}
 			}()
 		}
 		close(start)
@@ -213,7 +241,8 @@ func TestIntegration_ConcurrentClaimsOneWinner(t *testing.T) {
 	}
 }
 
-func TestIntegration_DueAlertsAndUpdates(t *testing.T) {
+// A claimed alert is due at its next_attempt_at; a suppressed one never.
+func TestIntegration_ClaimedAlertsAreDueByNextAttempt(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
 	now := time.Now()
@@ -228,8 +257,7 @@ func TestIntegration_DueAlertsAndUpdates(t *testing.T) {
 	suppressed.CompletedAt = now
 	var dueID string
 	for i, a := range []supabase.NewAlert{due, later, suppressed} {
-		l, claimed, err := f.store.ClaimAlert(ctx, a)
-		require.NoError(t, err)
+		l, claimed := claim(t, f.store, a)
 		require.True(t, claimed)
 		if i == 0 {
 			dueID = l.ID
@@ -241,27 +269,19 @@ func TestIntegration_DueAlertsAndUpdates(t *testing.T) {
 		}
 	}
 
-	list, err := f.store.DueAlerts(ctx, now, 10)
+	until := now.Add(time.Minute)
+	list, err := f.store.LeaseDueAlerts(ctx, now, until, 10)
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 	assert.Equal(t, dueID, list[0].ID)
 
-	// Take it for delivery (compare-and-set), then a second taker loses.
-	take := supabase.AlertUpdate{Status: supabase.Ptr(supabase.StatusDelivering), Attempts: supabase.Ptr(1),
-		ExpectStatus: supabase.StatusPending}
-	require.NoError(t, f.store.UpdateAlert(ctx, dueID, take))
-	require.ErrorIs(t, f.store.UpdateAlert(ctx, dueID, take), supabase.ErrStale)
-	list, err = f.store.DueAlerts(ctx, now, 10)
-	require.NoError(t, err)
-	assert.Empty(t, list)
-
 	// Finish it: clear next_attempt_at, record the outcome.
 	done := now.Add(time.Second)
-	require.NoError(t, f.store.UpdateAlert(ctx, dueID, supabase.AlertUpdate{
-		Status: supabase.Ptr(supabase.StatusSucceeded), NextAttemptAt: supabase.Ptr(time.Time{}),
-		LastStatusCode: supabase.Ptr(204), LastError: supabase.Ptr(""), OutcomeReason: supabase.Ptr("2xx"),
-		CompletedAt: &done,
-	}))
+	applied, err := f.store.ReportDeliveries(ctx, []supabase.DeliveryReport{{AlertID: dueID, Lease: list[0].NextAttemptAt,
+		Update: supabase.DeliveryUpdate{Status: supabase.StatusSucceeded, Attempts: 1, OutcomeReason: "2xx",
+			CompletedAt: done, SetLast: true, LastStatusCode: 204}}})
+	require.NoError(t, err)
+	assert.True(t, applied[dueID])
 	got, err := f.store.GetAlert(ctx, dueID)
 	require.NoError(t, err)
 	assert.Equal(t, supabase.StatusSucceeded, got.Status)
@@ -272,27 +292,39 @@ func TestIntegration_DueAlertsAndUpdates(t *testing.T) {
 	assert.True(t, got.CompletedAt.Equal(done.Truncate(time.Microsecond)), "%s vs %s", got.CompletedAt, done)
 	assert.True(t, got.UpdatedAt.After(got.CreatedAt) || got.UpdatedAt.Equal(got.CreatedAt))
 
-	err = f.store.UpdateAlert(ctx, "00000000-0000-0000-0000-000000000000", supabase.AlertUpdate{Attempts: supabase.Ptr(1)})
-	assert.True(t, supabase.IsNotFound(err), "%v", err)
+	list, err = f.store.LeaseDueAlerts(ctx, now, until, 10)
+	require.NoError(t, err)
+	assert.Empty(t, list, "the later alert is not due yet, the suppressed one never")
+
+	missing := "00000000-0000-0000-0000-000000000000"
+	applied, err = f.store.ReportDeliveries(ctx, []supabase.DeliveryReport{{AlertID: missing, Lease: until,
+		Update: supabase.DeliveryUpdate{Status: supabase.StatusSucceeded, Attempts: 1}}})
+	require.NoError(t, err)
+	assert.False(t, applied[missing], "a report for no alert applies to nothing")
 }
 
 func TestIntegration_AttemptsBatch(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
-	l, _, err := f.store.ClaimAlert(ctx, f.newAlert("run-a", "msg_a"))
+	l, _ := claim(t, f.store, f.newAlert("run-a", "msg_a"))
+	leased, err := f.store.LeaseDueAlerts(ctx, time.Now(), time.Now().Add(time.Minute), 1)
 	require.NoError(t, err)
+	require.Len(t, leased, 1)
 	start := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
-	mk := func(n int) supabase.Attempt {
-		a := supabase.Attempt{AlertID: l.ID, Attempt: n, StartedAt: start.Add(time.Duration(n) * time.Minute),
+	report := func(n int) supabase.DeliveryReport {
+		a := supabase.Attempt{Attempt: n, StartedAt: start.Add(time.Duration(n) * time.Minute),
 			Latency: time.Duration(n*100) * time.Millisecond, StatusCode: 500, ResponseExcerpt: "oops", Outcome: "http_500"}
 		if n == 1 {
 			a.StatusCode, a.ResponseExcerpt, a.Error, a.Outcome = 0, "", "dial tcp: connection refused", "network"
 		}
-		return a
+		return supabase.DeliveryReport{AlertID: l.ID, Lease: leased[0].NextAttemptAt, Attempt: &a,
+			Update: supabase.DeliveryUpdate{Status: supabase.StatusDelivering, Attempts: n, NextAttemptAt: leased[0].NextAttemptAt}}
 	}
-	require.NoError(t, f.store.RecordAttempts(ctx, []supabase.Attempt{mk(1), mk(2), mk(3)}))
+	_, err = f.store.ReportDeliveries(ctx, []supabase.DeliveryReport{report(1), report(2), report(3)})
+	require.NoError(t, err)
 	// Overlapping batch: 2 and 3 are skipped, 4 is added.
-	require.NoError(t, f.store.RecordAttempts(ctx, []supabase.Attempt{mk(2), mk(3), mk(4)}))
+	_, err = f.store.ReportDeliveries(ctx, []supabase.DeliveryReport{report(2), report(3), report(4)})
+	require.NoError(t, err)
 
 	got, err := f.store.ListAttempts(ctx, l.ID)
 	require.NoError(t, err)
@@ -321,24 +353,19 @@ func TestIntegration_StateRoundTrip(t *testing.T) {
 		At  time.Time `json:"at"`
 		Seq int       `json:"seq"`
 	}
-	var w watermark
-	found, err := f.store.GetState(ctx, "catchup", &w)
-	require.NoError(t, err)
-	assert.False(t, found)
+	stored := func() (w watermark) {
+		t.Helper()
+		require.NoError(t, f.db.Pool.QueryRow(ctx, `select value from alert_daemon_state where key = 'catchup'`).Scan(&w))
+		return w
+	}
 
 	want := watermark{At: time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC), Seq: 7}
 	require.NoError(t, f.store.PutState(ctx, "catchup", want))
-	found, err = f.store.GetState(ctx, "catchup", &w)
-	require.NoError(t, err)
-	require.True(t, found)
-	assert.Equal(t, want, w)
+	assert.Equal(t, want, stored())
 
 	want.Seq = 8
 	require.NoError(t, f.store.PutState(ctx, "catchup", want))
-	found, err = f.store.GetState(ctx, "catchup", &w)
-	require.NoError(t, err)
-	require.True(t, found)
-	assert.Equal(t, 8, w.Seq)
+	assert.Equal(t, 8, stored().Seq)
 
 	var n int
 	require.NoError(t, f.db.Pool.QueryRow(ctx, `select count(*) from alert_daemon_state`).Scan(&n))
@@ -354,10 +381,27 @@ func (f *fixture) insertRuns(t *testing.T, n int, statusExpr string) {
 	require.NoError(t, err)
 }
 
-func TestIntegration_RowsChangedSincePaginatesIdenticalTimestamps(t *testing.T) {
+// pageRuns reads the runs after `after` and before `before` through
+// RowsPage, limit rows a request, moving the cursor to each page's last row
+// as the reconciler does, until a page comes back empty.
+func pageRuns(t *testing.T, s *supabase.Store, after supabase.RowKey, before time.Time, limit int) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for {
+		page, err := s.RowsPage(t.Context(), supabase.DefaultRunsTable, nil, after, before, limit)
+		require.NoError(t, err)
+		if len(page) == 0 {
+			return out
+		}
+		out = append(out, page...)
+		last := page[len(page)-1]
+		after = supabase.RowKey{At: last["updated_at"].(string), ID: last["id"].(string)}
+	}
+}
+
+func TestIntegration_RowsPagePaginatesIdenticalTimestamps(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
-	before := time.Now().Add(-time.Second)
 	f.insertRuns(t, 2500, `case when g % 5 = 0 then 'paused' else 'running' end`)
 
 	var distinct int
@@ -365,11 +409,9 @@ func TestIntegration_RowsChangedSincePaginatesIdenticalTimestamps(t *testing.T) 
 	require.Equal(t, 1, distinct, "one transaction, one updated_at")
 
 	var ids []string
-	err := f.store.RowsChangedSince(ctx, supabase.DefaultRunsTable, before, func(row map[string]any) error {
+	for _, row := range pageRuns(t, f.store, supabase.RowKey{At: "2000-01-01T00:00:00Z"}, time.Now().Add(time.Hour), 1000) {
 		ids = append(ids, row["id"].(string))
-		return nil
-	})
-	require.NoError(t, err)
+	}
 	require.Len(t, ids, 2500)
 	assert.True(t, sort.StringsAreSorted(ids), "ties are broken by id")
 	seen := map[string]bool{}
@@ -380,7 +422,7 @@ func TestIntegration_RowsChangedSincePaginatesIdenticalTimestamps(t *testing.T) 
 
 	// status in (running, paused) pages the same way.
 	counts := map[string]int{}
-	err = f.store.RowsWhere(ctx, supabase.DefaultRunsTable, "status", []string{"running", "paused"}, func(row map[string]any) error {
+	err := f.store.RowsWhere(ctx, supabase.DefaultRunsTable, "status", []string{"running", "paused"}, func(row map[string]any) error {
 		counts[row["status"].(string)]++
 		return nil
 	})
@@ -397,7 +439,7 @@ func TestIntegration_RowsChangedSincePaginatesIdenticalTimestamps(t *testing.T) 
 	assert.False(t, found)
 }
 
-func TestIntegration_RowsChangedSinceWithOffsetTimestamps(t *testing.T) {
+func TestIntegration_RowsPageWithOffsetTimestamps(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
 	// Session time zone with a positive offset: PostgREST-style output then
@@ -412,24 +454,28 @@ func TestIntegration_RowsChangedSinceWithOffsetTimestamps(t *testing.T) {
 		require.NoError(t, err)
 	}
 	ist := time.FixedZone("IST", 5*3600+1800)
-	s := newStore(t, f.url, pgtest.ServiceRoleKey(), func(o *supabase.Options) { o.PageSize = 2 })
 
-	collect := func(since time.Time) []time.Time {
+	collect := func(after supabase.RowKey, before time.Time) []time.Time {
 		var out []time.Time
-		require.NoError(t, s.RowsChangedSince(ctx, supabase.DefaultRunsTable, since, func(row map[string]any) error {
-			ts, err := supabase.ParseTimestamp(row["updated_at"].(string))
+		for _, row := range pageRuns(t, f.store, after, before, 2) {
+			at := row["updated_at"].(string)
+			assert.Contains(t, at, "+05:30")
+			ts, err := supabase.ParseTimestamp(at)
 			require.NoError(t, err)
 			out = append(out, ts)
-			return nil
-		}))
+		}
 		return out
 	}
-	got := collect(base.Add(2 * time.Microsecond).In(ist))
-	require.Len(t, got, 3, "since is inclusive")
-	assert.True(t, got[0].Equal(base.Add(2*time.Microsecond)))
-	assert.Len(t, collect(base.Add(2*time.Microsecond+500*time.Nanosecond).In(ist)), 3, "sub-microsecond since rounds down")
-	assert.Len(t, collect(time.Time{}), 5)
-	assert.Empty(t, collect(base.Add(time.Hour)))
+	from := supabase.RowKey{At: base.Format(time.RFC3339Nano)}
+	got := collect(from, base.Add(time.Hour))
+	require.Len(t, got, 5, "paged two at a time past cursors with an offset")
+	for i, ts := range got {
+		assert.True(t, ts.Equal(base.Add(time.Duration(i)*time.Microsecond)), "%d: %s", i, ts)
+	}
+	assert.Len(t, collect(from, base.Add(2*time.Microsecond).In(ist)), 2, "before is exclusive")
+	assert.Len(t, collect(from, base.Add(2*time.Microsecond+500*time.Nanosecond).In(ist)), 2,
+		"a sub-microsecond bound rounds down")
+	assert.Empty(t, collect(supabase.RowKey{At: base.Add(time.Hour).Format(time.RFC3339Nano)}, base.Add(2*time.Hour)))
 }
 
 func TestIntegration_WorkflowDefinition(t *testing.T) {
@@ -456,34 +502,33 @@ func TestIntegration_ErrorsFromTheServer(t *testing.T) {
 	assert.True(t, supabase.IsNotFound(err))
 
 	bad := newStore(t, f.url, pgtest.SignClaims(map[string]any{"role": "service_role", "exp": time.Now().Add(-time.Hour).Unix()}), nil)
-	_, err = bad.ListAlertConfigs(ctx)
+	_, err = alertConfigs(ctx, bad)
 	require.Error(t, err)
 	assert.True(t, supabase.IsAuth(err), "%v", err)
 	assert.False(t, supabase.IsRetryable(err))
 
 	// The anon key sees nothing through RLS, which is not an error.
 	anon := newStore(t, f.url, pgtest.AnonKey(), nil)
-	cfgs, err := anon.ListAlertConfigs(ctx)
+	cfgs, err := alertConfigs(ctx, anon)
 	require.NoError(t, err)
 	assert.Empty(t, cfgs)
 }
 
 func TestIntegration_BareSupabaseProject(t *testing.T) {
-	db := pgtest.Shared(t).NewBareDatabase(t, embeddedMigrations(t))
+	db := pgtest.Shared(t).NewBareDatabase(t, repoMigrations(t))
 	ctx := t.Context()
 	s := newStore(t, serveREST(t, db.Pool), pgtest.ServiceRoleKey(), nil)
 
 	var configID string
 	require.NoError(t, db.Pool.QueryRow(ctx, `insert into alert_configs (name, events, webhook_url)
 		values ('r', '{failed}', 'https://h') returning id::text`).Scan(&configID))
-	cfgs, err := s.ListAlertConfigs(ctx)
+	cfgs, err := alertConfigs(ctx, s)
 	require.NoError(t, err)
 	require.Len(t, cfgs, 1)
 	assert.Empty(t, cfgs[0].ProjectID)
 
-	l, claimed, err := s.ClaimAlert(ctx, supabase.NewAlert{ConfigID: configID, RunID: "job-17", Event: "failed",
+	l, claimed := claim(t, s, supabase.NewAlert{ConfigID: configID, RunID: "job-17", Event: "failed",
 		WebhookID: "msg_job17", Payload: []byte(`{}`), TargetURL: "https://h", OccurredAt: time.Now()})
-	require.NoError(t, err)
 	require.True(t, claimed)
 	assert.Equal(t, "job-17", l.RunID)
 	assert.Empty(t, l.ProjectID)
@@ -499,13 +544,13 @@ func TestIntegration_PagesPastASilentRowCap(t *testing.T) {
 	url, _ := serveRESTWith(t, f.db.Pool, 300)
 	s := newStore(t, url, pgtest.ServiceRoleKey(), func(o *supabase.Options) { o.PageSize = 5000 })
 	f.insertRuns(t, 1001, `'running'`)
+	_, err := f.db.Pool.Exec(t.Context(), `insert into alert_configs (project_id, name, events, webhook_url)
+		select $1, 'r' || g, '{succeeded}', 'https://h' from generate_series(1, 1000) g`, f.projectID)
+	require.NoError(t, err)
+	cfgs, err := alertConfigs(t.Context(), s)
+	require.NoError(t, err)
+	assert.Len(t, cfgs, 1001, "every rule is loaded")
 	n := 0
-	require.NoError(t, s.RowsChangedSince(t.Context(), supabase.DefaultRunsTable, time.Time{}, func(map[string]any) error {
-		n++
-		return nil
-	}))
-	assert.Equal(t, 1001, n)
-	n = 0
 	require.NoError(t, s.RowsWhere(t.Context(), supabase.DefaultRunsTable, "status", []string{"running"}, func(map[string]any) error {
 		n++
 		return nil
@@ -529,15 +574,15 @@ func TestIntegration_TransientFaultsAreRetried(t *testing.T) {
 	// A stalled request times out and the retry goes through.
 	before := rest.Requests()
 	rest.StallNext(1)
-	_, claimed, err := s.ClaimAlert(ctx, f.newAlert("run-stall", "msg_stall"))
+	claimed, err := s.ClaimAlerts(ctx, []supabase.NewAlert{f.newAlert("run-stall", "msg_stall")})
 	require.NoError(t, err)
-	assert.True(t, claimed)
+	assert.Len(t, claimed, 1)
 	assert.EqualValues(t, 2, rest.Requests()-before)
 
 	// Permanent failures are not retried.
 	before = rest.Requests()
 	rest.FailNext(1, 400)
-	_, err = s.ListAlertConfigs(ctx)
+	_, err = alertConfigs(ctx, s)
 	var e *supabase.Error
 	require.ErrorAs(t, err, &e)
 	assert.Equal(t, 400, e.Status)
@@ -547,7 +592,7 @@ func TestIntegration_TransientFaultsAreRetried(t *testing.T) {
 	before = rest.Requests()
 	rest.FailNext(100, 502)
 	t.Cleanup(func() { rest.FailNext(0, 0) })
-	_, err = s.ListAlertConfigs(ctx)
+	_, err = alertConfigs(ctx, s)
 	require.ErrorAs(t, err, &e)
 	assert.Equal(t, 502, e.Status)
 	assert.EqualValues(t, 1+supabase.DefaultMaxRetries, rest.Requests()-before)

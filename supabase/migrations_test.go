@@ -10,31 +10,23 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/meshhook/meshhook-alerts/internal/pgtest"
-	"github.com/meshhook/meshhook-alerts/supabase"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func embeddedMigrations(t *testing.T) []pgtest.Migration {
+func repoMigrations(t *testing.T) []pgtest.Migration {
 	t.Helper()
-	migs, err := supabase.ReadMigrations()
+	migs, err := pgtest.RepoMigrations()
 	require.NoError(t, err)
 	require.NotEmpty(t, migs)
-	out := make([]pgtest.Migration, 0, len(migs))
-	for _, m := range migs {
-		out = append(out, pgtest.Migration{Name: m.Name, SQL: m.SQL})
-	}
-	return out
+	return migs
 }
 
-func TestMigrationFiles_SortedAndReadable(t *testing.T) {
-	files, err := supabase.MigrationFiles()
-	require.NoError(t, err)
-	require.IsIncreasing(t, files)
-	for _, f := range files {
-		b, err := supabase.Migrations.ReadFile(f)
-		require.NoError(t, err, f)
-		require.Contains(t, string(b), "notify pgrst, 'reload schema';", f)
+// Every migration tells PostgREST to reload its schema cache, so a function
+// or column it adds is served at once.
+func TestMigrations_ReloadPostgRESTSchema(t *testing.T) {
+	for _, m := range repoMigrations(t) {
+		require.Contains(t, m.SQL, "notify pgrst, 'reload schema';", m.Name)
 	}
 }
 
@@ -84,7 +76,7 @@ func TestMigrations_OnMeshHookSchema(t *testing.T) {
 	}
 
 	// Applying everything a second time is harmless.
-	for _, m := range embeddedMigrations(t) {
+	for _, m := range repoMigrations(t) {
 		_, err := db.Pool.Exec(ctx, m.SQL)
 		require.NoError(t, err, m.Name)
 	}
@@ -92,7 +84,7 @@ func TestMigrations_OnMeshHookSchema(t *testing.T) {
 }
 
 func TestMigrations_OnBareSupabaseProject(t *testing.T) {
-	migs := embeddedMigrations(t)
+	migs := repoMigrations(t)
 	db := pgtest.Shared(t).NewBareDatabase(t, migs)
 	ctx := context.Background()
 

@@ -50,11 +50,9 @@ type keysetQuery struct {
 	table   string
 	columns string
 	keys    []string // one or two columns
-	// filter is applied to every page; first only to the first one (for
-	// example a lower bound that the cursor supersedes). Neither may filter
-	// a key column with a logic tree (and=/or=), which the cursor uses.
+	// filter is applied to every page. It may not filter a key column with
+	// a logic tree (and=/or=), which the cursor uses.
 	filter func(*postgrest.FilterBuilder) *postgrest.FilterBuilder
-	first  func(*postgrest.FilterBuilder) *postgrest.FilterBuilder
 }
 
 // scan calls fn for every row of q in key order, one page at a time. It
@@ -73,9 +71,6 @@ func (s *Store) scan(ctx context.Context, q keysetQuery, fn func(row map[string]
 			fb := s.client.From(q.table).Select(q.columns, "", false)
 			if q.filter != nil {
 				fb = q.filter(fb)
-			}
-			if cur == nil && q.first != nil {
-				fb = q.first(fb)
 			}
 			if cur != nil {
 				fb = keysetAfter(fb, q.keys, cur)

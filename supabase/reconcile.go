@@ -148,16 +148,3 @@ func decodeObjects(op string, body []byte) ([]map[string]any, error) {
 	}
 	return rows, nil
 }
-
-// KeyOf returns a row's position in t, as the values PostgREST returned.
-func KeyOf(t RunsTable, row map[string]any) (RowKey, bool) {
-	at, ok := cursorValue(row[t.UpdatedAtColumn])
-	if !ok {
-		return RowKey{}, false
-	}
-	id, ok := cursorValue(row[t.IDColumn])
-	if !ok {
-		return RowKey{}, false
-	}
-	return RowKey{At: at, ID: id}, true
-}

@@ -123,9 +123,7 @@ func TestIntegration_RowsPageByKeysetBeforeTheHorizon(t *testing.T) {
 			assert.Len(t, row, 3, "only the columns asked for")
 			assert.Equal(t, "running", row["status"])
 			ids = append(ids, row["id"].(string))
-			k, ok := supabase.KeyOf(supabase.DefaultRunsTable, row)
-			require.True(t, ok)
-			after = k
+			after = supabase.RowKey{At: row["updated_at"].(string), ID: row["id"].(string)}
 		}
 		if len(page) < 3 {
 			break

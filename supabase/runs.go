@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/supabase-community/postgrest-go"
 )
@@ -56,33 +55,6 @@ func (s *Store) GetRow(ctx context.Context, t RunsTable, id string) (row map[str
 		return nil, false, fmt.Errorf("supabase: get %s row: %w", t.Table, err)
 	}
 	return row, true, nil
-}
-
-// RowsChangedSince calls fn for every run row whose updated_at is at or after
-// since (all rows when since is zero), in (updated_at, id) order, with
-// numbers as json.Number. It pages by keyset on (updated_at, id), so it is
-// complete even when thousands of rows share one updated_at; a row updated
-// during the scan moves ahead of the cursor and is seen (again) later. A
-// transaction that commits after the scan passed its updated_at (which is
-// its start time) is not seen: callers overlap successive scans. An error
-// from fn stops the scan and is returned unchanged.
-func (s *Store) RowsChangedSince(ctx context.Context, t RunsTable, since time.Time, fn func(row map[string]any) error) error {
-	if err := t.Validate(); err != nil {
-		return err
-	}
-	q := keysetQuery{
-		op:      "list " + t.Table + " changed since " + filterTime(since),
-		schema:  t.Schema,
-		table:   t.Table,
-		columns: "*",
-		keys:    []string{t.UpdatedAtColumn, t.IDColumn},
-	}
-	if !since.IsZero() {
-		q.first = func(fb *postgrest.FilterBuilder) *postgrest.FilterBuilder {
-			return fb.Gte(t.UpdatedAtColumn, filterTime(since))
-		}
-	}
-	return s.scan(ctx, q, func(row map[string]any, _ json.RawMessage) error { return fn(row) })
 }
 
 // RowsWhere calls fn for every run row whose column equals one of values

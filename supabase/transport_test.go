@@ -146,7 +146,6 @@ func TestStore_ErrorTyping(t *testing.T) {
 		body       string
 		wantCode   string
 		wantHits   int64
-		unique     bool
 		notFound   bool
 		auth       bool
 		retryable  bool
@@ -154,7 +153,7 @@ func TestStore_ErrorTyping(t *testing.T) {
 	}{
 		{name: "409 unique", status: 409,
 			body:     `{"code":"23505","details":"Key (webhook_id)=(msg_1) already exists.","hint":null,"message":"duplicate key value violates unique constraint \"alert_logs_webhook_id_key\""}`,
-			wantCode: "23505", wantHits: 1, unique: true, msgContain: "duplicate key"},
+			wantCode: "23505", wantHits: 1, msgContain: "duplicate key"},
 		{name: "401 jwt", status: 401, body: `{"code":"PGRST301","details":null,"hint":null,"message":"JWSError JWSInvalidSignature"}`,
 			wantCode: "PGRST301", wantHits: 1, auth: true, msgContain: "JWSInvalidSignature"},
 		{name: "403 privilege", status: 403, body: `{"code":"42501","details":null,"hint":null,"message":"permission denied for table alert_logs"}`,
@@ -184,7 +183,6 @@ func TestStore_ErrorTyping(t *testing.T) {
 			assert.Equal(t, tc.status, e.Status)
 			assert.Equal(t, tc.wantCode, e.Code)
 			assert.Equal(t, tc.wantHits, f.hits.Load(), "requests")
-			assert.Equal(t, tc.unique, IsUniqueViolation(err), "unique")
 			assert.Equal(t, tc.notFound, IsNotFound(err), "not found")
 			assert.Equal(t, tc.auth, IsAuth(err), "auth")
 			assert.Equal(t, tc.retryable, IsRetryable(err), "retryable")
@@ -200,12 +198,12 @@ func TestStore_ErrorDetailsAndHint(t *testing.T) {
 		writeJSON(w, 409, `{"code":"23503","details":{"k":"v"},"hint":"check the config","message":"fk"}`)
 	})
 	s := newTestStore(t, f.URL, nil)
-	_, _, err := s.ClaimAlert(t.Context(), validNewAlert())
+	_, err := s.ClaimAlerts(t.Context(), []NewAlert{validNewAlert()})
 	var e *Error
 	require.ErrorAs(t, err, &e)
+	assert.Equal(t, "23503", e.Code)
 	assert.Equal(t, `{"k":"v"}`, e.Details)
 	assert.Equal(t, "check the config", e.Hint)
-	assert.False(t, IsUniqueViolation(err), "23503 is a foreign-key violation")
 }
 
 func TestStore_RetriesThenSucceeds(t *testing.T) {
@@ -214,14 +212,13 @@ func TestStore_RetriesThenSucceeds(t *testing.T) {
 			writeJSON(w, 503, `{"code":"PGRST001","message":"Database client error. Retrying the connection."}`)
 			return
 		}
-		writeJSON(w, 200, `[{"key":"w","value":{"a":1}}]`)
+		writeJSON(w, 200, `[{"id":"w","a":1}]`)
 	})
 	s := newTestStore(t, f.URL, nil)
-	var v map[string]int
-	found, err := s.GetState(t.Context(), "w", &v)
+	row, found, err := s.GetRow(t.Context(), DefaultRunsTable, "w")
 	require.NoError(t, err)
 	require.True(t, found)
-	assert.Equal(t, map[string]int{"a": 1}, v)
+	assert.Equal(t, map[string]any{"id": "w", "a": json.Number("1")}, row)
 	assert.EqualValues(t, 2, f.hits.Load())
 }
 
@@ -372,153 +369,63 @@ func TestStore_SecretsNeverInErrors(t *testing.T) {
 	assert.NotContains(t, err.Error(), testKey)
 }
 
-func TestStore_ClaimSendsPreferExactlyOnce(t *testing.T) {
-	f := newFake(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, 201, `[{"id":"11111111-1111-1111-1111-111111111111","config_id":"c","run_id":"r","event":"failed",
-			"webhook_id":"msg_1","status":"pending","attempts":0,"next_attempt_at":"2026-01-02T03:04:05.123456+00:00",
-			"payload":"{\"a\":1}","target_url":"https://h","occurred_at":"2026-01-02T03:04:05+00:00",
-			"project_id":null,"workflow_slug":null,"last_status_code":null,"last_error":null,"outcome_reason":null,
-			"created_at":"2026-01-02T03:04:05.5+00:00","updated_at":"2026-01-02T03:04:05.5+00:00","completed_at":null}]`)
-	})
+func TestStore_PreferSentExactlyOnce(t *testing.T) {
+	f := newFake(t, func(_ int64, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(201) })
 	s := newTestStore(t, f.URL, nil)
-	l, claimed, err := s.ClaimAlert(t.Context(), validNewAlert())
-	require.NoError(t, err)
-	require.True(t, claimed)
-	assert.Equal(t, "msg_1", l.WebhookID)
-	assert.Equal(t, `{"a":1}`, string(l.Payload))
-	assert.Equal(t, time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC), l.NextAttemptAt.UTC())
-	assert.True(t, l.CompletedAt.IsZero())
+	require.NoError(t, s.PutState(t.Context(), "w", map[string]int{"a": 1}))
 
 	r, body := f.lastRequest()
 	assert.Equal(t, http.MethodPost, r.Method)
-	assert.Equal(t, []string{"resolution=ignore-duplicates,return=representation"}, r.Header.Values("Prefer"))
-	assert.Equal(t, "config_id,run_id,event", r.URL.Query().Get("on_conflict"))
+	assert.Equal(t, []string{"resolution=merge-duplicates,return=minimal"}, r.Header.Values("Prefer"))
+	assert.Equal(t, "key", r.URL.Query().Get("on_conflict"))
 	assert.Equal(t, []string{"public"}, r.Header.Values("Content-Profile"))
-
-	var sent map[string]any
-	require.NoError(t, json.Unmarshal(body, &sent))
-	assert.Equal(t, "2026-05-06T07:08:09.123456Z", sent["occurred_at"])
-	assert.Nil(t, sent["project_id"])
-	assert.Equal(t, "pending", sent["status"])
-	assert.NotNil(t, sent["next_attempt_at"], "a pending claim is due now")
-	assert.Equal(t, `{"run":"r"}`, sent["payload"])
+	assert.JSONEq(t, `{"key":"w","value":{"a":1}}`, string(body))
 }
 
 func TestStore_ClaimValidation(t *testing.T) {
 	s := newTestStore(t, "http://127.0.0.1:1", nil)
-	_, _, err := s.ClaimAlert(t.Context(), NewAlert{Status: "bogus"})
+	_, err := s.ClaimAlerts(t.Context(), []NewAlert{{Status: "bogus"}})
 	require.Error(t, err)
 	for _, f := range []string{"config_id", "run_id", "event", "webhook_id", "target_url", "occurred_at", "status"} {
 		assert.Contains(t, err.Error(), f)
 	}
 }
 
-func TestStore_UpdateAlertSendsOnlySetFields(t *testing.T) {
-	f := newFake(t, func(_ int64, w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, `[{"id":"a"}]`) })
-	s := newTestStore(t, f.URL, nil)
-	err := s.UpdateAlert(t.Context(), "a", AlertUpdate{
-		Status: Ptr(StatusDelivering), Attempts: Ptr(2), NextAttemptAt: Ptr(time.Time{}),
-		LastStatusCode: Ptr(0), ExpectStatus: StatusPending,
-	})
-	require.NoError(t, err)
-	r, body := f.lastRequest()
-	assert.Equal(t, http.MethodPatch, r.Method)
-	assert.Equal(t, "eq.a", r.URL.Query().Get("id"))
-	assert.Equal(t, "eq.pending", r.URL.Query().Get("status"))
-	assert.Equal(t, []string{"return=representation"}, r.Header.Values("Prefer"))
-	assert.JSONEq(t, `{"status":"delivering","attempts":2,"next_attempt_at":null,"last_status_code":null}`, string(body))
-
-	require.Error(t, s.UpdateAlert(t.Context(), "a", AlertUpdate{}), "an empty update is refused")
-	require.Error(t, s.UpdateAlert(t.Context(), "a", AlertUpdate{Status: Ptr(AlertStatus("x"))}))
-}
-
-func TestStore_UpdateAlertStaleAndMissing(t *testing.T) {
-	f := newFake(t, func(_ int64, w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPatch {
-			writeJSON(w, 200, `[]`)
-			return
-		}
-		writeJSON(w, 200, `[{"id":"a","status":"delivering","attempts":1}]`)
-	})
-	s := newTestStore(t, f.URL, nil)
-	err := s.UpdateAlert(t.Context(), "a", AlertUpdate{Status: Ptr(StatusDelivering), ExpectStatus: StatusPending})
-	assert.ErrorIs(t, err, ErrStale)
-	err = s.UpdateAlert(t.Context(), "a", AlertUpdate{Status: Ptr(StatusFailed)})
-	assert.True(t, IsNotFound(err), "%v", err)
-}
-
-func TestStore_UpdateAlertRetriedAfterLostResponse(t *testing.T) {
-	// The first PATCH is applied but its response is lost (503 from a proxy);
-	// the retried PATCH no longer matches ExpectStatus. The store re-reads
-	// the row, sees the update applied, and reports success.
-	var patches atomic.Int64
-	f := newFake(t, func(_ int64, w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPatch {
-			if patches.Add(1) == 1 {
-				writeJSON(w, 503, `{}`)
-				return
-			}
-			writeJSON(w, 200, `[]`)
-			return
-		}
-		writeJSON(w, 200, `[{"id":"a","status":"delivering","attempts":1}]`)
-	})
-	s := newTestStore(t, f.URL, nil)
-	err := s.UpdateAlert(t.Context(), "a", AlertUpdate{Status: Ptr(StatusDelivering), Attempts: Ptr(1), ExpectStatus: StatusPending})
-	require.NoError(t, err)
-}
-
-func TestStore_RecordAttemptsBatchesWithAllKeys(t *testing.T) {
-	f := newFake(t, func(_ int64, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(201) })
-	s := newTestStore(t, f.URL, nil)
-	var attempts []Attempt
-	for i := 1; i <= maxAttemptBatch+3; i++ {
-		a := Attempt{AlertID: "a", Attempt: i, StartedAt: time.Unix(int64(i), 0), Latency: 1500 * time.Microsecond, Outcome: "http_500", StatusCode: 500}
-		if i == 1 {
-			a.StatusCode, a.Error, a.Outcome = 0, "dial tcp: refused", "network"
-		}
-		attempts = append(attempts, a)
-	}
-	require.NoError(t, s.RecordAttempts(t.Context(), attempts))
-	require.NoError(t, s.RecordAttempts(t.Context(), nil))
-	assert.EqualValues(t, 2, f.hits.Load(), "two batches, nothing for an empty slice")
-	r, body := f.lastRequest()
-	assert.Equal(t, []string{"resolution=ignore-duplicates,return=minimal"}, r.Header.Values("Prefer"))
-	assert.Equal(t, "alert_id,attempt", r.URL.Query().Get("on_conflict"))
-	var last []map[string]any
-	require.NoError(t, json.Unmarshal(body, &last))
-	require.Len(t, last, 3)
-	for _, row := range last {
-		assert.Len(t, row, 8, "every object carries every column")
-		assert.EqualValues(t, 1, row["latency_ms"])
-	}
-	require.Error(t, s.RecordAttempts(t.Context(), []Attempt{{AlertID: "a"}}))
-}
-
-func TestStore_KeysetPaginationQuery(t *testing.T) {
-	// Two full pages, then an empty one. The second request must continue
-	// after the last (updated_at, id) exactly as the server printed it.
-	var queries []url.Values
-	var mu sync.Mutex
+// recordQueries serves answers in turn (then empty pages) and records each
+// request's query.
+func recordQueries(t *testing.T, answers ...string) (*fakeServer, func() []url.Values) {
+	t.Helper()
+	var (
+		mu      sync.Mutex
+		queries []url.Values
+	)
 	f := newFake(t, func(n int64, w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		queries = append(queries, r.URL.Query())
 		mu.Unlock()
-		switch n {
-		case 1:
-			writeJSON(w, 200, `[{"id":"a","updated_at":"2026-01-02T03:04:05.123456+00:00","n":1.50},
-				{"id":"b","updated_at":"2026-01-02T03:04:05.123456+00:00","n":2}]`)
-		case 2:
-			writeJSON(w, 200, `[{"id":"c","updated_at":"2026-01-02T03:04:06+05:30","n":3}]`)
-		default:
-			writeJSON(w, 200, `[]`)
+		if int(n) <= len(answers) {
+			writeJSON(w, 200, answers[n-1])
+			return
 		}
+		writeJSON(w, 200, `[]`)
 	})
+	return f, func() []url.Values {
+		mu.Lock()
+		defer mu.Unlock()
+		return queries
+	}
+}
+
+func TestStore_ScanPagesByKey(t *testing.T) {
+	// Two full pages, then an empty one: a short page is not the end (the
+	// server may cap pages silently). Each request continues after the last
+	// key exactly as the server printed it.
+	f, queries := recordQueries(t, `[{"id":"a","status":"running","n":1.50},{"id":"b","status":"running","n":2}]`,
+		`[{"id":"c","status":"running","n":3}]`)
 	s := newTestStore(t, f.URL, func(o *Options) { o.PageSize = 2 })
 	var ids []string
 	var nums []any
-	since := time.Date(2026, 1, 2, 8, 34, 5, 999, time.FixedZone("IST", 5*3600+1800))
-	err := s.RowsChangedSince(t.Context(), DefaultRunsTable, since, func(row map[string]any) error {
+	err := s.RowsWhere(t.Context(), DefaultRunsTable, "status", []string{"running"}, func(row map[string]any) error {
 		ids = append(ids, row["id"].(string))
 		nums = append(nums, row["n"])
 		return nil
@@ -526,15 +433,48 @@ func TestStore_KeysetPaginationQuery(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"a", "b", "c"}, ids)
 	assert.Equal(t, json.Number("1.50"), nums[0], "numbers stay json.Number")
-	require.Len(t, queries, 3)
-	assert.Equal(t, "gte.2026-01-02T03:04:05.000000Z", queries[0].Get("updated_at"))
-	assert.Equal(t, "updated_at.asc.nullslast,id.asc.nullslast", queries[0].Get("order"))
-	assert.Equal(t, "2", queries[0].Get("limit"))
-	assert.Empty(t, queries[1].Get("updated_at"), "the cursor replaces the lower bound")
-	assert.Equal(t, `(updated_at.gt."2026-01-02T03:04:05.123456+00:00",and(updated_at.eq."2026-01-02T03:04:05.123456+00:00",id.gt."b"))`,
-		queries[1].Get("or"))
-	assert.Equal(t, `(updated_at.gt."2026-01-02T03:04:06+05:30",and(updated_at.eq."2026-01-02T03:04:06+05:30",id.gt."c"))`,
-		queries[2].Get("or"))
+	q := queries()
+	require.Len(t, q, 3)
+	assert.Equal(t, "id.asc.nullslast", q[0].Get("order"))
+	assert.Equal(t, "2", q[0].Get("limit"))
+	assert.Empty(t, q[0].Get("and"))
+	assert.Equal(t, `(id.gt."b")`, q[1].Get("and"))
+	assert.Equal(t, `(id.gt."c")`, q[2].Get("and"))
+	for _, v := range q {
+		assert.Equal(t, `in.("running")`, v.Get("status"), "the filter applies to every page")
+	}
+}
+
+func TestStore_RowsPageQuery(t *testing.T) {
+	f, queries := recordQueries(t, `[{"id":"a","updated_at":"2026-01-02T03:04:06+05:30","n":1.50}]`)
+	s := newTestStore(t, f.URL, nil)
+	before := time.Date(2026, 1, 2, 8, 34, 5, 999, time.FixedZone("IST", 5*3600+1800))
+	rows, err := s.RowsPage(t.Context(), DefaultRunsTable, []string{"id", "updated_at", "n"},
+		RowKey{At: "2026-01-02T03:04:05Z"}, before, 2)
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	assert.Equal(t, json.Number("1.50"), rows[0]["n"], "numbers stay json.Number")
+	// The cursor is the last row's (updated_at, id) as the server printed it.
+	_, err = s.RowsPage(t.Context(), DefaultRunsTable, nil, RowKey{At: rows[0]["updated_at"].(string), ID: "a"}, before, 2)
+	require.NoError(t, err)
+	_, err = s.RowsPage(t.Context(), DefaultRunsTable, nil, RowKey{}, before, 2)
+	require.NoError(t, err)
+	_, err = s.RowsPage(t.Context(), DefaultRunsTable, []string{"id;drop"}, RowKey{}, before, 2)
+	require.Error(t, err, "column names are identifiers")
+
+	q := queries()
+	require.Len(t, q, 3)
+	assert.Equal(t, "id,updated_at,n", q[0].Get("select"))
+	assert.Equal(t, "(updated_at.gte.2026-01-02T03:04:05Z,updated_at.lt.2026-01-02T03:04:05.000000Z)", q[0].Get("and"),
+		"from the cursor's time, before the bound (in UTC, to the microsecond)")
+	assert.Equal(t, "updated_at.asc.nullslast,id.asc.nullslast", q[0].Get("order"))
+	assert.Equal(t, "2", q[0].Get("limit"))
+	assert.Equal(t, "*", q[1].Get("select"))
+	assert.Equal(t, `(updated_at.gt."2026-01-02T03:04:06+05:30",and(updated_at.eq."2026-01-02T03:04:06+05:30",id.gt."a"))`,
+		q[1].Get("or"))
+	assert.Equal(t, []string{"lt.2026-01-02T03:04:05.000000Z"}, q[1]["updated_at"])
+	assert.Equal(t, []string{"lt.2026-01-02T03:04:05.000000Z"}, q[2]["updated_at"], "no cursor: from the start")
+	assert.Empty(t, q[2].Get("or"))
 }
 
 func TestStore_RowsWhereAndCallbackError(t *testing.T) {
@@ -597,7 +537,9 @@ func TestTransport_DoesNotMutateRequestAndUnwrapsThroughURLError(t *testing.T) {
 	require.Nil(t, resp)
 	var ue *url.Error
 	require.ErrorAs(t, err, &ue)
-	assert.True(t, IsUniqueViolation(err))
+	var e *Error
+	require.ErrorAs(t, err, &e, "the *Error unwraps through *url.Error")
+	assert.Equal(t, "23505", e.Code)
 	assert.Equal(t, []string{"resolution=merge-duplicates"}, req.Header.Values("Prefer"), "caller's request untouched")
 	sent, _ := f.lastRequest()
 	assert.Equal(t, []string{"resolution=ignore-duplicates"}, sent.Header.Values("Prefer"))
@@ -649,7 +591,7 @@ func TestStore_RetryLogsCarryNoSecretAndNoGoroutinesLeak(t *testing.T) {
 	s, err := New(Options{URL: srv.URL, ServiceKey: testKey, MaxRetries: 2, RetryInitialInterval: time.Millisecond,
 		RetryMaxInterval: 2 * time.Millisecond, Logger: zap.New(core)})
 	require.NoError(t, err)
-	_, err = s.ListAlertConfigs(t.Context())
+	err = s.EachAlertConfig(t.Context(), func(AlertConfig) error { return nil })
 	require.Error(t, err)
 	s.Close()
 	srv.Close()
