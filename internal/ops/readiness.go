@@ -51,7 +51,7 @@ func Systemd(ctx context.Context, n *sdnotify.Notifier, ready func() bool, log *
 			sent = true
 		case <-t.C:
 			if ready() {
-				if err := n.Notify(sdnotify.Ready + "\nSTATUS=subscribed to Realtime"); err != nil {
+				if err := n.Notify(sdnotify.Ready + "\nSTATUS=rules loaded; alerting"); err != nil {
 					log.Warn("systemd notification failed", zap.Error(err))
 				}
 				sent = true
