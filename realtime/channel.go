@@ -191,8 +191,10 @@ func (ch *channel) onReply(s *session, f Frame) {
 	}
 	if r.Status != "ok" {
 		// No server channel exists after a join error.
+		reason := replyReason(r.Response)
+		ch.socketTokenExpired(s, reason)
 		ch.forget()
-		ch.fail(s, "join_error", fmt.Errorf("join rejected (%s): %s", r.Status, replyReason(r.Response)))
+		ch.fail(s, "join_error", fmt.Errorf("join rejected (%s): %s", r.Status, reason))
 		return
 	}
 	ids, err := verifyBindings(ch.spec.Bindings, r.Response)
@@ -270,12 +272,27 @@ func (ch *channel) onSystem(s *session, f Frame, at time.Time) {
 		// Channel shutdown notice (e.g. token expired); phx_close follows and
 		// triggers the rejoin, which fetches a fresh token.
 		ch.log.Warn("server is shutting the channel down", fields...)
+		ch.socketTokenExpired(s, p.Message)
 		msg := p.Message
 		ch.c.stats.channel(ch.idx, func(cs *ChannelStats) { cs.LastError = msg })
 	default:
 		// e.g. "Server requested disconnect" before a 1012 close.
 		ch.log.Info("system message", fields...)
 	}
+}
+
+// socketTokenExpired ends the session when the server refused the channel
+// because its token expired and that token is the socket's own: with an
+// opaque API key (sb_publishable_…, sb_secret_…) as access_token, Realtime
+// authorizes the channel with the socket's token (realtime_channel.ex,
+// assign_access_token: "sb_" means the tenant token), which the gateway
+// minted for this socket with its own expiry. Rejoining on the same socket
+// would meet the same expired token; a new socket gets a fresh one.
+func (ch *channel) socketTokenExpired(s *session, message string) {
+	if !strings.Contains(message, "Token has expired") || !strings.HasPrefix(ch.token, "sb_") || s.socketTokenExpired != nil {
+		return
+	}
+	s.socketTokenExpired = fmt.Errorf("channel %s: %s", ch.spec.Name, message)
 }
 
 // onLifecycle handles phx_close and phx_error. Only frames of the current

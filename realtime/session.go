@@ -53,6 +53,10 @@ type session struct {
 	timer        *time.Timer
 	timerAt      time.Time
 	reachedReady bool
+	// socketTokenExpired is set when a channel authorized by the socket's
+	// own token (an opaque sb_ key) lost it to expiry: only a new socket
+	// brings a new token, so the session ends.
+	socketTokenExpired error
 }
 
 // inbound is a decoded frame handed from the reader to the controller.
@@ -121,6 +125,11 @@ func (s *session) run(ctx context.Context) sessionResult {
 			return sessionResult{reason: "shutdown", err: ctx.Err(), healthy: true}
 		case m := <-s.inbound:
 			s.handle(ctx, m)
+			if err := s.socketTokenExpired; err != nil {
+				s.log.Warn("the socket's token expired; reconnecting for a fresh one", zap.Error(err))
+				s.shutdown()
+				return s.result("socket_token_expired", err)
+			}
 		case err := <-s.readerErr:
 			// Frames read before the failure are still queued: handle them
 			// so that changes sent just before a server close are kept.
