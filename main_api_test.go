@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/meshhook/meshhook-alerts/internal/authtest"
 	"github.com/meshhook/meshhook-alerts/internal/pgtest"
 )
 
@@ -65,10 +66,12 @@ func TestEndToEndAPI(t *testing.T) {
 	e := newE2EStack(t)
 	var owner string
 	require.NoError(t, e.si.Pool.QueryRow(context.Background(), `select owner::text from projects where id = $1`, e.project).Scan(&owner))
-	d := e.startDaemon(t, "MESHHOOK_ALERTS_API_ENABLED=true", "MESHHOOK_ALERTS_API_OPERATOR_TOKEN="+apiOperatorToken,
-		"MESHHOOK_ALERTS_API_JWT_SECRET="+pgtest.JWTSecret)
+	d := e.startDaemon(t, "MESHHOOK_ALERTS_API_ENABLED=true", "MESHHOOK_ALERTS_API_OPERATOR_TOKEN="+apiOperatorToken)
 	base := d.apiAddr(t) + "/api"
-	user := pgtest.UserToken(owner, time.Hour)
+	// The owner signs in with Supabase Auth: an ES256 token, verified by
+	// the daemon against the project's JWKS, its session confirmed with
+	// Auth for every change.
+	user := e.signIn(t, owner)
 
 	code, _ := call(t, http.MethodGet, base+"/status", "nope", nil)
 	require.Equal(t, http.StatusUnauthorized, code)
@@ -179,6 +182,9 @@ func TestEndToEndRedeliverAfterTheLastAttempt(t *testing.T) {
 		"MESHHOOK_ALERTS_SENDER_MAX_ATTEMPTS=3", "MESHHOOK_ALERTS_SENDER_RETRY_INITIAL=50ms",
 		"MESHHOOK_ALERTS_SENDER_RETRY_MAX=100ms")
 	base := d.apiAddr(t) + "/api"
+	// A legacy HS256 token still works with api.jwt_secret set; its user
+	// must exist in Auth for changes.
+	e.si.Auth.AddUser(authtest.User{ID: owner, Email: "owner@example.com", Password: "owner-password"})
 	user := pgtest.UserToken(owner, time.Hour)
 	code, resp := call(t, http.MethodPost, base+"/alerts/config", user, map[string]any{
 		"project_id": e.project, "workflow_slug": "billing", "name": "billing failures", "events": []string{"failed"},

@@ -36,8 +36,17 @@ func newAPI(cfg *config.Config, store *supabase.Store, snd *sender.Sender, rtSta
 	if err != nil {
 		return nil, err
 	}
+	// Changes by users are confirmed with Supabase Auth, through
+	// supabase-go's Auth client, every call bounded by the REST timeout.
+	sessions, err := api.NewSessions(api.SessionsOptions{
+		URL: cfg.Supabase.URL, APIKey: cfg.Supabase.ServiceRoleKey.Value(),
+		HTTPClient: api.DefaultAuthClient(cfg.Supabase.RequestTimeout),
+	})
+	if err != nil {
+		return nil, err
+	}
 	a, err := api.New(api.Options{
-		Store: store, Keyring: keys, Tester: snd,
+		Store: store, Keyring: keys, Tester: snd, Sessions: sessions,
 		OperatorToken: cfg.API.OperatorToken.Value(), Users: users,
 		MaxBodyBytes: int64(cfg.API.MaxBodyBytes), AllowInsecureHTTP: cfg.Sender.AllowInsecureHTTP, Wake: snd.Wake,
 		Status: api.Status{

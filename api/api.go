@@ -61,6 +61,12 @@ type Options struct {
 	// Users verifies users' Supabase access tokens (NewUserTokens: the
 	// project's JWKS and, optionally, its legacy JWT secret).
 	Users *UserTokens
+	// Sessions, if set, confirms with Supabase Auth that a user's session
+	// is still live before every call that changes something (any method
+	// but GET and HEAD), so that a signed-out or deleted user's token stops
+	// working within its cache time (NewSessions). Nil: tokens are trusted
+	// until they expire.
+	Sessions SessionConfirmer
 	// JWTSecret verifies users' HS256 access tokens when Users is nil (a
 	// verifier without a JWKS is made from it). Empty with Users nil: no
 	// user access.
@@ -80,6 +86,13 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives request failures; nil discards them.
 	Logger *zap.Logger
+}
+
+// SessionConfirmer confirms that a user's session is still live; *Sessions
+// is one. Confirm returns nil, ErrSessionEnded, or an error saying Auth
+// could not be asked.
+type SessionConfirmer interface {
+	Confirm(ctx context.Context, token, userID string) error
 }
 
 // API is the HTTP API. Create it with New and serve Handler. It is safe for
@@ -228,6 +241,10 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, rt route) {
 	if !rt.Public {
 		var err error
 		if p, err = a.authenticate(r); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		if err := a.confirmSession(r, p); err != nil {
 			a.writeError(w, r, err)
 			return
 		}

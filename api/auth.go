@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/meshhook/meshhook-alerts/supabase"
 )
@@ -57,6 +60,26 @@ func (a *API) authenticate(r *http.Request) (*principal, error) {
 		return nil, unauthorized("invalid_token", "the access token is not valid: "+err.Error())
 	}
 	return &principal{userID: sub, token: token}, nil
+}
+
+// confirmSession asks Options.Sessions whether a user's session is still
+// live before a call that changes something; reads, operators and APIs
+// without Sessions pass.
+func (a *API) confirmSession(r *http.Request, p *principal) error {
+	if p.operator || a.opts.Sessions == nil || r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return nil
+	}
+	err := a.opts.Sessions.Confirm(r.Context(), p.token, p.userID)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrSessionEnded):
+		return unauthorized("session_ended", "your session has ended (signed out, or the user was deleted): sign in again")
+	default:
+		a.log.Warn("cannot confirm a user's session with Supabase Auth", zap.Error(err))
+		return &Error{Status: http.StatusServiceUnavailable, Code: "auth_unavailable",
+			Message: "Supabase Auth could not confirm your session; try again shortly"}
+	}
 }
 
 // bearer extracts the token of an "Authorization: Bearer <token>" header.

@@ -140,6 +140,8 @@ func (noDNS) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error
 type envOptions struct {
 	maxBody int64
 	mod     func(*api.Options)
+	// keys are the project's signing keys; nil makes new ones.
+	keys *authtest.KeySet
 }
 
 func newEnv(t testing.TB, eo ...envOptions) *env {
@@ -149,7 +151,10 @@ func newEnv(t testing.TB, eo ...envOptions) *env {
 		o = eo[0]
 	}
 	db := pgtest.Shared(t).NewDatabase(t)
-	keys := authtest.NewKeySet()
+	keys := o.keys
+	if keys == nil {
+		keys = authtest.NewKeySet()
+	}
 	jwks := newJWKSServer(t, keys)
 	rest := supabasetest.NewREST(db.Pool, supabasetest.RESTOptions{JWTSecret: pgtest.JWTSecret, JWKS: keys.Lookup})
 	mux := http.NewServeMux()
