@@ -54,8 +54,8 @@ func main() {
 		os.Exit(1)
 	}
 	defer si.Close()
-	fmt.Printf("SUPABASE_URL=%s\nSUPABASE_SERVICE_ROLE_KEY=%s\nSUPABASE_ANON_KEY=%s\nDATABASE_URL=%s\n",
-		si.URL, si.ServiceRoleKey, si.AnonKey, si.DatabaseURL)
+	fmt.Printf("SUPABASE_URL=%s\nSUPABASE_SECRET_KEY=%s\nSUPABASE_PUBLISHABLE_KEY=%s\nSUPABASE_SERVICE_ROLE_KEY=%s\nSUPABASE_ANON_KEY=%s\nDATABASE_URL=%s\n",
+		si.URL, si.SecretKey, si.PublishableKey, si.ServiceRoleKey, si.AnonKey, si.DatabaseURL)
 	fmt.Fprintln(os.Stderr, "stand-in running; Ctrl-C stops it and deletes its database")
 	<-ctx.Done()
 }
