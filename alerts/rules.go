@@ -145,8 +145,28 @@ func (r *Rule) Throttled() bool { return r.max > 0 && r.window > 0 }
 // maxThrottle bounds throttle_max to what a Rule holds.
 const maxThrottle = 1<<31 - 1
 
+// FieldError is what is wrong with one field of a rule, named as the
+// alert_configs column ("throttle" for the throttle_max and
+// throttle_window_seconds pair). Its text is "field: why". CompileRule
+// returns them joined; Rule.Render returns one.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldError(field, why string) error { return &FieldError{Field: field, Err: errors.New(why)} }
+
+func fieldErrorf(field, format string, args ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
 // CompileRule validates a spec and checks its templates against a sample
 // context, so a broken rule is rejected when it is loaded, not when it fires.
+// Each problem is a *FieldError.
 func CompileRule(spec RuleSpec) (*Rule, error) {
 	var errs []error
 	r := &Rule{
@@ -160,35 +180,35 @@ func CompileRule(spec RuleSpec) (*Rule, error) {
 	}
 
 	if spec.ID == "" {
-		errs = append(errs, errors.New("id: required"))
+		errs = append(errs, fieldError("id", "required"))
 	}
 	if len(spec.Events) == 0 {
-		errs = append(errs, errors.New("events: at least one event is required"))
+		errs = append(errs, fieldError("events", "at least one event is required"))
 	}
 	events, evErrs := parseEvents(spec.Events)
 	r.events = events
 	errs = append(errs, evErrs...)
 	if spec.DelayThreshold < 0 {
-		errs = append(errs, fmt.Errorf("delay_threshold_seconds: must be > 0, got %s", spec.DelayThreshold))
+		errs = append(errs, fieldErrorf("delay_threshold_seconds", "must be > 0, got %s", spec.DelayThreshold))
 	} else if r.events.has(EventDelayed) && spec.DelayThreshold == 0 {
-		errs = append(errs, errors.New("delay_threshold_seconds: required and > 0 for the delayed event"))
+		errs = append(errs, fieldError("delay_threshold_seconds", "required and > 0 for the delayed event"))
 	}
 	if spec.StallThreshold < 0 {
-		errs = append(errs, fmt.Errorf("stall_threshold_seconds: must be > 0, got %s", spec.StallThreshold))
+		errs = append(errs, fieldErrorf("stall_threshold_seconds", "must be > 0, got %s", spec.StallThreshold))
 	} else if r.events.has(EventStalled) && spec.StallThreshold == 0 {
-		errs = append(errs, errors.New("stall_threshold_seconds: required and > 0 for the stalled event"))
+		errs = append(errs, fieldError("stall_threshold_seconds", "required and > 0 for the stalled event"))
 	}
 	if r.events.has(EventRecovered) && !r.events.has(EventDelayed) && !r.events.has(EventStalled) {
-		errs = append(errs, errors.New("events: recovered follows a delayed or stalled alert of the same rule; list delayed or stalled too"))
+		errs = append(errs, fieldError("events", "recovered follows a delayed or stalled alert of the same rule; list delayed or stalled too"))
 	}
 	switch {
 	case spec.ThrottleMax < 0 || (spec.ThrottleMax > 0 && spec.ThrottleWindow <= 0) || spec.ThrottleWindow < 0:
-		errs = append(errs, errors.New("throttle: throttle_max needs a throttle_window_seconds > 0"))
+		errs = append(errs, fieldError("throttle", "throttle_max needs a throttle_window_seconds > 0"))
 	case spec.ThrottleMax > maxThrottle:
-		errs = append(errs, fmt.Errorf("throttle_max: at most %d, got %d", maxThrottle, spec.ThrottleMax))
+		errs = append(errs, fieldErrorf("throttle_max", "at most %d, got %d", maxThrottle, spec.ThrottleMax))
 	}
 	if u, err := internTemplate(kindURL, spec.WebhookURL); err != nil {
-		errs = append(errs, fmt.Errorf("webhook_url: %w", err))
+		errs = append(errs, &FieldError{Field: "webhook_url", Err: err})
 	} else if !u.IsStatic() {
 		// A template's source is the template's: shared by every rule of
 		// that source, or (split) sliced by its literal text.
@@ -197,7 +217,7 @@ func CompileRule(spec RuleSpec) (*Rule, error) {
 	r.packStrings()
 	if spec.PayloadTemplate != "" {
 		if p, err := internTemplate(kindPayload, canonical(spec.PayloadTemplate)); err != nil {
-			errs = append(errs, fmt.Errorf("payload_template: %w", err))
+			errs = append(errs, &FieldError{Field: "payload_template", Err: err})
 		} else {
 			r.payload = p
 		}
@@ -262,7 +282,7 @@ func parseEvents(names []string) (eventSet, []error) {
 	for _, s := range names {
 		e, err := ParseEvent(s)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("events: %w", err))
+			errs = append(errs, &FieldError{Field: "events", Err: err})
 			continue
 		}
 		set |= eventBit(e)
@@ -305,7 +325,7 @@ func (r *Rule) Render(c *Context) (url string, body []byte, err error) {
 	url = strings.TrimSpace(r.url)
 	if r.urlT != nil {
 		if url, err = r.urlT.RenderURL(c); err != nil {
-			return "", nil, fmt.Errorf("webhook_url: %w", err)
+			return "", nil, &FieldError{Field: "webhook_url", Err: err}
 		}
 	}
 	if r.payload == nil {
@@ -314,7 +334,7 @@ func (r *Rule) Render(c *Context) (url string, body []byte, err error) {
 		body, err = r.payload.RenderJSON(c)
 	}
 	if err != nil {
-		return "", nil, fmt.Errorf("payload_template: %w", err)
+		return "", nil, &FieldError{Field: "payload_template", Err: err}
 	}
 	return url, body, nil
 }

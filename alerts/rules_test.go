@@ -106,9 +106,31 @@ func TestCompileRuleNamesEveryBadField(t *testing.T) {
 		assert.Contains(t, msg, want)
 	}
 
+	// Each problem is a *FieldError naming its field; its text is "field: why".
+	var fields []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var fe *FieldError
+		require.ErrorAs(t, e, &fe, "%v", e)
+		assert.Equal(t, fe.Field+": "+fe.Err.Error(), e.Error())
+		fields = append(fields, fe.Field)
+	}
+	assert.ElementsMatch(t, []string{"events", "delay_threshold_seconds", "stall_threshold_seconds", "throttle",
+		"webhook_url", "payload_template"}, fields)
+
 	_, err = CompileRule(RuleSpec{ID: "r", Events: []string{"failed"}, WebhookURL: "https://x/{{.Nope"})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "webhook_url: template: webhook_url:1: unclosed action")
+
+	// So is a rendering failure.
+	r, err := CompileRule(RuleSpec{ID: "r", Events: []string{"failed"}, WebhookURL: "https://x/",
+		PayloadTemplate: `{"n": {{len .Run.id}}}`})
+	require.NoError(t, err)
+	c := SampleContext()
+	c.Run["id"] = 5
+	_, _, err = r.Render(c)
+	var fe *FieldError
+	require.ErrorAs(t, err, &fe, "%v", err)
+	assert.Equal(t, "payload_template", fe.Field)
 }
 
 func TestRenderTemplatedURLAndPayload(t *testing.T) {

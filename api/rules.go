@@ -262,21 +262,23 @@ func ruleField(name string) (string, bool) {
 	return "", false
 }
 
-// addCompileErrors files alerts.CompileRule's "field: why" errors under
-// their fields.
+// addCompileErrors files the *alerts.FieldError problems of
+// alerts.CompileRule and Rule.Render under their fields.
 func addCompileErrors(fe fieldErrors, err error) {
 	errs := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = j.Unwrap()
 	}
 	for _, e := range errs {
-		field, why, ok := strings.Cut(e.Error(), ": ")
-		if f, known := ruleField(field); ok && known {
-			fe.add(f, "%s", why)
-			continue
-		}
-		if field == "id" {
-			continue // the API supplies the id
+		var fieldErr *alerts.FieldError
+		if errors.As(e, &fieldErr) {
+			if f, known := ruleField(fieldErr.Field); known {
+				fe.add(f, "%s", fieldErr.Err)
+				continue
+			}
+			if fieldErr.Field == "id" {
+				continue // the API supplies the id
+			}
 		}
 		fe.add("rule", "%s", e.Error())
 	}
