@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -43,15 +44,106 @@ func Load(path string, environ []string) (*Config, error) {
 }
 
 func load(path string, environ []string, search []string) (*Config, error) {
+	cfg, problems, err := loadAll(path, environ, search)
+	if err == nil && len(problems.errs) > 0 {
+		err = errors.Join(problems.errs...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// LoadAndValidate loads the configuration as Load does and validates it as
+// Validate does, reporting every problem at once: an unknown key, a value
+// that does not decode (a bad duration) and a value Validate refuses do not
+// hide one another. A key whose value does not decode is validated at its
+// default meanwhile, and Validate's findings about it are left out (its
+// decode error already names it). Only a file that cannot be read or
+// parsed stops it early.
+func LoadAndValidate(path string, environ []string) (*Config, error) {
+	return loadAndValidate(path, environ, DefaultSearchPaths())
+}
+
+func loadAndValidate(path string, environ []string, search []string) (*Config, error) {
+	cfg, problems, err := loadAll(path, environ, search)
+	if err != nil {
+		return nil, err
+	}
+	if cfg != nil {
+		problems.add(problems.unrelated(cfg.Validate())...)
+	}
+	if len(problems.errs) > 0 {
+		return nil, errors.Join(problems.errs...)
+	}
+	return cfg, nil
+}
+
+// loadProblems are problems with single keys, which leave the rest of the
+// configuration usable; keys are the keys whose values were replaced by
+// their defaults because they did not decode.
+type loadProblems struct {
+	errs []error
+	keys []string
+}
+
+func (p *loadProblems) add(errs ...error) { p.errs = append(p.errs, errs...) }
+
+// unrelated returns Validate's problems that concern none of p.keys, taking
+// err apart when it joins several.
+func (p *loadProblems) unrelated(err error) []error {
+	if err == nil {
+		return nil
+	}
+	all := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		all = j.Unwrap()
+	}
+	var out []error
+	for _, e := range all {
+		if !slices.ContainsFunc(p.keys, func(k string) bool { return mentions(e.Error(), k) }) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// mentions reports whether msg names key as a whole ("sender.lease" is not
+// mentioned by "sender.lease_x").
+func mentions(msg, key string) bool {
+	for i := 0; ; {
+		j := strings.Index(msg[i:], key)
+		if j < 0 {
+			return false
+		}
+		end := i + j + len(key)
+		before := i + j
+		if (before == 0 || !isKeyByte(msg[before-1])) && (end == len(msg) || !isKeyByte(msg[end])) {
+			return true
+		}
+		i = end
+	}
+}
+
+func isKeyByte(b byte) bool {
+	return b == '_' || b == '.' || ('a' <= b && b <= 'z') || ('0' <= b && b <= '9')
+}
+
+// loadAll builds the configuration, collecting the problems of single keys
+// (unknown environment variables or file keys, values of the wrong shape or
+// that do not decode) instead of stopping at the first. cfg is nil when it
+// could not be built; err is a problem that stops loading (an unreadable
+// or unparsable file).
+func loadAll(path string, environ []string, search []string) (cfg *Config, problems loadProblems, err error) {
 	s := newSchema()
 	env := envMap(environ)
 	overrides, err := s.fromEnv(env)
 	if err != nil {
-		return nil, err
+		problems.add(err) // the variables it names are ignored; the others apply
 	}
 	file, err := findFile(path, env, search)
 	if err != nil {
-		return nil, err
+		return nil, problems, err
 	}
 
 	v := viper.New()
@@ -60,22 +152,42 @@ func load(path string, environ []string, search []string) (*Config, error) {
 		v.SetDefault(k, s.defaults[k])
 	}
 	if file != "" {
-		values, err := s.readFile(file)
+		values, keyErrs, err := s.readFile(file)
 		if err != nil {
-			return nil, err
+			return nil, problems, err
 		}
+		problems.add(keyErrs...) // unknown keys and misshapen values are left out
 		if err := v.MergeConfigMap(nest(values)); err != nil {
-			return nil, fmt.Errorf("merge config file %s: %w", file, err)
+			return nil, problems, fmt.Errorf("merge config file %s: %w", file, err)
 		}
 	}
 	for k, val := range overrides {
 		v.Set(k, val)
 	}
 
-	cfg := &Config{}
 	hook := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(durationHook, wholeNumberHook, stringToSliceHook))
+	cfg = &Config{}
 	if err := v.UnmarshalExact(cfg, hook); err != nil {
-		return nil, fmt.Errorf("decode config: %w", fieldErrors(err))
+		decodeErrs := fieldErrors(err)
+		problems.add(decodeErrs...)
+		// Decode again with the offending keys at their defaults, so that
+		// the rest can be validated.
+		for _, e := range decodeErrs {
+			var fe *FieldError
+			key := ""
+			if errors.As(e, &fe) {
+				key, _, _ = strings.Cut(fe.Field, "[")
+			}
+			if _, known := s.defaults[key]; !known {
+				return nil, problems, nil
+			}
+			v.Set(key, s.defaults[key])
+			problems.keys = append(problems.keys, key)
+		}
+		cfg = &Config{}
+		if v.UnmarshalExact(cfg, hook) != nil {
+			return nil, problems, nil
+		}
 	}
 	cfg.File = file
 	if cfg.Realtime.URL == "" {
@@ -85,7 +197,7 @@ func load(path string, environ []string, search []string) (*Config, error) {
 	if cfg.Sender.UserAgent == "" {
 		cfg.Sender.UserAgent = DefaultUserAgent()
 	}
-	return cfg, nil
+	return cfg, problems, nil
 }
 
 // RealtimeURLFromSupabase derives the Realtime websocket endpoint from a
@@ -125,7 +237,7 @@ func envMap(environ []string) map[string]string {
 }
 
 // fromEnv returns the keys set by the environment. A prefixed variable that
-// names no key is an error.
+// names no key is an error, returned with the keys the others set.
 func (s *schema) fromEnv(env map[string]string) (map[string]any, error) {
 	known := map[string]bool{EnvConfigFile: true}
 	out := make(map[string]any)
@@ -151,7 +263,7 @@ func (s *schema) fromEnv(env map[string]string) (map[string]any, error) {
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return nil, fmt.Errorf("environment: unknown variable(s) %s (names are %s<SECTION>_<KEY>)",
+		return out, fmt.Errorf("environment: unknown variable(s) %s (names are %s<SECTION>_<KEY>)",
 			strings.Join(unknown, ", "), EnvPrefix)
 	}
 	return out, nil
@@ -182,30 +294,27 @@ func findFile(path string, env map[string]string, search []string) (string, erro
 }
 
 // readFile parses the YAML file and returns its values by dotted key. Unknown
-// keys and values of the wrong shape are reported with file and line.
-func (s *schema) readFile(path string) (map[string]any, error) {
+// keys and values of the wrong shape are left out and reported in keyErrs,
+// with file and line; err is a file that cannot be read or parsed.
+func (s *schema) readFile(path string) (values map[string]any, keyErrs []error, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config file: %w", err)
+		return nil, nil, fmt.Errorf("read config file: %w", err)
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("parse config file %s: %w", path, err)
+		return nil, nil, fmt.Errorf("parse config file %s: %w", path, err)
 	}
 	out := make(map[string]any)
 	if len(doc.Content) == 0 || isNull(doc.Content[0]) {
-		return out, nil // empty file
+		return out, nil, nil // empty file
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s:%d: top level must be a mapping of sections", path, root.Line)
+		return nil, nil, fmt.Errorf("%s:%d: top level must be a mapping of sections", path, root.Line)
 	}
-	var errs []error
-	s.walkNode(path, root, "", out, &errs)
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return out, nil
+	s.walkNode(path, root, "", out, &keyErrs)
+	return out, keyErrs, nil
 }
 
 func (s *schema) walkNode(path string, n *yaml.Node, prefix string, out map[string]any, errs *[]error) {
@@ -306,7 +415,7 @@ func nest(flat map[string]any) map[string]any {
 
 // fieldErrors rewrites mapstructure's decode errors as FieldErrors, so each
 // line reads "sender.workers: cannot parse \"many\" as int".
-func fieldErrors(err error) error {
+func fieldErrors(err error) []error {
 	var out []error
 	var visit func(error)
 	visit = func(e error) {
@@ -333,7 +442,7 @@ func fieldErrors(err error) error {
 		}
 	}
 	visit(err)
-	return errors.Join(out...)
+	return out
 }
 
 // durationHook decodes Go duration strings ("25s") and rejects bare numbers
