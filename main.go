@@ -70,6 +70,8 @@ func cli(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return runVerify(rest, environ, stdout, stderr)
 	case "send-test":
 		return runSendTest(ctx, *configPath, rest, environ, stdout, stderr)
+	case "help":
+		return runHelp(ctx, *configPath, rest, stdout, stderr)
 	case "version", "run", "check-config":
 		if code, ok := parseBare(cmd, rest, stderr); !ok {
 			return code
@@ -84,10 +86,7 @@ func cli(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return exitOK
 	}
 
-	cfg, err := config.Load(*configPath, environ)
-	if err == nil {
-		err = cfg.Validate()
-	}
+	cfg, err := config.LoadAndValidate(*configPath, environ)
 	var warnings []string
 	if err == nil {
 		warnings, err = cfg.CheckFiles(time.Now())
@@ -166,6 +165,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	engine, err := alerts.New(alerts.Options{
 		Mapping: mapping, RunsChannel: "runs", ConfigsChannel: "alert-configs",
 		ReconcileInterval: cfg.Alerts.ReconcileInterval, ReconcileLagAlert: cfg.Alerts.ReconcileLagAlert,
+		ReconcileDelay: reconcileDelay(cfg),
 		CatchupOverlap: cfg.Alerts.CatchupOverlap, CatchupMaxLookback: cfg.Alerts.CatchupMaxLookback,
 		ResyncInterval: cfg.Alerts.ResyncInterval, TimerTick: cfg.Alerts.TimerTick, LinkBaseURL: cfg.Alerts.LinkBaseURL,
 	}, rules, deliveries.Submitter(snd), log.Named("alerts"))
@@ -291,4 +291,13 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		return nil
 	}
 	return err
+}
+
+// reconcileDelay is how long reconciliation leaves changes to Realtime:
+// alerts.reconcile_delay, or nothing when Realtime is disabled.
+func reconcileDelay(cfg *config.Config) time.Duration {
+	if !cfg.Realtime.Enabled {
+		return 0
+	}
+	return cfg.Alerts.ReconcileDelay
 }

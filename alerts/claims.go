@@ -3,6 +3,7 @@ package alerts
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -138,6 +139,46 @@ func (e *Engine) reserveThrottle(ctx context.Context, r *Rule, workflow string) 
 // ones to the sender. Alerts already claimed count as duplicates; alerts
 // that could not be claimed run their failed hooks (which schedule retries).
 func (e *Engine) flush(ctx context.Context) {
+	e.flushBatch(ctx)
+	e.recheckFinished(ctx)
+}
+
+// recheckFinished re-reads the runs whose delayed or stalled alert was
+// just claimed and handles those that have finished meanwhile: either the
+// engine that handled the finish saw the claim (recorded before this
+// read) or this read sees the finish, so recovered follows either way
+// (claims are idempotent).
+func (e *Engine) recheckFinished(ctx context.Context) {
+	if e.rechecking || len(e.recheck) == 0 {
+		return
+	}
+	e.rechecking = true
+	defer func() { e.rechecking = false }()
+	for len(e.recheck) > 0 {
+		ids := slices.Compact(slices.Sorted(slices.Values(e.recheck)))
+		e.recheck = nil
+		for _, id := range ids {
+			row, ok, err := e.store.GetRun(ctx, id)
+			if err != nil {
+				e.log.Warn("re-reading a run after its condition alert failed; the reconciler reads it again",
+					zap.String("run_id", id), zap.Error(err))
+				e.markRetry(time.Time{})
+				continue
+			}
+			if !ok {
+				continue
+			}
+			run, err := e.opts.Mapping.RunFromRow(row)
+			if err != nil || !run.State.Terminal() {
+				continue
+			}
+			e.processRow(ctx, row, run.UpdatedAt, time.Time{})
+			e.flushBatch(ctx)
+		}
+	}
+}
+
+func (e *Engine) flushBatch(ctx context.Context) {
 	b := &e.batch
 	if len(b.items) == 0 {
 		return
@@ -251,6 +292,13 @@ func (e *Engine) settleClaim(q queuedClaim, res ClaimResult) {
 			s.reconcileFound++
 		}
 	})
+	if c.Event == EventDelayed || c.Event == EventStalled {
+		// The run may have finished while this claim was on its way, and
+		// whoever handled the finish looked for condition alerts before
+		// this one was recorded: look at the run again (see
+		// recheckFinished), so its recovered alert is not lost.
+		e.recheck = append(e.recheck, c.RunID)
+	}
 	e.events.add(c.Event, func(n *EventCounts) { n.Claimed++ })
 	if q.throttled {
 		e.throttle.record(q.rule, q.workflow, q.at, q.allowed)

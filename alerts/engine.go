@@ -26,9 +26,10 @@ type Store interface {
 	// GetRun re-reads one run row by id.
 	GetRun(ctx context.Context, id string) (map[string]any, bool, error)
 	// RunsPage returns up to limit run rows after the cursor in
-	// (updated_at, id) order whose updated_at is before before, with the
-	// mapping's columns only (the rest may be absent).
-	RunsPage(ctx context.Context, after Cursor, before time.Time, limit int) ([]map[string]any, error)
+	// (updated_at, id) order whose updated_at is before before: whole
+	// rows when whole is set, else with the mapping's columns only (the
+	// rest may be absent).
+	RunsPage(ctx context.Context, after Cursor, before time.Time, limit int, whole bool) ([]map[string]any, error)
 	// RunsByID returns the whole rows of the runs ids (in no order; a run
 	// that no longer exists is left out).
 	RunsByID(ctx context.Context, ids []string) ([]map[string]any, error)
@@ -156,6 +157,12 @@ type Options struct {
 	// ReconcileLagAlert is the reconciler lag past which an error is
 	// logged; 0 never. Default 1m.
 	ReconcileLagAlert time.Duration
+	// ReconcileDelay leaves the newest changes to Realtime: a pass reads
+	// only rows updated at least this long ago, so that with Realtime
+	// working the reconciler reads (and claims) nothing twice and what it
+	// finds is what Realtime lost. 0 (Realtime disabled) reads up to the
+	// horizon.
+	ReconcileDelay time.Duration
 	// CatchupOverlap holds the reconcile horizon back when the database
 	// cannot report the oldest transaction in progress.
 	CatchupOverlap time.Duration
@@ -228,6 +235,11 @@ type Engine struct {
 	// batch holds the alerts rendered but not yet claimed; they are
 	// claimed together (see flush).
 	batch claimBatch
+	// recheck lists the runs whose delayed or stalled alert was just
+	// claimed, to be read again (see recheckFinished); rechecking guards
+	// against re-entry.
+	recheck    []string
+	rechecking bool
 	// savedRejected is the rejected-rules record last saved.
 	savedRejected map[string]string
 	rejectedSaved bool

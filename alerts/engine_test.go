@@ -150,7 +150,7 @@ func (f *fakeStore) GetRun(_ context.Context, id string) (map[string]any, bool, 
 }
 
 // RunsPage returns the runs after the cursor in (updated_at, id) order.
-func (f *fakeStore) RunsPage(_ context.Context, after Cursor, before time.Time, limit int) ([]map[string]any, error) {
+func (f *fakeStore) RunsPage(_ context.Context, after Cursor, before time.Time, limit int, _ bool) ([]map[string]any, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.pages++

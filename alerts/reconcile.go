@@ -55,7 +55,7 @@ type ReconcileState struct {
 const (
 	// reconcilePageSize is the rows read per page; reconcileMaxPages the
 	// pages of one pass before live changes get a turn.
-	reconcilePageSize = 500
+	reconcilePageSize = 1000
 	reconcileMaxPages = 8
 	// reconcileSaveEvery is how often a moving cursor is saved.
 	reconcileSaveEvery = 5 * time.Second
@@ -83,6 +83,11 @@ type reconciler struct {
 	// active is set while a page is processed: claims won then were found
 	// by reconciliation.
 	active bool
+	// whole is set while most rows of the pages are new to the engine
+	// (Realtime is losing changes, or is off): pages then read whole rows
+	// at once instead of the mapping's columns and then the rows to
+	// process by id.
+	whole bool
 }
 
 func newHolderID() string {
@@ -146,6 +151,9 @@ func (e *Engine) reconcile(ctx context.Context) (caughtUp bool, err error) {
 	if horizon.IsZero() || horizon.After(dbNow) {
 		horizon = dbNow
 	}
+	// Leave the newest changes to Realtime, which delivers them within
+	// its poll interval.
+	horizon = minTime(horizon, dbNow.Add(-e.opts.ReconcileDelay))
 	if st.Hidden {
 		// Some session's transaction start is hidden from the database
 		// function: hold back by the overlap instead.
@@ -158,7 +166,7 @@ func (e *Engine) reconcile(ctx context.Context) (caughtUp bool, err error) {
 	}
 	caughtUp = false
 	for range reconcileMaxPages {
-		rows, err := e.store.RunsPage(ctx, rc.cursor, horizon, reconcilePageSize)
+		rows, err := e.store.RunsPage(ctx, rc.cursor, horizon, reconcilePageSize, rc.whole)
 		if err != nil {
 			return false, fmt.Errorf("reconcile: read runs after %s: %w", rc.cursor.At, err)
 		}
@@ -213,28 +221,34 @@ func (e *Engine) reconcileRows(ctx context.Context, rows []map[string]any) (Curs
 		s.reconcileRows += int64(len(rows))
 		s.catchupRows += int64(len(fresh))
 	})
+	wasWhole := e.rec.whole
+	// A page mostly new to the engine is cheaper read whole at once.
+	e.rec.whole = len(rows) > 0 && 2*len(fresh) > len(rows)
 	if len(fresh) == 0 {
 		return last, nil
 	}
-	ids := make([]string, len(fresh))
-	for i, r := range fresh {
-		ids[i] = r.ID
-	}
-	whole, err := e.store.RunsByID(ctx, ids)
-	if err != nil {
-		return last, fmt.Errorf("read %d runs: %w", len(ids), err)
-	}
-	byID := make(map[string]map[string]any, len(whole))
-	for _, w := range whole {
-		if id := scalarString(w[e.opts.Mapping.IDColumn]); id != "" {
-			byID[id] = w
+	var byID map[string]map[string]any
+	if !wasWhole {
+		ids := make([]string, len(fresh))
+		for i, r := range fresh {
+			ids[i] = r.ID
+		}
+		whole, err := e.store.RunsByID(ctx, ids)
+		if err != nil {
+			return last, fmt.Errorf("read %d runs: %w", len(ids), err)
+		}
+		byID = make(map[string]map[string]any, len(whole))
+		for _, w := range whole {
+			if id := scalarString(w[e.opts.Mapping.IDColumn]); id != "" {
+				byID[id] = w
+			}
 		}
 	}
 	e.rec.active = true
 	defer func() { e.rec.active = false }()
 	for i, run := range fresh {
 		row := rowsOf[i]
-		if w, ok := byID[run.ID]; ok {
+		if w, ok := byID[run.ID]; ok && !wasWhole {
 			if wr, err := e.opts.Mapping.RunFromRow(w); err == nil && wr.UpdatedAt.Equal(run.UpdatedAt) {
 				row = w // the same version, with every column
 			}

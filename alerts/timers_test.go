@@ -78,7 +78,7 @@ func TestDelayedFiresOnceAfterThresholdThenRecovered(t *testing.T) {
 	assert.Equal(t, 600.0, body["duration_seconds"])
 	assert.Equal(t, "running", body["run"].(map[string]any)["status"])
 	store.mu.Lock()
-	assert.Equal(t, 1, store.reads, "the run is confirmed over REST before the claim")
+	assert.Equal(t, 2, store.reads, "the run is confirmed over REST before the claim, and read again after it (a finish racing the claim)")
 	store.mu.Unlock()
 
 	h.advance(t, 10*time.Minute)

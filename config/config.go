@@ -150,6 +150,11 @@ type Alerts struct {
 	// ReconcileInterval is how often the runs changed since the reconcile
 	// cursor are read from the database. Defaults to 1s.
 	ReconcileInterval time.Duration `mapstructure:"reconcile_interval"`
+	// ReconcileDelay leaves the newest changes to Realtime: reconciliation
+	// reads only rows updated at least this long ago, so that it finds
+	// only what Realtime lost instead of racing its poll. Not applied with
+	// realtime.enabled false. Defaults to 1s.
+	ReconcileDelay time.Duration `mapstructure:"reconcile_delay"`
 	// ReconcileLagAlert is the reconciler lag past which an error is
 	// logged (and /readyz says so); 0 disables it. Defaults to 1m.
 	ReconcileLagAlert time.Duration `mapstructure:"reconcile_lag_alert"`
@@ -358,6 +363,7 @@ func Default() *Config {
 			ResyncInterval:     5 * time.Minute,
 			ReconcileInterval:  time.Second,
 			ReconcileLagAlert:  time.Minute,
+			ReconcileDelay:     time.Second,
 			CatchupOverlap:     30 * time.Second,
 			CatchupMaxLookback: 24 * time.Hour,
 			TimerTick:          time.Second,

@@ -226,6 +226,7 @@ func (a Alerts) validate(v *validator) {
 	v.positive("alerts.resync_interval", a.ResyncInterval)
 	v.positive("alerts.reconcile_interval", a.ReconcileInterval)
 	v.nonNegative("alerts.reconcile_lag_alert", a.ReconcileLagAlert)
+	v.nonNegative("alerts.reconcile_delay", a.ReconcileDelay)
 	v.nonNegative("alerts.catchup_overlap", a.CatchupOverlap)
 	v.positive("alerts.catchup_max_lookback", a.CatchupMaxLookback)
 	v.atLeast("alerts.catchup_max_lookback", a.CatchupMaxLookback, "alerts.catchup_overlap", a.CatchupOverlap)

@@ -217,9 +217,9 @@ func (s *SupabaseStore) Reconcile(ctx context.Context, holder string, lease time
 // RunsPage reads the mapping's columns of the runs after a cursor. A
 // mapping may name an optional column the table lacks (a run without it
 // is read as without that value); the page then reads whole rows instead.
-func (s *SupabaseStore) RunsPage(ctx context.Context, after alerts.Cursor, before time.Time, limit int) ([]map[string]any, error) {
+func (s *SupabaseStore) RunsPage(ctx context.Context, after alerts.Cursor, before time.Time, limit int, whole bool) ([]map[string]any, error) {
 	key := supabase.RowKey{At: after.At, ID: after.ID}
-	if !s.wholeRows.Load() {
+	if !whole && !s.wholeRows.Load() {
 		rows, err := s.db.RowsPage(ctx, s.runs, s.pageColumns, key, before, limit)
 		var apiErr *supabase.Error
 		if !errors.As(err, &apiErr) || apiErr.Code != undefinedColumn {
