@@ -3,13 +3,14 @@ package api
 import (
 	"cmp"
 	"errors"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/meshhook/meshhook-alerts/alerts"
+	"github.com/meshhook/meshhook-alerts/internal/rulerow"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
 	"github.com/meshhook/meshhook-alerts/sender"
 	"github.com/meshhook/meshhook-alerts/supabase"
@@ -38,9 +39,13 @@ func (a *API) saveRule(w http.ResponseWriter, r *http.Request, p *principal) err
 	}
 	fe := fieldErrors{}
 	a.checkShape(&in, p, fe)
-	if err := fe.err(); err != nil {
-		return err
+	if _, badID := fe["id"]; badID {
+		return fe.err() // no rule to compare with
 	}
+	// The rule is built and compiled even when its shape has problems, so
+	// that one answer names every field that is wrong; a field refused as
+	// given keeps that reason alone (compiling it again adds only noise).
+	shape := maps.Clone(fe)
 	ctx := p.ctx(r.Context())
 	for try := 1; ; try++ {
 		var cur *supabase.AlertConfig
@@ -58,6 +63,7 @@ func (a *API) saveRule(w http.ResponseWriter, r *http.Request, p *principal) err
 		if err != nil {
 			return err
 		}
+		maps.Copy(fe, shape)
 		if err := fe.err(); err != nil {
 			return err
 		}
@@ -103,15 +109,19 @@ func (a *API) buildWrite(in *ruleInput, cur *supabase.AlertConfig, fe fieldError
 	if cur != nil {
 		stored = a.open(*cur)
 	}
-	spec := alerts.RuleSpec{
+	// The rule as it will be stored (re-enabling it clears
+	// disabled_reason); its URL, secrets and headers are filled in clear
+	// below.
+	next := supabase.AlertConfig{
 		ProjectID: row.ProjectID, WorkflowSlug: row.WorkflowSlug, Name: row.Name, Enabled: row.Enabled, Events: row.Events,
-		DelayThreshold: time.Duration(row.DelayThresholdSeconds) * time.Second, StallThreshold: time.Duration(row.StallThresholdSeconds) * time.Second,
-		PayloadTemplate: row.PayloadTemplate, ThrottleMax: row.ThrottleMax,
-		ThrottleWindow: time.Duration(row.ThrottleWindowSeconds) * time.Second, MeshHookSignature: row.MeshHookSignature,
+		DelayThresholdSeconds: row.DelayThresholdSeconds, StallThresholdSeconds: row.StallThresholdSeconds,
+		PayloadTemplate: row.PayloadTemplate, ThrottleMax: row.ThrottleMax, ThrottleWindowSeconds: row.ThrottleWindowSeconds,
+		MeshHookSignature: row.MeshHookSignature,
 	}
 	if cur != nil {
-		spec.ID = cur.ID
+		next.ID = cur.ID
 	}
+	spec := rulerow.Spec(next)
 
 	// The webhook URL.
 	switch {
@@ -120,6 +130,8 @@ func (a *API) buildWrite(in *ruleInput, cur *supabase.AlertConfig, fe fieldError
 		if row.WebhookURL, err = a.sealValue("webhook_url", spec.WebhookURL); err != nil {
 			return row, "", err
 		}
+	case cur == nil:
+		// A new rule without a URL: checkShape said it is required.
 	case stored.problems["webhook_url"] != "":
 		fe.add("webhook_url", "the stored URL cannot be opened (%s); give it again", stored.problems["webhook_url"])
 	default:

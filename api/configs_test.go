@@ -132,12 +132,18 @@ func TestRules_FieldErrors(t *testing.T) {
 		})
 	}
 
-	// Several problems are reported together.
+	// Several problems are reported together: those of the request's shape
+	// (name) and those found by compiling the rule (events, webhook_url).
 	b := ruleBody("ftp://x")
 	b["events"], b["name"] = []string{"nope"}, ""
+	b["custom_headers"] = map[string]any{"X Bad": "x"}
 	r := e.do(asUser(ownerA), http.MethodPost, "/api/alerts/config", b)
 	require.Equal(t, http.StatusUnprocessableEntity, r.status)
 	assert.Contains(t, r.fields(), "name")
+	assert.Contains(t, r.fields()["events"], `unknown event "nope"`, "%s", r.raw)
+	assert.Contains(t, r.fields()["webhook_url"], "http(s)", "%s", r.raw)
+	assert.Contains(t, r.fields()["custom_headers"], "not a valid HTTP header name", "%s", r.raw)
+	assert.Len(t, r.fields(), 4, "%s", r.raw)
 
 	// Malformed bodies are 400s naming the field.
 	r = e.do(asUser(ownerA), http.MethodPost, "/api/alerts/config", `{"name": 5}`)
