@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/meshhook/meshhook-alerts/alerts"
+	"github.com/meshhook/meshhook-alerts/internal/rulerow"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
 	"github.com/meshhook/meshhook-alerts/sender"
 	"github.com/meshhook/meshhook-alerts/supabase"
@@ -345,13 +346,8 @@ type openedRule struct {
 
 // open opens a stored rule's URL, secrets and header values.
 func (a *API) open(c supabase.AlertConfig) openedRule {
-	o := openedRule{problems: fieldErrors{}, spec: alerts.RuleSpec{
-		ID: c.ID, ProjectID: c.ProjectID, WorkflowSlug: c.WorkflowSlug, Name: c.Name, Enabled: c.Enabled,
-		Events: c.Events, DelayThreshold: time.Duration(c.DelayThresholdSeconds) * time.Second,
-		StallThreshold: time.Duration(c.StallThresholdSeconds) * time.Second, MeshHookSignature: c.MeshHookSignature,
-		PayloadTemplate: c.PayloadTemplate, ThrottleMax: c.ThrottleMax,
-		ThrottleWindow: time.Duration(c.ThrottleWindowSeconds) * time.Second, CreatedAt: c.CreatedAt,
-	}}
+	o := openedRule{problems: fieldErrors{}, spec: rulerow.Spec(c)}
+	o.spec.Secrets, o.spec.Headers = nil, nil // the sealed ones; opened below
 	var err error
 	if o.spec.WebhookURL, err = a.openValue(c.WebhookURL); err != nil {
 		o.problems.add("webhook_url", "cannot be opened: %v", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/meshhook/meshhook-alerts/alerts"
 	"maps"
 	"slices"
 	"sync"
@@ -12,6 +11,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/meshhook/meshhook-alerts/alerts"
+	"github.com/meshhook/meshhook-alerts/internal/rulerow"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
 	"github.com/meshhook/meshhook-alerts/sender"
 	"github.com/meshhook/meshhook-alerts/supabase"
@@ -264,7 +265,7 @@ func (s *SealedStore) LoadRules(ctx context.Context, add func(alerts.RuleSpec)) 
 	seen := make(map[string]struct{})
 	err = s.db.EachAlertConfig(ctx, func(c supabase.AlertConfig) error {
 		seen[c.ID] = struct{}{}
-		spec, err := s.open.Open(specFromConfig(c), tls[c.ID])
+		spec, err := s.open.Open(rulerow.Spec(c), tls[c.ID])
 		if err != nil {
 			s.reject(c.ID, err)
 			return nil
@@ -320,7 +321,7 @@ func (s *SealedStore) DecodeRule(row map[string]any) (alerts.RuleSpec, error) {
 			return alerts.RuleSpec{}, fmt.Errorf("alert rule %s no longer exists", c.ID)
 		}
 	}
-	spec, err := s.open.Open(specFromConfig(c), t)
+	spec, err := s.open.Open(rulerow.Spec(c), t)
 	if err != nil {
 		s.reject(c.ID, err)
 		return alerts.RuleSpec{}, fmt.Errorf("alert rule %s rejected: %w", c.ID, err)

@@ -3,11 +3,12 @@ package daemon
 import (
 	"context"
 	"errors"
-	"github.com/meshhook/meshhook-alerts/alerts"
 	"sync/atomic"
 	"time"
 
+	"github.com/meshhook/meshhook-alerts/alerts"
 	"github.com/meshhook/meshhook-alerts/config"
+	"github.com/meshhook/meshhook-alerts/internal/rulerow"
 	"github.com/meshhook/meshhook-alerts/supabase"
 )
 
@@ -56,7 +57,7 @@ func NewSupabaseStore(db *supabase.Store, m alerts.Mapping) *SupabaseStore {
 // LoadRules reads every rule.
 func (s *SupabaseStore) LoadRules(ctx context.Context, add func(alerts.RuleSpec)) error {
 	return s.db.EachAlertConfig(ctx, func(c supabase.AlertConfig) error {
-		add(specFromConfig(c))
+		add(rulerow.Spec(c))
 		return nil
 	})
 }
@@ -67,20 +68,7 @@ func (s *SupabaseStore) DecodeRule(row map[string]any) (alerts.RuleSpec, error) 
 	if err != nil {
 		return alerts.RuleSpec{}, err
 	}
-	return specFromConfig(c), nil
-}
-
-func specFromConfig(c supabase.AlertConfig) alerts.RuleSpec {
-	return alerts.RuleSpec{
-		ID: c.ID, ProjectID: c.ProjectID, WorkflowSlug: c.WorkflowSlug, Name: c.Name,
-		Enabled: c.Enabled && c.DisabledReason == "", Events: c.Events,
-		DelayThreshold: time.Duration(c.DelayThresholdSeconds) * time.Second,
-		StallThreshold: time.Duration(c.StallThresholdSeconds) * time.Second,
-		WebhookURL:     c.WebhookURL, Secrets: c.SigningSecrets, MeshHookSignature: c.MeshHookSignature,
-		Headers: c.CustomHeaders, PayloadTemplate: c.PayloadTemplate,
-		ThrottleMax: c.ThrottleMax, ThrottleWindow: time.Duration(c.ThrottleWindowSeconds) * time.Second,
-		CreatedAt: c.CreatedAt,
-	}
+	return rulerow.Spec(c), nil
 }
 
 // GetRun re-reads a run by id.
