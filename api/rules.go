@@ -31,17 +31,6 @@ const (
 	placeholderRuleID = "00000000-0000-4000-8000-000000000000"
 )
 
-// isReservedHeader reports whether the sender sets header name itself on
-// every delivery, so that a rule cannot override it.
-func isReservedHeader(name string) bool {
-	switch strings.ToLower(name) {
-	case "content-type", "content-length", "host", "user-agent", "connection", "transfer-encoding",
-		"webhook-id", "webhook-timestamp", "webhook-signature", "x-signature":
-		return true
-	}
-	return false
-}
-
 // ruleInput is the body of POST /api/alerts/config. Pointer fields tell
 // "absent" (nil) from a value: an update replaces every field, except that
 // webhook_url, signing_secrets and custom_headers keep their stored values
@@ -207,15 +196,12 @@ func checkSecrets(fe fieldErrors, field string, secrets []string) {
 
 // checkHeaderName accepts an HTTP token that the sender does not set itself.
 func checkHeaderName(name string) error {
-	if name == "" {
+	switch {
+	case name == "":
 		return errors.New("a header name is empty")
-	}
-	for _, r := range name {
-		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
-			return fmt.Errorf("header name %q is not a valid HTTP header name", name)
-		}
-	}
-	if isReservedHeader(name) {
+	case !sender.ValidHeaderName(name):
+		return fmt.Errorf("header name %q is not a valid HTTP header name", name)
+	case sender.SetsHeader(name):
 		return fmt.Errorf("header %q is set by the sender and cannot be overridden", name)
 	}
 	return nil
@@ -225,7 +211,7 @@ func checkHeaderValue(fe fieldErrors, name, v string) {
 	switch {
 	case len(v) > maxHeaderValueLen:
 		fe.add("custom_headers", "the value of %q must be at most %d bytes", name, maxHeaderValueLen)
-	case strings.ContainsAny(v, "\r\n\x00"):
+	case !sender.ValidHeaderValue(v):
 		fe.add("custom_headers", "the value of %q must not contain a line break or NUL", name)
 	case seal.IsSealed(v):
 		fe.add("custom_headers", "give the value of %q in clear; the API seals it before storing it", name)

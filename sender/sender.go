@@ -686,24 +686,6 @@ func readExcerpt(r io.Reader, n int64, limit int) []byte {
 	return buf[:k]
 }
 
-// checkHeader validates a custom header without quoting its value.
-func checkHeader(name, value string) error {
-	if name == "" {
-		return errors.New("a custom header has an empty name")
-	}
-	for _, r := range name {
-		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
-			return fmt.Errorf("custom header %q has an invalid name", name)
-		}
-	}
-	for _, r := range value {
-		if r == '\r' || r == '\n' || r == 0 {
-			return fmt.Errorf("custom header %q has a value with a line break or NUL", name)
-		}
-	}
-	return nil
-}
-
 // senderStats are the sender's counters.
 type senderStats struct {
 	mu                        sync.Mutex
