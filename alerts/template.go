@@ -195,9 +195,6 @@ func (t *Template) name() string {
 	return "template"
 }
 
-// Source is the template's text.
-func (t *Template) Source() string { return t.src }
-
 // Render executes the template within its budget (see bound): on the
 // caller's goroutine, with its output capped at MaxPayloadBytes, its loops
 // and string building bounded and a deadline of renderTimeout.

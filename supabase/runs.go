@@ -17,9 +17,6 @@ type RunsTable struct {
 	UpdatedAtColumn string // e.g. "updated_at"
 }
 
-// DefaultRunsTable is MeshHook's run table.
-var DefaultRunsTable = RunsTable{Schema: "public", Table: "workflow_runs", IDColumn: "id", UpdatedAtColumn: "updated_at"}
-
 // Validate checks that every name is a plain identifier.
 func (t RunsTable) Validate() error {
 	if t.Schema != "" {
