@@ -68,10 +68,11 @@ func (c *checkCache) putLocked(v ruleVersion, ch fieldErrors) {
 	c.cur[v] = ch
 }
 
-// counters counts the API's template work, for tests.
+// counters counts the API's template work (for tests) and its refused calls.
 type counters struct {
 	renders  atomic.Int64 // rules rendered against the sample run
 	compiles atomic.Int64 // rules compiled to check them
+	rejected rejections   // refused calls, for rate-limiting their log lines
 }
 
 // renderRule renders a compiled rule: the one place the API renders.

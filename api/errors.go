@@ -123,6 +123,9 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if e.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="meshhook-alerts"`)
 	}
+	if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden {
+		a.logRejected(r, e)
+	}
 	writeJSON(w, e.Status, errorBody{Error: errorDetail{Code: e.Code, Message: e.Message, Fields: e.Fields}})
 }
 
