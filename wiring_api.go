@@ -48,6 +48,7 @@ func newAPI(cfg *config.Config, store *supabase.Store, snd *sender.Sender, rtSta
 	a, err := api.New(api.Options{
 		Store: store, Keyring: keys, Tester: snd, Sessions: sessions,
 		OperatorToken: cfg.API.OperatorToken.Value(), Users: users,
+		SupabaseURL: cfg.Supabase.URL, PublishableKey: cfg.UI.SupabasePublishableKey,
 		MaxBodyBytes: int64(cfg.API.MaxBodyBytes), AllowInsecureHTTP: cfg.Sender.AllowInsecureHTTP, Wake: snd.Wake,
 		Status: api.Status{
 			Realtime: func() api.RealtimeStatus { return realtimeStatus(rtStats()) },
@@ -98,7 +99,13 @@ func mountUI(cfg *config.Config, mount func(pattern string, h http.Handler)) err
 	if !cfg.API.Enabled || !cfg.UI.Enabled {
 		return nil
 	}
-	h, err := ui.Handler(ui.Options{Path: cfg.UI.Path})
+	// With a publishable key, users sign in at Supabase Auth from the
+	// browser, so the project's origin joins the UI's connect-src.
+	opts := ui.Options{Path: cfg.UI.Path}
+	if cfg.UI.SupabasePublishableKey != "" {
+		opts.SupabaseURL = cfg.Supabase.URL
+	}
+	h, err := ui.Handler(opts)
 	if err != nil {
 		return fmt.Errorf("ui.path: %w", err)
 	}

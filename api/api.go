@@ -71,6 +71,13 @@ type Options struct {
 	// verifier without a JWKS is made from it). Empty with Users nil: no
 	// user access.
 	JWTSecret string
+	// SupabaseURL and PublishableKey, when both are set, are served to
+	// browsers by GET /api/auth/config, so the web UI can sign users in
+	// with Supabase Auth (email and password). Both are public by design:
+	// PublishableKey must be the project's publishable key (sb_publishable_…
+	// or the legacy anon key), never a secret key.
+	SupabaseURL    string
+	PublishableKey string
 	// MaxBodyBytes caps a request body; larger ones are answered 413.
 	// Defaults to DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -107,6 +114,8 @@ type API struct {
 // New validates opts and returns an API.
 func New(opts Options) (*API, error) {
 	switch {
+	case strings.HasPrefix(opts.PublishableKey, "sb_secret_"):
+		return nil, errors.New("api: PublishableKey is a secret key (sb_secret_…); browsers get the publishable key only")
 	case opts.Store == nil:
 		return nil, errors.New("api: Store is required")
 	case !opts.Keyring.CanSeal():
@@ -158,6 +167,7 @@ type route struct {
 func (a *API) routes() []route {
 	return []route{
 		{Route{Method: http.MethodGet, Path: "/api/openapi.yaml", Public: true}, a.serveOpenAPI},
+		{Route{Method: http.MethodGet, Path: "/api/auth/config", Public: true}, a.getAuthConfig},
 		{Route{Method: http.MethodGet, Path: "/api/status"}, a.getStatus},
 		{Route{Method: http.MethodGet, Path: "/api/alerts/config"}, a.listRules},
 		{Route{Method: http.MethodPost, Path: "/api/alerts/config"}, a.saveRule},

@@ -301,6 +301,13 @@ type UI struct {
 	// not "/" itself and not under the API's or the operational endpoints'
 	// paths. Defaults to "/ui/".
 	Path string `mapstructure:"path"`
+	// SupabasePublishableKey is the project's publishable key
+	// (sb_publishable_…, or the legacy anon key): with it the UI signs
+	// Supabase users in with email and password through Supabase Auth at
+	// supabase.url, and calls the API with their access tokens. It is
+	// public by design (served to browsers by GET /api/auth/config); never
+	// a secret key. Empty: only tokens can sign in. Defaults to "".
+	SupabasePublishableKey string `mapstructure:"supabase_publishable_key"`
 }
 
 // Log configures logging. The zero value means info-level JSON.

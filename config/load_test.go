@@ -382,7 +382,7 @@ func TestRealtimeURLFromSupabase(t *testing.T) {
 
 func TestKeysAndEnvNames(t *testing.T) {
 	keys := Keys()
-	require.Len(t, keys, 84)
+	require.Len(t, keys, 85)
 	require.Equal(t, "supabase.url", keys[0])
 	require.Equal(t, "MESHHOOK_ALERTS_WATCH_STATUSES_SUCCEEDED", EnvName("watch.statuses.succeeded"))
 	seen := map[string]bool{}

@@ -57,6 +57,33 @@ func (s Supabase) keyProblem() string {
 	}
 }
 
+// publishableKeyProblem says why k cannot be the key browsers get
+// (ui.supabase_publishable_key), or "" when it may be: empty, a publishable
+// key (sb_publishable_…) or the legacy anon key. Anything else would either
+// fail at Auth or, worse, hand browsers a key that bypasses row-level
+// security.
+func publishableKeyProblem(k string) string {
+	const need = "; give the project's publishable key (sb_publishable_…, or the legacy anon key) from Project Settings → API Keys"
+	switch {
+	case k == "", strings.HasPrefix(k, "sb_publishable_"):
+		return ""
+	case strings.HasPrefix(k, "sb_secret_"):
+		return "is a secret key (sb_secret_…), which must never reach a browser" + need
+	case strings.HasPrefix(k, "sb_"):
+		return "is an sb_ key of a kind the daemon does not know (not sb_publishable_…)" + need
+	}
+	switch role := jwtRole(k); role {
+	case "anon":
+		return ""
+	case "":
+		return "is neither sb_publishable_… nor a JWT" + need
+	case "service_role":
+		return "is the legacy service_role key, which must never reach a browser" + need
+	default:
+		return "is a JWT with role \"" + role + "\", not the anon key" + need
+	}
+}
+
 // jwtRole returns the role claim of an unverified JWT, "" when k is not a
 // JWT or has no role.
 func jwtRole(k string) string {

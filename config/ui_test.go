@@ -53,3 +53,38 @@ func TestValidateUIPathIgnoredWhenDisabled(t *testing.T) {
 	c.UI.Path = "/"
 	require.NoError(t, c.Validate(), "a disabled UI's path is not used")
 }
+
+func TestValidateUIPublishableKey(t *testing.T) {
+	require.Equal(t, "MESHHOOK_ALERTS_UI_SUPABASE_PUBLISHABLE_KEY", EnvName("ui.supabase_publishable_key"))
+	require.Empty(t, Default().UI.SupabasePublishableKey, "user sign-in is off until the operator gives the key")
+	for _, k := range []string{"", "sb_publishable_abc123", roleJWT(t, "anon")} {
+		c := validConfig()
+		c.UI.SupabasePublishableKey = k
+		require.NoError(t, c.Validate(), k)
+	}
+	bad := map[string]string{
+		"sb_secret_abc123":          "is a secret key (sb_secret_…), which must never reach a browser",
+		"sb_other_abc":              "is an sb_ key of a kind the daemon does not know",
+		"plain-text":                "is neither sb_publishable_… nor a JWT",
+		roleJWT(t, "service_role"):  "is the legacy service_role key, which must never reach a browser",
+		roleJWT(t, "authenticated"): `is a JWT with role "authenticated", not the anon key`,
+	}
+	for k, want := range bad {
+		c := validConfig()
+		c.UI.SupabasePublishableKey = k
+		err := c.Validate()
+		require.Error(t, err, k)
+		var fe *FieldError
+		require.ErrorAs(t, err, &fe)
+		require.Equal(t, "ui.supabase_publishable_key", fe.Field)
+		require.Contains(t, fe.Problem, want)
+		require.Contains(t, fe.Problem, "Project Settings → API Keys")
+		require.NotContains(t, err.Error(), k, "the key itself is not repeated")
+	}
+	// A secret key is refused even when the UI is off: it must not sit
+	// where a browser key belongs.
+	c := validConfig()
+	c.UI.Enabled = false
+	c.UI.SupabasePublishableKey = "sb_secret_abc123"
+	require.Error(t, c.Validate())
+}

@@ -389,6 +389,9 @@ func (a API) validate(v *validator, c *Config) {
 var reservedPaths = []string{"/api/", "/debug/", "/healthz", "/readyz", "/metrics"}
 
 func (u UI) validate(v *validator) {
+	if p := publishableKeyProblem(u.SupabasePublishableKey); p != "" {
+		v.add("ui.supabase_publishable_key", "%s", p)
+	}
 	if !u.Enabled {
 		return
 	}

@@ -5,7 +5,9 @@
 //
 // Every response carries a strict Content-Security-Policy (scripts and
 // styles only from the UI's own files, no inline script, requests only to
-// the same origin) and is revalidated by the browser before reuse.
+// the same origin and, when users sign in with Supabase Auth, to the
+// Supabase project's origin) and is revalidated by the browser before
+// reuse.
 package ui
 
 import (
@@ -18,6 +20,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -31,15 +34,39 @@ var static embed.FS
 // DefaultPath is where the UI is served unless Options.Path says otherwise.
 const DefaultPath = "/ui/"
 
-// ContentSecurityPolicy is sent with every response of the UI.
+// ContentSecurityPolicy is sent with every response of the UI when users
+// do not sign in through Supabase Auth (Options.SupabaseURL empty).
 const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+// ContentSecurityPolicyFor is ContentSecurityPolicy with the Supabase
+// project's origin (scheme, host and port of supabaseURL) added to
+// connect-src and nothing else: the UI's script may then call Supabase
+// Auth there, while scripts, styles and everything else stay the UI's own.
+// An empty supabaseURL gives ContentSecurityPolicy.
+func ContentSecurityPolicyFor(supabaseURL string) (string, error) {
+	if supabaseURL == "" {
+		return ContentSecurityPolicy, nil
+	}
+	u, err := url.Parse(supabaseURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		strings.ContainsAny(u.Host, " ;,'\"") {
+		return "", fmt.Errorf("ui: SupabaseURL must be an http(s) URL with a host, got %q", supabaseURL)
+	}
+	origin := u.Scheme + "://" + u.Host
+	return strings.Replace(ContentSecurityPolicy, "connect-src 'self'", "connect-src 'self' "+origin, 1), nil
+}
 
 // Options configures Handler.
 type Options struct {
 	// Path is the base path the UI is mounted at: absolute, ending in "/".
 	// Defaults to DefaultPath.
 	Path string
+	// SupabaseURL is the Supabase project URL the UI signs users in at
+	// (Supabase Auth, with the publishable key GET /api/auth/config
+	// gives). Its origin is let into the Content-Security-Policy's
+	// connect-src. Empty: the UI talks to its own origin only.
+	SupabaseURL string
 }
 
 // page is one of the UI's pages: its main content (a file, an html/template
@@ -71,6 +98,7 @@ type asset struct {
 // handler serves the UI's files under a base path.
 type handler struct {
 	base   string
+	csp    string
 	assets map[string]*asset // by path below base
 	mod    time.Time
 }
@@ -86,7 +114,11 @@ func Handler(opts Options) (http.Handler, error) {
 	if !strings.HasPrefix(base, "/") || !strings.HasSuffix(base, "/") || path.Clean(base)+"/" != base && base != "/" {
 		return nil, fmt.Errorf("ui: Path must be a clean absolute path ending in \"/\", got %q", base)
 	}
-	h := &handler{base: base, assets: map[string]*asset{}}
+	csp, err := ContentSecurityPolicyFor(opts.SupabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	h := &handler{base: base, csp: csp, assets: map[string]*asset{}}
 	for name, pg := range pages {
 		a, err := loadPage(pg)
 		if err != nil {
@@ -169,7 +201,7 @@ func contentType(name string) (string, error) {
 // headers; anything else under the base path is a 404.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
-	hd.Set("Content-Security-Policy", ContentSecurityPolicy)
+	hd.Set("Content-Security-Policy", h.csp)
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("X-Frame-Options", "DENY")

@@ -177,3 +177,31 @@ func TestLinksResolve(t *testing.T) {
 		}
 	}
 }
+
+// With users signing in through Supabase Auth, the project's origin (and
+// only its origin) joins connect-src; nothing else loosens.
+func TestContentSecurityPolicyLetsInTheSupabaseOrigin(t *testing.T) {
+	h, err := Handler(Options{SupabaseURL: "https://abcdefghijklmnop.supabase.co/some/path?x=1"})
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ui/", nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	got := rec.Header().Get("Content-Security-Policy")
+	want := strings.Replace(ContentSecurityPolicy, "connect-src 'self'", "connect-src 'self' https://abcdefghijklmnop.supabase.co", 1)
+	assert.Equal(t, want, got)
+	assert.Contains(t, got, "default-src 'none'")
+	assert.Contains(t, got, "script-src 'self';")
+	assert.NotContains(t, got, "unsafe-")
+
+	local, err := ContentSecurityPolicyFor("http://127.0.0.1:54321")
+	require.NoError(t, err)
+	assert.Contains(t, local, "connect-src 'self' http://127.0.0.1:54321;")
+	same, err := ContentSecurityPolicyFor("")
+	require.NoError(t, err)
+	assert.Equal(t, ContentSecurityPolicy, same)
+
+	for _, bad := range []string{"ftp://x.example", "https://", "not a url", "https://a.example; script-src *", "https://u:p@a.example"} {
+		_, err := Handler(Options{SupabaseURL: bad})
+		assert.Error(t, err, bad)
+	}
+}
