@@ -134,88 +134,48 @@ func decodeFrame(vsn string, data []byte, lazyChanges bool) (Frame, error) {
 }
 
 // decodeV2 decodes a V2 frame, [join_ref, ref, topic, event, payload],
-// reading its four small leading elements and taking the rest, up to the
-// closing bracket, as the payload without scanning it (see decodeFrame).
+// reading its four small leading elements with internal/jsonscan (which
+// checks them) and taking the rest, up to the closing bracket, as the
+// payload without scanning it (see decodeFrame).
 func decodeV2(data []byte) (Frame, error) {
 	rest := bytes.TrimSpace(data)
 	if len(rest) < 2 || rest[0] != '[' || rest[len(rest)-1] != ']' {
 		return Frame{}, fmt.Errorf("%w: expected a JSON array", ErrMalformedFrame)
 	}
-	rest = rest[1 : len(rest)-1]
-	var elems [4]json.RawMessage
-	for i := range elems {
-		v, after, err := leadingScalar(rest)
-		if err != nil {
-			return Frame{}, fmt.Errorf("%w: element %d: %v", ErrMalformedFrame, i, err)
+	p := jsonscan.NewParser(rest[:len(rest)-1])
+	p.Consume('[')
+	var f Frame
+	for i, dst := range [...]*string{&f.JoinRef, &f.Ref, &f.Topic, &f.Event} {
+		name := [...]string{"join_ref", "ref", "topic", "event"}[i]
+		p.SkipSpace()
+		var err error
+		switch c := p.Peek(); {
+		case c == '"':
+			*dst, err = p.Str()
+		case i >= 2:
+			err = errors.New("must be a string")
+		case c == '-' || ('0' <= c && c <= '9'):
+			var lit []byte
+			lit, err = p.Number()
+			*dst = string(lit) // a number ref is kept as its decimal text
+		case c == 'n' && p.Literal(jsonNull):
+		default:
+			err = errors.New("must be a string, number or null")
 		}
-		after = bytes.TrimLeft(after, " \t\r\n")
-		if len(after) == 0 || after[0] != ',' {
+		if err != nil {
+			return Frame{}, fmt.Errorf("%w: %s: %v", ErrMalformedFrame, name, err)
+		}
+		p.SkipSpace()
+		if !p.Consume(',') {
 			return Frame{}, fmt.Errorf("%w: expected 5 array elements, got %d", ErrMalformedFrame, i+1)
 		}
-		elems[i], rest = v, after[1:]
 	}
-	var f Frame
-	var err error
-	if f.JoinRef, err = decodeRef(elems[0]); err != nil {
-		return Frame{}, fmt.Errorf("%w: join_ref: %v", ErrMalformedFrame, err)
-	}
-	if f.Ref, err = decodeRef(elems[1]); err != nil {
-		return Frame{}, fmt.Errorf("%w: ref: %v", ErrMalformedFrame, err)
-	}
-	if f.Topic, err = decodeString(elems[2]); err != nil {
-		return Frame{}, fmt.Errorf("%w: topic: %v", ErrMalformedFrame, err)
-	}
-	if f.Event, err = decodeString(elems[3]); err != nil {
-		return Frame{}, fmt.Errorf("%w: event: %v", ErrMalformedFrame, err)
-	}
-	payload := bytes.TrimSpace(rest)
+	payload := bytes.TrimSpace(rest[p.Offset() : len(rest)-1])
 	if !isJSONObject(payload) {
 		return Frame{}, fmt.Errorf("%w: payload is not a JSON object", ErrMalformedFrame)
 	}
 	f.Payload = payload
 	return f, nil
-}
-
-// leadingScalar splits the JSON scalar (string, number, true, false or
-// null) at the start of b, after optional white space, from what follows.
-// The scalar is checked to be valid JSON.
-func leadingScalar(b []byte) (v, rest []byte, err error) {
-	b = bytes.TrimLeft(b, " \t\r\n")
-	if len(b) == 0 {
-		return nil, nil, errors.New("missing")
-	}
-	end := 0
-	switch b[0] {
-	case '"':
-		end = 1
-		for end < len(b) && b[end] != '"' {
-			if b[end] == '\\' {
-				end++
-			}
-			end++
-		}
-		if end >= len(b) {
-			return nil, nil, errors.New("unterminated string")
-		}
-		end++
-	case '{', '[':
-		return nil, nil, errors.New("must be a string, number or null")
-	default:
-		for end < len(b) && b[end] != ',' && b[end] != ' ' && b[end] != '\t' && b[end] != '\r' && b[end] != '\n' {
-			end++
-		}
-	}
-	if !jsonscan.Valid(b[:end]) {
-		return nil, nil, fmt.Errorf("invalid JSON %q", excerptBytes(b[:end], 40))
-	}
-	return b[:end], b[end:], nil
-}
-
-func excerptBytes(b []byte, n int) string {
-	if len(b) > n {
-		return string(b[:n]) + "…"
-	}
-	return string(b)
 }
 
 // v1Frame is the V1 wire object. Refs are raw so that null, strings and
@@ -267,13 +227,6 @@ func decodeRef(raw json.RawMessage) (string, error) {
 	default:
 		return "", errors.New("must be a string, number or null")
 	}
-}
-
-func decodeString(raw json.RawMessage) (string, error) {
-	if len(raw) == 0 || raw[0] != '"' {
-		return "", errors.New("must be a string")
-	}
-	return jsonscan.DecodeString(raw)
 }
 
 // isJSONObject reports whether raw looks like a JSON object. raw comes from

@@ -231,6 +231,15 @@ func (p *Parser) open(delim byte) error {
 	return nil
 }
 
+// Consume consumes c if it is the next byte, reporting whether it was.
+func (p *Parser) Consume(c byte) bool {
+	if p.Peek() == c && p.i < len(p.b) {
+		p.i++
+		return true
+	}
+	return false
+}
+
 // Peek returns the next byte, 0 at the end.
 func (p *Parser) Peek() byte {
 	if p.i < len(p.b) {
