@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/meshhook/meshhook-alerts/internal/jsonenc"
 	"github.com/meshhook/meshhook-alerts/internal/jsonscan"
 )
 
@@ -244,20 +245,10 @@ func writeRef(buf *bytes.Buffer, ref string) {
 	writeJSONString(buf, ref)
 }
 
-// writeJSONString writes s as a JSON string. Refs, topics and event names
-// are almost always plain ASCII, so the common case avoids encoding/json.
+// writeJSONString writes s as a JSON string, escaped as encoding/json
+// escapes it.
 func writeJSONString(buf *bytes.Buffer, s string) {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
-			b, _ := json.Marshal(s) // cannot fail for a string
-			buf.Write(b)
-			return
-		}
-	}
-	buf.WriteByte('"')
-	buf.WriteString(s)
-	buf.WriteByte('"')
+	buf.Write(jsonenc.AppendString(buf.AvailableBuffer(), s))
 }
 
 // formatRef renders a per-socket counter value as a ref string.

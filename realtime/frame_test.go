@@ -129,9 +129,12 @@ func TestEncodeFrame_Shapes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, `{"topic":"phoenix","event":"heartbeat","payload":{},"ref":"26"}`, string(out))
 
-	// Strings needing escapes go through encoding/json.
-	out, err = EncodeFrame(VsnV2, Frame{Topic: "realtime:a\"b<é>", Event: "e"})
+	// Strings needing escapes are escaped as encoding/json escapes them.
+	out, err = EncodeFrame(VsnV2, Frame{Topic: "realtime:a\"b<é>", Event: "e\u2028\xff"})
 	require.NoError(t, err)
+	topic, _ := json.Marshal("realtime:a\"b<é>")
+	event, _ := json.Marshal("e\u2028\xff")
+	require.Equal(t, `[null,null,`+string(topic)+`,`+string(event)+`,{}]`, string(out))
 	f, err := DecodeFrame(VsnV2, out)
 	require.NoError(t, err)
 	require.Equal(t, "realtime:a\"b<é>", f.Topic)
