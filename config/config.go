@@ -214,10 +214,11 @@ type Sender struct {
 	// lets through: CIDRs ("10.0.0.0/8"), IP addresses, host names, or
 	// "*.domain" for subdomains. Defaults to none.
 	AllowedNetworks []string `mapstructure:"allowed_networks"`
-	// CircuitFailures is how many consecutive failed attempts to one host
-	// open its circuit breaker. Defaults to 5.
+	// CircuitFailures is how many consecutive failed attempts to one
+	// endpoint (scheme, host, port and path) open its circuit breaker.
+	// Defaults to 5.
 	CircuitFailures int `mapstructure:"circuit_failures"`
-	// CircuitCooldown is how long an open circuit pauses a host before a
+	// CircuitCooldown is how long an open circuit pauses an endpoint before a
 	// probe (doubling after each failed probe, up to 10m). Defaults to 30s.
 	CircuitCooldown time.Duration `mapstructure:"circuit_cooldown"`
 	// WriteBatchSize caps the outcomes recorded in one database request.

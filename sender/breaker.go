@@ -3,12 +3,16 @@ package sender
 import (
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/meshhook/meshhook-alerts/internal/logging"
 )
 
-// BreakerOptions configures the per-host circuit breakers.
+// BreakerOptions configures the per-endpoint circuit breakers.
 type BreakerOptions struct {
-	// Failures is how many consecutive failed attempts to one host open its
-	// circuit. Default 5.
+	// Failures is how many consecutive failed attempts to one endpoint open
+	// its circuit. Default 5.
 	Failures int
 	// Cooldown is how long an open circuit refuses attempts before one probe
 	// is let through (half-open). Default 30s. Each failed probe doubles it,
@@ -46,10 +50,15 @@ type circuit struct {
 	cooldown  time.Duration
 }
 
-// breakers holds one circuit per destination host. A host whose attempts
-// keep failing (timeouts, connection errors, 5xx, 429) is cut off for a
-// cooldown so that its alerts are rescheduled instead of tying up workers;
-// after the cooldown a single probe decides whether it closes again.
+// breakers holds one circuit per endpoint (scheme, host, port and path; see
+// targetKeys). An endpoint whose attempts keep failing (timeouts,
+// connection errors, 5xx, 429) is cut off for a cooldown so that its alerts
+// are rescheduled instead of tying up workers; after the cooldown a single
+// probe decides whether it closes again. Other endpoints of the same host
+// are not held back: many webhooks share a host (every Slack incoming
+// webhook is on hooks.slack.com), and one of them failing says nothing
+// about the rest. The host's capacity is still shared through the per-host
+// concurrency limit.
 type breakers struct {
 	opts BreakerOptions
 	mu   sync.Mutex
@@ -61,13 +70,13 @@ func newBreakers(o BreakerOptions) *breakers {
 	return &breakers{opts: o, m: map[string]*circuit{}}
 }
 
-// allow decides whether an attempt to host may start now. When it may not,
+// allow decides whether an attempt to an endpoint may start now. When it may not,
 // retryAt is when the circuit will let a probe through. probe is true when
 // this attempt is the half-open probe; pass it back to record.
-func (b *breakers) allow(host string, now time.Time) (ok, probe bool, retryAt time.Time) {
+func (b *breakers) allow(endpoint string, now time.Time) (ok, probe bool, retryAt time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	c := b.m[host]
+	c := b.m[endpoint]
 	if c == nil {
 		return true, false, time.Time{}
 	}
@@ -85,12 +94,12 @@ func (b *breakers) allow(host string, now time.Time) (ok, probe bool, retryAt ti
 	return true, false, time.Time{}
 }
 
-// blocked reports whether host's circuit refuses attempts at now (open, or
-// half-open with its probe in flight) and until when.
-func (b *breakers) blocked(host string, now time.Time) (until time.Time, open bool) {
+// blocked reports whether an endpoint's circuit refuses attempts at now
+// (open, or half-open with its probe in flight) and until when.
+func (b *breakers) blocked(endpoint string, now time.Time) (until time.Time, open bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	c := b.m[host]
+	c := b.m[endpoint]
 	switch {
 	case c == nil:
 		return time.Time{}, false
@@ -105,20 +114,20 @@ func (b *breakers) blocked(host string, now time.Time) (until time.Time, open bo
 // record feeds an attempt's result back. It returns opened = true when this
 // result opened (or re-opened) the circuit, and closed = true when it closed
 // a circuit that was open or half-open.
-func (b *breakers) record(host string, probe, failed bool, now time.Time) (opened, closed bool) {
+func (b *breakers) record(endpoint string, probe, failed bool, now time.Time) (opened, closed bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	c := b.m[host]
+	c := b.m[endpoint]
 	if !failed {
 		if c != nil {
 			closed = c.state != circuitClosed
-			delete(b.m, host)
+			delete(b.m, endpoint)
 		}
 		return false, closed
 	}
 	if c == nil {
 		c = &circuit{cooldown: b.opts.Cooldown}
-		b.m[host] = c
+		b.m[endpoint] = c
 	}
 	c.failures++
 	switch {
@@ -133,7 +142,7 @@ func (b *breakers) record(host string, probe, failed bool, now time.Time) (opene
 	return false, false
 }
 
-// openCount is the number of hosts whose circuit is not closed.
+// openCount is the number of endpoints whose circuit is not closed.
 func (b *breakers) openCount() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -146,7 +155,15 @@ func (b *breakers) openCount() int {
 	return n
 }
 
-// countsAsFailure reports whether an outcome says the host is unhealthy:
+// countsAsFailure reports whether an outcome says the endpoint is unhealthy:
 // transport errors, timeouts, 5xx, 408, 425 and 429. Permanent refusals (a
 // 4xx, a redirect, 410) come from a host that answers, so they do not.
 func countsAsFailure(o Outcome) bool { return o.Kind == Retry }
+
+// endpointFields identify an endpoint in a log line without its path, which
+// may be the webhook's secret (a Slack incoming webhook's is): the target
+// redacted to scheme and host, and endpoint_id, a short hash of the
+// endpoint key that tells endpoints of one host apart.
+func endpointFields(target, endpoint string, extra ...zap.Field) []zap.Field {
+	return append([]zap.Field{logging.URL("target", target), logging.Fingerprint("endpoint_id", endpoint)}, extra...)
+}

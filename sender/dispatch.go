@@ -9,20 +9,44 @@ import (
 
 // job is one leased alert held in memory until its outcome is durable.
 type job struct {
-	a       Alert
-	host    string    // destination host key ("" when the URL is unusable)
-	queued  time.Time // when it entered its host's queue
-	probe   bool      // the half-open probe of its host's circuit
-	started bool
+	a        Alert
+	host     string    // destination host key ("" when the URL is unusable)
+	endpoint string    // circuit breaker key (see endpointKey)
+	queued   time.Time // when it entered its host's queue
+	probe    bool      // the half-open probe of its endpoint's circuit
+	started  bool
 }
 
-// hostKey is the isolation unit: scheme, host and port of the target.
-func hostKey(raw string) string {
+// newJob wraps a leased alert with its isolation keys.
+func newJob(a Alert) *job {
+	host, endpoint := targetKeys(a.TargetURL)
+	return &job{a: a, host: host, endpoint: endpoint}
+}
+
+// targetKeys returns a target's host key (scheme, host and port: what the
+// per-host concurrency limit counts, since the host's capacity is shared)
+// and its endpoint key (the host key and the path: what a circuit breaker
+// judges, since one broken webhook says nothing about another on the same
+// host, as every Slack incoming webhook shares hooks.slack.com). The query
+// is left out of both: it often carries a token, and the keys appear in
+// memory dumps and, hashed, in logs. A default port is dropped, so that
+// https://h and https://h:443 are one destination. Both are "" when the
+// URL is unusable.
+func targetKeys(raw string) (host, endpoint string) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return ""
+		return "", ""
 	}
-	return strings.ToLower(u.Scheme + "://" + u.Host)
+	scheme, h := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	if port := u.Port(); (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+		h = strings.TrimSuffix(h, ":"+port)
+	}
+	host = scheme + "://" + h
+	path := u.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	return host, host + path
 }
 
 // hostQueue is one destination's waiting jobs and running count.

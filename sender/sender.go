@@ -124,7 +124,7 @@ const leaseBatch = 256
 
 // Sender delivers alerts. It leases due alerts from its Store, runs at most
 // Workers attempts at once (at most PerHostConcurrency per host, with a
-// circuit breaker per host), signs every attempt, and records each outcome
+// circuit breaker per endpoint), signs every attempt, and records each outcome
 // durably, in batches, before it considers the alert done. Create it with
 // New and run it with Run; Wake is safe for concurrent use.
 type Sender struct {
@@ -295,7 +295,7 @@ func (s *Sender) Deliver(a Alert) bool {
 		return false
 	}
 	s.stats.add(func(st *senderStats) { st.leased++ })
-	s.enqueue(&job{a: a, host: hostKey(a.TargetURL)}, s.opts.Now())
+	s.enqueue(newJob(a), s.opts.Now())
 	return true
 }
 
@@ -319,7 +319,7 @@ func (s *Sender) fill(ctx context.Context) {
 		s.stats.add(func(st *senderStats) { st.leased += uint64(len(alerts)) })
 		for _, a := range alerts {
 			s.held.Add(1)
-			s.enqueue(&job{a: a, host: hostKey(a.TargetURL)}, now)
+			s.enqueue(newJob(a), now)
 		}
 		if len(alerts) < n {
 			return
@@ -328,9 +328,9 @@ func (s *Sender) fill(ctx context.Context) {
 }
 
 // enqueue hands a leased alert to the dispatcher, or reschedules it at once
-// when its host's circuit is open.
+// when its endpoint's circuit is open.
 func (s *Sender) enqueue(j *job, now time.Time) {
-	if until, open := s.breakers.blocked(j.host, now); open && j.a.Refusal == nil {
+	if until, open := s.breakers.blocked(j.endpoint, now); open && j.a.Refusal == nil {
 		s.settleAsync(j, s.reschedule(j, until, "circuit_open"))
 		return
 	}
@@ -446,7 +446,7 @@ func (s *Sender) deliver(j *job) {
 		s.disp.done(j)
 		r = s.fail(j, "gave_up", "the alert used all its attempts")
 	default:
-		ok, probe, retryAt := s.breakers.allow(j.host, now)
+		ok, probe, retryAt := s.breakers.allow(j.endpoint, now)
 		if !ok {
 			s.disp.done(j)
 			r = s.reschedule(j, retryAt, "circuit_open")
@@ -455,17 +455,17 @@ func (s *Sender) deliver(j *job) {
 		j.probe = probe
 		var out Outcome
 		r, out = s.attempt(s.work, a)
-		opened, closed := s.breakers.record(j.host, probe, countsAsFailure(out), s.opts.Now())
+		opened, closed := s.breakers.record(j.endpoint, probe, countsAsFailure(out), s.opts.Now())
 		s.disp.done(j)
 		if opened {
-			until, _ := s.breakers.blocked(j.host, s.opts.Now())
-			s.log.Warn("circuit opened: attempts to this host are paused", zap.String("host", j.host),
-				zap.String("outcome", out.Reason), zap.Time("until", until))
-			for _, w := range s.disp.take(j.host, func(*job) bool { return true }) {
+			until, _ := s.breakers.blocked(j.endpoint, s.opts.Now())
+			s.log.Warn("circuit opened: attempts to this endpoint are paused", endpointFields(j.a.TargetURL, j.endpoint,
+				zap.String("outcome", out.Reason), zap.Time("until", until))...)
+			for _, w := range s.disp.take(j.host, func(w *job) bool { return w.endpoint == j.endpoint }) {
 				s.settleAsync(w, s.reschedule(w, until, "circuit_open"))
 			}
 		} else if closed {
-			s.log.Info("circuit closed: the host answers again", zap.String("host", j.host))
+			s.log.Info("circuit closed: the endpoint answers again", endpointFields(j.a.TargetURL, j.endpoint)...)
 		}
 		s.settle(j, r, &out)
 		return
@@ -714,7 +714,7 @@ type Stats struct {
 	Held         int    // alerts in memory (leased, waiting, running or being recorded)
 	Running      int    // attempts in flight
 	Waiting      int    // alerts waiting for a worker or a per-host slot
-	OpenCircuits int    // hosts whose circuit is open or half-open
+	OpenCircuits int    // endpoints whose circuit is open or half-open
 	// WriteBatches and WriteRows count Store.Report calls and the outcomes
 	// they carried; WriteFailures counts batches that could not be written.
 	WriteBatches, WriteRows, WriteFailures uint64

@@ -121,7 +121,7 @@ func NewSenderCollector(stats func() sender.Stats) *SenderCollector {
 		held:          d("queue_depth", "Alerts held in memory (leased, waiting, running or being recorded)."),
 		running:       d("in_flight", "Delivery attempts in flight."),
 		waiting:       d("waiting", "Alerts waiting for a worker or a per-host slot."),
-		openCircuits:  d("circuits_open", "Hosts whose circuit breaker is open or half-open."),
+		openCircuits:  d("circuits_open", "Endpoints whose circuit breaker is open or half-open."),
 		writeBatches:  d("write_batches_total", "Batches of outcomes written to alert_logs."),
 		writeRows:     d("write_rows_total", "Outcomes written to alert_logs."),
 		writeFailures: d("write_failures_total", "Batches of outcomes that could not be written."),
