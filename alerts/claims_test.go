@@ -476,3 +476,17 @@ func TestSeenRunsForgetsTheOldestFirst(t *testing.T) {
 	s.forget("c", t0)
 	assert.False(t, s.has("c", t0))
 }
+
+// A server that caps pages below the size asked for (PostgREST's
+// max-rows) must not make the reconciler skip the rest of the rows.
+func TestReconcileReadsOnPastShortPages(t *testing.T) {
+	store := newFakeStore()
+	store.rules = []RuleSpec{ruleRow("r1", "failed")}
+	store.maxRows = 3
+	t0 := time.Now().Add(-time.Minute)
+	for i := range 10 {
+		store.putRunRow(runRow(fmt.Sprintf("run-%02d", i), "failed", t0, t0.Add(time.Duration(i)*time.Millisecond)))
+	}
+	h := startEngine(t, store)
+	h.waitSent(t, 10)
+}

@@ -39,6 +39,7 @@ type fakeStore struct {
 	horizon    func() time.Time
 	clock      func() time.Time // the database's clock; time.Now when nil
 	hidden     bool             // the horizon cannot see every session
+	maxRows    int              // caps every page, as PostgREST's max-rows does
 	reconciles int
 	pages      int
 	failPages  int // fail the next n RunsPage calls
@@ -185,6 +186,9 @@ func (f *fakeStore) RunsPage(_ context.Context, after Cursor, before time.Time, 
 		}
 		return rows[i].id < rows[j].id
 	})
+	if f.maxRows > 0 {
+		limit = min(limit, f.maxRows)
+	}
 	var out []map[string]any
 	for _, k := range rows {
 		if len(out) == limit {

@@ -174,8 +174,10 @@ func (e *Engine) reconcile(ctx context.Context) (caughtUp bool, err error) {
 		if err != nil {
 			return false, fmt.Errorf("reconcile: %w", err)
 		}
-		if len(rows) < reconcilePageSize {
-			// Every row before the horizon was read.
+		if len(rows) == 0 {
+			// Every row before the horizon was read. (Only an empty page
+			// says so: a server may cap pages below the size asked for,
+			// as PostgREST's max-rows does.)
 			rc.cursor = Cursor{At: formatCursorTime(horizon)}
 			caughtUp = true
 			break
