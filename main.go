@@ -147,10 +147,11 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	defer store.Close()
 
 	mapping := daemon.MappingFromConfig(cfg.Watch)
-	opener, err := newOpener(cfg.Secrets, log.Named("alerts"))
+	keys, err := daemon.Keyring(cfg.Secrets)
 	if err != nil {
 		return err
 	}
+	opener := newOpener(cfg.Secrets, keys, log.Named("alerts"))
 	rules := daemon.NewSealedStore(daemon.NewSupabaseStore(store, mapping), opener, log.Named("alerts"))
 
 	deliveries := &daemon.Deliveries{Store: store, Opener: opener}
@@ -240,7 +241,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		}
 		opsrv.Degraded("reconcile", engine.ReconcileCheck)
 		if cfg.API.Enabled {
-			h, err := newAPI(cfg, store, snd, rtStats, engine.Rules(), log.Named("api"))
+			h, err := newAPI(cfg, store, snd, rtStats, engine.Rules(), keys, log.Named("api"))
 			if err != nil {
 				return err
 			}

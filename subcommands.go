@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meshhook/meshhook-alerts/config"
+	"github.com/meshhook/meshhook-alerts/daemon"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
 	"github.com/meshhook/meshhook-alerts/sender"
 )
@@ -86,19 +87,14 @@ prints the "mhsealed:v1:..." envelope to store in alert_configs.
 		fmt.Fprintf(stderr, "meshhook-alerts seal: %v\n", err)
 		return exitUsage
 	}
-	cur, prev, err := cfg.Secrets.Keys()
+	keys, err := daemon.Keyring(cfg.Secrets)
 	if err != nil {
 		fmt.Fprintf(stderr, "meshhook-alerts seal: %v\n", err)
 		return exitUsage
 	}
-	if cur == nil {
+	if !keys.CanSeal() {
 		fmt.Fprintf(stderr, "meshhook-alerts seal: secrets.encryption_key is not set (%s); generate one with `openssl rand -base64 32`\n",
 			config.EnvName("secrets.encryption_key"))
-		return exitUsage
-	}
-	keys, err := seal.NewKeyring(cur, prev...)
-	if err != nil {
-		fmt.Fprintf(stderr, "meshhook-alerts seal: %v\n", err)
 		return exitUsage
 	}
 	plain := *value

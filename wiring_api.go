@@ -20,15 +20,7 @@ import (
 // newAPI builds the HTTP API (api.enabled) over the daemon's store, sender,
 // Realtime client and rule cache.
 func newAPI(cfg *config.Config, store *supabase.Store, snd *sender.Sender, rtStats func() realtime.Stats,
-	rules *alerts.RuleSet, log *zap.Logger) (http.Handler, error) {
-	cur, prev, err := cfg.Secrets.Keys()
-	if err != nil {
-		return nil, err
-	}
-	keys, err := seal.NewKeyring(cur, prev...)
-	if err != nil {
-		return nil, err
-	}
+	rules *alerts.RuleSet, keys *seal.Keyring, log *zap.Logger) (http.Handler, error) {
 	users, err := api.NewUserTokens(api.UserTokensOptions{
 		JWKSURL: strings.TrimRight(cfg.Supabase.URL, "/") + api.JWKSPath, JWTSecret: cfg.API.JWTSecret.Value(),
 		Logger: log.Named("api"),

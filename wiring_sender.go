@@ -37,17 +37,8 @@ func linger(d time.Duration) time.Duration {
 	return d
 }
 
-// newOpener builds the keyring from the secrets section and the opener of
-// sealed rule fields.
-func newOpener(s config.Secrets, log *zap.Logger) (*daemon.Opener, error) {
-	cur, prev, err := s.Keys()
-	if err != nil {
-		return nil, err
-	}
-	keys, err := seal.NewKeyring(cur, prev...)
-	if err != nil {
-		return nil, err
-	}
+// newOpener builds the opener of sealed rule fields over keys.
+func newOpener(s config.Secrets, keys *seal.Keyring, log *zap.Logger) *daemon.Opener {
 	switch {
 	case !keys.CanSeal() && !s.AllowPlaintext:
 		log.Warn("secrets.encryption_key is not set: every alert rule will be refused; set a key and seal the rules' " +
@@ -55,7 +46,7 @@ func newOpener(s config.Secrets, log *zap.Logger) (*daemon.Opener, error) {
 	case s.AllowPlaintext:
 		log.Warn("secrets.allow_plaintext is on: rules with secrets stored in clear are accepted")
 	default:
-		log.Info("sealed secrets enabled", zap.String("key_id", keys.CurrentKeyID()), zap.Int("previous_keys", len(prev)))
+		log.Info("sealed secrets enabled", zap.String("key_id", keys.CurrentKeyID()), zap.Int("previous_keys", len(s.PreviousKeys)))
 	}
-	return daemon.NewOpener(keys, s.AllowPlaintext, log), nil
+	return daemon.NewOpener(keys, s.AllowPlaintext, log)
 }
