@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 )
 
 // usageText heads the top-level --help.
@@ -17,6 +20,7 @@ Commands:
   verify        check a received webhook's Standard Webhooks signature
   send-test     send one signed test alert to a URL and print the outcome
   version       print the version
+  help          print this help, or a command's: help COMMAND
 
 Every command takes --help. Exit status: 0 success, 1 failure (the daemon
 stopped on an error, a signature is invalid, a test send was not answered
@@ -45,6 +49,48 @@ valid, 2 invalid.
 
 Prints the version. Exit status: 0.
 `,
+	"help": `Usage: meshhook-alerts help [COMMAND]
+
+Prints the list of commands, or COMMAND's help (the same as
+"meshhook-alerts COMMAND --help"), on standard output. Exit status: 0, or 2
+for an unknown command.
+`,
+}
+
+// commands are the subcommands cli knows.
+var commands = []string{"run", "check-config", "seal", "verify", "send-test", "version", "help"}
+
+// runHelp implements `meshhook-alerts help [COMMAND]`: the help a command
+// prints for --help, but on stdout, since it was asked for.
+func runHelp(ctx context.Context, configPath string, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("meshhook-alerts help", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, bareUsage["help"]) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	switch {
+	case fs.NArg() == 0:
+		return cli(ctx, []string{"--help"}, nil, stdout, stdout)
+	case fs.NArg() > 1:
+		fmt.Fprintf(stderr, "meshhook-alerts help: one command at a time, got %v\n", fs.Args())
+		return exitUsage
+	case fs.Arg(0) == "help":
+		fmt.Fprint(stdout, bareUsage["help"])
+		return exitOK
+	case !slices.Contains(commands, fs.Arg(0)):
+		fmt.Fprintf(stderr, "meshhook-alerts help: unknown command %q; the commands are %s\n",
+			fs.Arg(0), strings.Join(commands, ", "))
+		return exitUsage
+	}
+	with := []string{fs.Arg(0), "--help"}
+	if configPath != "" {
+		with = append([]string{"--config", configPath}, with...)
+	}
+	return cli(ctx, with, nil, stdout, stdout)
 }
 
 // parseBare parses the arguments of a command without flags of its own:

@@ -76,3 +76,44 @@ func TestSendTest(t *testing.T) {
 		assert.Contains(t, errOut, "meshhook-alerts send-test:", name)
 	}
 }
+
+// `help` lists the commands and `help COMMAND` prints that command's help,
+// both on stdout, as asked for.
+func TestHelpCommand(t *testing.T) {
+	var out, errOut bytes.Buffer
+	require.Equal(t, exitOK, cli(context.Background(), []string{"help"}, nil, &out, &errOut), errOut.String())
+	assert.Contains(t, out.String(), "Usage: meshhook-alerts [--config FILE] [COMMAND]")
+	assert.Contains(t, out.String(), "help          print this help")
+	assert.Empty(t, errOut.String())
+	for _, cmd := range commands {
+		out.Reset()
+		errOut.Reset()
+		require.Equal(t, exitOK, cli(context.Background(), []string{"help", cmd}, nil, &out, &errOut), "%s: %s", cmd, errOut.String())
+		assert.Contains(t, out.String(), "Usage: meshhook-alerts", cmd)
+		assert.Contains(t, out.String(), cmd, cmd)
+		assert.Empty(t, errOut.String(), cmd)
+	}
+	out.Reset()
+	require.Equal(t, exitOK, cli(context.Background(), []string{"help", "seal"}, nil, &out, &errOut))
+	assert.Contains(t, out.String(), "-value", "the command's own flags are listed")
+
+	for _, args := range [][]string{{"help", "frobnicate"}, {"help", "seal", "verify"}} {
+		errOut.Reset()
+		assert.Equal(t, exitUsage, cli(context.Background(), args, nil, &out, &errOut), "%v", args)
+		assert.NotEmpty(t, errOut.String(), "%v", args)
+	}
+	assert.Contains(t, errOut.String(), "one command at a time")
+}
+
+// check-config reports every problem at once: a duration that does not
+// decode hides neither another one nor what validation finds.
+func TestCheckConfigReportsEveryProblem(t *testing.T) {
+	var out, errOut bytes.Buffer
+	env := []string{"MESHHOOK_ALERTS_SENDER_REQUEST_TIMEOUT=5x", "MESHHOOK_ALERTS_SENDER_CONNECT_TIMEOUT=soon",
+		"MESHHOOK_ALERTS_SENDER_WORKERS=0"}
+	require.Equal(t, exitUsage, cli(context.Background(), []string{"check-config"}, env, &out, &errOut))
+	for _, want := range []string{"sender.request_timeout: invalid duration", "sender.connect_timeout: invalid duration",
+		"supabase.url: required", "sender.workers: must be between 1 and 1024"} {
+		assert.Contains(t, errOut.String(), want)
+	}
+}
