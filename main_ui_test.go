@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/meshhook/meshhook-alerts/config"
+	"github.com/meshhook/meshhook-alerts/daemon"
 	"github.com/meshhook/meshhook-alerts/internal/ops"
 	uipkg "github.com/meshhook/meshhook-alerts/ui"
 )
@@ -342,7 +343,7 @@ func TestMountUI(t *testing.T) {
 		cfg.API.Enabled, cfg.UI.Enabled, cfg.UI.Path = tc.api, tc.ui, "/console/"
 		var got []string
 		mux := http.NewServeMux()
-		require.NoError(t, mountUI(cfg, func(p string, h http.Handler) { got = append(got, p); mux.Handle(p, h) }))
+		require.NoError(t, daemon.MountUI(cfg, func(p string, h http.Handler) { got = append(got, p); mux.Handle(p, h) }))
 		assert.Equal(t, tc.want, got, "api %v ui %v", tc.api, tc.ui)
 		if tc.want == nil {
 			continue

@@ -15,6 +15,7 @@ import (
 
 	"github.com/meshhook/meshhook-alerts/alerts"
 	"github.com/meshhook/meshhook-alerts/config"
+	"github.com/meshhook/meshhook-alerts/daemon"
 	"github.com/meshhook/meshhook-alerts/sender"
 )
 
@@ -83,7 +84,7 @@ the status, latency and outcome. Exit status: 0 the receiver answered 2xx,
 	if err != nil {
 		return fail("%v", err)
 	}
-	opts := senderOptions(cfg.Sender)
+	opts := daemon.SenderOptions(cfg.Sender)
 	if *timeout > 0 {
 		opts.RequestTimeout = *timeout
 	}

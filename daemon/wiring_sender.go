@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"time"
@@ -6,13 +6,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meshhook/meshhook-alerts/config"
-	"github.com/meshhook/meshhook-alerts/daemon"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
 	"github.com/meshhook/meshhook-alerts/sender"
 )
 
-// senderOptions maps the sender section to sender.Options.
-func senderOptions(c config.Sender) sender.Options {
+// SenderOptions maps the sender section to sender.Options.
+func SenderOptions(c config.Sender) sender.Options {
 	return sender.Options{
 		Workers: c.Workers, PerHostConcurrency: c.PerHostConcurrency, QueueSize: c.QueueSize,
 		RequestTimeout: c.RequestTimeout, ConnectTimeout: c.ConnectTimeout, TLSHandshakeTimeout: c.TLSHandshakeTimeout,
@@ -38,7 +37,7 @@ func linger(d time.Duration) time.Duration {
 }
 
 // newOpener builds the opener of sealed rule fields over keys.
-func newOpener(s config.Secrets, keys *seal.Keyring, log *zap.Logger) *daemon.Opener {
+func newOpener(s config.Secrets, keys *seal.Keyring, log *zap.Logger) *Opener {
 	switch {
 	case !keys.CanSeal() && !s.AllowPlaintext:
 		log.Warn("secrets.encryption_key is not set: every alert rule will be refused; set a key and seal the rules' " +
@@ -48,5 +47,5 @@ func newOpener(s config.Secrets, keys *seal.Keyring, log *zap.Logger) *daemon.Op
 	default:
 		log.Info("sealed secrets enabled", zap.String("key_id", keys.CurrentKeyID()), zap.Int("previous_keys", len(s.PreviousKeys)))
 	}
-	return daemon.NewOpener(keys, s.AllowPlaintext, log)
+	return NewOpener(keys, s.AllowPlaintext, log)
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"fmt"
@@ -85,9 +85,9 @@ func realtimeStatus(st realtime.Stats) api.RealtimeStatus {
 	return out
 }
 
-// mountUI serves the web UI under ui.path and redirects "/" there, when both
+// MountUI serves the web UI under ui.path and redirects "/" there, when both
 // ui.enabled and api.enabled are set (the UI calls the API from the browser).
-func mountUI(cfg *config.Config, mount func(pattern string, h http.Handler)) error {
+func MountUI(cfg *config.Config, mount func(pattern string, h http.Handler)) error {
 	if !cfg.API.Enabled || !cfg.UI.Enabled {
 		return nil
 	}
