@@ -1,8 +1,23 @@
 // meshhook-alerts web UI: one small module, no framework. Every page calls
 // the daemon's HTTP API (/api/) with the token the user signed in with,
 // which is kept in this tab's sessionStorage and never put in a URL.
+//
+// Two ways in: a Supabase user signs in with email and password at the
+// project's Supabase Auth (its URL and publishable key come from
+// GET /api/auth/config), and the UI then calls the API with the user's
+// access token, refreshing it before it expires; or anyone pastes a token
+// (the operator token, or a user's access token), which is used as is.
 
 const TOKEN_KEY = "meshhook-alerts.token";
+// SESSION_KEY holds a password sign-in's Supabase session (all but the
+// access token, which is under TOKEN_KEY): Auth's URL and publishable key,
+// the refresh token, when the access token expires, the user's email.
+const SESSION_KEY = "meshhook-alerts.session";
+// An access token is refreshed this long before it expires, or at half its
+// lifetime when that is shorter.
+const REFRESH_MARGIN_MS = 60000;
+// AUTH_TIMEOUT_MS bounds every call to Supabase Auth.
+const AUTH_TIMEOUT_MS = 15000;
 const API = new URL("/api/", location.href).pathname;
 const EVENTS = ["succeeded", "failed", "canceled", "paused", "delayed", "stalled", "recovered"];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -26,9 +41,142 @@ function token() {
   return sessionStorage.getItem(TOKEN_KEY) || "";
 }
 
+// ---------- Supabase Auth (password sign-in, refresh, sign-out) ----------
+
+/** session is the stored Supabase session, or null after a token sign-in. */
+function session() {
+  try {
+    return JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null");
+  } catch {
+    return null;
+  }
+}
+
+/** AuthError is a failed call to Supabase Auth. */
+class AuthError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/**
+ * authCall POSTs to Supabase Auth (<url>/auth/v1/<path>) with the
+ * publishable key as apikey and, when given, a user's access token as
+ * Bearer. Tokens go in headers and bodies, never in the URL.
+ */
+async function authCall(cfg, path, body, bearer) {
+  const headers = { apikey: cfg.key, Accept: "application/json", "Content-Type": "application/json" };
+  if (bearer) headers.Authorization = "Bearer " + bearer;
+  let resp;
+  try {
+    resp = await fetch(cfg.url.replace(/\/+$/, "") + "/auth/v1/" + path, {
+      method: "POST", headers, body: JSON.stringify(body || {}), cache: "no-store", credentials: "omit",
+      signal: AbortSignal.timeout(AUTH_TIMEOUT_MS),
+    });
+  } catch (e) {
+    throw new AuthError(0, "network", "cannot reach Supabase Auth: " + e.message);
+  }
+  const text = await resp.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    // an error page: reported by status below
+  }
+  if (!resp.ok) {
+    const d = data || {};
+    throw new AuthError(resp.status, d.error_code || d.error || "http_" + resp.status,
+      d.msg || d.error_description || d.message || `Supabase Auth answered ${resp.status}`);
+  }
+  return data;
+}
+
+/** saveSession stores what Auth answered to a sign-in or a refresh. */
+function saveSession(cfg, data) {
+  if (!data || !data.access_token || !data.refresh_token) throw new AuthError(0, "bad_response", "Supabase Auth answered without a session");
+  const lifetime = Number(data.expires_in) > 0 ? Number(data.expires_in) : 3600;
+  const expiresAt = Number(data.expires_at) > 0 ? Number(data.expires_at) : Math.floor(Date.now() / 1000) + lifetime;
+  sessionStorage.setItem(TOKEN_KEY, data.access_token);
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify({
+    url: cfg.url, key: cfg.key, email: (data.user && data.user.email) || cfg.email || "",
+    refresh_token: data.refresh_token, expires_at: expiresAt, expires_in: lifetime,
+  }));
+}
+
+/** refreshDue is when (ms since the epoch) the session's token should be refreshed. */
+function refreshDue(s) {
+  const margin = Math.min(REFRESH_MARGIN_MS, (s.expires_in * 1000) / 2);
+  return s.expires_at * 1000 - margin;
+}
+
+let refreshing = null;
+let refreshTimer = null;
+
+/** refreshSession trades the refresh token for a new session, once at a time. */
+function refreshSession() {
+  if (!refreshing) {
+    refreshing = (async () => {
+      const s = session();
+      if (!s) return;
+      try {
+        const data = await authCall(s, "token?grant_type=refresh_token", { refresh_token: s.refresh_token });
+        saveSession(s, data);
+      } catch (e) {
+        // Auth refused the refresh token (signed out elsewhere, or spent):
+        // the session is over. Anything else: try again soon, until the
+        // access token has expired.
+        if (e.status >= 400 && e.status < 500) {
+          forget("Your session has ended (" + e.message + "); sign in again.");
+          throw e;
+        }
+        if (Date.now() >= s.expires_at * 1000) {
+          forget("Your session expired and could not be renewed (" + e.message + "); sign in again.");
+          throw e;
+        }
+        scheduleRefresh(5000);
+        return;
+      }
+      scheduleRefresh();
+    })().finally(() => {
+      refreshing = null;
+    });
+  }
+  return refreshing;
+}
+
+/** scheduleRefresh arms the timer that refreshes the token before it expires. */
+function scheduleRefresh(delay) {
+  clearTimeout(refreshTimer);
+  const s = session();
+  if (!s) return;
+  const wait = delay !== undefined ? delay : Math.max(0, refreshDue(s) - Date.now());
+  refreshTimer = setTimeout(() => refreshSession().catch(() => {}), wait);
+}
+
+/** freshToken is the token to call the API with, refreshed first if it is due. */
+async function freshToken() {
+  const s = session();
+  if (s && Date.now() >= refreshDue(s)) await refreshSession();
+  return token();
+}
+
+/** forget drops every token of this tab and goes to sign-in. */
+function forget(message) {
+  clearTimeout(refreshTimer);
+  sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(SESSION_KEY);
+  if (message) sessionStorage.setItem(TOKEN_KEY + ".message", message);
+  location.assign("./");
+}
+
 /** api calls the daemon's API and returns the decoded JSON body. */
-async function api(method, path, body, tok = token()) {
-  const headers = { Authorization: "Bearer " + tok, Accept: "application/json" };
+async function api(method, path, body, tok) {
+  const own = tok === undefined;
+  if (own) tok = await freshToken();
+  const headers = { Accept: "application/json" };
+  if (tok) headers.Authorization = "Bearer " + tok;
   const init = { method, headers, cache: "no-store", credentials: "omit" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -51,7 +199,7 @@ async function api(method, path, body, tok = token()) {
   }
   if (!resp.ok) {
     const e = (data && data.error) || {};
-    if (resp.status === 401 && tok === token() && document.body.dataset.page !== "signin") {
+    if (resp.status === 401 && own && tok === token() && document.body.dataset.page !== "signin") {
       signOut("Your token was refused (" + (e.message || "401") + "); sign in again.");
     }
     throw new ApiError(resp.status, e.code || "http_" + resp.status, e.message || `HTTP ${resp.status}`, e.fields);
@@ -68,10 +216,27 @@ function query(params) {
   return s ? "?" + s : "";
 }
 
-function signOut(message) {
+/**
+ * signOut ends a password sign-in's session at Supabase Auth (this session
+ * only: the user's other devices stay signed in) and forgets every token.
+ * The tokens are forgotten even when Auth cannot be reached.
+ */
+async function signOut(message) {
+  const s = session();
+  const tok = token();
+  clearTimeout(refreshTimer);
   sessionStorage.removeItem(TOKEN_KEY);
-  if (message) sessionStorage.setItem(TOKEN_KEY + ".message", message);
-  location.assign("./");
+  sessionStorage.removeItem(SESSION_KEY);
+  if (s && tok) {
+    try {
+      await authCall(s, "logout?scope=local", {}, tok);
+    } catch (e) {
+      if (!message && e.status !== 401 && e.status !== 403 && e.status !== 404) {
+        message = "Signed out here, but Supabase Auth could not be told (" + e.message + "); the session ends when its token expires.";
+      }
+    }
+  }
+  forget(message);
 }
 
 // ---------- small DOM helpers ----------
@@ -182,7 +347,8 @@ async function chrome(page) {
   $("#sign-out").addEventListener("click", () => signOut());
   try {
     const st = await api("GET", "status");
-    $("#who").textContent = st.caller.operator ? "Operator" : "User " + short(st.caller.user_id);
+    const s = session();
+    $("#who").textContent = st.caller.operator ? "Operator" : s && s.email ? s.email : "User " + short(st.caller.user_id);
   } catch {
     // the page's own calls report errors
   }
@@ -192,6 +358,7 @@ async function chrome(page) {
 
 function signinPage() {
   const form = $("#signin-form");
+  const pwForm = $("#password-form");
   const status = $("#signin-status");
   const msg = sessionStorage.getItem(TOKEN_KEY + ".message");
   if (msg) {
@@ -202,6 +369,54 @@ function signinPage() {
     return;
   }
   $("#token").focus();
+
+  // Password sign-in, when the operator configured the publishable key.
+  let cfg = null;
+  api("GET", "auth/config", undefined, "").then((c) => {
+    if (!c || !c.supabase) return;
+    cfg = { url: c.supabase.url, key: c.supabase.publishable_key };
+    pwForm.hidden = false;
+    $("#token-signin").open = false;
+    $("#email").focus();
+  }).catch(() => {
+    // tokens still work
+  });
+
+  pwForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearFieldErrors(pwForm);
+    const email = $("#email").value.trim();
+    const password = $("#password").value;
+    const missing = {};
+    if (!email) missing.email = "enter your email address";
+    if (!password) missing.password = "enter your password";
+    if (Object.keys(missing).length) {
+      showFieldErrors(pwForm, missing);
+      return;
+    }
+    setStatus(status, "Signing in…");
+    try {
+      const data = await authCall(cfg, "token?grant_type=password", { email, password });
+      saveSession({ ...cfg, email }, data);
+    } catch (e) {
+      setStatus(status, "", "");
+      showFieldErrors(pwForm, { password: e.status === 400 ? "wrong email or password (" + e.message + ")" : e.message });
+      return;
+    }
+    $("#password").value = "";
+    try {
+      await api("GET", "status", undefined, token());
+    } catch (e) {
+      // Auth let the user in but the daemon does not take the token
+      // (another project's JWKS, for example): end the session again.
+      await signOutQuietly();
+      setStatus(status, "Signed in at Supabase, but this daemon refused the token: " + e.message, "error");
+      return;
+    }
+    setStatus(status, "Signed in.", "ok");
+    location.assign("rules");
+  });
+
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     clearFieldErrors(form);
@@ -213,6 +428,7 @@ function signinPage() {
     setStatus(status, "Checking the token…");
     try {
       await api("GET", "status", undefined, tok);
+      sessionStorage.removeItem(SESSION_KEY);
       sessionStorage.setItem(TOKEN_KEY, tok);
       setStatus(status, "Signed in.", "ok");
       location.assign("rules");
@@ -221,6 +437,15 @@ function signinPage() {
       showFieldErrors(form, { token: e.message });
     }
   });
+}
+
+/** signOutQuietly ends the stored session at Auth and forgets it, staying on the page. */
+async function signOutQuietly() {
+  const s = session();
+  const tok = token();
+  sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(SESSION_KEY);
+  if (s && tok) await authCall(s, "logout?scope=local", {}, tok).catch(() => {});
 }
 
 // ---------- rules list ----------
@@ -857,6 +1082,7 @@ function start() {
     location.replace("./");
     return;
   }
+  if (page !== "signin") scheduleRefresh();
   chrome(page);
   pages[page]?.();
 }
