@@ -144,6 +144,10 @@ type Leaser interface {
 
 // Options configures an Engine.
 type Options struct {
+	// Rules is the rule cache the engine keeps; the daemon builds it
+	// first and hands it to every component that reads rules. Nil makes
+	// a new one.
+	Rules          *RuleSet
 	Mapping        Mapping
 	RunsChannel    string // Realtime channel name carrying run changes
 	ConfigsChannel string // Realtime channel name carrying alert_configs changes
@@ -329,7 +333,11 @@ func New(opts Options, store Store, out Submitter, log *zap.Logger) (*Engine, er
 	if now == nil {
 		now = time.Now
 	}
-	return &Engine{opts: opts, store: store, out: out, log: log, claimLog: log.WithOptions(zap.AddCallerSkip(1)), rules: NewRuleSet(), now: now,
+	rules := opts.Rules
+	if rules == nil {
+		rules = NewRuleSet()
+	}
+	return &Engine{opts: opts, store: store, out: out, log: log, claimLog: log.WithOptions(zap.AddCallerSkip(1)), rules: rules, now: now,
 		wf: map[string]Workflow{}, timers: newTimers(), throttle: newThrottler(),
 		pending: map[string]pendingFire{}, pendingRows: map[string]pendingRow{}, memory: newRebuildMemory(),
 		rec: reconciler{holder: newHolderID()}, seen: newSeenRuns(seenRunsSize)}, nil
@@ -501,7 +509,6 @@ func (e *Engine) loadRules(ctx context.Context) error {
 	for id, err := range rejected {
 		e.log.Warn("alert rule rejected", zap.String("rule_id", id), zap.Error(err))
 	}
-	e.ready.rulesLoaded.Store(true)
 	e.log.Info("alert rules loaded", zap.Int("rules", e.rules.Len()), zap.Int("rejected", len(rejected)))
 	e.saveRejected(ctx)
 	return nil

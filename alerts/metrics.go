@@ -49,7 +49,7 @@ func (c *eventCounters) snapshot() map[Event]EventCounts {
 
 // engineReadiness records whether the rules were loaded once and whether
 // the first catch-up (reconciliation to the horizon) is done.
-type engineReadiness struct{ rulesLoaded, started atomic.Bool }
+type engineReadiness struct{ started atomic.Bool }
 
 // Started reports whether the engine loaded its rules and completed its
 // first catch-up: it alerts on every change from now on, with Realtime or
@@ -88,7 +88,7 @@ func (e *Engine) ByEvent() map[Event]EventCounts { return e.events.snapshot() }
 
 // RulesLoaded reports whether the rules have been loaded from the store at
 // least once (the engine is ready to match changes).
-func (e *Engine) RulesLoaded() bool { return e.ready.rulesLoaded.Load() }
+func (e *Engine) RulesLoaded() bool { return e.rules.Loaded() }
 
 // Rejected is the number of rules refused when they were loaded.
 func (e *Engine) Rejected() int { return len(e.rules.Rejected()) }

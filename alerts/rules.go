@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unique"
 )
@@ -370,7 +371,13 @@ type RuleSet struct {
 	rejected map[string]string // rule id -> why it was rejected
 	version  uint64            // bumped on every change
 	timed    int               // enabled rules that want delayed or stalled
+	// loaded is set once a full load (Reload) committed: until then an
+	// empty cache means "not read yet", not "no rules".
+	loaded atomic.Bool
 }
+
+// Loaded reports whether the rules were loaded in full at least once.
+func (rs *RuleSet) Loaded() bool { return rs.loaded.Load() }
 
 // timedEvents are the events that come from timers, not from changes.
 var timedEvents = eventBit(EventDelayed) | eventBit(EventStalled)
@@ -536,6 +543,7 @@ func (r *Reload) Commit() map[string]error {
 	defer s.mu.Unlock()
 	s.version++
 	s.byID, s.byScope, s.rejected, s.timed = r.byID, byScope, reasons, timed
+	s.loaded.Store(true)
 	return r.rejected
 }
 

@@ -47,9 +47,22 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		return err
 	}
 	opener := newOpener(cfg.Secrets, keys, log.Named("alerts"))
+	// The rule registry comes first: every component that reads rules
+	// gets it when it is built.
+	registry := alerts.NewRuleSet()
 	rules := NewSealedStore(NewSupabaseStore(store, mapping), opener, log.Named("alerts"))
+	rules.SetRules(registry)
 
-	deliveries := &Deliveries{Store: store, Opener: opener}
+	var disabled *ops.DisabledRules // rules disabled because their endpoint is gone, for the watchdog
+	if cfg.Ops.AlertWebhookURL.IsSet() {
+		disabled = &ops.DisabledRules{}
+	}
+	deliveries := &Deliveries{Store: store, Rules: registry, Opener: opener, Loaded: registry.Loaded,
+		Refused: rules.RejectedRules, OnDisabled: func(id, reason string) {
+			if disabled != nil {
+				disabled.Add(id, reason, time.Now())
+			}
+		}}
 	dispatch := ops.NewDispatchLatency()
 	sopts := SenderOptions(cfg.Sender)
 	sopts.Observer = dispatch
@@ -59,7 +72,7 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	}
 
 	engine, err := alerts.New(alerts.Options{
-		Mapping: mapping, RunsChannel: "runs", ConfigsChannel: "alert-configs",
+		Rules: registry, Mapping: mapping, RunsChannel: "runs", ConfigsChannel: "alert-configs",
 		ReconcileInterval: cfg.Alerts.ReconcileInterval, ReconcileLagAlert: cfg.Alerts.ReconcileLagAlert,
 		ReconcileDelay: reconcileDelay(cfg),
 		CatchupOverlap: cfg.Alerts.CatchupOverlap, CatchupMaxLookback: cfg.Alerts.CatchupMaxLookback,
@@ -68,8 +81,6 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	deliveries.Rules, deliveries.Loaded, deliveries.Refused = engine.Rules(), engine.RulesLoaded, rules.RejectedRules
-	rules.SetRules(engine.Rules())
 
 	actors := []actor{{"sender", snd.Run}}
 	// Realtime makes alerts fast; reconciliation makes them complete. With
@@ -118,9 +129,7 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if cfg.Ops.AlertWebhookURL.IsSet() || cfg.HTTP.Listen != "" {
 		actors = append(actors, actor{"backlog", backlog.Run})
 	}
-	if cfg.Ops.AlertWebhookURL.IsSet() {
-		disabled := &ops.DisabledRules{}
-		deliveries.OnDisabled = func(id, reason string) { disabled.Add(id, reason, time.Now()) }
+	if disabled != nil {
 		actors = append(actors, watchdogActor(cfg.Ops, cfg.Alerts.ReconcileLagAlert, backlog, snd, subscribed,
 			engine.ReconcileLag, disabled, log.Named("watchdog")))
 	}
