@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshhook/meshhook-alerts/internal/logging"
+
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
 )
@@ -292,8 +294,6 @@ func socketURL(raw, apikey, vsn string) (*url.URL, error) {
 	return u, nil
 }
 
-// redactURL renders u without query, fragment or user info, for logs.
-func redactURL(u *url.URL) string {
-	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
-	return r.String()
-}
+// redactURL renders u for logs with the daemon's one URL redactor: the
+// socket URL carries the API key in its query.
+func redactURL(u *url.URL) string { return logging.RedactURL(u.String()) }
