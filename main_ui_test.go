@@ -318,6 +318,8 @@ func TestUIEndToEnd(t *testing.T) {
 		pageShot{"health", "health", "#health-realtime"},
 	)
 	assert.Equal(t, "subscribed", read(t, ctx, "health", chromedp.Text(sel("#health-realtime"))))
+	assert.Equal(t, "up to date", read(t, ctx, "health", chromedp.Text(sel("#health-reconcile"))),
+		"the operator sees reconciliation on the Health page")
 
 	// All of it ran under the UI's Content-Security-Policy.
 	csp.assertNoViolations(t, ctx)

@@ -23,6 +23,9 @@ type Status struct {
 	Realtime func() RealtimeStatus
 	// Rules reports the daemon's whole rule cache (the operator's view).
 	Rules func() RulesStatus
+	// Reconcile reports the daemon's reconciliation (the operator's
+	// view); nil reports it as null.
+	Reconcile func() ReconcileStatus
 	// RulesOf reports the rule cache's state of the rules with these ids
 	// (a user's view: the ids of the rules they may see). Nil reports a
 	// user's rules section as null.
@@ -56,6 +59,21 @@ type ChannelStatus struct {
 	State string
 }
 
+// ReconcileStatus is the state of the daemon's reconciliation of the runs
+// table, which finds the changes Realtime missed.
+type ReconcileStatus struct {
+	// Held is whether this daemon holds the reconcile lease (of several
+	// daemons one reconciles).
+	Held bool
+	// Lag is how far the reconcile cursor is behind the database's clock.
+	Lag time.Duration
+	// Found counts the alerts reconciliation found first: changes
+	// Realtime missed.
+	Found int64
+	// LastError is the last pass's error, "" when it succeeded.
+	LastError string
+}
+
 // RulesStatus is the state of the rule cache.
 type RulesStatus struct {
 	Loaded   int // rules in use
@@ -78,11 +96,20 @@ type statusResponse struct {
 	GeneratedAt time.Time `json:"generated_at"`
 	// Realtime is a *realtimeView for the operator, a *userRealtimeView
 	// for a user, nil when not reported.
-	Realtime   any            `json:"realtime"`
-	Rules      *rulesView     `json:"rules"`
+	Realtime any        `json:"realtime"`
+	Rules    *rulesView `json:"rules"`
+	// Reconcile is the operator's; null for a user.
+	Reconcile  *reconcileView `json:"reconcile"`
 	Backlog    backlogView    `json:"backlog"`
 	Deliveries deliveriesView `json:"deliveries"`
 	Caller     callerView     `json:"caller"`
+}
+
+type reconcileView struct {
+	Held        bool    `json:"held"`
+	LagSeconds  float64 `json:"lag_seconds"`
+	FoundAlerts int64   `json:"found_alerts"`
+	LastError   *string `json:"last_error"`
 }
 
 type realtimeView struct {
@@ -145,6 +172,11 @@ func (a *API) getStatus(w http.ResponseWriter, r *http.Request, p *principal) er
 		resp.Realtime = v
 	default:
 		resp.Realtime = &userRealtimeView{Subscribed: st.Realtime().Subscribed}
+	}
+	if p.operator && st.Reconcile != nil {
+		rc := st.Reconcile()
+		resp.Reconcile = &reconcileView{Held: rc.Held, LagSeconds: rc.Lag.Seconds(), FoundAlerts: rc.Found,
+			LastError: optString(rc.LastError)}
 	}
 	switch {
 	case p.operator && st.Rules != nil:

@@ -19,6 +19,9 @@ func TestStatus_UsersSeeOnlyTheirOwnRules(t *testing.T) {
 				Channels:  []api.ChannelStatus{{Name: "runs", State: "subscribed"}, {Name: "alert-configs", State: "subscribed"}}}
 		}
 		o.Status.Rules = func() api.RulesStatus { return api.RulesStatus{Loaded: 40, Rejected: 7} }
+		o.Status.Reconcile = func() api.ReconcileStatus {
+			return api.ReconcileStatus{Held: true, Lag: 1500 * time.Millisecond, Found: 4}
+		}
 	}})
 	a1, _ := e.createRule(asUser(ownerA), ruleBody("https://hooks.example.com/a1"))
 	a2, _ := e.createRule(asUser(ownerA), ruleBody("https://hooks.example.com/a2"))
@@ -41,6 +44,8 @@ func TestStatus_UsersSeeOnlyTheirOwnRules(t *testing.T) {
 	assert.Len(t, r.field("realtime", "channels"), 2)
 	assert.Equal(t, "dial tcp 10.20.30.40:443: connection refused", r.field("realtime", "last_error"))
 	assert.Equal(t, "2026-01-02T03:04:05Z", r.field("realtime", "last_event_at"))
+	assert.Equal(t, map[string]any{"held": true, "lag_seconds": 1.5, "found_alerts": 4.0, "last_error": nil}, r.field("reconcile"),
+		"the operator sees reconciliation: the changes Realtime missed")
 
 	// A user sees their own rules' counts, and whether alerts flow, but
 	// nothing else of the daemon.
@@ -58,6 +63,7 @@ func TestStatus_UsersSeeOnlyTheirOwnRules(t *testing.T) {
 		assert.EqualValues(t, tc.loaded, r.field("rules", "loaded"), tc.user)
 		assert.EqualValues(t, tc.rejected, r.field("rules", "rejected"), tc.user)
 		assert.Equal(t, map[string]any{"subscribed": true}, r.field("realtime"), tc.user)
+		assert.Nil(t, r.field("reconcile"), "reconciliation is the operator's")
 		assert.NotContains(t, string(r.raw), "10.20.30.40")
 		assert.NotContains(t, string(r.raw), "alert-configs")
 		assert.Equal(t, false, r.field("caller", "operator"))

@@ -145,7 +145,7 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		}
 		opsrv.Degraded("reconcile", engine.ReconcileCheck)
 		if cfg.API.Enabled {
-			h, err := newAPI(cfg, store, snd, rtStats, engine.Rules(), keys, log.Named("api"))
+			h, err := newAPI(cfg, store, snd, rtStats, engine.Rules(), reconcileStatus(engine), keys, log.Named("api"))
 			if err != nil {
 				return err
 			}
@@ -205,4 +205,16 @@ func reconcileDelay(cfg *config.Config) time.Duration {
 		return 0
 	}
 	return cfg.Alerts.ReconcileDelay
+}
+
+// reconcileStatus reports the engine's reconciliation to the API.
+func reconcileStatus(e *alerts.Engine) func() api.ReconcileStatus {
+	return func() api.ReconcileStatus {
+		st := e.Stats()
+		var lastErr string
+		if err := e.ReconcileCheck(); err != nil {
+			lastErr = err.Error()
+		}
+		return api.ReconcileStatus{Held: st.ReconcileHeld, Lag: st.ReconcileLag, Found: st.ReconcileFound, LastError: lastErr}
+	}
 }

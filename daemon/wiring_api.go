@@ -20,7 +20,7 @@ import (
 // newAPI builds the HTTP API (api.enabled) over the daemon's store, sender,
 // Realtime client and rule cache.
 func newAPI(cfg *config.Config, store *supabase.Store, snd *sender.Sender, rtStats func() realtime.Stats,
-	rules *alerts.RuleSet, keys *seal.Keyring, log *zap.Logger) (http.Handler, error) {
+	rules *alerts.RuleSet, reconcile func() api.ReconcileStatus, keys *seal.Keyring, log *zap.Logger) (http.Handler, error) {
 	users, err := api.NewUserTokens(api.UserTokensOptions{
 		JWKSURL: strings.TrimRight(cfg.Supabase.URL, "/") + api.JWKSPath, JWTSecret: cfg.API.JWTSecret.Value(),
 		Logger: log.Named("api"),
@@ -47,7 +47,8 @@ func newAPI(cfg *config.Config, store *supabase.Store, snd *sender.Sender, rtSta
 			Rules: func() api.RulesStatus {
 				return api.RulesStatus{Loaded: rules.Len(), Rejected: len(rules.Rejected())}
 			},
-			RulesOf: func(ids []string) api.RulesStatus { return rulesOf(rules, ids) },
+			RulesOf:   func(ids []string) api.RulesStatus { return rulesOf(rules, ids) },
+			Reconcile: reconcile,
 		},
 		Logger: log,
 	})

@@ -1054,6 +1054,16 @@ function healthPage() {
             ["Channels", rt.channels.length ? rt.channels.map((c) => h("div", {}, h("code", {}, c.name), " ", badge(c.state, c.state === "subscribed" ? "ok" : "warn"))) : "none"],
             ["Last error", rt.last_error || "—"],
           ]) : h("p", { class: "hint" }, rt ? "Connection details are shown to the operator." : "Not reported by this daemon.")),
+        card("Reconciliation",
+          h("p", { class: "big", id: "health-reconcile" }, s.reconcile
+            ? (s.reconcile.last_error ? badge("failing", "bad") : !s.reconcile.held ? badge("another daemon", "ok")
+              : s.reconcile.lag_seconds > 60 ? badge("lagging", "warn") : badge("up to date", "ok"))
+            : "—"),
+          s.reconcile ? kv([
+            ["Behind the database", s.reconcile.held ? s.reconcile.lag_seconds.toFixed(1) + " s" : "—"],
+            ["Alerts Realtime missed", s.reconcile.found_alerts],
+            ["Last error", s.reconcile.last_error || "—"],
+          ]) : h("p", { class: "hint" }, "Shown to the operator: every change is found in the database even when Realtime loses it.")),
         card("Pending backlog",
           h("p", { class: "big", id: "health-pending" }, s.backlog.pending),
           kv([["Delivering now", s.backlog.delivering]])),
