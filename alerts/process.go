@@ -137,7 +137,7 @@ func (e *Engine) workflowOf(ctx context.Context, run Run) (WorkflowInfo, string)
 		var err error
 		w, found, err = e.store.Workflow(ctx, run.WorkflowRef)
 		if err != nil || !found {
-			e.log.Warn("workflow lookup failed; matching project-wide rules only",
+			e.log.Warn("workflow lookup failed; matching project-wide rules only", zap.String("run_id", run.ID),
 				zap.String("workflow_id", run.WorkflowRef), zap.Bool("found", found), zap.Error(err))
 			return WorkflowInfo{ID: run.WorkflowRef}, run.ProjectID
 		}

@@ -547,7 +547,8 @@ func (l alertLogger) write(lvl zapcore.Level, msg string, fields []zap.Field) {
 	}
 	a := l.a
 	ce.Write(append([]zap.Field{zap.String("alert_id", a.ID), zap.String("webhook_id", a.WebhookID),
-		zap.String("rule_id", a.ConfigID), zap.String("event", a.Event), logging.URL("target", a.TargetURL)}, fields...)...)
+		zap.String("rule_id", a.ConfigID), zap.String("run_id", a.RunID), zap.String("event", a.Event),
+		logging.URL("target", a.TargetURL)}, fields...)...)
 }
 
 func (l alertLogger) Debug(msg string, fields ...zap.Field) { l.write(zapcore.DebugLevel, msg, fields) }

@@ -580,6 +580,8 @@ func TestOutcomeLogLinesNameTheAlertAndTheirCaller(t *testing.T) {
 	e := logs.FilterMessage("alert delivered").All()[0]
 	assert.Equal(t, "a1", e.ContextMap()["alert_id"])
 	assert.Equal(t, "msg_a1", e.ContextMap()["webhook_id"])
+	assert.Equal(t, "run", e.ContextMap()["run_id"], "every line about an alert names its run")
+	assert.Equal(t, "rule-a1", e.ContextMap()["rule_id"])
 	assert.True(t, strings.HasSuffix(e.Caller.Function, ".(*Sender).settle"), "caller %s", e.Caller.Function)
 }
 

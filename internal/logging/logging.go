@@ -44,9 +44,14 @@ func New(cfg Config) (*zap.Logger, error) {
 // panics and warnings carry stack traces; otherwise stack traces start at
 // error.
 //
-// Entries are never sampled: every delivery outcome matters, so callers
-// rate-limit repeated failures themselves. Durations are encoded as strings
-// ("1.5s"). Errors inside zap itself go to standard error.
+// Entries are never sampled: every delivery outcome matters. Repeated
+// warnings and errors that concern no particular alert are collapsed
+// instead (see collapseCore): the first is written, the same line again
+// within CollapseWindow is counted, and one line with "repeated": n stands
+// for those. In JSON, durations are numbers of milliseconds under their key
+// with "_ms" appended ("latency_ms": 1.297542); the console format writes
+// them as strings ("1.297542ms"). Errors inside zap itself go to standard
+// error.
 func NewWithOutput(cfg Config, out zapcore.WriteSyncer) (*zap.Logger, error) {
 	level, err := zapcore.ParseLevel(cfg.Level)
 	if err != nil {
@@ -56,7 +61,8 @@ func NewWithOutput(cfg Config, out zapcore.WriteSyncer) (*zap.Logger, error) {
 	var encoder zapcore.Encoder
 	switch cfg.Format {
 	case FormatJSON, "":
-		encoder = zapcore.NewJSONEncoder(enc)
+		enc.EncodeDuration = zapcore.MillisDurationEncoder // inside objects and arrays
+		encoder = msDurations{zapcore.NewJSONEncoder(enc)}
 	case FormatConsole:
 		enc.EncodeLevel = zapcore.CapitalLevelEncoder
 		encoder = zapcore.NewConsoleEncoder(enc)
@@ -70,7 +76,7 @@ func NewWithOutput(cfg Config, out zapcore.WriteSyncer) (*zap.Logger, error) {
 	} else {
 		opts = append(opts, zap.AddStacktrace(zapcore.ErrorLevel))
 	}
-	return zap.New(zapcore.NewCore(encoder, out, level), opts...), nil
+	return zap.New(newCollapseCore(zapcore.NewCore(encoder, out, level), CollapseWindow), opts...), nil
 }
 
 func encoderConfig() zapcore.EncoderConfig {
