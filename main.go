@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -35,6 +37,11 @@ func main() {
 
 // cli parses the command line and runs the chosen subcommand.
 func cli(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+	// A closed output must not kill the process: `meshhook-alerts help |
+	// head -1` ends with status 0, and a daemon whose log pipe went away
+	// keeps alerting (and drains on SIGTERM) instead of dying mid-attempt.
+	// With SIGPIPE ignored, such writes fail and are dropped.
+	signal.Ignore(syscall.SIGPIPE)
 	fs := flag.NewFlagSet("meshhook-alerts", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "path of the YAML config file (default: $MESHHOOK_ALERTS_CONFIG, ./config.yaml, /etc/meshhook-alerts/config.yaml)")
