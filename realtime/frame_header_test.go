@@ -87,3 +87,15 @@ func FuzzDecodeV2MatchesEncodingJSON(f *testing.F) {
 		sameV2AsReference(t, data)
 	})
 }
+
+// BenchmarkDecodeFrameV2 measures reading a change frame's header, as the
+// session's reader does (the payload is left to decodeChange).
+func BenchmarkDecodeFrameV2(b *testing.B) {
+	raw := []byte(benchFrame)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeFrame(VsnV2, raw, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
