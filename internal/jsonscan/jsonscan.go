@@ -1,8 +1,12 @@
 // Package jsonscan reads JSON in one pass over its bytes, for the hot
 // paths that decode the same few shapes thousands of times a second
-// (Realtime change payloads, PostgREST's answers on the delivery path),
-// where encoding/json scans a value once to find its end, again to check
-// it and a third time to fill a struct through reflection.
+// (Realtime frame headers and change payloads, PostgREST's answers on the
+// delivery path), where encoding/json scans a value once to find its end,
+// again to check it and a third time to fill a struct through reflection.
+// It is the module's one JSON scanner; colder paths use encoding/json.
+// github.com/go-json-experiment/json (the encoding/json/v2 candidate) was
+// measured in its place and cost 16-20 % more CPU on a page of leased
+// alerts (BENCHMARKS.md, "JSON"), so it stays.
 //
 // The Parser accepts exactly the JSON encoding/json accepts and yields the
 // same values; the decoders built on it are held to encoding/json by
