@@ -2,7 +2,13 @@
 // PostgreSQL cluster, the local Supabase stand-in, a webhook receiver that
 // verifies signatures with the official Standard Webhooks verifier, and the
 // real daemon binary. It drives a few workflow runs and shows the alerts
-// arriving and the alert_logs rows. Run it with scripts/demo.sh.
+// arriving and the alert_logs rows; the daemon's own log goes to a file
+// whose path it prints. Run it with scripts/demo.sh.
+//
+// Ctrl-C or SIGTERM stops it (exit status 130 or 143) and a closed output
+// (`scripts/demo.sh | head`) stops it quietly (exit status 0); whatever
+// stops it, the daemon, the stand-in and PostgreSQL are stopped and the
+// temporary directory removed. Only the daemon's log file is kept.
 package main
 
 import (
@@ -14,7 +20,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,31 +45,75 @@ func main() {
 	}
 	flag.Parse()
 	opts.MeshHook = true
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, opts); err != nil {
+	os.Exit(runDemo(opts))
+}
+
+// stopped is why the demo was asked to stop: a signal.
+type stopped struct{ sig os.Signal }
+
+func (s stopped) Error() string { return "stopped by " + s.sig.String() }
+
+// runDemo runs the demo and returns its exit status.
+func runDemo(opts standin.Options) int {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	// SIGPIPE is caught too: with it caught, a write to a closed stdout
+	// fails instead of killing the demo before it cleans up.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE)
+	go func() {
+		s := <-sigs
+		cancel(stopped{s})
+		if s != syscall.SIGPIPE {
+			fmt.Fprintf(os.Stderr, "\n==> %s: stopping the daemon, the stand-in and PostgreSQL\n", s)
+		}
+		// Later signals are absorbed: cleaning up is quick, and cutting it
+		// short would leave PostgreSQL running.
+	}()
+
+	start := time.Now()
+	err := run(ctx, opts, start)
+	var st stopped
+	switch {
+	case errors.As(context.Cause(ctx), &st) && st.sig == syscall.SIGPIPE:
+		return 0 // nobody is reading any more
+	case errors.As(context.Cause(ctx), &st) && st.sig == syscall.SIGTERM:
+		fmt.Fprintln(os.Stderr, "==> stopped; nothing is left running")
+		return 128 + int(syscall.SIGTERM)
+	case errors.As(context.Cause(ctx), &st):
+		fmt.Fprintln(os.Stderr, "==> stopped; nothing is left running")
+		return 128 + int(syscall.SIGINT)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "demo:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 func say(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
 
-func run(ctx context.Context, opts standin.Options) error {
+func run(ctx context.Context, opts standin.Options, start time.Time) error {
 	tmp, err := os.MkdirTemp("", "meshhook-demo-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
 
+	// The daemon's log is kept: it is where to look when something is off.
+	logFile, err := os.CreateTemp("", "meshhook-demo-daemon-*.log")
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+
 	say("building meshhook-alerts")
-	bin, err := standin.BuildDaemon(ctx, tmp)
+	bin, err := withProgress(ctx, "building meshhook-alerts", func() (string, error) { return standin.BuildDaemon(ctx, tmp) })
 	if err != nil {
 		return err
 	}
 
 	say("starting PostgreSQL and the local Supabase stand-in (REST + Realtime)")
-	si, err := standin.Start(ctx, opts)
+	si, err := withProgress(ctx, "starting PostgreSQL", func() (*standin.StandIn, error) { return standin.Start(ctx, opts) })
 	if err != nil {
 		return err
 	}
@@ -88,28 +137,12 @@ func run(ctx context.Context, opts standin.Options) error {
 		return err
 	}
 	defer rcv.Close()
+	// Each delivery is printed before it counts as arrived, so the story
+	// waits for it: the next step's header never comes before it.
+	arrived := make(chan struct{}, 64)
 	rcv.OnDelivery(func(d sendertest.Delivery) {
-		var p struct {
-			Type       string `json:"type"`
-			OccurredAt string `json:"occurred_at"`
-			Run        struct {
-				ID string `json:"id"`
-			} `json:"run"`
-			Workflow struct {
-				Slug string `json:"slug"`
-			} `json:"workflow"`
-		}
-		_ = json.Unmarshal(d.Body, &p)
-		verdict := "signature verified by the official Standard Webhooks verifier"
-		if d.VerifyErr != nil {
-			verdict = "SIGNATURE INVALID: " + d.VerifyErr.Error()
-		}
-		lag := ""
-		if t, err := time.Parse(time.RFC3339Nano, p.OccurredAt); err == nil {
-			lag = fmt.Sprintf(", %d ms after commit", d.ReceivedAt.Sub(t).Milliseconds())
-		}
-		fmt.Printf("    receiver ◀ %s for workflow %q run %s (webhook-id %s%s), answered %d\n      %s\n",
-			p.Type, p.Workflow.Slug, short(p.Run.ID), d.ID, lag, d.Status, verdict)
+		printDelivery(d)
+		arrived <- struct{}{}
 	})
 	say("webhook receiver at %s", rcv.URL)
 
@@ -118,7 +151,7 @@ func run(ctx context.Context, opts standin.Options) error {
 		return err
 	}
 
-	say("starting the daemon")
+	say("starting the daemon; its log (JSON lines) goes to %s", logFile.Name())
 	daemon := exec.Command(bin)
 	daemon.Env = append(os.Environ(),
 		"MESHHOOK_ALERTS_SUPABASE_URL="+si.URL,
@@ -130,38 +163,39 @@ func run(ctx context.Context, opts standin.Options) error {
 		"MESHHOOK_ALERTS_SENDER_RETRY_INITIAL=1s",
 		"MESHHOOK_ALERTS_SECRETS_ENCRYPTION_KEY="+base64.StdEncoding.EncodeToString(encKey),
 		"MESHHOOK_ALERTS_HTTP_LISTEN=127.0.0.1:0",
-		"MESHHOOK_ALERTS_LOG_FORMAT=console",
 	)
-	logs, err := daemon.StderrPipe()
-	if err != nil {
-		return err
-	}
-	daemon.Stdout = os.Stdout
+	daemon.Stdout, daemon.Stderr = logFile, logFile
+	// Its own process group: a Ctrl-C at the terminal reaches the demo,
+	// which stops the daemon itself, in order.
+	daemon.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := daemon.Start(); err != nil {
 		return err
 	}
-	logDone := make(chan struct{})
-	go func() { defer close(logDone); prefix(logs, "    daemon | ") }()
-	exited := make(chan error, 1)
-	go func() { exited <- daemon.Wait() }()
+	exited := make(chan struct{}) // closed when the daemon has exited, with exitErr set
+	var exitErr error
+	go func() { exitErr = daemon.Wait(); close(exited) }()
+	daemonExited := func() error { return fmt.Errorf("the daemon exited (%v); see %s", exitErr, logFile.Name()) }
 	defer func() {
-		if daemon.ProcessState == nil {
-			_ = daemon.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(10 * time.Second):
-				_ = daemon.Process.Kill()
-			}
-			<-logDone
+		select {
+		case <-exited:
+			return
+		default:
+		}
+		_ = daemon.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = daemon.Process.Kill()
+			<-exited
 		}
 	}()
 
-	if err := waitSubscribed(ctx, si, exited); err != nil {
+	if err := waitSubscribed(ctx, si, exited, daemonExited); err != nil {
 		return err
 	}
 	say("daemon subscribed; driving workflow runs")
 
-	want := 0
+	want, got := 0, 0
 	for _, step := range []struct {
 		status, note string
 		refuse       bool // the receiver answers the first delivery with 503
@@ -180,7 +214,12 @@ func run(ctx context.Context, opts standin.Options) error {
 			ids.project, ids.workflowV2).Scan(&runID); err != nil {
 			return err
 		}
-		time.Sleep(300 * time.Millisecond)
+		// A moment of "running", as a real run has.
+		select {
+		case <-time.After(300 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		finished := "now()"
 		if step.status == "paused" {
 			finished = "null"
@@ -189,17 +228,17 @@ func run(ctx context.Context, opts standin.Options) error {
 			return err
 		}
 		want++
-		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		_, err := rcv.Wait(wctx, want)
-		cancel()
-		if err != nil {
+		if err := waitArrivals(ctx, arrived, &got, want, exited, daemonExited); err != nil {
 			return err
 		}
 	}
 
-	time.Sleep(500 * time.Millisecond) // let the last attempt be written
+	latencies, err := waitRecorded(ctx, si.Pool, logFile.Name(), want)
+	if err != nil {
+		return err
+	}
 	say("alert_logs and alert_attempts (what an operator sees)")
-	if err := printLogs(ctx, si.Pool); err != nil {
+	if err := printLogs(ctx, si.Pool, latencies); err != nil {
 		return err
 	}
 	for _, d := range rcv.Deliveries() {
@@ -207,7 +246,74 @@ func run(ctx context.Context, opts standin.Options) error {
 			return errors.New("a delivery failed signature verification")
 		}
 	}
-	say("done: %d signed deliveries (one of them a retry), every attempt logged", len(rcv.Deliveries()))
+	say("done in %.1f s: %d signed deliveries (one of them a retry), every attempt logged", time.Since(start).Seconds(), len(rcv.Deliveries()))
+	say("the daemon's log is kept at %s (jq . < it)", logFile.Name())
+	return nil
+}
+
+// withProgress runs f, printing a line every 10 s while it lasts (a cold
+// build compiles every dependency, which takes a minute or more).
+func withProgress[T any](ctx context.Context, what string, f func() (T, error)) (T, error) {
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		begun := time.Now()
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				fmt.Printf("    … still %s (%.0f s)\n", what, time.Since(begun).Seconds())
+			}
+		}
+	}()
+	return f()
+}
+
+func printDelivery(d sendertest.Delivery) {
+	var p struct {
+		Type       string `json:"type"`
+		OccurredAt string `json:"occurred_at"`
+		Run        struct {
+			ID string `json:"id"`
+		} `json:"run"`
+		Workflow struct {
+			Slug string `json:"slug"`
+		} `json:"workflow"`
+	}
+	_ = json.Unmarshal(d.Body, &p)
+	verdict := "signature verified by the official Standard Webhooks verifier"
+	if d.VerifyErr != nil {
+		verdict = "SIGNATURE INVALID: " + d.VerifyErr.Error()
+	}
+	lag := ""
+	if t, err := time.Parse(time.RFC3339Nano, p.OccurredAt); err == nil {
+		lag = fmt.Sprintf(", %d ms after commit", d.ReceivedAt.Sub(t).Milliseconds())
+	}
+	fmt.Printf("    receiver ◀ %s for workflow %q run %s (webhook-id %s%s), answered %d\n      %s\n",
+		p.Type, p.Workflow.Slug, short(p.Run.ID), d.ID, lag, d.Status, verdict)
+}
+
+// waitArrivals waits until n deliveries have been printed in all; *got
+// counts those seen so far.
+func waitArrivals(ctx context.Context, arrived <-chan struct{}, got *int, n int, exited <-chan struct{}, why func() error) error {
+	deadline := time.After(30 * time.Second)
+	for *got < n {
+		select {
+		case <-arrived:
+			*got++
+		case <-exited:
+			return why()
+		case <-deadline:
+			return fmt.Errorf("only %d of %d deliveries arrived within 30 s", *got, n)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	return nil
 }
 
@@ -246,7 +352,7 @@ func seed(ctx context.Context, pool *pgxpool.Pool, receiverURL, secret string, k
 	return s, err
 }
 
-func waitSubscribed(ctx context.Context, si *standin.StandIn, exited <-chan error) error {
+func waitSubscribed(ctx context.Context, si *standin.StandIn, exited <-chan struct{}, why func() error) error {
 	deadline := time.After(30 * time.Second)
 	for {
 		topics := si.Realtime.SubscribedTopics()
@@ -254,8 +360,8 @@ func waitSubscribed(ctx context.Context, si *standin.StandIn, exited <-chan erro
 			return nil
 		}
 		select {
-		case err := <-exited:
-			return fmt.Errorf("the daemon exited before subscribing: %v", err)
+		case <-exited:
+			return why()
 		case <-deadline:
 			return fmt.Errorf("the daemon did not subscribe within 30s (subscribed: %v)", topics)
 		case <-ctx.Done():
@@ -265,33 +371,119 @@ func waitSubscribed(ctx context.Context, si *standin.StandIn, exited <-chan erro
 	}
 }
 
-func printLogs(ctx context.Context, pool *pgxpool.Pool) error {
+// attemptKey names one attempt of one alert.
+type attemptKey struct {
+	webhookID string
+	attempt   int
+}
+
+// waitRecorded waits until every one of the n attempts is recorded in
+// alert_attempts, every alert is finished in alert_logs, and the daemon
+// has logged every attempt; it returns each attempt's latency as the
+// sender measured it (alert_attempts keeps whole milliseconds, and an
+// attempt to a local receiver takes less than one).
+func waitRecorded(ctx context.Context, pool *pgxpool.Pool, logPath string, n int) (map[attemptKey]float64, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var attempts, open int
+		err := pool.QueryRow(ctx, `select (select count(*) from alert_attempts),
+			(select count(*) from alert_logs where status not in ('succeeded', 'failed'))`).Scan(&attempts, &open)
+		if err != nil {
+			return nil, err
+		}
+		latencies, err := attemptLatencies(logPath)
+		if err != nil {
+			return nil, err
+		}
+		if attempts >= n && open == 0 && len(latencies) >= attempts {
+			return latencies, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("after 30 s, %d of %d attempts recorded, %d alerts unfinished, %d attempts logged",
+				attempts, n, open, len(latencies))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// attemptLatencies reads the sender's attempt lines from the daemon's log:
+// their latency_ms by webhook id and attempt.
+func attemptLatencies(path string) (map[attemptKey]float64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[attemptKey]float64{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var l struct {
+			Logger    string   `json:"logger"`
+			WebhookID string   `json:"webhook_id"`
+			Attempt   int      `json:"attempt"`
+			LatencyMS *float64 `json:"latency_ms"`
+		}
+		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Logger != "sender" || l.WebhookID == "" || l.LatencyMS == nil {
+			continue
+		}
+		out[attemptKey{l.WebhookID, l.Attempt}] = *l.LatencyMS
+	}
+	return out, sc.Err()
+}
+
+func printLogs(ctx context.Context, pool *pgxpool.Pool, latencies map[attemptKey]float64) error {
 	rows, err := pool.Query(ctx, `
-		select l.event, l.status, l.attempts, l.webhook_id, coalesce(a.status_code, 0), coalesce(a.latency_ms, 0), a.outcome
+		select l.event, l.status, l.attempts, l.webhook_id, a.attempt, coalesce(a.status_code, 0), coalesce(a.latency_ms, 0), a.outcome
 		from alert_logs l join alert_attempts a on a.alert_id = l.id
 		order by l.created_at, a.attempt`)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	fmt.Printf("    %-10s %-10s %-8s %-36s %-6s %-8s %s\n", "event", "status", "attempts", "webhook_id", "http", "latency", "outcome")
+	type row struct {
+		event, status, webhookID, outcome string
+		attempts, attempt, code, latency  int
+	}
+	var all []row
 	for rows.Next() {
-		var event, status, wid, outcome string
-		var attempts, code, latency int
-		if err := rows.Scan(&event, &status, &attempts, &wid, &code, &latency, &outcome); err != nil {
+		var r row
+		if err := rows.Scan(&r.event, &r.status, &r.attempts, &r.webhookID, &r.attempt, &r.code, &r.latency, &r.outcome); err != nil {
 			return err
 		}
-		fmt.Printf("    %-10s %-10s %-8d %-36s %-6d %-8s %s\n", event, status, attempts, wid, code, fmt.Sprintf("%dms", latency), outcome)
+		all = append(all, r)
 	}
-	return rows.Err()
-}
+	if err := rows.Err(); err != nil {
+		return err
+	}
 
-func prefix(r io.Reader, p string) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fmt.Println(p + sc.Text())
+	fmt.Printf("    alert_logs: one row per alert\n")
+	fmt.Printf("      %-10s %-10s %-8s %s\n", "event", "status", "attempts", "webhook_id")
+	for i, r := range all {
+		if i == 0 || all[i-1].webhookID != r.webhookID {
+			fmt.Printf("      %-10s %-10s %-8d %s\n", r.event, r.status, r.attempts, r.webhookID)
+		}
 	}
+	fmt.Printf("    alert_attempts: one row per attempt\n")
+	fmt.Printf("      %-10s %-7s %-5s %-9s %-9s %s\n", "event", "attempt", "http", "latency", "outcome", "result")
+	for i, r := range all {
+		latency := fmt.Sprintf("%d ms", r.latency)
+		if ms, ok := latencies[attemptKey{r.webhookID, r.attempt}]; ok {
+			latency = fmt.Sprintf("%.2f ms", ms)
+		}
+		result := r.status // the alert's final status, for its last attempt
+		switch {
+		case r.outcome == "ok":
+			result = "delivered"
+		case i+1 < len(all) && all[i+1].webhookID == r.webhookID:
+			result = "failed; retried"
+		}
+		fmt.Printf("      %-10s %-7d %-5d %-9s %-9s %s\n", r.event, r.attempt, r.code, latency, r.outcome, result)
+	}
+	return nil
 }
 
 func newSecret() (string, error) {
