@@ -36,6 +36,7 @@ type Cluster struct {
 	admin  string // superuser URL to the postgres database
 	logf   func(format string, args ...any)
 	logDir string
+	reaper *exec.Cmd // stops the cluster if this process ends without Stop
 }
 
 // StartOptions tunes Start. The zero value is valid.
@@ -121,7 +122,42 @@ log_min_messages = warning
 		return nil, fmt.Errorf("%w\nserver log:\n%s", err, logTail)
 	}
 	c.admin = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.port)
+	if err := c.startReaper(data); err != nil {
+		_ = c.Stop()
+		return nil, err
+	}
 	return c, nil
+}
+
+// reaperScript waits for process $1 to end, then stops the cluster in $3
+// with pg_ctl ($2) and removes $4. It looks at /proc, not kill -0: when the
+// process is root, the reaper runs as the postgres user and may not signal
+// it.
+const reaperScript = `while [ -d "/proc/$1" ]; do sleep 1; done
+"$2" -D "$3" -m immediate -w stop >/dev/null 2>&1
+rm -rf "$4"`
+
+// startReaper starts a small shell that stops the cluster and removes its
+// files once this process has ended, if Stop has not done so first. pg_ctl
+// puts the server in a session of its own, so neither Ctrl-C nor the end
+// of this process reaches it: without the reaper, a test binary killed by
+// an interrupt, a timeout or a closed output (`scripts/test.sh | head`),
+// or a demo killed with SIGKILL, would leave the server running. The
+// reaper has a session of its own too, for the same reason.
+func (c *Cluster) startReaper(data string) error {
+	if _, err := os.Stat("/proc/self"); err != nil {
+		return nil // no /proc (not Linux): Stop is the only cleanup
+	}
+	cmd := exec.Command("/bin/sh", "-c", reaperScript, "pgtest-reaper", strconv.Itoa(os.Getpid()),
+		filepath.Join(c.bin, "pg_ctl"), data, c.dir)
+	cmd.Dir = c.dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: c.cred}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("pgtest: start the cluster's reaper: %w", err)
+	}
+	c.reaper = cmd
+	return nil
 }
 
 // Attach uses an already running cluster (superuser URL). Stop leaves it running.
@@ -147,6 +183,11 @@ func (c *Cluster) DatabaseURL(name string) string {
 func (c *Cluster) Stop() error {
 	if !c.owned {
 		return nil
+	}
+	if c.reaper != nil {
+		_ = c.reaper.Process.Kill()
+		_ = c.reaper.Wait()
+		c.reaper = nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
