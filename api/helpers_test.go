@@ -57,6 +57,8 @@ type env struct {
 	wakes   *counter
 	// cache is the daemon's rule cache as GET /api/status sees it.
 	cache *ruleCache
+	// rest is the PostgREST stand-in, for injecting faults.
+	rest *supabasetest.REST
 	// keys are the project's asymmetric signing keys, published at
 	// jwks.URL; PostgREST and the API verify users' tokens with them.
 	keys *authtest.KeySet
@@ -182,7 +184,7 @@ func newEnv(t testing.TB, eo ...envOptions) *env {
 	users, err := api.NewUserTokens(api.UserTokensOptions{JWKSURL: jwks.URL, JWTSecret: pgtest.JWTSecret})
 	require.NoError(t, err)
 	t.Cleanup(users.Close)
-	e := &env{t: t, db: db, store: store, keyring: kr, doc: loadDoc(t), wakes: &counter{}, keys: keys, jwks: jwks,
+	e := &env{t: t, db: db, store: store, keyring: kr, doc: loadDoc(t), wakes: &counter{}, keys: keys, jwks: jwks, rest: rest,
 		cache: &ruleCache{loaded: map[string]bool{}, rejected: map[string]bool{}}}
 	opts := api.Options{
 		Store: store, Keyring: kr, Tester: snd, OperatorToken: operatorToken, Users: users,

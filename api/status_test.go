@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/meshhook/meshhook-alerts/api"
+	"github.com/meshhook/meshhook-alerts/sender"
 )
 
 func TestStatus_UsersSeeOnlyTheirOwnRules(t *testing.T) {
@@ -67,5 +68,102 @@ func TestStatus_UsersSeeOnlyTheirOwnRules(t *testing.T) {
 		assert.NotContains(t, string(r.raw), "10.20.30.40")
 		assert.NotContains(t, string(r.raw), "alert-configs")
 		assert.Equal(t, false, r.field("caller", "operator"))
+	}
+}
+
+// TestStatus_CountsWhatIsNotDelivered tells pending alerts that already
+// failed an attempt (retrying) from those waiting for a first one, gives
+// the oldest pending alert's age, counts failed and suppressed alerts, and
+// lists the rejected rules with why and the endpoints' circuits.
+func TestStatus_CountsWhatIsNotDelivered(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	openUntil := now.Add(30 * time.Second)
+	var rejected map[string]string
+	e := newEnv(t, envOptions{mod: func(o *api.Options) {
+		o.Now = func() time.Time { return now }
+		o.Status.Circuits = func() []sender.Circuit {
+			return []sender.Circuit{{Target: "https://hooks.example.com/[redacted]", EndpointID: "sha256:abcdef", State: "open",
+				Failures: 5, OpenUntil: openUntil}}
+		}
+		o.Status.RejectedRules = func() map[string]string { return rejected }
+	}})
+	rule, _ := e.createRule(asUser(ownerA), ruleBody("https://hooks.example.com/a"))
+	other, _ := e.createRule(asUser(ownerA), ruleBody("https://hooks.example.com/b"))
+	bBody := ruleBody("https://hooks.example.com/c")
+	bBody["project_id"], bBody["workflow_slug"] = projectB, "reports"
+	ruleB, _ := e.createRule(asUser(ownerB), bBody)
+	rejected = map[string]string{other: "webhook_url: cannot open the sealed value", ruleB: "headers: cannot open"}
+	ids := []string{
+		"e5e5e5e5-0000-4000-8000-000000000101", "e5e5e5e5-0000-4000-8000-000000000102",
+		"e5e5e5e5-0000-4000-8000-000000000103", "e5e5e5e5-0000-4000-8000-000000000104",
+		"e5e5e5e5-0000-4000-8000-000000000105",
+	}
+	e.insertAlert(ids[0], rule, projectA, "billing", runA, "failed", "pending", now.Add(-10*time.Minute)) // retried
+	e.insertAlert(ids[1], rule, projectA, "billing", runA, "paused", "pending", now.Add(-time.Minute))
+	e.exec(`update public.alert_logs set attempts = 0 where id = $1`, ids[1]) // first attempt due
+	e.insertAlert(ids[2], rule, projectA, "billing", runA, "canceled", "failed", now.Add(-5*time.Minute))
+	e.insertAlert(ids[3], rule, projectA, "billing", runA, "delayed", "suppressed", now.Add(-5*time.Minute))
+	e.exec(`update public.alert_logs set attempts = 0, completed_at = $2 where id = $1`, ids[3], now.Add(-5*time.Minute))
+	e.insertAlert(ids[4], rule, projectA, "billing", runA, "succeeded", "succeeded", now.Add(-2*time.Hour)) // out of the window
+
+	r := e.do(asOperator, http.MethodGet, "/api/status", nil)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.raw)
+	assert.Equal(t, map[string]any{"reachable": true, "error": nil}, r.field("database"))
+	assert.EqualValues(t, 2, r.field("backlog", "pending"))
+	assert.EqualValues(t, 1, r.field("backlog", "retrying"), "pending after a failed attempt")
+	assert.EqualValues(t, 0, r.field("backlog", "delivering"))
+	assert.Equal(t, now.Add(-10*time.Minute).Format(time.RFC3339), r.field("backlog", "oldest_pending_at"))
+	assert.EqualValues(t, 600, r.field("backlog", "oldest_pending_age_seconds"))
+	assert.EqualValues(t, 0, r.field("deliveries", "succeeded"))
+	assert.EqualValues(t, 1, r.field("deliveries", "failed"))
+	assert.EqualValues(t, 1, r.field("deliveries", "suppressed"))
+	assert.EqualValues(t, 0, r.field("deliveries", "success_rate"), "no success among the finished alerts")
+	assert.Equal(t, []any{map[string]any{"target": "https://hooks.example.com/[redacted]", "endpoint_id": "sha256:abcdef",
+		"state": "open", "consecutive_failures": 5.0, "open_until": openUntil.Format(time.RFC3339)}}, r.field("circuits"))
+	assert.Len(t, r.field("rules", "rejected_rules"), 2, "the operator sees every rejected rule")
+
+	// A user sees their own rejected rules and alerts, not the circuits.
+	r = e.do(asUser(ownerA), http.MethodGet, "/api/status", nil)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.raw)
+	assert.Equal(t, []any{map[string]any{"id": other, "reason": "webhook_url: cannot open the sealed value"}},
+		r.field("rules", "rejected_rules"))
+	assert.Nil(t, r.field("circuits"))
+	assert.EqualValues(t, 1, r.field("backlog", "retrying"))
+	r = e.do(asUser(ownerB), http.MethodGet, "/api/status", nil)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.raw)
+	assert.EqualValues(t, 0, r.field("backlog", "pending"))
+	assert.Nil(t, r.field("backlog", "oldest_pending_at"))
+	assert.Len(t, r.field("rules", "rejected_rules"), 1)
+}
+
+// TestStatus_DatabaseUnreachable answers quickly, with the daemon-local
+// parts, while the database does not answer: the Health page must stay
+// reachable during an outage.
+func TestStatus_DatabaseUnreachable(t *testing.T) {
+	e := newEnv(t, envOptions{mod: func(o *api.Options) {
+		o.Status.DatabaseTimeout = 300 * time.Millisecond
+		o.Status.Reconcile = func() api.ReconcileStatus { return api.ReconcileStatus{Held: true, LastError: "timeout"} }
+		o.Status.Circuits = func() []sender.Circuit { return nil }
+	}})
+	for _, who := range []caller{asOperator, asUser(ownerA)} {
+		e.rest.StallNext(1000)
+		start := time.Now()
+		r := e.do(who, http.MethodGet, "/api/status", nil)
+		took := time.Since(start)
+		e.rest.ReleaseStalled()
+		require.Equal(t, http.StatusOK, r.status, "%s", r.raw)
+		assert.Less(t, took, 10*time.Second, "bounded by the database timeout, not the REST client's")
+		assert.Equal(t, false, r.field("database", "reachable"))
+		assert.Equal(t, "the database did not answer within 300ms", r.field("database", "error"))
+		assert.Nil(t, r.field("backlog"))
+		assert.Nil(t, r.field("deliveries"))
+		assert.Equal(t, true, r.field("realtime", "subscribed"), "the daemon-local parts are still there")
+		if who == asOperator {
+			assert.EqualValues(t, 2, r.field("rules", "loaded"))
+			assert.Equal(t, "timeout", r.field("reconcile", "last_error"))
+			assert.Equal(t, []any{}, r.field("circuits"))
+		} else {
+			assert.Nil(t, r.field("rules"), "a user's rules are found in the database")
+		}
 	}
 }

@@ -47,8 +47,10 @@ func newAPI(cfg *config.Config, store *supabase.Store, snd *sender.Sender, rtSta
 			Rules: func() api.RulesStatus {
 				return api.RulesStatus{Loaded: rules.Len(), Rejected: len(rules.Rejected())}
 			},
-			RulesOf:   func(ids []string) api.RulesStatus { return rulesOf(rules, ids) },
-			Reconcile: reconcile,
+			RulesOf:       func(ids []string) api.RulesStatus { return rulesOf(rules, ids) },
+			RejectedRules: rules.Rejected,
+			Reconcile:     reconcile,
+			Circuits:      snd.Circuits,
 		},
 		Logger: log,
 	})

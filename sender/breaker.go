@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"sort"
 	"sync"
 	"time"
 
@@ -167,3 +168,59 @@ func countsAsFailure(o Outcome) bool { return o.Kind == Retry }
 func endpointFields(target, endpoint string, extra ...zap.Field) []zap.Field {
 	return append([]zap.Field{logging.URL("target", target), logging.Fingerprint("endpoint_id", endpoint)}, extra...)
 }
+
+// Circuit is one endpoint's circuit breaker as the operator sees it: the
+// endpoint redacted (its path may be the webhook's secret) and identified
+// by EndpointID, the same short hash the sender's log lines carry.
+type Circuit struct {
+	// Target is the endpoint redacted to scheme and host (with
+	// "/[redacted]" when it has a path).
+	Target string
+	// EndpointID is a short hash of the endpoint (scheme, host, port and
+	// path) telling endpoints of one host apart, as endpoint_id in logs.
+	EndpointID string
+	// State is "closed" (attempts flow, some failed in a row), "open"
+	// (attempts wait until OpenUntil) or "half_open" (one probe in flight).
+	State string
+	// Failures counts the consecutive failed attempts.
+	Failures int
+	// OpenUntil is when an open circuit lets a probe through; zero otherwise.
+	OpenUntil time.Time
+}
+
+// circuits lists the endpoints that have a circuit (every endpoint whose
+// last attempt failed), open ones first, then by target.
+func (b *breakers) circuits(now time.Time) []Circuit {
+	b.mu.Lock()
+	out := make([]Circuit, 0, len(b.m))
+	for ep, c := range b.m {
+		v := Circuit{Target: logging.RedactURL(ep), EndpointID: logging.Fingerprint("", ep).String, Failures: c.failures}
+		switch {
+		case c.state == circuitHalfOpen:
+			v.State = "half_open"
+		case c.state == circuitOpen && now.Before(c.openUntil):
+			v.State, v.OpenUntil = "open", c.openUntil
+		case c.state == circuitOpen:
+			v.State = "half_open" // the next attempt is the probe
+		default:
+			v.State = "closed"
+		}
+		out = append(out, v)
+	}
+	b.mu.Unlock()
+	rank := map[string]int{"open": 0, "half_open": 1, "closed": 2}
+	sort.Slice(out, func(i, j int) bool {
+		if a, b := rank[out[i].State], rank[out[j].State]; a != b {
+			return a < b
+		}
+		if out[i].Target != out[j].Target {
+			return out[i].Target < out[j].Target
+		}
+		return out[i].EndpointID < out[j].EndpointID
+	})
+	return out
+}
+
+// Circuits reports the circuit breakers of the endpoints whose attempts
+// failed lately (an endpoint that answers again has none).
+func (s *Sender) Circuits() []Circuit { return s.breakers.circuits(s.opts.Now()) }

@@ -32,6 +32,9 @@ type AlertFilter struct {
 	From, To time.Time
 	// CompletedSince selects alerts completed at or after this time.
 	CompletedSince time.Time
+	// MinAttempts selects alerts with at least this many attempts made
+	// (1: alerts retried after a failed attempt, when pending).
+	MinAttempts int
 }
 
 // apply adds the filter's conditions to fb. Every column is filtered at
@@ -59,6 +62,9 @@ func (f AlertFilter) apply(fb *postgrest.FilterBuilder) *postgrest.FilterBuilder
 			st[i] = string(s)
 		}
 		fb = fb.Filter("status", "in", inList(st))
+	}
+	if f.MinAttempts > 0 {
+		fb = fb.Gte("attempts", strconv.Itoa(f.MinAttempts))
 	}
 	var tree []string
 	if !f.From.IsZero() {
@@ -133,6 +139,34 @@ func (s *Store) ListAlerts(ctx context.Context, f AlertFilter, after *AlertCurso
 		alerts = append(alerts, l)
 	}
 	return alerts, next, nil
+}
+
+// OldestAlert returns the oldest alert (by created_at) matching f, or nil
+// when none does.
+func (s *Store) OldestAlert(ctx context.Context, f AlertFilter) (*AlertLog, error) {
+	const op = "find the oldest alert"
+	if err := f.check(); err != nil {
+		return nil, fmt.Errorf("supabase: %s: %w", op, err)
+	}
+	asc := &postgrest.OrderOpts{Ascending: true}
+	body, err := s.exec(ctx, op, nil, func() *postgrest.FilterBuilder {
+		return f.apply(s.client.From(TableAlertLogs).Select("*", "", false)).Order("created_at", asc).Order("id", asc).Limit(1, "")
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows, err := decodeArray(body)
+	if err != nil || len(rows) == 0 {
+		if err != nil {
+			err = fmt.Errorf("supabase: %s: %w", op, err)
+		}
+		return nil, err
+	}
+	l, err := decodeAlert(rows[0])
+	if err != nil {
+		return nil, fmt.Errorf("supabase: %s: %w", op, err)
+	}
+	return &l, nil
 }
 
 // CountAlerts returns how many alerts match f (an exact count).

@@ -404,8 +404,9 @@ function signinPage() {
       return;
     }
     $("#password").value = "";
+    let st;
     try {
-      await api("GET", "status", undefined, token());
+      st = await api("GET", "status", undefined, token());
     } catch (e) {
       // Auth let the user in but the daemon does not take the token
       // (another project's JWKS, for example): end the session again.
@@ -414,7 +415,7 @@ function signinPage() {
       return;
     }
     setStatus(status, "Signed in.", "ok");
-    location.assign("rules");
+    location.assign(landing(st));
   });
 
   form.addEventListener("submit", async (ev) => {
@@ -427,16 +428,24 @@ function signinPage() {
     }
     setStatus(status, "Checking the token…");
     try {
-      await api("GET", "status", undefined, tok);
+      const st = await api("GET", "status", undefined, tok);
       sessionStorage.removeItem(SESSION_KEY);
       sessionStorage.setItem(TOKEN_KEY, tok);
       setStatus(status, "Signed in.", "ok");
-      location.assign("rules");
+      location.assign(landing(st));
     } catch (e) {
       setStatus(status, "", "");
       showFieldErrors(form, { token: e.message });
     }
   });
+}
+
+/**
+ * landing is the first page after signing in: the rules, or the Health
+ * page while the database is unreachable (the rules cannot be read then).
+ */
+function landing(st) {
+  return st && st.database && !st.database.reachable ? "health" : "rules";
 }
 
 /** signOutQuietly ends the stored session at Auth and forgets it, staying on the page. */
@@ -1029,50 +1038,129 @@ function deliveriesPage() {
 
 // ---------- health ----------
 
+/** fmtAge says how long ago a number of seconds is, in words. */
+function fmtAge(seconds) {
+  if (seconds === null || seconds === undefined) return "—";
+  const s = Math.round(seconds);
+  if (s < 90) return s + " s";
+  if (s < 5400) return Math.round(s / 60) + " min";
+  if (s < 172800) return (s / 3600).toFixed(1) + " h";
+  return Math.round(s / 86400) + " days";
+}
+
 function healthPage() {
   const out = $("#health");
   const status = $("#health-status");
 
-  function card(title, ...body) {
-    return h("section", { class: "card", "aria-label": title }, h("h2", {}, title), ...body);
+  function card(title, id, ...body) {
+    return h("section", { class: "card", "aria-label": title, id }, h("h2", {}, title), ...body);
   }
   function kv(pairs) {
-    return h("dl", { class: "kv" }, pairs.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+    return h("dl", { class: "kv" }, pairs.filter(Boolean).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+  }
+  const num = (id, v) => h("span", { id }, v === null || v === undefined ? "—" : String(v));
+
+  /** verdict is the page's headline: is delivery working right now? */
+  function verdict(s) {
+    const b = s.backlog;
+    const d = s.deliveries;
+    const open = (s.circuits || []).filter((c) => c.state !== "closed").length;
+    if (!s.database.reachable) {
+      return [badge("database unreachable", "bad"),
+        "Alerts already read keep being sent; new changes and retries wait until the database answers. " +
+        "The counts below are missing until then."];
+    }
+    const why = [];
+    if (b.retrying) why.push(`${b.retrying} alert${b.retrying === 1 ? " is" : "s are"} retrying after failed attempts`);
+    if (d.failed) why.push(`${d.failed} gave up in the last ${Math.round(d.window_seconds / 60)} min`);
+    if (open) why.push(`${open} endpoint${open === 1 ? "'s" : "s'"} circuit open`);
+    if (s.realtime && !s.realtime.subscribed) why.push("Realtime is not subscribed (reconciliation still finds every change)");
+    if (why.length) return [badge("failing", "bad"), why.join("; ") + ". See the deliveries for the errors."];
+    if (b.pending > 0 && (b.oldest_pending_age_seconds || 0) > 300) {
+      return [badge("slow", "warn"), `The oldest pending alert waits for ${fmtAge(b.oldest_pending_age_seconds)}.`];
+    }
+    return [badge("working", "ok"), "No failed attempts waiting and nothing given up within the window."];
+  }
+
+  function render(s) {
+    const rt = s.realtime;
+    const b = s.backlog;
+    const d = s.deliveries;
+    const [vbadge, vtext] = verdict(s);
+    const windowMin = d ? Math.round(d.window_seconds / 60) + " min" : "";
+    const cards = [
+      card("Delivery", "health-delivery",
+        h("p", { class: "big", id: "health-verdict" }, vbadge),
+        h("p", { id: "health-verdict-why" }, vtext),
+        kv([["Database", h("span", { id: "health-database" },
+          s.database.reachable ? badge("reachable", "ok") : badge("unreachable", "bad"))],
+        s.database.error ? ["Why", h("span", { id: "health-database-error" }, s.database.error)] : null])),
+      card("Not delivered yet", "health-backlog",
+        b ? kv([
+          ["Pending", num("health-pending", b.pending)],
+          ["Retrying", num("health-retrying", b.retrying)],
+          ["Being sent", num("health-delivering", b.delivering)],
+          ["Oldest pending", h("span", { id: "health-oldest" }, b.oldest_pending_at
+            ? [fmtAge(b.oldest_pending_age_seconds), " (", timeEl(b.oldest_pending_at), ")"] : "none")],
+        ]) : h("p", { class: "hint" }, "Unknown while the database is unreachable."),
+        b && b.retrying ? h("p", {}, h("a", { href: "deliveries?status=pending" }, "See the retrying alerts and their errors")) : null),
+      card("Finished in the last " + (windowMin || "hour"), "health-finished",
+        d ? kv([
+          ["Succeeded", num("health-succeeded", d.succeeded)],
+          ["Failed (gave up)", num("health-failing", d.failed)],
+          ["Suppressed (throttled)", num("health-suppressed", d.suppressed)],
+          ["Success rate", h("span", { id: "health-rate" }, d.success_rate === null ? "— (none finished)" : (d.success_rate * 100).toFixed(1) + " %")],
+        ]) : h("p", { class: "hint" }, "Unknown while the database is unreachable."),
+        d && b && b.retrying ? h("p", { class: "hint" }, "Retrying alerts count here only once they finish.") : null),
+      card("Endpoints", "health-circuits", circuits(s)),
+      card("Realtime", "health-rt",
+        h("p", { class: "big", id: "health-realtime" }, rt ? (rt.subscribed ? badge("subscribed", "ok") : badge("not subscribed", "bad")) : "—"),
+        rt && rt.channels ? kv([
+          ["Last event", timeEl(rt.last_event_at)],
+          ["Channels", rt.channels.length ? rt.channels.map((c) => h("div", {}, h("code", {}, c.name), " ", badge(c.state, c.state === "subscribed" ? "ok" : "warn"))) : "none"],
+          ["Last error", rt.last_error || "—"],
+        ]) : h("p", { class: "hint" }, rt ? "Connection details are shown to the operator." : "Not reported by this daemon.")),
+      card("Reconciliation", "health-rc",
+        h("p", { class: "big", id: "health-reconcile" }, s.reconcile
+          ? (s.reconcile.last_error ? badge("failing", "bad") : !s.reconcile.held ? badge("another daemon", "ok")
+            : s.reconcile.lag_seconds > 60 ? badge("lagging", "warn") : badge("up to date", "ok"))
+          : "—"),
+        s.reconcile ? kv([
+          ["Behind the database", s.reconcile.held ? fmtAge(s.reconcile.lag_seconds) : "—"],
+          ["Alerts Realtime missed", s.reconcile.found_alerts],
+          ["Last error", s.reconcile.last_error || "—"],
+        ]) : h("p", { class: "hint" }, "Shown to the operator: every change is found in the database even when Realtime loses it.")),
+      card("Rules", "health-rules", rulesSection(s)),
+    ];
+    out.replaceChildren(...cards);
+  }
+
+  function circuits(s) {
+    if (!s.circuits) return h("p", { class: "hint" }, "Each endpoint's circuit breaker is shown to the operator.");
+    if (!s.circuits.length) return h("p", { id: "health-circuits-none" }, "Every endpoint answers: no failed attempts pending.");
+    return h("ul", { class: "plain", id: "health-circuit-list" }, s.circuits.map((c) => h("li", { dataset: { endpointId: c.endpoint_id } },
+      h("span", {}, h("code", {}, c.target), " ", h("code", { class: "hint", title: "endpoint_id in the daemon's log" }, c.endpoint_id)),
+      h("span", {}, badge(c.state.replace("_", "-"), c.state === "closed" ? "warn" : "bad"), " ",
+        `${c.consecutive_failures} failed in a row`,
+        c.open_until ? [", paused until ", timeEl(c.open_until)] : ""))));
+  }
+
+  function rulesSection(s) {
+    if (!s.rules) return h("p", { class: "hint" }, s.database.reachable ? "Not reported by this daemon." : "Unknown while the database is unreachable.");
+    const rej = s.rules.rejected_rules || [];
+    return [
+      kv([["Loaded", num("health-loaded", s.rules.loaded)], ["Rejected", num("health-rejected", s.rules.rejected)]]),
+      rej.length ? h("ul", { class: "plain", id: "health-rejected-list" }, rej.map((r) => h("li", {},
+        h("a", { href: "rule?id=" + encodeURIComponent(r.id), title: r.id }, "Rule " + short(r.id)),
+        h("span", { class: "field-error" }, r.reason)))) : null,
+      rej.length ? h("p", { class: "hint" }, "Open a rejected rule to fix it; the daemon loads it again once it is saved.") : null,
+    ];
   }
 
   async function load() {
     try {
       const s = await api("GET", "status");
-      const rt = s.realtime;
-      const d = s.deliveries;
-      const rate = d.success_rate === null ? "—" : (d.success_rate * 100).toFixed(1) + " %";
-      out.replaceChildren(
-        card("Realtime",
-          h("p", { class: "big", id: "health-realtime" }, rt ? (rt.subscribed ? badge("subscribed", "ok") : badge("not subscribed", "bad")) : "—"),
-          rt && rt.channels ? kv([
-            ["Last event", timeEl(rt.last_event_at)],
-            ["Channels", rt.channels.length ? rt.channels.map((c) => h("div", {}, h("code", {}, c.name), " ", badge(c.state, c.state === "subscribed" ? "ok" : "warn"))) : "none"],
-            ["Last error", rt.last_error || "—"],
-          ]) : h("p", { class: "hint" }, rt ? "Connection details are shown to the operator." : "Not reported by this daemon.")),
-        card("Reconciliation",
-          h("p", { class: "big", id: "health-reconcile" }, s.reconcile
-            ? (s.reconcile.last_error ? badge("failing", "bad") : !s.reconcile.held ? badge("another daemon", "ok")
-              : s.reconcile.lag_seconds > 60 ? badge("lagging", "warn") : badge("up to date", "ok"))
-            : "—"),
-          s.reconcile ? kv([
-            ["Behind the database", s.reconcile.held ? s.reconcile.lag_seconds.toFixed(1) + " s" : "—"],
-            ["Alerts Realtime missed", s.reconcile.found_alerts],
-            ["Last error", s.reconcile.last_error || "—"],
-          ]) : h("p", { class: "hint" }, "Shown to the operator: every change is found in the database even when Realtime loses it.")),
-        card("Pending backlog",
-          h("p", { class: "big", id: "health-pending" }, s.backlog.pending),
-          kv([["Delivering now", s.backlog.delivering]])),
-        card("Success rate",
-          h("p", { class: "big", id: "health-rate" }, rate),
-          kv([["Window", Math.round(d.window_seconds / 60) + " min"], ["Succeeded", d.succeeded], ["Failed", d.failed]])),
-        card("Rules",
-          h("p", { class: "big" }, s.rules ? s.rules.loaded : "—"),
-          kv([["Loaded", s.rules ? s.rules.loaded : "—"], ["Rejected", s.rules ? s.rules.rejected : "—"]])));
+      render(s);
       setStatus(status, `As of ${fmtTime(s.generated_at)}; ${s.caller.operator ? "all projects" : "your projects"}. Refreshes every 10 s.`);
     } catch (e) {
       setStatus(status, "Could not load the status: " + e.message, "error");
