@@ -165,12 +165,34 @@ func (e *Engine) reconcile(ctx context.Context) (caughtUp bool, err error) {
 		horizon = minTime(horizon, dbNow.Add(-e.opts.CatchupOverlap))
 	}
 	caughtUp = false
-	for range reconcileMaxPages {
-		rows, err := e.store.RunsPage(ctx, rc.cursor, horizon, reconcilePageSize, rc.whole)
-		if err != nil {
-			return false, fmt.Errorf("reconcile: read runs after %s: %w", rc.cursor.At, err)
+	// The next page is read while this one is matched and claimed.
+	fetch := func(after Cursor, whole bool) <-chan runsPage {
+		ch := make(chan runsPage, 1)
+		go func() {
+			rows, err := e.store.RunsPage(ctx, after, horizon, reconcilePageSize, whole)
+			ch <- runsPage{after: after, rows: rows, whole: whole, err: err}
+		}()
+		return ch
+	}
+	pending := fetch(rc.cursor, rc.whole)
+	defer func() {
+		if pending != nil {
+			<-pending // no read outlives the pass
 		}
-		next, err := e.reconcileRows(ctx, rows)
+	}()
+	for i := range reconcileMaxPages {
+		pg := <-pending
+		pending = nil
+		if pg.err != nil {
+			return false, fmt.Errorf("reconcile: read runs after %s: %w", pg.after.At, pg.err)
+		}
+		rows := pg.rows
+		if len(rows) > 0 && i+1 < reconcileMaxPages {
+			if last, ok := cursorOf(rows[len(rows)-1], e.opts.Mapping); ok {
+				pending = fetch(last, rc.whole)
+			}
+		}
+		next, err := e.reconcileRows(ctx, rows, pg.whole)
 		if err != nil {
 			return false, fmt.Errorf("reconcile: %w", err)
 		}
@@ -183,6 +205,9 @@ func (e *Engine) reconcile(ctx context.Context) (caughtUp bool, err error) {
 			break
 		}
 		rc.cursor = next
+		if pending == nil && i+1 < reconcileMaxPages {
+			pending = fetch(rc.cursor, rc.whole) // the last row had no usable key
+		}
 	}
 	// Never past a row whose alert waits for a retry.
 	if w := e.retryBound(); !w.IsZero() && w.Before(cursorTime(rc.cursor)) {
@@ -197,10 +222,19 @@ func (e *Engine) reconcile(ctx context.Context) (caughtUp bool, err error) {
 	return caughtUp, nil
 }
 
+// runsPage is one page of the runs table, read after a position.
+type runsPage struct {
+	after Cursor
+	rows  []map[string]any
+	whole bool // the rows carry every column
+	err   error
+}
+
 // reconcileRows processes the rows of one page that were not handled live
-// and returns the page's last position. The page carries the mapping's
-// columns only; the rows to process are read whole, in one request.
-func (e *Engine) reconcileRows(ctx context.Context, rows []map[string]any) (Cursor, error) {
+// and returns the page's last position. A page read with the mapping's
+// columns only (whole false) has the rows to process read whole, in one
+// request.
+func (e *Engine) reconcileRows(ctx context.Context, rows []map[string]any, wasWhole bool) (Cursor, error) {
 	var last Cursor
 	var fresh []Run
 	var rowsOf []map[string]any
@@ -223,7 +257,6 @@ func (e *Engine) reconcileRows(ctx context.Context, rows []map[string]any) (Curs
 		s.reconcileRows += int64(len(rows))
 		s.catchupRows += int64(len(fresh))
 	})
-	wasWhole := e.rec.whole
 	// A page mostly new to the engine is cheaper read whole at once.
 	e.rec.whole = len(rows) > 0 && 2*len(fresh) > len(rows)
 	if len(fresh) == 0 {
