@@ -22,4 +22,15 @@ if [ ! -d scripts/conformance/node_modules ] || [ scripts/conformance/package-lo
   (cd scripts/conformance && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-exec go test -race -count=1 -timeout 15m "$@" ./...
+# Ctrl-C reaches go test and the test binaries (which stop; the clusters
+# they started are stopped by pgtest's reaper): exit 130. SIGTERM sent to
+# this script alone is acted on once go test has finished: 143. A closed
+# output (`scripts/test.sh | head`) ends go test with SIGPIPE: status 0, as
+# nobody is reading.
+interrupted=
+trap 'interrupted=130' INT
+trap 'interrupted=143' TERM
+go test -race -count=1 -timeout 15m "$@" ./... && status=0 || status=$?
+[ -z "$interrupted" ] || exit "$interrupted"
+[ "$status" -ne $((128 + 13)) ] || exit 0
+exit "$status"
