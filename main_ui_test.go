@@ -124,12 +124,40 @@ func checkPages(t *testing.T, ctx context.Context, base, dir string, pages ...pa
 			widths := read(t, ctx, what, chromedp.Evaluate[[2]int64](`[document.documentElement.scrollWidth, window.innerWidth]`))
 			scrollWidth, innerWidth := widths[0], widths[1]
 			fits := scrollWidth <= innerWidth
+			broken := read(t, ctx, what, chromedp.Evaluate[[]string](brokenWords))
 			png := read(t, ctx, what, chromedp.FullScreenshot(100))
 			assert.True(t, fits, "%s at %d px scrolls sideways: scrollWidth %d > innerWidth %d", p.name, width, scrollWidth, innerWidth)
+			assert.Empty(t, broken, "%s at %d px breaks words across lines", p.name, width)
 			require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.png", p.name, width)), png, 0o644))
 		}
 	}
 }
+
+// brokenWords lists the words on the page that are split across two lines.
+// It measures each word of every visible text node with a Range: a word
+// whose boxes sit on more than one line was broken inside. Words end at
+// white space, hyphens and slashes (where a break is proper). Identifiers
+// and URLs (code, pre) may wrap anywhere, except "[redacted]", which must
+// stay whole.
+const brokenWords = `(() => {
+  const bad = [];
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n; (n = walk.nextNode());) {
+    const el = n.parentElement;
+    if (!el || !el.getClientRects().length || el.closest("script, style, option, .visually-hidden")) continue;
+    const head = el.closest("thead"); // stacked tables hide it in a 1 px box
+    if (head && head.getBoundingClientRect().width <= 2) continue;
+    const re = el.closest("code, pre, textarea") ? /\[redacted\]/g : /[^\s\-\/\u2014\u2013]+/g;
+    for (const m of n.data.matchAll(re)) {
+      const r = document.createRange();
+      r.setStart(n, m.index);
+      r.setEnd(n, m.index + m[0].length);
+      const lines = new Set(Array.from(r.getClientRects()).filter((b) => b.width > 0).map((b) => Math.round(b.bottom)));
+      if (lines.size > 1) bad.push(JSON.stringify(m[0]) + " in <" + el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + ">");
+    }
+  }
+  return bad;
+})()`
 
 // TestUIEndToEnd drives the web UI in headless Chromium against the daemon
 // on the local stand-in: sign in, create a rule (with a field error first),
@@ -256,12 +284,18 @@ func TestUIEndToEnd(t *testing.T) {
 		chromedp.WaitVisible(sel(alertRow)),
 		chromedp.Click(sel("#auto-refresh")),
 		chromedp.Click(sel(alertRow+` button[aria-controls]`)),
-		chromedp.WaitVisible(sel(`tr.attempt`)),
+		chromedp.WaitVisible(sel(`li.attempt`)),
+		chromedp.WaitVisible(sel(`tr.attempts pre.payload`)),
 	)
 	attempts := read(t, ctx, "attempts", chromedp.Text(sel(`tr.attempts`)))
 	assert.Contains(t, attempts, got[1].ID, "the webhook id")
-	assert.Contains(t, attempts, "\t204\t")
-	assert.Contains(t, attempts, "ms")
+	assert.Contains(t, read(t, ctx, "timeline", chromedp.Text(sel(`li.attempt`))), "HTTP 204")
+	assert.Regexp(t, `\d+\x{a0}ms`, attempts)
+	assert.Contains(t, attempts, "webhook-signature", "the headers sent")
+	assert.Contains(t, attempts, "(secret, not shown)")
+	assert.NotContains(t, attempts, testSecret)
+	assert.Contains(t, read(t, ctx, "payload", chromedp.Text(sel(`tr.attempts pre.payload`))), `"run": "`,
+		"the payload sent, as the rule's template rendered it")
 
 	// Redeliver: the receiver gets the same webhook-id again.
 	step(t, ctx, "redeliver",
@@ -273,7 +307,7 @@ func TestUIEndToEnd(t *testing.T) {
 	assert.Equal(t, got[1].ID, got[2].ID)
 	step(t, ctx, "the second attempt shows",
 		chromedp.Click(sel("#auto-refresh")),
-		poll(`Array.from(document.querySelectorAll("tr.alert [aria-controls]")).some(b => b.textContent === "2 attempts")`),
+		poll(`Array.from(document.querySelectorAll("tr.alert [aria-controls]")).some(b => b.textContent === "2\u00a0attempts")`),
 	)
 
 	// Rotate the secret: add a second (shown once), retire the first.

@@ -283,6 +283,14 @@ function short(id) {
   return id ? id.slice(0, 8) : "—";
 }
 
+/** urlCode shows a (redacted) URL as code, keeping "[redacted]" on one line. */
+function urlCode(u) {
+  if (!u) return "—";
+  const i = u.indexOf("[redacted]");
+  if (i < 0) return h("code", {}, u);
+  return h("code", {}, u.slice(0, i), h("span", { class: "nowrap" }, "[redacted]"), u.slice(i + 10));
+}
+
 function cell(label, ...content) {
   return h("td", { dataset: { label } }, ...content);
 }
@@ -512,7 +520,14 @@ function rulesPage() {
         h("h2", {}, "Project ", h("code", {}, project || "(none)")),
         table(null, ["Name", "Workflow", "Events", "Webhook URL", "State", "Actions"], rows)));
     }
-    if (!sections.length) sections.push(h("p", {}, "No rules yet. ", h("a", { href: "rule" }, "Create one"), "."));
+    if (!sections.length) {
+      const filtered = $("#f-project").value.trim() || $("#f-workflow").value.trim();
+      sections.push(h("div", { class: "empty", id: "rules-empty" }, filtered
+        ? [h("p", {}, "No rules match this project or workflow."), h("p", {}, h("a", { href: "rules" }, "Show every rule"), " or ",
+          h("a", { href: $("#new-rule").getAttribute("href") }, "create a rule for it"), ".")]
+        : [h("p", {}, "No rules yet."), h("p", {}, h("a", { href: "rule" }, "Create a rule"),
+          ": choose a project and a workflow (or the whole project), the run events to alert on, and the webhook URL to call.")]));
+    }
     list.replaceChildren(...sections);
   }
 
@@ -526,7 +541,7 @@ function rulesPage() {
       cell("Name", h("a", { href: "rule?id=" + encodeURIComponent(r.id) }, r.name)),
       cell("Workflow", r.workflow_slug ? h("code", {}, r.workflow_slug) : h("span", { class: "hint" }, "every workflow")),
       cell("Events", r.events.join(", ")),
-      cell("Webhook URL", h("code", {}, r.webhook_url)),
+      cell("Webhook URL", urlCode(r.webhook_url)),
       cell("State", state, r.disabled_reason ? h("div", { class: "hint" }, r.disabled_reason) : null, problems),
       cell("Actions", h("span", { class: "actions" }, toggle, del)));
   }
@@ -640,7 +655,7 @@ function rulePage() {
     $("#webhook_url").placeholder = r.webhook_url_revealed ? "" : "unchanged — type a new URL to replace it";
     const cur = $("#url-current");
     cur.hidden = false;
-    cur.textContent = (r.webhook_url_revealed ? "Stored URL (shown in full)" : "Stored URL: ") + (r.webhook_url_revealed ? "" : r.webhook_url);
+    cur.replaceChildren(r.webhook_url_revealed ? "Stored URL (shown in full)" : "Stored URL: ", r.webhook_url_revealed ? "" : urlCode(r.webhook_url));
     $("#reveal-url").hidden = r.webhook_url_revealed;
     $("#meshhook_signature").checked = r.meshhook_signature;
     $("#headers").replaceChildren();
@@ -881,6 +896,7 @@ function deliveriesPage() {
   const params = new URLSearchParams(location.search);
   const open = new Set(); // alert ids whose attempts are shown
   const ruleNames = new Map();
+  const rulesByID = new Map();
   let cursor = null;
   let timer = null;
 
@@ -897,6 +913,7 @@ function deliveriesPage() {
       const sel = $("#l-rule");
       for (const rule of r.rules) {
         ruleNames.set(rule.id, rule.name);
+        rulesByID.set(rule.id, rule);
         sel.append(h("option", { value: rule.id }, `${rule.name} (${rule.workflow_slug || "every workflow"})`));
       }
       sel.value = params.get("config_id") || "";
@@ -940,7 +957,14 @@ function deliveriesPage() {
       } else if (rows.length) {
         list.replaceChildren(table(null, ["Created", "Workflow", "Rule", "Event", "Status", "Attempts", "Next retry", "Last result", ""], rows));
       } else {
-        list.replaceChildren(h("p", {}, "No deliveries match."));
+        const filtered = ["project_id", "config_id", "status", "from", "to", "workflow_id", "workflow_slug"].some((k) => f[k]);
+        list.replaceChildren(h("div", { class: "empty", id: "logs-empty" }, filtered
+          ? [h("p", {}, "No deliveries match these filters."),
+            h("p", {}, "Clear a filter or widen the time range, then press Show. ", h("a", { href: "deliveries" }, "Show every delivery"), ".")]
+          : [h("p", {}, "No deliveries yet."),
+            h("p", {}, "A delivery appears here when a run matches one of your rules. ",
+              h("a", { href: "rules" }, "Check your rules"), " or ", h("a", { href: "rule" }, "create one"),
+              "; a rule's page can send a test alert to try the webhook.")]));
       }
       const n = $$("tr.alert", list).length;
       setStatus(status, `${n} deliver${n === 1 ? "y" : "ies"} shown · updated ${new Date().toLocaleTimeString()}`);
@@ -965,7 +989,7 @@ function deliveriesPage() {
         if (shown) open.add(a.id);
         else open.delete(a.id);
       },
-    }, `${a.attempt_count} attempt${a.attempt_count === 1 ? "" : "s"}`);
+    }, `${a.attempt_count}\u00a0attempt${a.attempt_count === 1 ? "" : "s"}`);
     const last = a.last_status_code ? "HTTP " + a.last_status_code : a.last_error || a.outcome_reason || "—";
     const row = h("tr", { class: "alert", dataset: { alertId: a.id, status: a.status } },
       cell("Created", timeEl(a.created_at)),
@@ -977,8 +1001,10 @@ function deliveriesPage() {
       cell("Next retry", a.status === "pending" || a.status === "delivering" ? timeEl(a.next_attempt_at) : "—"),
       cell("Last result", last),
       cell("Actions", redeliverButton(a)));
-    const detail = h("tr", { class: "attempts", id, hidden: !open.has(a.id) },
-      h("td", { class: "wide", colspan: "9" }, attemptsDetail(a)));
+    const body = h("td", { class: "wide", colspan: "9" }, attemptsDetail(a));
+    const detail = h("tr", { class: "attempts", id, hidden: !open.has(a.id) }, body);
+    if (open.has(a.id)) loadDetail(a, body);
+    toggle.addEventListener("click", () => { if (!detail.hidden) loadDetail(a, body); });
     return [row, detail];
   }
 
@@ -1001,23 +1027,56 @@ function deliveriesPage() {
     return btn;
   }
 
+  const details = new Map(); // alert id → the full alert (with its payload), once loaded
+
+  /** loadDetail fetches an alert with its payload and shows it in td. */
+  async function loadDetail(a, td) {
+    try {
+      const full = details.get(a.id + "/" + a.attempt_count) || await api("GET", "alerts/logs/" + encodeURIComponent(a.id));
+      details.set(a.id + "/" + a.attempt_count, full);
+      td.replaceChildren(...attemptsDetail(full.alert || full));
+    } catch (e) {
+      td.append(h("p", { class: "status error" }, "Could not load the payload: " + e.message));
+    }
+  }
+
+  /** headersSent lists the request headers of the alert's attempts, secret values masked. */
+  function headersSent(a) {
+    const rule = rulesByID.get(a.config_id);
+    const masked = h("span", { class: "hint" }, "•••• (secret, not shown)");
+    return h("dl", { class: "kv headers" },
+      h("dt", {}, h("code", {}, "content-type")), h("dd", {}, h("code", {}, "application/json")),
+      h("dt", {}, h("code", {}, "webhook-id")), h("dd", {}, h("code", {}, a.webhook_id)),
+      h("dt", {}, h("code", {}, "webhook-timestamp")), h("dd", {}, "each attempt's start time, in Unix seconds"),
+      h("dt", {}, h("code", {}, "webhook-signature")), h("dd", {}, masked.cloneNode(true)),
+      rule && rule.meshhook_signature ? [h("dt", {}, h("code", {}, "x-meshhook-signature")), h("dd", {}, masked.cloneNode(true))] : null,
+      (rule ? rule.custom_header_names || [] : []).map((n) => [h("dt", {}, h("code", {}, n)), h("dd", {}, masked.cloneNode(true))]));
+  }
+
   function attemptsDetail(a) {
     const meta = h("dl", { class: "kv" },
       h("dt", {}, "Alert"), h("dd", {}, h("code", {}, a.id)),
       h("dt", {}, "Run"), h("dd", {}, h("code", {}, a.run_id)),
       h("dt", {}, "Webhook id"), h("dd", {}, h("code", {}, a.webhook_id)),
-      h("dt", {}, "Target"), h("dd", {}, h("code", {}, a.target_url)),
+      h("dt", {}, "Target"), h("dd", {}, urlCode(a.target_url)),
       h("dt", {}, "Outcome"), h("dd", {}, a.outcome_reason || "—"));
-    if (!a.attempts.length) return [meta, h("p", { class: "hint" }, "No attempts yet.")];
-    const rows = a.attempts.map((t) => h("tr", { class: "attempt" },
-      cell("#", t.attempt),
-      cell("Started", timeEl(t.started_at)),
-      cell("Status", t.status_code ?? "—"),
-      cell("Latency", t.latency_ms + " ms"),
-      cell("Outcome", t.outcome),
-      cell("Error", t.error || "—"),
-      cell("Response", t.response_excerpt ? h("code", {}, t.response_excerpt) : "—")));
-    return [meta, table("Attempts", ["#", "Started", "Status", "Latency", "Outcome", "Error", "Response"], rows)];
+    const timeline = a.attempts.length
+      ? h("ol", { class: "timeline", "aria-label": "Attempts" }, a.attempts.map((t) => {
+        const ok = t.outcome === "ok";
+        return h("li", { class: "attempt " + (ok ? "ok" : "bad") },
+          h("p", { class: "when" }, h("strong", {}, "Attempt " + t.attempt), " · ", timeEl(t.started_at)),
+          h("p", {}, badge(t.outcome, ok ? "ok" : "bad"), " ",
+            h("span", { class: "code" }, t.status_code ? "HTTP " + t.status_code : "no response"), " · ",
+            h("span", { class: "latency" }, t.latency_ms + "\u00a0ms")),
+          t.error ? h("p", { class: "field-error" }, t.error) : null,
+          t.response_excerpt ? h("pre", { class: "excerpt" }, t.response_excerpt) : null);
+      }))
+      : h("p", { class: "hint" }, a.status === "pending" ? "No attempts yet: the first is due " + fmtTime(a.next_attempt_at) + "." : "No attempts.");
+    return [meta,
+      h("h3", { class: "label" }, "Attempts"), timeline,
+      h("h3", { class: "label" }, "Headers sent"), headersSent(a),
+      h("h3", { class: "label" }, "Payload"),
+      a.payload !== undefined ? h("pre", { class: "payload" }, JSON.stringify(a.payload, null, 2)) : h("p", { class: "hint" }, "Loading…")];
   }
 
   function schedule() {
@@ -1139,7 +1198,7 @@ function healthPage() {
     if (!s.circuits) return h("p", { class: "hint" }, "Each endpoint's circuit breaker is shown to the operator.");
     if (!s.circuits.length) return h("p", { id: "health-circuits-none" }, "Every endpoint answers: no failed attempts pending.");
     return h("ul", { class: "plain", id: "health-circuit-list" }, s.circuits.map((c) => h("li", { dataset: { endpointId: c.endpoint_id } },
-      h("span", {}, h("code", {}, c.target), " ", h("code", { class: "hint", title: "endpoint_id in the daemon's log" }, c.endpoint_id)),
+      h("span", {}, urlCode(c.target), " ", h("code", { class: "hint", title: "endpoint_id in the daemon's log" }, c.endpoint_id)),
       h("span", {}, badge(c.state.replace("_", "-"), c.state === "closed" ? "warn" : "bad"), " ",
         `${c.consecutive_failures} failed in a row`,
         c.open_until ? [", paused until ", timeEl(c.open_until)] : ""))));
