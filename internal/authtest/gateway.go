@@ -138,11 +138,7 @@ func (g *Gateway) HTTP(next http.Handler) http.Handler {
 		}
 		role := g.role(key)
 		switch {
-		case role == "":
-			gatewayRefusal(w, "Invalid API key", "Double check your Supabase `anon` or `service_role` API key.")
-			return
-		case role == "service_role" && isBrowser(r):
-			gatewayRefusal(w, "Forbidden use of secret API key in browser", "Secret API keys can only be used in a protected environment and should never be used in a browser.")
+		case g.refused(w, r, role):
 			return
 		case bearerSB && authz != "Bearer "+key:
 			gatewayRefusal(w, "Invalid authorization header", "New API keys (sb_...) go in the apikey header only; Authorization: Bearer takes a JWT.")
@@ -163,6 +159,21 @@ func (g *Gateway) HTTP(next http.Handler) http.Handler {
 	})
 }
 
+// refused answers the gateway's refusal of a new key that names no role
+// (unknown) or a secret key sent from a browser, and reports whether it
+// did.
+func (g *Gateway) refused(w http.ResponseWriter, r *http.Request, role string) bool {
+	switch {
+	case role == "":
+		gatewayRefusal(w, "Invalid API key", "Double check your Supabase `anon` or `service_role` API key.")
+		return true
+	case role == "service_role" && isBrowser(r):
+		gatewayRefusal(w, "Forbidden use of secret API key in browser", "Secret API keys can only be used in a protected environment and should never be used in a browser.")
+		return true
+	}
+	return false
+}
+
 // Realtime guards the Realtime socket: a new key in the apikey query
 // parameter is replaced by a JWT minted for RealtimeTTL, also sent as
 // x-api-key (which Realtime reads first); other keys pass through for
@@ -176,12 +187,7 @@ func (g *Gateway) Realtime(next http.Handler) http.Handler {
 			return
 		}
 		role := g.role(key)
-		switch {
-		case role == "":
-			gatewayRefusal(w, "Invalid API key", "Double check your Supabase `anon` or `service_role` API key.")
-			return
-		case role == "service_role" && isBrowser(r):
-			gatewayRefusal(w, "Forbidden use of secret API key in browser", "Secret API keys can only be used in a protected environment and should never be used in a browser.")
+		if g.refused(w, r, role) {
 			return
 		}
 		minted := g.mint(role, g.opts.RealtimeTTL)
