@@ -74,6 +74,15 @@ func (d *daemonRun) readyz(t *testing.T) (int, map[string]any) {
 	return resp.StatusCode, body
 }
 
+// newFailuresStack is a stack (newE2EStackWith) with one rule alerting the
+// failures of workflow billing to the receiver; no daemon yet.
+func newFailuresStack(t *testing.T, rt realtimetest.Options) *e2e {
+	t.Helper()
+	e := newE2EStackWith(t, rt)
+	e.insertRule(t, rule{project: e.project, slug: "billing", events: "{failed}", url: e.rcv.URL + "/hook"})
+	return e
+}
+
 // failRun inserts a failed run of workflow billing v1 and returns its id.
 func (e *e2e) failRun(t *testing.T) string {
 	t.Helper()
@@ -164,8 +173,7 @@ func TestEndToEndSilentDropsFollowedByTrafficAreAllAlerted(t *testing.T) {
 // pass it. Realtime drops every change here, so only reconciliation can
 // find them.
 func TestEndToEndLateCommitBehindTheCursorIsAlerted(t *testing.T) {
-	e := newE2EStack(t)
-	e.insertRule(t, rule{project: e.project, slug: "billing", events: "{failed}", url: e.rcv.URL + "/hook"})
+	e := newFailuresStack(t, realtimetest.Options{})
 	d := e.startDaemon(t)
 	d.waitReady(t)
 	e.si.Realtime.DropChanges(1 << 30)
@@ -198,8 +206,7 @@ func TestEndToEndLateCommitBehindTheCursorIsAlerted(t *testing.T) {
 // With realtime.enabled false the daemon never connects to Realtime and
 // alerts from reconciliation alone.
 func TestEndToEndRealtimeDisabledAlertsByReconciliation(t *testing.T) {
-	e := newE2EStack(t)
-	e.insertRule(t, rule{project: e.project, slug: "billing", events: "{failed}", url: e.rcv.URL + "/hook"})
+	e := newFailuresStack(t, realtimetest.Options{})
 	d := e.startDaemon(t, "MESHHOOK_ALERTS_REALTIME_ENABLED=false")
 	d.waitLines(t, 1, `"msg":"realtime disabled: changes are found by reconciliation alone"`)
 	var runs []string
@@ -218,8 +225,7 @@ func TestEndToEndRealtimeDisabledAlertsByReconciliation(t *testing.T) {
 // Realtime refuses every join (a tenant over its limits): alerting goes
 // on through reconciliation and /readyz says Realtime is degraded.
 func TestEndToEndRealtimeRefusingJoinsStillAlerts(t *testing.T) {
-	e := newE2EStack(t)
-	e.insertRule(t, rule{project: e.project, slug: "billing", events: "{failed}", url: e.rcv.URL + "/hook"})
+	e := newFailuresStack(t, realtimetest.Options{})
 	e.si.Realtime.RefuseJoins("Too many joins per second", 1<<30)
 	d := e.startDaemon(t)
 	var runs []string
@@ -244,8 +250,7 @@ func TestEndToEndRealtimeRefusingJoinsStillAlerts(t *testing.T) {
 // A daemon stopped in the middle of reconciling a backlog resumes from its
 // stored cursor: every alert once.
 func TestEndToEndRestartInTheMiddleOfAScan(t *testing.T) {
-	e := newE2EStack(t)
-	e.insertRule(t, rule{project: e.project, slug: "billing", events: "{failed}", url: e.rcv.URL + "/hook"})
+	e := newFailuresStack(t, realtimetest.Options{})
 	d := e.startDaemon(t, "MESHHOOK_ALERTS_REALTIME_ENABLED=false")
 	d.waitLines(t, 1, `"msg":"catch-up done"`)
 	// A backlog of 1,500 changes, committed in one transaction: three
@@ -270,8 +275,7 @@ func TestEndToEndRestartInTheMiddleOfAScan(t *testing.T) {
 // Realtime then skips whole polls of the live traffic that follows,
 // silently. Every alert arrives, once.
 func TestEndToEndOverTheRealtimeQuotaEveryAlertArrivesOnce(t *testing.T) {
-	e := newE2EStackWith(t, realtimetest.Options{MaxEventsPerSecond: 100, RateTick: 250 * time.Millisecond, RateWindowTicks: 8})
-	e.insertRule(t, rule{project: e.project, slug: "billing", events: "{failed}", url: e.rcv.URL + "/hook"})
+	e := newFailuresStack(t, realtimetest.Options{MaxEventsPerSecond: 100, RateTick: 250 * time.Millisecond, RateWindowTicks: 8})
 	d := e.startDaemon(t)
 	d.waitReady(t)
 
