@@ -127,7 +127,8 @@ func TestEndToEndAPI(t *testing.T) {
 	code, resp = call(t, http.MethodGet, base+"/status", user, nil)
 	require.Equal(t, http.StatusOK, code)
 	assert.Equal(t, map[string]any{"subscribed": true}, resp["realtime"])
-	assert.Equal(t, map[string]any{"loaded": float64(1), "rejected": float64(0)}, resp["rules"])
+	assert.Equal(t, map[string]any{"loaded": float64(1), "rejected": float64(0), "rejected_rules": []any{}}, resp["rules"])
+	assert.Nil(t, resp["circuits"], "the circuits are the operator's")
 }
 
 // otherProject creates a project of another owner and returns its id.
