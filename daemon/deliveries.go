@@ -2,10 +2,10 @@ package daemon
 
 import (
 	"context"
-	"github.com/meshhook/meshhook-alerts/alerts"
 	"sync"
 	"time"
 
+	"github.com/meshhook/meshhook-alerts/alerts"
 	"github.com/meshhook/meshhook-alerts/sender"
 	"github.com/meshhook/meshhook-alerts/supabase"
 )

@@ -2,11 +2,12 @@ package daemon
 
 import (
 	"context"
-	"github.com/meshhook/meshhook-alerts/alerts"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/meshhook/meshhook-alerts/alerts"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

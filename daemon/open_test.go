@@ -2,12 +2,13 @@ package daemon
 
 import (
 	"bytes"
-	"github.com/meshhook/meshhook-alerts/alerts"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/meshhook/meshhook-alerts/alerts"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
