@@ -13,7 +13,6 @@ import (
 	"github.com/meshhook/meshhook-alerts/internal/authtest"
 	"github.com/meshhook/meshhook-alerts/internal/pgtest"
 	"github.com/meshhook/meshhook-alerts/internal/standin"
-	"github.com/meshhook/meshhook-alerts/sender/sendertest"
 )
 
 // check-config names the kind of key it was given and refuses the keys
@@ -60,22 +59,10 @@ func TestEndToEndWithASecretKey(t *testing.T) {
 	for _, vsn := range []string{"1.0.0", "2.0.0"} {
 		t.Run(vsn, func(t *testing.T) {
 			ctx := context.Background()
-			db := pgtest.Shared(t).NewDatabase(t)
 			const socketTTL = 3 * time.Second
-			si, err := standin.Start(ctx, standin.Options{DatabaseURL: db.URL, RealtimeKeyTTL: socketTTL})
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = si.Close() })
-			rcv, err := sendertest.NewReceiver(testSecret)
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = rcv.Close() })
-			e := &e2e{si: si, rcv: rcv}
-			require.NoError(t, si.Pool.QueryRow(ctx, `insert into projects (owner, name) values (gen_random_uuid(), 'p') returning id`).Scan(&e.project))
-			require.NoError(t, si.Pool.QueryRow(ctx, `insert into workflow_definitions (project_id, slug, version, definition, name)
-				values ($1, 'billing', 1, '{}', 'Billing') returning id`, e.project).Scan(&e.wfV1))
-			_, err = si.Pool.Exec(ctx, `insert into alert_configs (project_id, workflow_slug, name, events, webhook_url, signing_secrets)
-				values ($1, 'billing', 'billing failures', '{failed}', $2, array[$3])`, e.project,
-				sealed(t, rcv.URL+"/hook"), sealed(t, testSecret))
-			require.NoError(t, err)
+			e := newE2EStackWith(t, standin.Options{RealtimeKeyTTL: socketTTL})
+			si, rcv := e.si, e.rcv
+			e.insertRule(t, rule{project: e.project, slug: "billing", events: "{failed}", url: rcv.URL + "/hook"})
 
 			// The secret key alone, from SUPABASE_SECRET_KEY; reconciliation
 			// is slowed down so that alerts after start come from Realtime.

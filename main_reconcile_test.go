@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/meshhook/meshhook-alerts/internal/standin"
 	"github.com/meshhook/meshhook-alerts/realtime/realtimetest"
 )
 
@@ -78,7 +79,7 @@ func (d *daemonRun) readyz(t *testing.T) (int, map[string]any) {
 // failures of workflow billing to the receiver; no daemon yet.
 func newFailuresStack(t *testing.T, rt realtimetest.Options) *e2e {
 	t.Helper()
-	e := newE2EStackWith(t, rt)
+	e := newE2EStackWith(t, standin.Options{Realtime: rt})
 	e.insertRule(t, rule{project: e.project, slug: "billing", events: "{failed}", url: e.rcv.URL + "/hook"})
 	return e
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/meshhook/meshhook-alerts/internal/pgtest"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
 	"github.com/meshhook/meshhook-alerts/internal/standin"
-	"github.com/meshhook/meshhook-alerts/realtime/realtimetest"
 	"github.com/meshhook/meshhook-alerts/sender/sendertest"
 )
 
@@ -95,12 +94,12 @@ func startE2E(t *testing.T) *e2e {
 // workflow "billing" in two versions. No rule, no daemon.
 func newE2EStack(t *testing.T, setup ...string) *e2e {
 	t.Helper()
-	return newE2EStackWith(t, realtimetest.Options{}, setup...)
+	return newE2EStackWith(t, standin.Options{}, setup...)
 }
 
-// newE2EStackWith is newE2EStack with the stand-in's Realtime tuned by rt
-// (its limits, for example).
-func newE2EStackWith(t *testing.T, rt realtimetest.Options, setup ...string) *e2e {
+// newE2EStackWith is newE2EStack with the stand-in tuned by opts (its
+// Realtime limits, its key lifetimes); the database is the test's own.
+func newE2EStackWith(t *testing.T, opts standin.Options, setup ...string) *e2e {
 	t.Helper()
 	ctx := context.Background()
 	db := pgtest.Shared(t).NewDatabase(t)
@@ -108,7 +107,8 @@ func newE2EStackWith(t *testing.T, rt realtimetest.Options, setup ...string) *e2
 		_, err := db.Pool.Exec(ctx, q)
 		require.NoError(t, err, q)
 	}
-	si, err := standin.Start(ctx, standin.Options{DatabaseURL: db.URL, Realtime: rt})
+	opts.DatabaseURL = db.URL
+	si, err := standin.Start(ctx, opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = si.Close() })
 	rcv, err := sendertest.NewReceiver(testSecret)
