@@ -15,14 +15,7 @@
 import { createClient } from '@supabase/supabase-js'
 import ws from 'ws'
 
-const env = (name) => {
-  const v = process.env[name]
-  if (!v) {
-    process.stdout.write(`FAIL setup: environment variable ${name} is not set\n`)
-    process.exit(1)
-  }
-  return v
-}
+import { env } from './env.mjs'
 
 const url = env('SUPABASE_URL')
 const key = env('PUBLISHABLE_KEY')

@@ -17,14 +17,7 @@
 
 import { PostgrestClient } from '@supabase/postgrest-js'
 
-const env = (name) => {
-  const v = process.env[name]
-  if (!v) {
-    process.stdout.write(`FAIL setup: environment variable ${name} is not set\n`)
-    process.exit(1)
-  }
-  return v
-}
+import { env } from './env.mjs'
 
 const url = env('POSTGREST_URL')
 const serviceKey = env('SERVICE_KEY')
