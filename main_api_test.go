@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/meshhook/meshhook-alerts/internal/authtest"
-	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/authtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/pgtest"
 )
 
 const apiOperatorToken = "operator-token-0123456789abcdef"

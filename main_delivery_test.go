@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/meshhook/meshhook-alerts/internal/pgtest"
-	"github.com/meshhook/meshhook-alerts/internal/standin"
+	"github.com/meshhook/meshhook-alerts/internal/harness/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/standin"
 	"github.com/meshhook/meshhook-alerts/sender"
 	"github.com/meshhook/meshhook-alerts/sender/sendertest"
 )

@@ -10,9 +10,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/meshhook/meshhook-alerts/internal/authtest"
-	"github.com/meshhook/meshhook-alerts/internal/pgtest"
-	"github.com/meshhook/meshhook-alerts/internal/standin"
+	"github.com/meshhook/meshhook-alerts/internal/harness/authtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/standin"
 )
 
 // check-config names the kind of key it was given and refuses the keys

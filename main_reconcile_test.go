@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/meshhook/meshhook-alerts/internal/standin"
+	"github.com/meshhook/meshhook-alerts/internal/harness/standin"
 	"github.com/meshhook/meshhook-alerts/realtime/realtimetest"
 )
 

@@ -20,8 +20,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/meshhook/meshhook-alerts/internal/harness/testcert"
 	"github.com/meshhook/meshhook-alerts/internal/ops"
-	"github.com/meshhook/meshhook-alerts/internal/testcert"
 	"github.com/meshhook/meshhook-alerts/ui"
 )
 

@@ -16,9 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/meshhook/meshhook-alerts/api"
-	"github.com/meshhook/meshhook-alerts/internal/authtest"
-	"github.com/meshhook/meshhook-alerts/internal/pgtest"
-	"github.com/meshhook/meshhook-alerts/internal/standin"
+	"github.com/meshhook/meshhook-alerts/internal/harness/authtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/standin"
 	uipkg "github.com/meshhook/meshhook-alerts/ui"
 )
 

@@ -19,8 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/meshhook/meshhook-alerts/api"
-	"github.com/meshhook/meshhook-alerts/internal/authtest"
-	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/authtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/pgtest"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
 	"github.com/meshhook/meshhook-alerts/sender"
 	"github.com/meshhook/meshhook-alerts/supabase"

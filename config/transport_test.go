@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/meshhook/meshhook-alerts/internal/testcert"
+	"github.com/meshhook/meshhook-alerts/internal/harness/testcert"
 )
 
 // apiConfig is validConfig with the HTTP API (and so the web UI) enabled.

@@ -53,8 +53,7 @@ func TestLayering(t *testing.T) {
 // harness are the test harness and the stand-ins: tools for tests, demos
 // and benchmarks, never part of the product.
 var harness = []string{
-	"internal/pgtest", "internal/chaos", "internal/standin", "internal/conformance", "internal/benchstat",
-	"internal/testcert", "realtime/realtimetest", "supabase/supabasetest", "sender/sendertest",
+	"internal/harness", "realtime/realtimetest", "supabase/supabasetest", "sender/sendertest",
 }
 
 func TestProductReachesNoHarness(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/pgtest"
 	"github.com/meshhook/meshhook-alerts/realtime"
 	"github.com/meshhook/meshhook-alerts/realtime/realtimetest"
 )

@@ -18,7 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
 
-	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/pgtest"
 	"github.com/meshhook/meshhook-alerts/realtime"
 	"github.com/meshhook/meshhook-alerts/realtime/realtimetest"
 )

@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/meshhook/meshhook-alerts/internal/conformance"
+	"github.com/meshhook/meshhook-alerts/internal/harness/conformance"
 )
 
 // TestConformanceStandardWebhooksJS checks deliveries from this sender with

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/pgtest"
 	"github.com/meshhook/meshhook-alerts/supabase"
 	"github.com/meshhook/meshhook-alerts/supabase/supabasetest"
 )

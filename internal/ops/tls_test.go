@@ -21,7 +21,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/meshhook/meshhook-alerts/internal/testcert"
+	"github.com/meshhook/meshhook-alerts/internal/harness/testcert"
 )
 
 // waitFor bounds the waits of these tests: generous, for a busy machine.

@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/pgtest"
 )
 
 // benchRowsEnv overrides the number of workflow_runs rows the CDC benchmark

@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/stretchr/testify/require"
 
-	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/pgtest"
 )
 
 const typesDDL = `

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/pgtest"
 )
 
 // TestCDC_CloseInterruptsAWaitingRead closes a CDC whose read waits for a

@@ -44,7 +44,7 @@ import (
 
 	"github.com/meshhook/meshhook-alerts/alerts"
 	"github.com/meshhook/meshhook-alerts/daemon"
-	"github.com/meshhook/meshhook-alerts/internal/benchstat"
+	"github.com/meshhook/meshhook-alerts/internal/harness/benchstat"
 	"github.com/meshhook/meshhook-alerts/sender"
 	"github.com/meshhook/meshhook-alerts/supabase"
 )

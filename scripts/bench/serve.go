@@ -14,8 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/meshhook/meshhook-alerts/internal/benchstat"
-	"github.com/meshhook/meshhook-alerts/internal/standin"
+	"github.com/meshhook/meshhook-alerts/internal/harness/benchstat"
+	"github.com/meshhook/meshhook-alerts/internal/harness/standin"
 )
 
 // The durable runs keep the Supabase stand-in and the receiver in a child

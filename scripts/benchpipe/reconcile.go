@@ -14,9 +14,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/meshhook/meshhook-alerts/internal/benchstat"
+	"github.com/meshhook/meshhook-alerts/internal/harness/benchstat"
+	"github.com/meshhook/meshhook-alerts/internal/harness/standin"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
-	"github.com/meshhook/meshhook-alerts/internal/standin"
 	"github.com/meshhook/meshhook-alerts/realtime/realtimetest"
 )
 

@@ -18,8 +18,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/meshhook/meshhook-alerts/internal/chaos"
-	"github.com/meshhook/meshhook-alerts/internal/standin"
+	"github.com/meshhook/meshhook-alerts/internal/harness/chaos"
+	"github.com/meshhook/meshhook-alerts/internal/harness/standin"
 )
 
 // Exit codes.

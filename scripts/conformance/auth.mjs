@@ -1,4 +1,4 @@
-// Conformance check of the stand-in's Supabase Auth (internal/authtest,
+// Conformance check of the stand-in's Supabase Auth (internal/harness/authtest,
 // behind its API gateway) against the official client, @supabase/supabase-js
 // (its auth-js): password sign-in, the user, refresh and sign-out, with the
 // project's publishable key, as the web UI does them.

@@ -29,8 +29,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/meshhook/meshhook-alerts/internal/harness/standin"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
-	"github.com/meshhook/meshhook-alerts/internal/standin"
 	"github.com/meshhook/meshhook-alerts/sender/sendertest"
 )
 

@@ -22,7 +22,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/meshhook/meshhook-alerts/internal/standin"
+	"github.com/meshhook/meshhook-alerts/internal/harness/standin"
 	"github.com/meshhook/meshhook-alerts/realtime/realtimetest"
 )
 

@@ -12,8 +12,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/meshhook/meshhook-alerts/internal/conformance"
-	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/conformance"
+	"github.com/meshhook/meshhook-alerts/internal/harness/pgtest"
 )
 
 // TestConformancePostgrestJS runs scripts/conformance/postgrest.mjs, which

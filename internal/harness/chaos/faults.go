@@ -10,7 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/meshhook/meshhook-alerts/internal/standin"
+	"github.com/meshhook/meshhook-alerts/internal/harness/standin"
 )
 
 // faultKind is one kind of injected fault.

@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/meshhook/meshhook-alerts/alerts"
+	"github.com/meshhook/meshhook-alerts/internal/harness/standin"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
-	"github.com/meshhook/meshhook-alerts/internal/standin"
 	"github.com/meshhook/meshhook-alerts/realtime/realtimetest"
 )
 

@@ -11,8 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/meshhook/meshhook-alerts/internal/authtest"
-	"github.com/meshhook/meshhook-alerts/internal/conformance"
+	"github.com/meshhook/meshhook-alerts/internal/harness/authtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/conformance"
 )
 
 // TestConformanceSupabaseJSAuth runs scripts/conformance/auth.mjs: the

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/meshhook/meshhook-alerts/internal/authtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/authtest"
 )
 
 const userID = "0c0c0c0c-0000-4000-8000-000000000001"

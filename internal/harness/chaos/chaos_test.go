@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/meshhook/meshhook-alerts/internal/pgtest"
-	"github.com/meshhook/meshhook-alerts/internal/standin"
+	"github.com/meshhook/meshhook-alerts/internal/harness/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/standin"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -10,9 +10,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/meshhook/meshhook-alerts/internal/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/pgtest"
+	"github.com/meshhook/meshhook-alerts/internal/harness/standin"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
-	"github.com/meshhook/meshhook-alerts/internal/standin"
 )
 
 // envDaemon names a prebuilt daemon binary for the tests to run instead of
