@@ -17,10 +17,11 @@ import (
 
 // Store is what the engine needs from the database.
 type Store interface {
-	// LoadRules calls add with every alert rule (opened, not yet compiled),
-	// as it reads them. On error the rules passed so far are not the
-	// whole set and are discarded.
-	LoadRules(ctx context.Context, add func(RuleSpec)) error
+	// LoadRules hands every alert rule to load as it reads them: Add for
+	// a rule it could read (opened, not yet compiled), Reject for one it
+	// cannot use (for example sealed values it cannot open). On error
+	// what was handed over so far is not the whole set and is discarded.
+	LoadRules(ctx context.Context, load RuleSink) error
 	// DecodeRule turns an alert_configs row from a Realtime change into a spec.
 	DecodeRule(row map[string]any) (RuleSpec, error)
 	// GetRun re-reads one run row by id.
@@ -57,12 +58,11 @@ type Store interface {
 	SaveRejected(ctx context.Context, reasons map[string]string) error
 }
 
-// LoadRejecter is implemented by a Store that refuses some rules while
-// loading them (for example rules whose sealed secrets cannot be opened):
-// RejectedRules returns why, by rule id, for the rules the last LoadRules
-// left out. The engine records them with the rules it rejects itself.
-type LoadRejecter interface {
-	RejectedRules() map[string]string
+// RuleSink receives the rules of a full load (see Store.LoadRules); a
+// Reload is one.
+type RuleSink interface {
+	Add(spec RuleSpec)
+	Reject(id string, err error)
 }
 
 // Workflow is a resolved workflow reference.
@@ -501,13 +501,18 @@ func (e *Engine) loadRules(ctx context.Context) error {
 	e.memory.begin()
 	defer e.memory.end()
 	reload := e.rules.Reload()
-	if err := e.store.LoadRules(ctx, reload.Add); err != nil {
+	if err := e.store.LoadRules(ctx, reload); err != nil {
 		return err
 	}
+	before := e.rules.Rejected()
 	rejected := reload.Commit()
 	e.count(func(s *engineStats) { s.ruleLoads++ })
+	// Each rejection is logged when it is new or its reason changed, not
+	// again at every periodic reload.
 	for id, err := range rejected {
-		e.log.Warn("alert rule rejected", zap.String("rule_id", id), zap.Error(err))
+		if before[id] != err.Error() {
+			e.log.Warn("alert rule rejected", zap.String("rule_id", id), zap.Error(err))
+		}
 	}
 	e.log.Info("alert rules loaded", zap.Int("rules", e.rules.Len()), zap.Int("rejected", len(rejected)))
 	e.saveRejected(ctx)
@@ -561,15 +566,6 @@ func (e *Engine) applyRuleChange(ctx context.Context, c *realtime.Change) {
 // successful save.
 func (e *Engine) saveRejected(ctx context.Context) {
 	cur := e.rules.Rejected()
-	if lr, ok := e.store.(LoadRejecter); ok {
-		for id, why := range lr.RejectedRules() {
-			if _, usable := e.rules.Get(id); !usable {
-				if _, known := cur[id]; !known {
-					cur[id] = why
-				}
-			}
-		}
-	}
 	if e.rejectedSaved && maps.Equal(cur, e.savedRejected) {
 		return
 	}

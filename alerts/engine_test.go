@@ -115,7 +115,7 @@ func (f *fakeStore) claimKeys() []string {
 	return slices.Sorted(maps.Keys(f.claims))
 }
 
-func (f *fakeStore) LoadRules(_ context.Context, add func(RuleSpec)) error {
+func (f *fakeStore) LoadRules(_ context.Context, load RuleSink) error {
 	f.mu.Lock()
 	rules := append([]RuleSpec(nil), f.rules...)
 	onLoad := f.onLoad
@@ -124,7 +124,7 @@ func (f *fakeStore) LoadRules(_ context.Context, add func(RuleSpec)) error {
 		onLoad()
 	}
 	for _, r := range rules {
-		add(r)
+		load.Add(r)
 	}
 	return nil
 }

@@ -31,10 +31,21 @@ type RuleSpec struct {
 	PayloadTemplate   string
 	ThrottleMax       int
 	ThrottleWindow    time.Duration
+	// TLS is the rule's own trust anchor and client identity for its
+	// endpoint, opened; nil when it has none.
+	TLS *TLSMaterial
 	// CreatedAt is when the rule was created: it never fires for changes
 	// that happened before it existed (catch-up after a fresh install or a
 	// long outage must not replay history into a new rule).
 	CreatedAt time.Time
+}
+
+// TLSMaterial is a rule's custom trust anchor and client identity (mTLS),
+// PEM-encoded. Empty fields are not used.
+type TLSMaterial struct {
+	CAPEM   string // trust only these CAs for the rule's endpoint
+	CertPEM string // client certificate chain
+	KeyPEM  string // client private key
 }
 
 // Rule is a validated, compiled RuleSpec. A daemon caches every rule of
@@ -51,6 +62,7 @@ type Rule struct {
 	secrets  []string
 	secret   [1]string // secrets' backing array for the usual single secret
 	headers  map[string]string
+	tls      *TLSMaterial
 	created  int64 // unix nanoseconds; see createdNanos
 	delay    time.Duration
 	stall    time.Duration
@@ -81,6 +93,10 @@ func (r *Rule) Secrets() []string { return r.secrets }
 
 // Headers are the rule's custom headers (shared: do not modify).
 func (r *Rule) Headers() map[string]string { return r.headers }
+
+// TLS is the rule's own TLS material for its endpoint (shared: do not
+// modify); nil when it has none.
+func (r *Rule) TLS() *TLSMaterial { return r.tls }
 
 // MeshHookSignature reports whether alerts also carry MeshHook's X-Signature.
 func (r *Rule) MeshHookSignature() bool { return r.meshhook }
@@ -116,7 +132,7 @@ func (r *Rule) Spec() RuleSpec {
 	s := RuleSpec{
 		ID: r.id, ProjectID: r.ProjectID(), WorkflowSlug: r.WorkflowSlug(), Name: r.name, Enabled: r.enabled,
 		Events: r.events.names(), DelayThreshold: r.delay, StallThreshold: r.stall, WebhookURL: r.url,
-		Secrets: r.secrets, MeshHookSignature: r.meshhook, Headers: r.headers,
+		Secrets: r.secrets, MeshHookSignature: r.meshhook, Headers: r.headers, TLS: r.tls,
 		ThrottleMax: int(r.max), ThrottleWindow: r.window, CreatedAt: r.CreatedAt(),
 	}
 	if r.payload != nil {
@@ -172,7 +188,7 @@ func CompileRule(spec RuleSpec) (*Rule, error) {
 	var errs []error
 	r := &Rule{
 		id: spec.ID, name: spec.Name, scope: unique.Make(scopeKey{spec.ProjectID, spec.WorkflowSlug}),
-		url: spec.WebhookURL, secrets: spec.Secrets, headers: spec.Headers, created: createdNanos(spec.CreatedAt),
+		url: spec.WebhookURL, secrets: spec.Secrets, headers: spec.Headers, tls: spec.TLS, created: createdNanos(spec.CreatedAt),
 		delay: spec.DelayThreshold, stall: spec.StallThreshold, window: spec.ThrottleWindow,
 		max: int32(min(max(spec.ThrottleMax, 0), maxThrottle)), enabled: spec.Enabled, meshhook: spec.MeshHookSignature,
 	}
@@ -311,7 +327,14 @@ func (r *Rule) same(spec RuleSpec) bool {
 		r.delay == spec.DelayThreshold && r.stall == spec.StallThreshold && r.url == spec.WebhookURL &&
 		slices.Equal(r.secrets, spec.Secrets) && r.meshhook == spec.MeshHookSignature &&
 		maps.Equal(r.headers, headers) && payload == spec.PayloadTemplate && int(r.max) == spec.ThrottleMax &&
-		r.window == spec.ThrottleWindow && r.created == createdNanos(spec.CreatedAt)
+		r.window == spec.ThrottleWindow && r.created == createdNanos(spec.CreatedAt) && sameTLS(r.tls, spec.TLS)
+}
+
+func sameTLS(a, b *TLSMaterial) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 func canonical(v string) string {
@@ -520,6 +543,13 @@ func (r *Reload) Add(spec RuleSpec) {
 		return
 	}
 	r.byID[spec.ID] = rule
+}
+
+// Reject records that the rule id cannot be used, and why. A later Add of
+// the same id replaces it.
+func (r *Reload) Reject(id string, err error) {
+	delete(r.byID, id)
+	r.rejected[id] = err
 }
 
 // Commit swaps the snapshot in and returns the specs that were rejected, by

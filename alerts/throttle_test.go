@@ -1,7 +1,9 @@
 package alerts
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -165,8 +167,9 @@ func TestRejectedRulesAreRecorded(t *testing.T) {
 // its secrets does.
 type refusingStore struct{ *fakeStore }
 
-func (refusingStore) RejectedRules() map[string]string {
-	return map[string]string{"sealed": "webhook_url: cannot be opened with the configured keys"}
+func (s refusingStore) LoadRules(ctx context.Context, load RuleSink) error {
+	load.Reject("sealed", errors.New("webhook_url: cannot be opened with the configured keys"))
+	return s.fakeStore.LoadRules(ctx, load)
 }
 
 func TestRulesRefusedByTheStoreAreRecordedToo(t *testing.T) {
@@ -179,6 +182,8 @@ func TestRulesRefusedByTheStoreAreRecordedToo(t *testing.T) {
 	store.mu.Lock()
 	defer store.mu.Unlock()
 	assert.Equal(t, map[string]string{"sealed": "webhook_url: cannot be opened with the configured keys"}, store.rejected)
+	assert.Equal(t, store.rejected, e.Rules().Rejected(), "one registry: the rule set holds the store's refusals")
+	assert.Equal(t, 1, e.Rules().Len())
 }
 
 func keys(m map[string]string) []string {

@@ -18,15 +18,11 @@ type Deliveries struct {
 	Store *supabase.Store
 	// Rules is the engine's rule cache; set before the sender runs.
 	Rules *alerts.RuleSet
-	// Opener opens sealed target URLs and holds each rule's TLS material;
-	// nil uses stored values as they are.
+	// Opener opens sealed target URLs; nil uses stored values as they are.
 	Opener *Opener
 	// Loaded, when set, reports whether the rule cache has been loaded;
 	// until then alerts are postponed rather than refused.
 	Loaded func() bool
-	// Refused, when set, returns the rules the store refused to open (by
-	// id): their alerts fail rather than wait for the cache.
-	Refused func() map[string]string
 	// OnDisabled, when set, is told about every rule disabled because its
 	// endpoint is gone (for the operator's internal alerts).
 	OnDisabled func(configID, reason string)
@@ -115,10 +111,8 @@ func (d *Deliveries) alertOf(c alerts.Claimed) sender.Alert {
 	a := sender.Alert{
 		ID: c.ID, ConfigID: c.ConfigID, WebhookID: c.WebhookID, RunID: c.RunID, Event: string(c.Event),
 		Payload: c.Payload, TargetURL: c.TargetURL, Secrets: r.Secrets(), MeshHookSignature: r.MeshHookSignature(),
-		Headers: r.Headers(), CreatedAt: time.Now(), OccurredAt: c.OccurredAt, ReceivedAt: c.ReceivedAt, Lease: c.Lease,
-	}
-	if d.Opener != nil {
-		a.TLS = d.Opener.TLS(c.ConfigID)
+		Headers: r.Headers(), TLS: senderTLS(r.TLS()), CreatedAt: time.Now(), OccurredAt: c.OccurredAt,
+		ReceivedAt: c.ReceivedAt, Lease: c.Lease,
 	}
 	return a
 }
@@ -162,10 +156,7 @@ func (d *Deliveries) LeaseDue(ctx context.Context, now, until time.Time, limit i
 			out = append(out, a)
 			continue
 		}
-		a.Secrets, a.MeshHookSignature, a.Headers = r.Secrets(), r.MeshHookSignature(), r.Headers()
-		if d.Opener != nil {
-			a.TLS = d.Opener.TLS(l.ConfigID)
-		}
+		a.Secrets, a.MeshHookSignature, a.Headers, a.TLS = r.Secrets(), r.MeshHookSignature(), r.Headers(), senderTLS(r.TLS())
 		out = append(out, a)
 	}
 	return out, nil
@@ -188,11 +179,6 @@ func (d *Deliveries) refusal(ctx context.Context, configID string) *sender.Refus
 	}
 	if d.Rules != nil {
 		if _, rejected := d.Rules.Rejected()[configID]; rejected {
-			return gone
-		}
-	}
-	if d.Refused != nil {
-		if _, refused := d.Refused()[configID]; refused {
 			return gone
 		}
 	}

@@ -2,16 +2,16 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/meshhook/meshhook-alerts/alerts"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/meshhook/meshhook-alerts/alerts"
 	"github.com/meshhook/meshhook-alerts/supabase"
 )
 
@@ -42,8 +42,9 @@ func TestAlertsOfRulesMissingFromTheCache(t *testing.T) {
 	defer db.Close()
 
 	loaded := false
-	d := &Deliveries{Store: db, Rules: alerts.NewRuleSet(), Loaded: func() bool { return loaded },
-		Refused: func() map[string]string { return map[string]string{"refused": "cannot open"} }}
+	rules := alerts.NewRuleSet()
+	rules.Reject("refused", errors.New("its secret fields cannot be used"))
+	d := &Deliveries{Store: db, Rules: rules, Loaded: func() bool { return loaded }}
 	ctx := context.Background()
 	for _, id := range []string{"enabled", "deleted", "refused"} {
 		r := d.refusal(ctx, id)

@@ -26,17 +26,15 @@ var ErrPlaintext = errors.New("stored in plaintext; seal it with `meshhook-alert
 // signing_secrets, custom_headers values and the tls_* columns — with the
 // configured keyring, and seals the rendered target URL of each claimed
 // alert. Plaintext values are refused unless allowPlaintext is set, in which
-// case each rule storing them is logged once with a warning. It keeps each
-// rule's opened TLS material for the sender. Errors name the rule's field,
-// never its value. It is safe for concurrent use.
+// case each rule storing them is logged once with a warning. Errors name
+// the rule's field, never its value. It is safe for concurrent use.
 type Opener struct {
 	keys           *seal.Keyring
 	allowPlaintext bool
 	log            *zap.Logger
 
 	mu     sync.Mutex
-	tls    map[string]*sender.TLSConfig // rule id → opened TLS material
-	warned map[string]bool              // rule ids warned about plaintext
+	warned map[string]bool // rule ids warned about plaintext
 }
 
 // NewOpener builds an Opener. keys may be nil (no key configured): then
@@ -45,7 +43,7 @@ func NewOpener(keys *seal.Keyring, allowPlaintext bool, log *zap.Logger) *Opener
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Opener{keys: keys, allowPlaintext: allowPlaintext, log: log, tls: map[string]*sender.TLSConfig{}, warned: map[string]bool{}}
+	return &Opener{keys: keys, allowPlaintext: allowPlaintext, log: log, warned: map[string]bool{}}
 }
 
 // open opens one stored value of field; plain collects plaintext fields.
@@ -79,8 +77,8 @@ func (o *Opener) openPublic(field, v string) (string, error) {
 	return out, nil
 }
 
-// Open returns spec with its sealed values opened, and records the rule's
-// TLS material (validated) for TLS. A rule whose values cannot be opened, or
+// Open returns spec with its sealed values opened, t's TLS material opened
+// and validated onto it. A rule whose values cannot be opened, or
 // that stores secrets in plaintext without secrets.allow_plaintext, is
 // refused with an error naming every offending field.
 func (o *Opener) Open(spec alerts.RuleSpec, t supabase.ConfigTLS) (alerts.RuleSpec, error) {
@@ -111,35 +109,30 @@ func (o *Opener) Open(spec alerts.RuleSpec, t supabase.ConfigTLS) (alerts.RuleSp
 			out.Headers[name] = v
 		}
 	}
-	var tlsCfg *sender.TLSConfig
+	out.TLS = nil
 	if !t.IsZero() {
-		tlsCfg = &sender.TLSConfig{}
+		m := &alerts.TLSMaterial{}
 		// Certificates are public: they may be stored sealed or in clear.
-		if tlsCfg.CAPEM, err = o.openPublic("tls_ca_pem", t.CAPEM); err != nil {
+		if m.CAPEM, err = o.openPublic("tls_ca_pem", t.CAPEM); err != nil {
 			errs = append(errs, err)
 		}
-		if tlsCfg.CertPEM, err = o.openPublic("tls_client_cert_pem", t.ClientCertPEM); err != nil {
+		if m.CertPEM, err = o.openPublic("tls_client_cert_pem", t.ClientCertPEM); err != nil {
 			errs = append(errs, err)
 		}
-		if tlsCfg.KeyPEM, err = o.open("tls_client_key_pem", t.ClientKeyPEM, &plain); err != nil {
+		if m.KeyPEM, err = o.open("tls_client_key_pem", t.ClientKeyPEM, &plain); err != nil {
 			errs = append(errs, err)
 		}
 		if len(errs) == 0 {
-			if _, err := sender.BuildTLSConfig(tlsCfg); err != nil {
+			if _, err := sender.BuildTLSConfig(senderTLS(m)); err != nil {
 				errs = append(errs, fmt.Errorf("tls: %w", err))
 			}
 		}
+		out.TLS = m
 	}
 	if err := errors.Join(errs...); err != nil {
-		o.forget(spec.ID)
 		return alerts.RuleSpec{}, err
 	}
 	o.mu.Lock()
-	if tlsCfg != nil {
-		o.tls[spec.ID] = tlsCfg
-	} else {
-		delete(o.tls, spec.ID)
-	}
 	warn := len(plain) > 0 && !o.warned[spec.ID]
 	if warn {
 		o.warned[spec.ID] = true
@@ -156,11 +149,6 @@ func (o *Opener) Open(spec alerts.RuleSpec, t supabase.ConfigTLS) (alerts.RuleSp
 func (o *Opener) retain(ids map[string]struct{}) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for id := range o.tls {
-		if _, ok := ids[id]; !ok {
-			delete(o.tls, id)
-		}
-	}
 	for id := range o.warned {
 		if _, ok := ids[id]; !ok {
 			delete(o.warned, id)
@@ -168,18 +156,12 @@ func (o *Opener) retain(ids map[string]struct{}) {
 	}
 }
 
-// forget drops what the opener keeps about a rule.
-func (o *Opener) forget(id string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	delete(o.tls, id)
-}
-
-// TLS returns rule id's opened TLS material, or nil when it has none.
-func (o *Opener) TLS(id string) *sender.TLSConfig {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.tls[id]
+// senderTLS is the sender's view of a rule's TLS material (nil: none).
+func senderTLS(m *alerts.TLSMaterial) *sender.TLSConfig {
+	if m == nil {
+		return nil
+	}
+	return &sender.TLSConfig{CAPEM: m.CAPEM, CertPEM: m.CertPEM, KeyPEM: m.KeyPEM}
 }
 
 // SealValue seals a value the daemon writes (a claimed alert's rendered
@@ -205,59 +187,22 @@ func (o *Opener) OpenValue(v string) (string, error) {
 }
 
 // SealedStore is the engine's Store with sealing: it opens rules as they are
-// loaded (refusing, with a logged reason, those that cannot be opened) and
-// seals each claimed alert's target URL before it is written. Every other
-// method is SupabaseStore's.
+// loaded (handing those that cannot be opened to the rule registry as
+// rejected, with the reason) and seals each claimed alert's target URL
+// before it is written. Every other method is SupabaseStore's.
 type SealedStore struct {
 	*SupabaseStore
 	open *Opener
-	log  *zap.Logger
-
-	mu       sync.Mutex
-	rules    *alerts.RuleSet
-	rejected map[string]string // rule id → reason last logged
 }
 
 // NewSealedStore wraps inner with o.
-func NewSealedStore(inner *SupabaseStore, o *Opener, log *zap.Logger) *SealedStore {
-	if log == nil {
-		log = zap.NewNop()
-	}
-	return &SealedStore{SupabaseStore: inner, open: o, log: log, rejected: map[string]string{}}
+func NewSealedStore(inner *SupabaseStore, o *Opener) *SealedStore {
+	return &SealedStore{SupabaseStore: inner, open: o}
 }
 
-// SetRules gives the store the engine's rule cache, so that a rule changed
-// into one that cannot be opened is dropped from it at once.
-func (s *SealedStore) SetRules(r *alerts.RuleSet) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rules = r
-}
-
-// reject logs a refused rule once per distinct reason and drops it.
-func (s *SealedStore) reject(id string, err error) {
-	s.mu.Lock()
-	again := s.rejected[id] == err.Error()
-	s.rejected[id] = err.Error()
-	rules := s.rules
-	s.mu.Unlock()
-	if rules != nil {
-		rules.Delete(id)
-	}
-	if !again {
-		s.log.Warn("alert rule rejected: its secret fields cannot be used", zap.String("rule_id", id), zap.Error(err))
-	}
-}
-
-func (s *SealedStore) accepted(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.rejected, id)
-}
-
-// LoadRules reads every rule and opens its sealed values. Rules that cannot
-// be opened are left out, with a warning naming the rule and the fields.
-func (s *SealedStore) LoadRules(ctx context.Context, add func(alerts.RuleSpec)) error {
+// LoadRules reads every rule and opens its sealed values. A rule that
+// cannot be opened is rejected, naming the fields.
+func (s *SealedStore) LoadRules(ctx context.Context, load alerts.RuleSink) error {
 	tls, err := s.db.ListConfigTLS(ctx)
 	if err != nil {
 		return err
@@ -267,34 +212,17 @@ func (s *SealedStore) LoadRules(ctx context.Context, add func(alerts.RuleSpec)) 
 		seen[c.ID] = struct{}{}
 		spec, err := s.open.Open(rulerow.Spec(c), tls[c.ID])
 		if err != nil {
-			s.reject(c.ID, err)
+			load.Reject(c.ID, fmt.Errorf("its secret fields cannot be used: %w", err))
 			return nil
 		}
-		s.accepted(c.ID)
-		add(spec)
+		load.Add(spec)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
 	s.open.retain(seen)
-	s.mu.Lock()
-	for id := range s.rejected {
-		if _, ok := seen[id]; !ok { // deleted meanwhile
-			delete(s.rejected, id)
-		}
-	}
-	s.mu.Unlock()
 	return nil
-}
-
-// RejectedRules returns why each rule the store refused (last load, or a
-// later change) was refused, by rule id. It implements LoadRejecter, so the
-// engine records these rules with the ones it rejects itself.
-func (s *SealedStore) RejectedRules() map[string]string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return maps.Clone(s.rejected)
 }
 
 // DecodeRule opens a rule from a Realtime change. A record that lacks
@@ -317,16 +245,13 @@ func (s *SealedStore) DecodeRule(row map[string]any) (alerts.RuleSpec, error) {
 				t = ft
 			}
 		} else if supabase.IsNotFound(err) {
-			s.open.forget(c.ID)
 			return alerts.RuleSpec{}, fmt.Errorf("alert rule %s no longer exists", c.ID)
 		}
 	}
 	spec, err := s.open.Open(rulerow.Spec(c), t)
 	if err != nil {
-		s.reject(c.ID, err)
-		return alerts.RuleSpec{}, fmt.Errorf("alert rule %s rejected: %w", c.ID, err)
+		return alerts.RuleSpec{}, fmt.Errorf("its secret fields cannot be used: %w", err)
 	}
-	s.accepted(c.ID)
 	return spec, nil
 }
 

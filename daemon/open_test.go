@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/meshhook/meshhook-alerts/internal/harness/testcert"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
 	"github.com/meshhook/meshhook-alerts/supabase"
 )
@@ -46,7 +47,7 @@ func TestOpenerOpensSealedRules(t *testing.T) {
 	assert.Equal(t, []string{openerSecret}, got.Secrets)
 	assert.Equal(t, "Bearer x", got.Headers["Authorization"])
 	assert.True(t, strings.HasPrefix(spec.WebhookURL, "mhsealed:"), "the input spec is not modified")
-	assert.Nil(t, o.TLS("r1"))
+	assert.Nil(t, got.TLS, "no TLS material: none on the rule")
 
 	sealedURL, err := o.SealValue("https://hooks.example.com/T0/x")
 	require.NoError(t, err)
@@ -102,12 +103,9 @@ func TestOpenerValidatesTLS(t *testing.T) {
 	spec := alerts.RuleSpec{ID: "r4", WebhookURL: mustSeal(t, k, "https://hooks.example.com/")}
 	_, err := o.Open(spec, supabase.ConfigTLS{CAPEM: "not a certificate"})
 	require.ErrorContains(t, err, "tls: custom TLS configuration is invalid")
-	assert.Nil(t, o.TLS("r4"))
 	_, err = o.Open(spec, supabase.ConfigTLS{ClientCertPEM: "x"})
 	require.ErrorContains(t, err, "set together")
 }
-
-var _ alerts.LoadRejecter = (*SealedStore)(nil)
 
 func TestSealedStoreDecodesCompleteRealtimeRecordsWithoutREST(t *testing.T) {
 	k := testKeyring(t, 1)
@@ -122,7 +120,7 @@ func TestSealedStoreDecodesCompleteRealtimeRecordsWithoutREST(t *testing.T) {
 	db, err := supabase.New(supabase.Options{URL: api.URL, ServiceKey: "k"})
 	require.NoError(t, err)
 	defer db.Close()
-	s := NewSealedStore(NewSupabaseStore(db, alerts.MeshHookMapping()), NewOpener(k, false, nil), zap.NewNop())
+	s := NewSealedStore(NewSupabaseStore(db, alerts.MeshHookMapping()), NewOpener(k, false, nil))
 	row := map[string]any{
 		"id": "00000000-0000-4000-8000-0000000000c1", "project_id": "00000000-0000-4000-8000-000000000001",
 		"workflow_slug": "billing", "name": "billing failures", "enabled": true, "events": []any{"failed"},
@@ -143,4 +141,29 @@ func TestSealedStoreDecodesCompleteRealtimeRecordsWithoutREST(t *testing.T) {
 	_, err = s.DecodeRule(row)
 	require.Error(t, err, "the rule is gone by the time it is re-read")
 	assert.Positive(t, reads.Load(), "an incomplete record is re-read over REST")
+}
+
+// The opened TLS material travels on the rule: the registry holds it, and
+// the sender gets it from there.
+func TestOpenedTLSMaterialIsOnTheRule(t *testing.T) {
+	k := testKeyring(t, 1)
+	o := NewOpener(k, false, nil)
+	ca := testcert.NewCA(t, "receiver CA")
+	client := ca.Issue(t, "daemon", testcert.Options{})
+	spec := alerts.RuleSpec{ID: "r5", Enabled: true, Events: []string{"failed"}, WebhookURL: mustSeal(t, k, "https://hooks.example.com/")}
+	got, err := o.Open(spec, supabase.ConfigTLS{CAPEM: string(ca.PEM), ClientCertPEM: string(client.CertPEM),
+		ClientKeyPEM: mustSeal(t, k, string(client.KeyPEM))})
+	require.NoError(t, err)
+	require.NotNil(t, got.TLS)
+	assert.Equal(t, alerts.TLSMaterial{CAPEM: string(ca.PEM), CertPEM: string(client.CertPEM), KeyPEM: string(client.KeyPEM)}, *got.TLS)
+
+	rules := alerts.NewRuleSet()
+	require.NoError(t, rules.Put(got))
+	r, ok := rules.Get("r5")
+	require.True(t, ok)
+	d := &Deliveries{Rules: rules}
+	a := d.alertOf(alerts.Claimed{Claim: alerts.Claim{ConfigID: "r5"}, Rule: r})
+	require.NotNil(t, a.TLS)
+	assert.Equal(t, string(client.KeyPEM), a.TLS.KeyPEM, "the sender gets the rule's opened key")
+	assert.Nil(t, senderTLS(nil))
 }

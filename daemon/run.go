@@ -50,15 +50,14 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	// The rule registry comes first: every component that reads rules
 	// gets it when it is built.
 	registry := alerts.NewRuleSet()
-	rules := NewSealedStore(NewSupabaseStore(store, mapping), opener, log.Named("alerts"))
-	rules.SetRules(registry)
+	rules := NewSealedStore(NewSupabaseStore(store, mapping), opener)
 
 	var disabled *ops.DisabledRules // rules disabled because their endpoint is gone, for the watchdog
 	if cfg.Ops.AlertWebhookURL.IsSet() {
 		disabled = &ops.DisabledRules{}
 	}
 	deliveries := &Deliveries{Store: store, Rules: registry, Opener: opener, Loaded: registry.Loaded,
-		Refused: rules.RejectedRules, OnDisabled: func(id, reason string) {
+		OnDisabled: func(id, reason string) {
 			if disabled != nil {
 				disabled.Add(id, reason, time.Now())
 			}

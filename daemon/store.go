@@ -55,9 +55,9 @@ func NewSupabaseStore(db *supabase.Store, m alerts.Mapping) *SupabaseStore {
 }
 
 // LoadRules reads every rule.
-func (s *SupabaseStore) LoadRules(ctx context.Context, add func(alerts.RuleSpec)) error {
+func (s *SupabaseStore) LoadRules(ctx context.Context, load alerts.RuleSink) error {
 	return s.db.EachAlertConfig(ctx, func(c supabase.AlertConfig) error {
-		add(rulerow.Spec(c))
+		load.Add(rulerow.Spec(c))
 		return nil
 	})
 }
