@@ -6,6 +6,7 @@
 # daemon's log file, whose path it prints.
 #
 # Usage: scripts/demo.sh [flags of scripts/demo, e.g. -realtime-max-events-per-second 5; -h lists them]
+#        scripts/demo.sh --keep   # the daemon with its web UI, seeded and busy, until Ctrl-C
 #
 # Ctrl-C stops it (exit status 130; SIGTERM: 143), and so does a closed
 # output (`scripts/demo.sh | head`, exit status 0); either way the daemon,

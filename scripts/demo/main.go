@@ -5,6 +5,14 @@
 // arriving and the alert_logs rows; the daemon's own log goes to a file
 // whose path it prints. Run it with scripts/demo.sh.
 //
+// With -keep (scripts/demo.sh --keep) it tells no story: it runs the
+// daemon with its HTTP API and web UI, seeds two projects with workflows
+// and three rules (two send to a receiver that always answers, one to a
+// receiver that fails now and then), prints the UI's URL and how to sign in
+// (a Supabase user's email and password at the stand-in's Auth, or the
+// operator token), and starts a few workflow runs every few seconds until
+// it is stopped.
+//
 // Ctrl-C or SIGTERM stops it (exit status 130 or 143) and a closed output
 // (`scripts/demo.sh | head`) stops it quietly (exit status 0); whatever
 // stops it, the daemon, the stand-in and PostgreSQL are stopped and the
@@ -24,6 +32,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -43,9 +52,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(2)
 	}
+	var ko keepOptions
+	keep := flag.Bool("keep", false, "keep running for the web UI: seeded projects, workflows and rules, runs every few seconds, until Ctrl-C")
+	flag.StringVar(&ko.listen, "listen", "127.0.0.1:0", "with -keep: the daemon's HTTP address (API and web UI); port 0 picks a free one")
+	flag.DurationVar(&ko.interval, "interval", 3*time.Second, "with -keep: how often new workflow runs start")
 	flag.Parse()
 	opts.MeshHook = true
-	os.Exit(runDemo(opts))
+	run := func(ctx context.Context, start time.Time) error { return run(ctx, opts, start) }
+	if *keep {
+		run = func(ctx context.Context, _ time.Time) error { return runKeep(ctx, opts, ko) }
+	}
+	os.Exit(runDemo(run))
 }
 
 // stopped is why the demo was asked to stop: a signal.
@@ -54,7 +71,7 @@ type stopped struct{ sig os.Signal }
 func (s stopped) Error() string { return "stopped by " + s.sig.String() }
 
 // runDemo runs the demo and returns its exit status.
-func runDemo(opts standin.Options) int {
+func runDemo(run func(ctx context.Context, start time.Time) error) int {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	// SIGPIPE is caught too: with it caught, a write to a closed stdout
@@ -72,7 +89,7 @@ func runDemo(opts standin.Options) int {
 	}()
 
 	start := time.Now()
-	err := run(ctx, opts, start)
+	err := run(ctx, start)
 	var st stopped
 	switch {
 	case errors.As(context.Cause(ctx), &st) && st.sig == syscall.SIGPIPE:
@@ -152,43 +169,12 @@ func run(ctx context.Context, opts standin.Options, start time.Time) error {
 	}
 
 	say("starting the daemon; its log (JSON lines) goes to %s", logFile.Name())
-	daemon := exec.Command(bin)
-	daemon.Env = append(os.Environ(),
-		"MESHHOOK_ALERTS_SUPABASE_URL="+si.URL,
-		"MESHHOOK_ALERTS_SUPABASE_SERVICE_ROLE_KEY="+si.ServiceRoleKey,
-		"MESHHOOK_ALERTS_SENDER_ALLOW_INSECURE_HTTP=true",
-		// The local receiver is a deliberate internal target: allowlisted,
-		// not exempted from the SSRF guard in code.
-		"MESHHOOK_ALERTS_SENDER_ALLOWED_NETWORKS=127.0.0.0/8",
-		"MESHHOOK_ALERTS_SENDER_RETRY_INITIAL=1s",
-		"MESHHOOK_ALERTS_SECRETS_ENCRYPTION_KEY="+base64.StdEncoding.EncodeToString(encKey),
-		"MESHHOOK_ALERTS_HTTP_LISTEN=127.0.0.1:0",
-	)
-	daemon.Stdout, daemon.Stderr = logFile, logFile
-	// Its own process group: a Ctrl-C at the terminal reaches the demo,
-	// which stops the daemon itself, in order.
-	daemon.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := daemon.Start(); err != nil {
+	d, err := startDaemon(bin, daemonEnv(si, encKey), logFile)
+	if err != nil {
 		return err
 	}
-	exited := make(chan struct{}) // closed when the daemon has exited, with exitErr set
-	var exitErr error
-	go func() { exitErr = daemon.Wait(); close(exited) }()
-	daemonExited := func() error { return fmt.Errorf("the daemon exited (%v); see %s", exitErr, logFile.Name()) }
-	defer func() {
-		select {
-		case <-exited:
-			return
-		default:
-		}
-		_ = daemon.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = daemon.Process.Kill()
-			<-exited
-		}
-	}()
+	defer d.stop()
+	exited, daemonExited := d.exited, d.why
 
 	if err := waitSubscribed(ctx, si, exited, daemonExited); err != nil {
 		return err
@@ -249,6 +235,70 @@ func run(ctx context.Context, opts standin.Options, start time.Time) error {
 	say("done in %.1f s: %d signed deliveries (one of them a retry), every attempt logged", time.Since(start).Seconds(), len(rcv.Deliveries()))
 	say("the daemon's log is kept at %s (jq . < it)", logFile.Name())
 	return nil
+}
+
+// daemonEnv is the daemon's environment against the stand-in, sealing
+// with encKey; extra entries are appended.
+func daemonEnv(si *standin.StandIn, encKey []byte, extra ...string) []string {
+	return append(append(os.Environ(),
+		"MESHHOOK_ALERTS_SUPABASE_URL="+si.URL,
+		"MESHHOOK_ALERTS_SUPABASE_SERVICE_ROLE_KEY="+si.ServiceRoleKey,
+		"MESHHOOK_ALERTS_SENDER_ALLOW_INSECURE_HTTP=true",
+		// The local receiver is a deliberate internal target: allowlisted,
+		// not exempted from the SSRF guard in code.
+		"MESHHOOK_ALERTS_SENDER_ALLOWED_NETWORKS=127.0.0.0/8",
+		"MESHHOOK_ALERTS_SENDER_RETRY_INITIAL=1s",
+		"MESHHOOK_ALERTS_SECRETS_ENCRYPTION_KEY="+base64.StdEncoding.EncodeToString(encKey),
+		"MESHHOOK_ALERTS_HTTP_LISTEN=127.0.0.1:0",
+	), extra...)
+}
+
+// daemonProc is the daemon running as its own process.
+type daemonProc struct {
+	cmd     *exec.Cmd
+	log     string
+	exited  chan struct{} // closed when the daemon has exited, with err set
+	err     error
+	stopped sync.Once
+}
+
+// startDaemon starts the daemon binary with env, its output to logFile.
+func startDaemon(bin string, env []string, logFile *os.File) (*daemonProc, error) {
+	cmd := exec.Command(bin)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Its own process group: a Ctrl-C at the terminal reaches the demo,
+	// which stops the daemon itself, in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	d := &daemonProc{cmd: cmd, log: logFile.Name(), exited: make(chan struct{})}
+	go func() { d.err = cmd.Wait(); close(d.exited) }()
+	return d, nil
+}
+
+// why says that the daemon exited; call it once exited is closed.
+func (d *daemonProc) why() error {
+	return fmt.Errorf("the daemon exited (%v); see %s", d.err, d.log)
+}
+
+// stop stops the daemon with SIGTERM (SIGKILL after 15 s) and waits for it.
+func (d *daemonProc) stop() {
+	d.stopped.Do(func() {
+		select {
+		case <-d.exited:
+			return
+		default:
+		}
+		_ = d.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.exited:
+		case <-time.After(15 * time.Second):
+			_ = d.cmd.Process.Kill()
+			<-d.exited
+		}
+	})
 }
 
 // withProgress runs f, printing a line every 10 s while it lasts (a cold
