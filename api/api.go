@@ -27,6 +27,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/meshhook/meshhook-alerts/internal/rulerow"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
 	"github.com/meshhook/meshhook-alerts/sender"
 	"github.com/meshhook/meshhook-alerts/supabase"
@@ -53,6 +54,10 @@ type Options struct {
 	// before they are stored, and opens them to compute fingerprints, test
 	// sends and revealed URLs. It must be able to seal.
 	Keyring *seal.Keyring
+	// Opener opens stored rules as the daemon's rule loader does, so the
+	// API reports exactly the problems that make the daemon refuse a rule.
+	// Nil: one over Keyring that accepts values stored in clear.
+	Opener *rulerow.Opener
 	// Tester sends test alerts through the sender's signing and SSRF guard.
 	// Nil answers POST /api/alerts/test with 503.
 	Tester Tester
@@ -122,6 +127,9 @@ func New(opts Options) (*API, error) {
 		return nil, errors.New("api: Keyring must hold an encryption key (secrets.encryption_key)")
 	case opts.OperatorToken == "" && opts.JWTSecret == "" && opts.Users == nil:
 		return nil, errors.New("api: set OperatorToken, Users or JWTSecret; without any nobody can call the API")
+	}
+	if opts.Opener == nil {
+		opts.Opener = rulerow.NewOpener(opts.Keyring, true, nil)
 	}
 	if opts.Users == nil && opts.JWTSecret != "" {
 		u, err := NewUserTokens(UserTokensOptions{JWTSecret: opts.JWTSecret, Now: opts.Now})

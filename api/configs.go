@@ -107,7 +107,7 @@ func (a *API) buildWrite(in *ruleInput, cur *supabase.AlertConfig, fe fieldError
 	}
 	var stored openedRule
 	if cur != nil {
-		stored = a.open(*cur)
+		stored = a.open(*cur, supabase.ConfigTLS{})
 	}
 	// The rule as it will be stored (re-enabling it clears
 	// disabled_reason); its URL, secrets and headers are filled in clear
@@ -229,7 +229,7 @@ func (a *API) mergeHeaders(in *ruleInput, cur *supabase.AlertConfig, row *supaba
 
 // keepHeader keeps a stored header value (sealing one stored in clear).
 func (a *API) keepHeader(name, v string, row *supabase.AlertConfigWrite, spec *alerts.RuleSpec, fe fieldErrors) error {
-	plain, err := a.openValue(v)
+	plain, err := a.opts.Opener.OpenValue(v)
 	if err != nil {
 		fe.add("custom_headers", "the stored value of %q cannot be opened (%v); give it again", name, err)
 		return nil

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/meshhook/meshhook-alerts/api"
+	"github.com/meshhook/meshhook-alerts/internal/rulerow"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
 )
 
@@ -470,4 +472,19 @@ func TestRules_ListingNeverRenders(t *testing.T) {
 	}
 	assert.Equal(t, compiles+2, api.Compiles(e.api))
 	assert.Equal(t, renders, api.Renders(e.api))
+}
+
+// The API opens stored rules with the daemon's rule opener: a rule the
+// daemon refuses (here, secrets written in clear around the API while
+// secrets.allow_plaintext is off) shows the daemon's reasons, by field.
+func TestRules_ProblemsAreTheDaemonsReasons(t *testing.T) {
+	e := newEnv(t, envOptions{mod: func(o *api.Options) { o.Opener = rulerow.NewOpener(o.Keyring, false, nil) }})
+	id, _ := e.createRule(asOperator, ruleBody("https://hooks.example.com/x"))
+	e.exec(`update public.alert_configs set webhook_url = 'https://hooks.example.com/in-clear', signing_secrets = array['whsec_plain'] where id = $1`, id)
+	r := e.do(asOperator, http.MethodGet, "/api/alerts/config?id="+id, nil)
+	require.Equal(t, http.StatusOK, r.status)
+	problems := r.field("rules").([]any)[0].(map[string]any)["problems"].(map[string]any)
+	assert.Contains(t, problems["webhook_url"], "stored in plaintext")
+	assert.Contains(t, problems["signing_secrets"], "secret 1 stored in plaintext")
+	assert.NotContains(t, fmt.Sprint(problems), "in-clear", "problems name fields, never values")
 }

@@ -66,7 +66,7 @@ func (a *API) alertView(l supabase.AlertLog, attempts []supabase.Attempt, reveal
 		CompletedAt: optTime(l.CompletedAt), LastStatusCode: optInt(l.LastStatusCode), LastError: optString(l.LastError),
 		OutcomeReason: optString(l.OutcomeReason), Attempts: make([]attemptView, 0, len(attempts)),
 	}
-	if plain, err := a.openValue(l.TargetURL); reveal && err == nil {
+	if plain, err := a.opts.Opener.OpenValue(l.TargetURL); reveal && err == nil {
 		v.TargetURL, v.TargetURLRevealed = plain, true
 	} else {
 		v.TargetURL = a.redactedURL(l.TargetURL)

@@ -330,34 +330,33 @@ type openedRule struct {
 	problems fieldErrors
 }
 
-// open opens a stored rule's URL, secrets and header values.
-func (a *API) open(c supabase.AlertConfig) openedRule {
-	o := openedRule{problems: fieldErrors{}, spec: rulerow.Spec(c)}
-	o.spec.Secrets, o.spec.Headers = nil, nil // the sealed ones; opened below
+// open opens a stored rule's URL, secrets and header values (and, when t
+// is not zero, its TLS material) with the daemon's rule opener, filing
+// each value that cannot be used under its field.
+func (a *API) open(c supabase.AlertConfig, t supabase.ConfigTLS) openedRule {
+	o := openedRule{problems: fieldErrors{}}
 	var err error
-	if o.spec.WebhookURL, err = a.openValue(c.WebhookURL); err != nil {
-		o.problems.add("webhook_url", "cannot be opened: %v", err)
-	}
-	for i, s := range c.SigningSecrets {
-		plain, err := a.openValue(s)
-		if err != nil {
-			o.problems.add("signing_secrets", "secret %d cannot be opened: %v", i+1, err)
-			continue
+	o.spec, err = a.opts.Opener.Open(rulerow.Spec(c), t)
+	for _, e := range unjoin(err) {
+		var fe *alerts.FieldError
+		if errors.As(e, &fe) {
+			o.problems.add(fe.Field, "%s", fe.Err)
+		} else {
+			o.problems.add("rule", "%s", e)
 		}
-		o.spec.Secrets = append(o.spec.Secrets, plain)
-	}
-	if len(c.CustomHeaders) > 0 {
-		o.spec.Headers = make(map[string]string, len(c.CustomHeaders))
-	}
-	for name, v := range c.CustomHeaders {
-		plain, err := a.openValue(v)
-		if err != nil {
-			o.problems.add("custom_headers", "the value of %q cannot be opened: %v", name, err)
-			continue
-		}
-		o.spec.Headers[name] = plain
 	}
 	return o
+}
+
+// unjoin lists the errors err joins (err itself when it joins none).
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // ruleView is a rule as the API returns it: no secret in clear, the URL
@@ -392,7 +391,7 @@ type ruleView struct {
 // view renders a stored rule; reveal shows the webhook URL in clear. It
 // never renders the rule's templates (see storedProblems).
 func (a *API) view(c supabase.AlertConfig, reveal bool) ruleView {
-	o := a.open(c)
+	o := a.open(c, supabase.ConfigTLS{})
 	v := ruleView{
 		ID: c.ID, ProjectID: optString(c.ProjectID), WorkflowSlug: optString(c.WorkflowSlug), Name: c.Name,
 		Enabled: c.Enabled, Events: c.Events, DelayThresholdSeconds: optInt(c.DelayThresholdSeconds),

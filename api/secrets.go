@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/meshhook/meshhook-alerts/internal/logging"
-	"github.com/meshhook/meshhook-alerts/internal/seal"
 )
 
 // sealValue seals a secret-bearing value for storage.
@@ -19,19 +18,10 @@ func (a *API) sealValue(field, plain string) (string, error) {
 	return s, nil
 }
 
-// openValue opens a stored value: a sealed envelope is decrypted, anything
-// else (a row written in clear, for example by SQL) is returned as is.
-func (a *API) openValue(stored string) (string, error) {
-	if !seal.IsSealed(stored) {
-		return stored, nil
-	}
-	return a.opts.Keyring.Open(stored)
-}
-
 // redactedURL shows a stored webhook URL as scheme://host/[redacted]; a
 // value that cannot be opened shows as "[redacted]".
 func (a *API) redactedURL(stored string) string {
-	plain, err := a.openValue(stored)
+	plain, err := a.opts.Opener.OpenValue(stored)
 	if err != nil {
 		return logging.RedactURL(stored) // an envelope redacts to "[redacted]"
 	}
@@ -61,7 +51,7 @@ type secretInfo struct {
 
 // describeSecret fingerprints a stored secret.
 func (a *API) describeSecret(stored string) secretInfo {
-	plain, err := a.openValue(stored)
+	plain, err := a.opts.Opener.OpenValue(stored)
 	if err != nil {
 		return secretInfo{Fingerprint: fingerprint(stored), Readable: false}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshhook/meshhook-alerts/alerts"
 	"github.com/meshhook/meshhook-alerts/internal/logging"
+	"github.com/meshhook/meshhook-alerts/internal/rulerow"
 	"github.com/meshhook/meshhook-alerts/sender"
 	"github.com/meshhook/meshhook-alerts/supabase"
 )
@@ -199,14 +200,15 @@ func (a *API) testSend(w http.ResponseWriter, r *http.Request, p *principal) err
 		if err != nil {
 			return err
 		}
-		o := a.open(c)
-		for f, why := range o.problems {
-			fe.add("config_id", "the rule's %s %s", f, why)
-		}
-		spec = o.spec
-		if tls, err = a.ruleTLS(r, p, c.ID, fe); err != nil {
+		t, err := a.opts.Store.GetConfigTLS(p.ctx(r.Context()), c.ID)
+		if err != nil {
 			return err
 		}
+		o := a.open(c, t)
+		for f, why := range o.problems {
+			fe.add("config_id", "the rule's %s: %s", f, why)
+		}
+		spec, tls = o.spec, rulerow.SenderTLS(o.spec.TLS)
 		def := alerts.EventFailed
 		if len(spec.Events) > 0 {
 			if e, err := alerts.ParseEvent(spec.Events[0]); err == nil {
@@ -277,33 +279,4 @@ func (a *API) testSend(w http.ResponseWriter, r *http.Request, p *principal) err
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
-}
-
-// ruleTLS opens a stored rule's custom CA and client certificate (the
-// tls_* columns), nil when it has none; problems are filed under config_id.
-func (a *API) ruleTLS(r *http.Request, p *principal, id string, fe fieldErrors) (*sender.TLSConfig, error) {
-	t, err := a.opts.Store.GetConfigTLS(p.ctx(r.Context()), id)
-	if err != nil {
-		return nil, err
-	}
-	if t.IsZero() {
-		return nil, nil
-	}
-	out := &sender.TLSConfig{}
-	for _, f := range []struct {
-		name   string
-		stored string
-		dst    *string
-	}{
-		{"tls_ca_pem", t.CAPEM, &out.CAPEM}, {"tls_client_cert_pem", t.ClientCertPEM, &out.CertPEM},
-		{"tls_client_key_pem", t.ClientKeyPEM, &out.KeyPEM},
-	} {
-		v, err := a.openValue(f.stored)
-		if err != nil {
-			fe.add("config_id", "the rule's %s cannot be opened: %v", f.name, err)
-			continue
-		}
-		*f.dst = v
-	}
-	return out, nil
 }

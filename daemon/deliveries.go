@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/meshhook/meshhook-alerts/alerts"
+	"github.com/meshhook/meshhook-alerts/internal/rulerow"
 	"github.com/meshhook/meshhook-alerts/sender"
 	"github.com/meshhook/meshhook-alerts/supabase"
 )
@@ -19,7 +20,7 @@ type Deliveries struct {
 	// Rules is the engine's rule cache; set before the sender runs.
 	Rules *alerts.RuleSet
 	// Opener opens sealed target URLs; nil uses stored values as they are.
-	Opener *Opener
+	Opener *rulerow.Opener
 	// Loaded, when set, reports whether the rule cache has been loaded;
 	// until then alerts are postponed rather than refused.
 	Loaded func() bool
@@ -111,7 +112,7 @@ func (d *Deliveries) alertOf(c alerts.Claimed) sender.Alert {
 	a := sender.Alert{
 		ID: c.ID, ConfigID: c.ConfigID, WebhookID: c.WebhookID, RunID: c.RunID, Event: string(c.Event),
 		Payload: c.Payload, TargetURL: c.TargetURL, Secrets: r.Secrets(), MeshHookSignature: r.MeshHookSignature(),
-		Headers: r.Headers(), TLS: senderTLS(r.TLS()), CreatedAt: time.Now(), OccurredAt: c.OccurredAt,
+		Headers: r.Headers(), TLS: rulerow.SenderTLS(r.TLS()), CreatedAt: time.Now(), OccurredAt: c.OccurredAt,
 		ReceivedAt: c.ReceivedAt, Lease: c.Lease,
 	}
 	return a
@@ -156,7 +157,7 @@ func (d *Deliveries) LeaseDue(ctx context.Context, now, until time.Time, limit i
 			out = append(out, a)
 			continue
 		}
-		a.Secrets, a.MeshHookSignature, a.Headers, a.TLS = r.Secrets(), r.MeshHookSignature(), r.Headers(), senderTLS(r.TLS())
+		a.Secrets, a.MeshHookSignature, a.Headers, a.TLS = r.Secrets(), r.MeshHookSignature(), r.Headers(), rulerow.SenderTLS(r.TLS())
 		out = append(out, a)
 	}
 	return out, nil

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -12,15 +11,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/meshhook/meshhook-alerts/internal/harness/testcert"
+	"github.com/meshhook/meshhook-alerts/internal/rulerow"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
 	"github.com/meshhook/meshhook-alerts/supabase"
 )
-
-const openerSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 func testKeyring(t *testing.T, b byte) *seal.Keyring {
 	t.Helper()
@@ -36,76 +32,7 @@ func mustSeal(t *testing.T, k *seal.Keyring, v string) string {
 	return s
 }
 
-func TestOpenerOpensSealedRules(t *testing.T) {
-	k := testKeyring(t, 1)
-	o := NewOpener(k, false, nil)
-	spec := alerts.RuleSpec{ID: "r1", WebhookURL: mustSeal(t, k, "https://hooks.example.com/T0/{{.Workflow.Slug}}"),
-		Secrets: []string{mustSeal(t, k, openerSecret)}, Headers: map[string]string{"Authorization": mustSeal(t, k, "Bearer x")}}
-	got, err := o.Open(spec, supabase.ConfigTLS{})
-	require.NoError(t, err)
-	assert.Equal(t, "https://hooks.example.com/T0/{{.Workflow.Slug}}", got.WebhookURL)
-	assert.Equal(t, []string{openerSecret}, got.Secrets)
-	assert.Equal(t, "Bearer x", got.Headers["Authorization"])
-	assert.True(t, strings.HasPrefix(spec.WebhookURL, "mhsealed:"), "the input spec is not modified")
-	assert.Nil(t, got.TLS, "no TLS material: none on the rule")
-
-	sealedURL, err := o.SealValue("https://hooks.example.com/T0/x")
-	require.NoError(t, err)
-	assert.True(t, seal.IsSealed(sealedURL))
-	plain, err := o.OpenValue(sealedURL)
-	require.NoError(t, err)
-	assert.Equal(t, "https://hooks.example.com/T0/x", plain)
-}
-
-func TestOpenerRefusesPlaintextAndForeignKeys(t *testing.T) {
-	k := testKeyring(t, 1)
-	other := testKeyring(t, 2)
-	o := NewOpener(k, false, nil)
-	spec := alerts.RuleSpec{ID: "r2", WebhookURL: "https://hooks.example.com/secret-path",
-		Secrets: []string{mustSeal(t, other, openerSecret)}, Headers: map[string]string{"X-Token": "tok-123"}}
-	_, err := o.Open(spec, supabase.ConfigTLS{ClientCertPEM: "cert", ClientKeyPEM: "-----BEGIN KEY-----"})
-	require.Error(t, err)
-	msg := err.Error()
-	for _, field := range []string{"webhook_url: stored in plaintext", "signing_secrets[0]: sealed value was sealed with a key that is not configured",
-		`custom_headers["X-Token"]: stored in plaintext`, "tls_client_key_pem: stored in plaintext"} {
-		assert.Contains(t, msg, field)
-	}
-	for _, secret := range []string{"secret-path", "tok-123", openerSecret, "BEGIN KEY"} {
-		assert.NotContains(t, msg, secret, "errors name fields, never values")
-	}
-
-	noKey := NewOpener(nil, false, nil)
-	_, err = noKey.SealValue("x")
-	assert.ErrorIs(t, err, seal.ErrNoKey)
-}
-
-func TestOpenerAllowsPlaintextWithOneWarningPerRule(t *testing.T) {
-	core, logs := observer.New(zap.WarnLevel)
-	o := NewOpener(nil, true, zap.New(core))
-	spec := alerts.RuleSpec{ID: "r3", WebhookURL: "https://hooks.example.com/x", Secrets: []string{openerSecret}}
-	for range 3 {
-		got, err := o.Open(spec, supabase.ConfigTLS{})
-		require.NoError(t, err)
-		assert.Equal(t, spec.WebhookURL, got.WebhookURL)
-	}
-	entries := logs.All()
-	require.Len(t, entries, 1, "warned once per rule")
-	assert.Equal(t, "r3", entries[0].ContextMap()["rule_id"])
-	assert.ElementsMatch(t, []any{"webhook_url", "signing_secrets[0]"}, entries[0].ContextMap()["fields"])
-	v, err := o.SealValue("https://hooks.example.com/x")
-	require.NoError(t, err)
-	assert.Equal(t, "https://hooks.example.com/x", v, "without a key, plaintext mode stores the target as is")
-}
-
-func TestOpenerValidatesTLS(t *testing.T) {
-	k := testKeyring(t, 1)
-	o := NewOpener(k, false, nil)
-	spec := alerts.RuleSpec{ID: "r4", WebhookURL: mustSeal(t, k, "https://hooks.example.com/")}
-	_, err := o.Open(spec, supabase.ConfigTLS{CAPEM: "not a certificate"})
-	require.ErrorContains(t, err, "tls: custom TLS configuration is invalid")
-	_, err = o.Open(spec, supabase.ConfigTLS{ClientCertPEM: "x"})
-	require.ErrorContains(t, err, "set together")
-}
+const openerSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 func TestSealedStoreDecodesCompleteRealtimeRecordsWithoutREST(t *testing.T) {
 	k := testKeyring(t, 1)
@@ -120,7 +47,7 @@ func TestSealedStoreDecodesCompleteRealtimeRecordsWithoutREST(t *testing.T) {
 	db, err := supabase.New(supabase.Options{URL: api.URL, ServiceKey: "k"})
 	require.NoError(t, err)
 	defer db.Close()
-	s := NewSealedStore(NewSupabaseStore(db, alerts.MeshHookMapping()), NewOpener(k, false, nil))
+	s := NewSealedStore(NewSupabaseStore(db, alerts.MeshHookMapping()), rulerow.NewOpener(k, false, nil))
 	row := map[string]any{
 		"id": "00000000-0000-4000-8000-0000000000c1", "project_id": "00000000-0000-4000-8000-000000000001",
 		"workflow_slug": "billing", "name": "billing failures", "enabled": true, "events": []any{"failed"},
@@ -147,7 +74,7 @@ func TestSealedStoreDecodesCompleteRealtimeRecordsWithoutREST(t *testing.T) {
 // the sender gets it from there.
 func TestOpenedTLSMaterialIsOnTheRule(t *testing.T) {
 	k := testKeyring(t, 1)
-	o := NewOpener(k, false, nil)
+	o := rulerow.NewOpener(k, false, nil)
 	ca := testcert.NewCA(t, "receiver CA")
 	client := ca.Issue(t, "daemon", testcert.Options{})
 	spec := alerts.RuleSpec{ID: "r5", Enabled: true, Events: []string{"failed"}, WebhookURL: mustSeal(t, k, "https://hooks.example.com/")}
@@ -165,5 +92,5 @@ func TestOpenedTLSMaterialIsOnTheRule(t *testing.T) {
 	a := d.alertOf(alerts.Claimed{Claim: alerts.Claim{ConfigID: "r5"}, Rule: r})
 	require.NotNil(t, a.TLS)
 	assert.Equal(t, string(client.KeyPEM), a.TLS.KeyPEM, "the sender gets the rule's opened key")
-	assert.Nil(t, senderTLS(nil))
+	assert.Nil(t, rulerow.SenderTLS(nil))
 }

@@ -144,7 +144,7 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		}
 		opsrv.Degraded("reconcile", engine.ReconcileCheck)
 		if cfg.API.Enabled {
-			h, err := newAPI(cfg, store, snd, rtStats, engine.Rules(), reconcileStatus(engine), keys, log.Named("api"))
+			h, err := newAPI(cfg, store, snd, rtStats, engine.Rules(), reconcileStatus(engine), keys, opener, log.Named("api"))
 			if err != nil {
 				return err
 			}

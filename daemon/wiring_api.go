@@ -10,6 +10,7 @@ import (
 	"github.com/meshhook/meshhook-alerts/alerts"
 	"github.com/meshhook/meshhook-alerts/api"
 	"github.com/meshhook/meshhook-alerts/config"
+	"github.com/meshhook/meshhook-alerts/internal/rulerow"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
 	"github.com/meshhook/meshhook-alerts/realtime"
 	"github.com/meshhook/meshhook-alerts/sender"
@@ -18,9 +19,9 @@ import (
 )
 
 // newAPI builds the HTTP API (api.enabled) over the daemon's store, sender,
-// Realtime client and rule cache.
+// Realtime client, rule cache and rule opener.
 func newAPI(cfg *config.Config, store *supabase.Store, snd *sender.Sender, rtStats func() realtime.Stats,
-	rules *alerts.RuleSet, reconcile func() api.ReconcileStatus, keys *seal.Keyring, log *zap.Logger) (http.Handler, error) {
+	rules *alerts.RuleSet, reconcile func() api.ReconcileStatus, keys *seal.Keyring, opener *rulerow.Opener, log *zap.Logger) (http.Handler, error) {
 	users, err := api.NewUserTokens(api.UserTokensOptions{
 		JWKSURL: strings.TrimRight(cfg.Supabase.URL, "/") + api.JWKSPath, JWTSecret: cfg.API.JWTSecret.Value(),
 		Logger: log.Named("api"),
@@ -38,7 +39,7 @@ func newAPI(cfg *config.Config, store *supabase.Store, snd *sender.Sender, rtSta
 		return nil, err
 	}
 	a, err := api.New(api.Options{
-		Store: store, Keyring: keys, Tester: snd, Sessions: sessions,
+		Store: store, Keyring: keys, Opener: opener, Tester: snd, Sessions: sessions,
 		OperatorToken: cfg.API.OperatorToken.Value(), Users: users,
 		SupabaseURL: cfg.Supabase.URL, PublishableKey: cfg.UI.SupabasePublishableKey,
 		MaxBodyBytes: int64(cfg.API.MaxBodyBytes), AllowInsecureHTTP: cfg.Sender.AllowInsecureHTTP, Wake: snd.Wake,

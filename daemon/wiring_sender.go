@@ -6,6 +6,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meshhook/meshhook-alerts/config"
+	"github.com/meshhook/meshhook-alerts/internal/rulerow"
 	"github.com/meshhook/meshhook-alerts/internal/seal"
 	"github.com/meshhook/meshhook-alerts/sender"
 )
@@ -37,7 +38,7 @@ func linger(d time.Duration) time.Duration {
 }
 
 // newOpener builds the opener of sealed rule fields over keys.
-func newOpener(s config.Secrets, keys *seal.Keyring, log *zap.Logger) *Opener {
+func newOpener(s config.Secrets, keys *seal.Keyring, log *zap.Logger) *rulerow.Opener {
 	switch {
 	case !keys.CanSeal() && !s.AllowPlaintext:
 		log.Warn("secrets.encryption_key is not set: every alert rule will be refused; set a key and seal the rules' " +
@@ -47,5 +48,5 @@ func newOpener(s config.Secrets, keys *seal.Keyring, log *zap.Logger) *Opener {
 	default:
 		log.Info("sealed secrets enabled", zap.String("key_id", keys.CurrentKeyID()), zap.Int("previous_keys", len(s.PreviousKeys)))
 	}
-	return NewOpener(keys, s.AllowPlaintext, log)
+	return rulerow.NewOpener(keys, s.AllowPlaintext, log)
 }
