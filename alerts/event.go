@@ -21,10 +21,13 @@ const (
 	EventDelayed   Event = "delayed"   // the run is still running past the rule's delay threshold
 	EventStalled   Event = "stalled"   // the run is still paused past the rule's stall threshold
 	EventRecovered Event = "recovered" // a run alerted as delayed or stalled has finished
+	// EventResolved is the next succeeded run of a workflow after a failed
+	// alert of the same rule (opt-in: the rule lists it with failed).
+	EventResolved Event = "resolved"
 )
 
 // AllEvents lists every event in documentation order.
-var AllEvents = []Event{EventSucceeded, EventFailed, EventCanceled, EventPaused, EventDelayed, EventStalled, EventRecovered}
+var AllEvents = []Event{EventSucceeded, EventFailed, EventCanceled, EventPaused, EventDelayed, EventStalled, EventRecovered, EventResolved}
 
 // ParseEvent validates an event name.
 func ParseEvent(s string) (Event, error) {

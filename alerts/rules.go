@@ -34,6 +34,11 @@ type RuleSpec struct {
 	// TLS is the rule's own trust anchor and client identity for its
 	// endpoint, opened; nil when it has none.
 	TLS *TLSMaterial
+	// Destination is where alerts go and so which body they carry ("" is
+	// DestinationWebhook).
+	Destination Destination
+	// RoutingKey is a pagerduty rule's routing (integration) key, opened.
+	RoutingKey string
 	// CreatedAt is when the rule was created: it never fires for changes
 	// that happened before it existed (catch-up after a fresh install or a
 	// long outage must not replay history into a new rule).
@@ -54,23 +59,25 @@ type TLSMaterial struct {
 // templates are shared with every other rule of the same source. Spec
 // rebuilds the RuleSpec when one is needed.
 type Rule struct {
-	id, name string
-	scope    unique.Handle[scopeKey] // project and workflow
-	url      string                  // webhook_url, as stored
-	urlT     *Template               // nil: url is static
-	payload  *Template               // nil: the default payload
-	secrets  []string
-	secret   [1]string // secrets' backing array for the usual single secret
-	headers  map[string]string
-	tls      *TLSMaterial
-	created  int64 // unix nanoseconds; see createdNanos
-	delay    time.Duration
-	stall    time.Duration
-	window   time.Duration // throttle window
-	max      int32         // throttle max
-	events   eventSet
-	enabled  bool
-	meshhook bool
+	id, name   string
+	scope      unique.Handle[scopeKey] // project and workflow
+	url        string                  // webhook_url, as stored
+	urlT       *Template               // nil: url is static
+	payload    *Template               // nil: the default payload
+	secrets    []string
+	secret     [1]string // secrets' backing array for the usual single secret
+	headers    map[string]string
+	tls        *TLSMaterial
+	created    int64 // unix nanoseconds; see createdNanos
+	delay      time.Duration
+	stall      time.Duration
+	window     time.Duration // throttle window
+	max        int32         // throttle max
+	dest       Destination   // "" is the webhook
+	routingKey string        // pagerduty only
+	events     eventSet
+	enabled    bool
+	meshhook   bool
 }
 
 // ID is the rule's id.
@@ -133,6 +140,7 @@ func (r *Rule) Spec() RuleSpec {
 		ID: r.id, ProjectID: r.ProjectID(), WorkflowSlug: r.WorkflowSlug(), Name: r.name, Enabled: r.enabled,
 		Events: r.events.names(), DelayThreshold: r.delay, StallThreshold: r.stall, WebhookURL: r.url,
 		Secrets: r.secrets, MeshHookSignature: r.meshhook, Headers: r.headers, TLS: r.tls,
+		Destination: r.dest, RoutingKey: r.routingKey,
 		ThrottleMax: int(r.max), ThrottleWindow: r.window, CreatedAt: r.CreatedAt(),
 	}
 	if r.payload != nil {
@@ -191,9 +199,29 @@ func CompileRule(spec RuleSpec) (*Rule, error) {
 		url: spec.WebhookURL, secrets: spec.Secrets, headers: spec.Headers, tls: spec.TLS, created: createdNanos(spec.CreatedAt),
 		delay: spec.DelayThreshold, stall: spec.StallThreshold, window: spec.ThrottleWindow,
 		max: int32(min(max(spec.ThrottleMax, 0), maxThrottle)), enabled: spec.Enabled, meshhook: spec.MeshHookSignature,
+		routingKey: spec.RoutingKey,
 	}
 	if len(spec.Headers) == 0 {
 		r.headers = nil
+	}
+	if d, err := ParseDestination(string(spec.Destination)); err != nil {
+		errs = append(errs, &FieldError{Field: "destination", Err: err})
+	} else if d != DestinationWebhook {
+		r.dest = d
+	}
+	switch {
+	case r.Destination().NeedsRoutingKey() && spec.RoutingKey == "":
+		errs = append(errs, fieldErrorf("routing_key", "required for the %s destination", r.Destination()))
+	case r.Destination().NeedsRoutingKey():
+		if err := CheckRoutingKey(spec.RoutingKey); err != nil {
+			errs = append(errs, &FieldError{Field: "routing_key", Err: err})
+		}
+	case spec.RoutingKey != "":
+		errs = append(errs, fieldErrorf("routing_key", "only the pagerduty destination takes a routing key"))
+	}
+	if strings.TrimSpace(spec.WebhookURL) == "" {
+		spec.WebhookURL = r.Destination().DefaultURL()
+		r.url = spec.WebhookURL
 	}
 
 	if spec.ID == "" {
@@ -217,6 +245,9 @@ func CompileRule(spec RuleSpec) (*Rule, error) {
 	}
 	if r.events.has(EventRecovered) && !r.events.has(EventDelayed) && !r.events.has(EventStalled) {
 		errs = append(errs, fieldError("events", "recovered follows a delayed or stalled alert of the same rule; list delayed or stalled too"))
+	}
+	if r.events.has(EventResolved) && !r.events.has(EventFailed) {
+		errs = append(errs, fieldError("events", "resolved follows a failed alert of the same rule; list failed too"))
 	}
 	switch {
 	case spec.ThrottleMax < 0 || (spec.ThrottleMax > 0 && spec.ThrottleWindow <= 0) || spec.ThrottleWindow < 0:
@@ -324,10 +355,27 @@ func (r *Rule) same(spec RuleSpec) bool {
 	}
 	return r.id == spec.ID && r.ProjectID() == spec.ProjectID && r.WorkflowSlug() == spec.WorkflowSlug &&
 		r.name == spec.Name && r.enabled == spec.Enabled && r.events == events && len(spec.Events) > 0 &&
-		r.delay == spec.DelayThreshold && r.stall == spec.StallThreshold && r.url == spec.WebhookURL &&
+		r.delay == spec.DelayThreshold && r.stall == spec.StallThreshold && r.url == specURL(spec) &&
 		slices.Equal(r.secrets, spec.Secrets) && r.meshhook == spec.MeshHookSignature &&
 		maps.Equal(r.headers, headers) && payload == spec.PayloadTemplate && int(r.max) == spec.ThrottleMax &&
-		r.window == spec.ThrottleWindow && r.created == createdNanos(spec.CreatedAt) && sameTLS(r.tls, spec.TLS)
+		r.window == spec.ThrottleWindow && r.created == createdNanos(spec.CreatedAt) && sameTLS(r.tls, spec.TLS) &&
+		r.Destination() == orWebhook(spec.Destination) && r.routingKey == spec.RoutingKey
+}
+
+// specURL is the URL a rule compiled from spec posts to (or renders from).
+func specURL(spec RuleSpec) string {
+	if strings.TrimSpace(spec.WebhookURL) == "" {
+		return orWebhook(spec.Destination).DefaultURL()
+	}
+	return spec.WebhookURL
+}
+
+// orWebhook is d, or the webhook when d is empty.
+func orWebhook(d Destination) Destination {
+	if d == "" {
+		return DestinationWebhook
+	}
+	return d
 }
 
 func sameTLS(a, b *TLSMaterial) bool {
@@ -352,8 +400,12 @@ func (r *Rule) Render(c *Context) (url string, body []byte, err error) {
 			return "", nil, &FieldError{Field: "webhook_url", Err: err}
 		}
 	}
+	if r.Destination().NeedsRoutingKey() {
+		c.RoutingKey = RoutingKeyPlaceholder
+	}
+	c.DedupKey = DedupKey(c.Rule.ID, c.RunID, c.Workflow, c.Event)
 	if r.payload == nil {
-		body, err = RenderDefault(c)
+		body, err = RenderPreset(r.Destination(), c)
 	} else {
 		body, err = r.payload.RenderJSON(c)
 	}

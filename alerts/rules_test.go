@@ -214,6 +214,9 @@ func TestMatchEveryEventAndScope(t *testing.T) {
 			if ev == EventRecovered {
 				s.Events = append(s.Events, "delayed")
 			}
+			if ev == EventResolved {
+				s.Events = append(s.Events, "failed")
+			}
 			require.NoError(t, set.Put(s))
 			off := s
 			off.ID, off.Enabled = "disabled/"+s.ID, false
@@ -241,6 +244,9 @@ func TestMatchEveryEventAndScope(t *testing.T) {
 					want = append(want, sc+"/"+string(ev))
 					if ev == EventDelayed {
 						want = append(want, sc+"/recovered") // it lists delayed too
+					}
+					if ev == EventFailed {
+						want = append(want, sc+"/resolved") // it lists failed too
 					}
 				}
 				assert.ElementsMatch(t, want, ids(set.Match(q.project, q.slug, ev)))

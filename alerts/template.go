@@ -44,6 +44,11 @@ type Context struct {
 	// SuppressedCount is how many alerts of this rule and workflow were
 	// suppressed by throttling since the previous one was sent.
 	SuppressedCount int
+	// RoutingKey is RoutingKeyPlaceholder for a pagerduty rule (the key
+	// itself is filled in when the alert is sent), else "".
+	RoutingKey string
+	// DedupKey is the alert's PagerDuty dedup_key (see DedupKey).
+	DedupKey string
 
 	budget *budget // the allowance of the render in progress
 }
