@@ -198,23 +198,7 @@ func (d *Deliveries) refusal(ctx context.Context, configID string) *sender.Refus
 
 // Report records a batch of delivery outcomes in one request.
 func (d *Deliveries) Report(ctx context.Context, reports []sender.Report) (map[string]bool, error) {
-	rows := make([]supabase.DeliveryReport, 0, len(reports))
-	for _, r := range reports {
-		u := r.Update
-		row := supabase.DeliveryReport{AlertID: r.AlertID, Lease: r.Lease, Update: supabase.DeliveryUpdate{
-			Status: supabase.AlertStatus(u.Status), Attempts: u.Attempts, NextAttemptAt: u.NextAttemptAt,
-			OutcomeReason: u.OutcomeReason, CompletedAt: u.CompletedAt, SetLast: u.SetLast,
-			LastStatusCode: u.LastStatusCode, LastError: u.LastError,
-		}}
-		if a := r.Attempt; a != nil {
-			row.Attempt = &supabase.Attempt{
-				AlertID: a.AlertID, Attempt: a.Attempt, StartedAt: a.StartedAt, Latency: a.Latency,
-				StatusCode: a.StatusCode, Error: a.Error, ResponseExcerpt: a.ResponseExcerpt, Outcome: a.Outcome,
-			}
-		}
-		rows = append(rows, row)
-	}
-	return d.Store.ReportDeliveries(ctx, rows)
+	return d.Store.ReportDeliveries(ctx, reports)
 }
 
 // DisableConfig disables a rule (410 Gone) and drops it from the cache.

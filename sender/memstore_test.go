@@ -5,6 +5,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/meshhook/meshhook-alerts/internal/delivery"
 )
 
 // memStore is an in-memory Store with the database's lease semantics: a
@@ -23,7 +25,7 @@ type memStore struct {
 
 type memRow struct {
 	a        Alert // static fields
-	status   string
+	status   delivery.Status
 	attempts int
 	next     time.Time
 	reason   string
@@ -132,7 +134,7 @@ func (m *memStore) row(id string) memRow {
 	return memRow{}
 }
 
-func (m *memStore) status(id string) string { return m.row(id).status }
+func (m *memStore) status(id string) delivery.Status { return m.row(id).status }
 
 // attemptsOf returns an alert's recorded attempts in order.
 func (m *memStore) attemptsOf(id string) []Attempt {

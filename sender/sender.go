@@ -505,7 +505,7 @@ func (s *Sender) settle(j *job, r Report, out *Outcome) {
 		s.stats.add(func(st *senderStats) { st.failed++ })
 	}
 	if r.Attempt == nil {
-		fields := []zap.Field{zap.String("status", u.Status), zap.String("reason", u.OutcomeReason)}
+		fields := []zap.Field{zap.String("status", string(u.Status)), zap.String("reason", u.OutcomeReason)}
 		if u.Status == StatusPending {
 			log.Debug("alert rescheduled without an attempt", append(fields, zap.Time("next_attempt_at", u.NextAttemptAt))...)
 		} else {

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/meshhook/meshhook-alerts/internal/delivery"
 	"github.com/meshhook/meshhook-alerts/sender/sendertest"
 )
 
@@ -123,8 +124,8 @@ func TestDeliverSuccessIsSignedAndRecorded(t *testing.T) {
 // Every scripted receiver behaviour ends in the right outcome.
 func TestScriptedReceiverOutcomes(t *testing.T) {
 	type want struct {
-		status   string   // final (or current) alert status
-		outcomes []string // recorded attempt outcomes; "*reset" accepts either reset reason
+		status   delivery.Status // final (or current) alert status
+		outcomes []string        // recorded attempt outcomes; "*reset" accepts either reset reason
 	}
 	cases := []struct {
 		name  string

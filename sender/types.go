@@ -3,6 +3,8 @@ package sender
 import (
 	"context"
 	"time"
+
+	"github.com/meshhook/meshhook-alerts/internal/delivery"
 )
 
 // Alert is one alert leased for delivery.
@@ -66,49 +68,25 @@ type TLSConfig struct {
 	KeyPEM  string // client private key
 }
 
-// Attempt is the record of one delivery attempt.
-type Attempt struct {
-	AlertID         string
-	Attempt         int // 1 for the first
-	StartedAt       time.Time
-	Latency         time.Duration
-	StatusCode      int // 0 when there was no response
-	Error           string
-	ResponseExcerpt string
-	Outcome         string // Outcome.Reason
-}
+// The record of a delivery step, shared with the store that writes it.
+type (
+	// Attempt is the record of one delivery attempt.
+	Attempt = delivery.Attempt
+	// Update is an alert's new delivery state.
+	Update = delivery.Update
+	// Report is what one delivery step leaves behind: the attempt (nil
+	// when nothing was sent) and the alert's new state, applied only while
+	// the reporter still holds Lease.
+	Report = delivery.Report
+)
 
 // Alert statuses the sender writes.
 const (
-	StatusPending    = "pending"
-	StatusDelivering = "delivering"
-	StatusSucceeded  = "succeeded"
-	StatusFailed     = "failed"
+	StatusPending    = delivery.StatusPending
+	StatusDelivering = delivery.StatusDelivering
+	StatusSucceeded  = delivery.StatusSucceeded
+	StatusFailed     = delivery.StatusFailed
 )
-
-// Update is an alert's new delivery state.
-type Update struct {
-	Status        string
-	Attempts      int
-	NextAttemptAt time.Time // when Status is pending; zero writes NULL
-	OutcomeReason string
-	CompletedAt   time.Time // zero writes NULL
-	// SetLast replaces last_status_code and last_error with LastStatusCode
-	// and LastError (0 and "" write NULL); otherwise they are kept.
-	SetLast        bool
-	LastStatusCode int
-	LastError      string
-}
-
-// Report is what one delivery step leaves behind: the attempt (nil when
-// nothing was sent, e.g. a circuit-open reschedule) and the alert's new
-// state, applied only while the reporter still holds Lease.
-type Report struct {
-	AlertID string
-	Lease   time.Time
-	Attempt *Attempt
-	Update  Update
-}
 
 // Store is what the sender needs from the database.
 type Store interface {

@@ -8,28 +8,21 @@ import (
 	"time"
 
 	"github.com/supabase-community/postgrest-go"
+
+	"github.com/meshhook/meshhook-alerts/internal/delivery"
 )
 
 // AlertStatus is alert_logs.status.
-type AlertStatus string
+type AlertStatus = delivery.Status
 
 // The alert statuses allowed by the schema.
 const (
-	StatusPending    AlertStatus = "pending"
-	StatusDelivering AlertStatus = "delivering"
-	StatusSucceeded  AlertStatus = "succeeded"
-	StatusFailed     AlertStatus = "failed"
-	StatusSuppressed AlertStatus = "suppressed"
+	StatusPending    = delivery.StatusPending
+	StatusDelivering = delivery.StatusDelivering
+	StatusSucceeded  = delivery.StatusSucceeded
+	StatusFailed     = delivery.StatusFailed
+	StatusSuppressed = delivery.StatusSuppressed
 )
-
-// Valid reports whether s is one of the schema's statuses.
-func (s AlertStatus) Valid() bool {
-	switch s {
-	case StatusPending, StatusDelivering, StatusSucceeded, StatusFailed, StatusSuppressed:
-		return true
-	}
-	return false
-}
 
 // AlertLog is one alert (a row of alert_logs). Nullable columns read as their
 // zero value when NULL.
@@ -269,17 +262,7 @@ func (s *Store) GetAlert(ctx context.Context, id string) (AlertLog, error) {
 }
 
 // Attempt is one delivery attempt (a row of alert_attempts).
-type Attempt struct {
-	ID              int64 // set by the database; ignored when recording
-	AlertID         string
-	Attempt         int // 1 for the first attempt
-	StartedAt       time.Time
-	Latency         time.Duration // stored in whole milliseconds
-	StatusCode      int           // 0 = no response (NULL)
-	Error           string        // "" = NULL
-	ResponseExcerpt string        // "" = NULL; the caller caps its size
-	Outcome         string        // reason, e.g. "2xx", "http_500", "timeout"
-}
+type Attempt = delivery.Attempt
 
 // attemptInsert is Attempt on the wire. Every key is always present: a
 // PostgREST bulk insert takes its columns from the objects' keys.

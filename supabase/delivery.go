@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/meshhook/meshhook-alerts/internal/delivery"
 	"github.com/meshhook/meshhook-alerts/internal/jsonenc"
 )
 
@@ -55,26 +56,10 @@ func (s *Store) LeaseDueAlerts(ctx context.Context, now, until time.Time, limit 
 // DeliveryReport is one sender step to record: an attempt (nil when nothing
 // was sent) and the alert's new state, applied only while the alert is
 // still delivering under Lease.
-type DeliveryReport struct {
-	AlertID string
-	Lease   time.Time // the caller's lease (next_attempt_at while delivering)
-	Attempt *Attempt
-	Update  DeliveryUpdate
-}
+type DeliveryReport = delivery.Report
 
 // DeliveryUpdate is an alert's state after a delivery step.
-type DeliveryUpdate struct {
-	Status        AlertStatus
-	Attempts      int
-	NextAttemptAt time.Time // zero writes NULL
-	OutcomeReason string    // "" keeps the stored reason
-	CompletedAt   time.Time // zero writes NULL
-	// SetLast replaces last_status_code and last_error (0 and "" write
-	// NULL); otherwise both are kept.
-	SetLast        bool
-	LastStatusCode int
-	LastError      string
-}
+type DeliveryUpdate = delivery.Update
 
 // reportUpdate is DeliveryUpdate on the wire.
 type reportUpdate struct {
