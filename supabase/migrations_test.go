@@ -59,6 +59,14 @@ func TestMigrations_OnMeshHookSchema(t *testing.T) {
 		[]string{"alert_attempts_select", "alert_configs_delete", "alert_configs_insert", "alert_configs_select",
 			"alert_configs_update", "alert_logs_select"},
 		queryStrings(t, db.Pool, `select policyname::text from pg_policies where schemaname = 'public' and tablename like 'alert\_%'`))
+	// The charts' aggregate runs as its caller, so that row-level security
+	// decides whose attempts a user counts, and finds its window through a
+	// BRIN index, which costs an attempt's insert next to nothing.
+	require.Equal(t, []string{"false"},
+		queryStrings(t, db.Pool, `select prosecdef::text from pg_proc where proname = 'alert_delivery_series'`))
+	require.Equal(t, []string{"alert_attempts_started_at_brin"},
+		queryStrings(t, db.Pool, `select indexname::text from pg_indexes where tablename = 'alert_attempts' and indexdef like '%USING brin%'`))
+
 	require.Equal(t, []string{"alert_configs_project_id_fkey"},
 		queryStrings(t, db.Pool, `select conname::text from pg_constraint
 			where conrelid = 'public.alert_configs'::regclass and contype = 'f'`))
