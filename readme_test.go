@@ -15,9 +15,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// outsideMessages are texts the README's troubleshooting table quotes that
-// come from outside this repository: other programs, Go's standard library,
-// the operating system.
+// outsideMessages are texts the troubleshooting table (docs/operations.md)
+// quotes that
+// come from outside this repository: other programs, Go's standard
+// library, the operating system.
 var outsideMessages = map[string]string{
 	"curl: (35)":           "curl",
 	"wrong version number": "curl (OpenSSL)",
@@ -26,19 +27,20 @@ var outsideMessages = map[string]string{
 	"connection reset by peer": "the operating system",
 }
 
-// Every message the README's troubleshooting table quotes is one the
-// daemon, its scripts or its tests can print: an operator searching the
-// table for a line from the log finds it. (One quoted there no longer
-// existed: "… names no configuration key".) A quote's "…" stands for a
-// part that varies; each part between them must appear in the sources, as
-// written or with one word standing for a format verb (%s, %d, %q, %v).
-func TestREADMETroubleshootingQuotesExist(t *testing.T) {
-	raw, err := os.ReadFile("README.md")
+// Every message the troubleshooting table (docs/operations.md) quotes is
+// one the daemon, its scripts or its tests can print: an operator
+// searching the table for a line from the log finds it. (One quoted there
+// no longer existed: "… names no configuration key".) A quote's "…" stands
+// for a part that varies; each part between them must appear in the
+// sources, as written or with one word standing for a format verb (%s, %d,
+// %q, %v).
+func TestDocsTroubleshootingQuotesExist(t *testing.T) {
+	raw, err := os.ReadFile("docs/operations.md")
 	require.NoError(t, err)
-	readme := string(raw)
-	start := strings.Index(readme, "\n## Troubleshooting\n")
+	page := string(raw)
+	start := strings.Index(page, "\n## Troubleshooting\n")
 	require.NotEqual(t, -1, start)
-	section := readme[start+1:]
+	section := page[start+1:]
 	if end := strings.Index(section, "\n## "); end >= 0 {
 		section = section[:end]
 	}

@@ -133,7 +133,7 @@ func TestHostileRulesAreRejectedWithTheField(t *testing.T) {
 	}
 }
 
-// TestDocumentedTemplatesStillRender renders the README's examples and the
+// TestDocumentedTemplatesStillRender renders docs/rules.md's examples and the
 // ordinary constructs a bounded template must keep.
 func TestDocumentedTemplatesStillRender(t *testing.T) {
 	c := SampleContext()

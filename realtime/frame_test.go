@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Test vectors of docs/realtime-protocol.md §7, verbatim (the placeholder
+// Test vectors of the team's protocol notes §7 (see doc.go), verbatim (the placeholder
 // token shortened to a plain string).
 var (
 	vecV2 = []struct {

@@ -6,7 +6,7 @@
 // github.com/go-json-experiment/json (the encoding/json/v2 candidate)
 // marshalling the same structs cost 1.6 to 4 times the CPU, and writes
 // invalid UTF-8 as a literal U+FFFD where encoding/json writes \ufffd
-// (BENCHMARKS.md, "JSON").
+// (docs/benchmarks.md, "JSON").
 package jsonenc
 
 import "unicode/utf8"

@@ -6,7 +6,7 @@
 // It is the module's one JSON scanner; colder paths use encoding/json.
 // github.com/go-json-experiment/json (the encoding/json/v2 candidate) was
 // measured in its place and cost 16-20 % more CPU on a page of leased
-// alerts (BENCHMARKS.md, "JSON"), so it stays.
+// alerts (docs/benchmarks.md, "JSON"), so it stays.
 //
 // The Parser accepts exactly the JSON encoding/json accepts and yields the
 // same values; the decoders built on it are held to encoding/json by
