@@ -134,3 +134,130 @@ func sourceStrings(t *testing.T) string {
 	require.NoError(t, err)
 	return b.String()
 }
+
+// The README is the front page: its quick start's first commands are the
+// demo and the whole test suite (.ci/run and other tooling run the second
+// one, scripts/test.sh), and it links every page under docs/.
+func TestReadmeFrontPage(t *testing.T) {
+	raw, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	readme := string(raw)
+	start := strings.Index(readme, "```sh\n")
+	require.NotEqual(t, -1, start, "the README has a sh block")
+	block, _, ok := strings.Cut(readme[start+len("```sh\n"):], "```")
+	require.True(t, ok)
+	var commands []string
+	for _, line := range strings.Split(strings.TrimSpace(block), "\n") {
+		command, _, _ := strings.Cut(line, "#")
+		commands = append(commands, strings.TrimSpace(command))
+	}
+	assert.Equal(t, []string{"scripts/demo.sh", "scripts/test.sh"}, commands, "the quick start's commands")
+
+	pages, err := filepath.Glob("docs/*.md")
+	require.NoError(t, err)
+	require.NotEmpty(t, pages)
+	for _, page := range pages {
+		assert.Contains(t, readme, "]("+filepath.ToSlash(page)+")", "the README links %s", page)
+	}
+}
+
+// Every relative link in README.md and docs/*.md names a file or directory
+// that exists, and every #anchor a heading of the page it points into
+// (GitHub's anchors: lower case, punctuation dropped, spaces as hyphens).
+func TestDocsLinksResolve(t *testing.T) {
+	pages, err := filepath.Glob("docs/*.md")
+	require.NoError(t, err)
+	pages = append([]string{"README.md"}, pages...)
+	checked := 0
+	for _, page := range pages {
+		raw, err := os.ReadFile(page)
+		require.NoError(t, err)
+		for _, target := range markdownLinks(string(raw)) {
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			checked++
+			path, anchor, _ := strings.Cut(target, "#")
+			file := page
+			if path != "" {
+				file = filepath.Join(filepath.Dir(page), filepath.FromSlash(path))
+				if _, err := os.Stat(file); err != nil {
+					t.Errorf("%s links %q: %s does not exist", page, target, file)
+					continue
+				}
+			}
+			if anchor == "" {
+				continue
+			}
+			if filepath.Ext(file) != ".md" {
+				t.Errorf("%s links %q: an anchor into a file that is not Markdown", page, target)
+				continue
+			}
+			text, err := os.ReadFile(file)
+			require.NoError(t, err)
+			if !markdownAnchors(string(text))[anchor] {
+				t.Errorf("%s links %q: %s has no heading with anchor #%s", page, target, file, anchor)
+			}
+		}
+	}
+	assert.Greater(t, checked, 30, "the links were read")
+}
+
+var (
+	markdownLink  = regexp.MustCompile(`\]\(([^()\s]+)\)`)
+	inlineCode    = regexp.MustCompile("`[^`\n]*`")
+	anchorDropped = regexp.MustCompile(`[^\p{L}\p{N}_\- ]`)
+)
+
+// markdownLinks returns the targets of the inline links in a Markdown
+// text, outside code blocks and code spans.
+func markdownLinks(text string) []string {
+	var out []string
+	for _, line := range markdownProse(text) {
+		for _, m := range markdownLink.FindAllStringSubmatch(inlineCode.ReplaceAllString(line, ""), -1) {
+			out = append(out, m[1])
+		}
+	}
+	return out
+}
+
+// markdownAnchors returns the anchors GitHub gives the headings of a
+// Markdown text: the heading's text without code marks, in lower case,
+// with punctuation dropped and spaces turned into hyphens; a repeated
+// anchor gets -1, -2, ….
+func markdownAnchors(text string) map[string]bool {
+	anchors := make(map[string]bool)
+	seen := make(map[string]int)
+	for _, line := range markdownProse(text) {
+		heading := strings.TrimLeft(line, "#")
+		if heading == line || !strings.HasPrefix(heading, " ") {
+			continue
+		}
+		a := strings.ToLower(strings.TrimSpace(heading))
+		a = strings.ReplaceAll(anchorDropped.ReplaceAllString(a, ""), " ", "-")
+		if n := seen[a]; n > 0 {
+			anchors[a+"-"+strconv.Itoa(n)] = true
+		} else {
+			anchors[a] = true
+		}
+		seen[a]++
+	}
+	return anchors
+}
+
+// markdownProse returns the lines of a Markdown text outside fenced code
+// blocks.
+func markdownProse(text string) []string {
+	var out []string
+	fenced := false
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			fenced = !fenced
+			continue
+		}
+		if !fenced {
+			out = append(out, line)
+		}
+	}
+	return out
+}
