@@ -189,6 +189,7 @@ func (a *API) routes() []route {
 		{Route{Method: http.MethodGet, Path: "/api/alerts/logs/{id}"}, a.getLog},
 		{Route{Method: http.MethodPost, Path: "/api/alerts/logs/{id}/redeliver"}, a.redeliver},
 		{Route{Method: http.MethodGet, Path: "/api/alerts/series"}, a.getSeries},
+		{Route{Method: http.MethodGet, Path: "/api/projects"}, a.listProjects},
 	}
 }
 
