@@ -490,3 +490,47 @@ func TestReconcileReadsOnPastShortPages(t *testing.T) {
 	h := startEngine(t, store)
 	h.waitSent(t, 10)
 }
+
+// While Realtime is on, a pass that finds changes older than the reconcile
+// delay that Realtime never delivered (it skips whole polls over its quota,
+// silently) makes the following passes run four times as often, until none
+// has found such a change for reconcileLossWindow. A change still waiting
+// in the stream is late, not lost; with Realtime off the interval holds.
+func TestReconcileRunsMoreOftenWhileRealtimeLosesChanges(t *testing.T) {
+	ctx := t.Context()
+	clock := newFakeClock()
+	store := newFakeStore()
+	store.rules = []RuleSpec{ruleRow("r1", "failed")}
+	store.clock = clock.Now
+	sub := &fakeSubmitter{}
+	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs",
+		ReconcileInterval: time.Second, ReconcileDelay: time.Second, Now: clock.Now}, store, sub, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	require.NoError(t, e.loadRules(ctx))
+	live := make(chan realtime.Event, 1)
+	e.live = live
+	// A run fails now, and Realtime does not deliver it within the delay.
+	lost := func(id string) {
+		store.putRunRow(runRow(id, "failed", clock.Now().Add(-time.Minute), clock.Now()))
+		clock.Advance(2 * time.Second)
+	}
+
+	assert.Equal(t, time.Second, e.reconcileStep(ctx), "nothing lost: the configured interval")
+	lost("run-1")
+	assert.Equal(t, 250*time.Millisecond, e.reconcileStep(ctx), "a change Realtime never delivered")
+	assert.Len(t, sub.all(), 1, "and its alert was claimed")
+	clock.Advance(reconcileLossWindow - 3*time.Second)
+	assert.Equal(t, 250*time.Millisecond, e.reconcileStep(ctx), "still within the window")
+	clock.Advance(4 * time.Second)
+	assert.Equal(t, time.Second, e.reconcileStep(ctx), "the window passed with nothing more lost")
+
+	live <- &realtime.Change{Channel: "configs"} // Realtime is behind, not losing
+	lost("run-2")
+	assert.Equal(t, time.Second, e.reconcileStep(ctx))
+	<-live
+
+	e.live = nil // Realtime disabled: every change is found by reconciliation
+	lost("run-3")
+	assert.Equal(t, time.Second, e.reconcileStep(ctx))
+	assert.Len(t, sub.all(), 3)
+}

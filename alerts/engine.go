@@ -247,6 +247,9 @@ type Engine struct {
 	// savedRejected is the rejected-rules record last saved.
 	savedRejected map[string]string
 	rejectedSaved bool
+	// live is the Realtime change stream Run reads; nil when the
+	// reconciler alone finds changes.
+	live <-chan realtime.Event
 	// ticks overrides the timer ticker, reconcileTicks the reconcile
 	// timer (tests).
 	ticks, reconcileTicks <-chan time.Time
@@ -376,6 +379,7 @@ func (e *Engine) Run(ctx context.Context, events <-chan realtime.Event) error {
 		return err
 	}
 	e.ready.started.Store(true)
+	e.live = events
 	resync := time.NewTicker(e.opts.ResyncInterval)
 	defer resync.Stop()
 	reconcileC := e.reconcileTicks

@@ -61,6 +61,13 @@ const (
 	reconcileSaveEvery = 5 * time.Second
 	// reconcileMaxBackoff caps the wait after failed passes.
 	reconcileMaxBackoff = 30 * time.Second
+	// While Realtime is on and passes find changes it did not deliver
+	// (it is over its quota, say, and skipping whole polls, which nothing
+	// in the stream reveals), passes run reconcileLossSpeedup times as
+	// often, until none has found any for reconcileLossWindow: a loss
+	// seldom comes alone, and the alerts it hides are found sooner.
+	reconcileLossSpeedup = 4
+	reconcileLossWindow  = 30 * time.Second
 )
 
 // reconciler is the engine's reconciliation state, owned by the Run
@@ -83,6 +90,9 @@ type reconciler struct {
 	// active is set while a page is processed: claims won then were found
 	// by reconciliation.
 	active bool
+	// lossUntil is when passes go back to the configured interval after
+	// the last one that found changes Realtime did not deliver.
+	lossUntil time.Time
 	// whole is set while most rows of the pages are new to the engine
 	// (Realtime is losing changes, or is off): pages then read whole rows
 	// at once instead of the mapping's columns and then the rows to
@@ -262,6 +272,10 @@ func (e *Engine) reconcileRows(ctx context.Context, rows []map[string]any, wasWh
 	if len(fresh) == 0 {
 		return last, nil
 	}
+	// Changes still waiting in the stream are late, not lost.
+	if e.live != nil && len(e.live) == 0 {
+		e.noteRealtimeLoss(len(fresh))
+	}
 	var byID map[string]map[string]any
 	if !wasWhole {
 		ids := make([]string, len(fresh))
@@ -302,6 +316,23 @@ func (e *Engine) reconcileRows(ctx context.Context, rows []map[string]any, wasWh
 	e.runChanges += len(fresh)
 	e.lastRunChange = e.now()
 	return last, nil
+}
+
+// noteRealtimeLoss records that a pass found n changes Realtime did not
+// deliver (they are older than the reconcile delay), so that passes run
+// more often for a while.
+func (e *Engine) noteRealtimeLoss(n int) {
+	now := e.now()
+	if now.After(e.rec.lossUntil) {
+		e.log.Info("reconciliation found changes Realtime did not deliver; reconciling more often for a while",
+			zap.Int("changes", n), zap.Duration("reconcile_every", e.lossInterval()), zap.Duration("for", reconcileLossWindow))
+	}
+	e.rec.lossUntil = now.Add(reconcileLossWindow)
+}
+
+// lossInterval is the interval between passes while Realtime loses changes.
+func (e *Engine) lossInterval() time.Duration {
+	return e.opts.ReconcileInterval / reconcileLossSpeedup
 }
 
 // reconcileUntilCaughtUp runs passes until every row before the horizon
@@ -354,6 +385,9 @@ func (e *Engine) reconcileStep(ctx context.Context) time.Duration {
 	e.rec.backoff = nil
 	if !done {
 		return 0
+	}
+	if e.now().Before(e.rec.lossUntil) {
+		return e.lossInterval()
 	}
 	return e.opts.ReconcileInterval
 }
