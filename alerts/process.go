@@ -68,6 +68,9 @@ func (e *Engine) processRow(ctx context.Context, row map[string]any, occurred, r
 			retry()
 		}
 	}
+	if run.State == StateSucceeded {
+		e.resolve(ctx, run, wf, project, occurred, retry)
+	}
 }
 
 // recover sends recovered alerts for a finished run: every rule listing

@@ -111,11 +111,20 @@ func (d *Deliveries) alertOf(c alerts.Claimed) sender.Alert {
 	r := c.Rule
 	a := sender.Alert{
 		ID: c.ID, ConfigID: c.ConfigID, WebhookID: c.WebhookID, RunID: c.RunID, Event: string(c.Event),
-		Payload: c.Payload, TargetURL: c.TargetURL, Secrets: r.Secrets(), MeshHookSignature: r.MeshHookSignature(),
+		Payload: r.FillSecrets(c.Payload), Vendor: vendor(r), TargetURL: c.TargetURL, Secrets: r.Secrets(), MeshHookSignature: r.MeshHookSignature(),
 		Headers: r.Headers(), TLS: rulerow.SenderTLS(r.TLS()), CreatedAt: time.Now(), OccurredAt: c.OccurredAt,
 		ReceivedAt: c.ReceivedAt, Lease: c.Lease,
 	}
 	return a
+}
+
+// vendor is the sender's name for the receiver of r's alerts, whose
+// answers it classifies: the destination, or "" for a plain webhook.
+func vendor(r *alerts.Rule) string {
+	if d := r.Destination(); d != alerts.DestinationWebhook {
+		return string(d)
+	}
+	return ""
 }
 
 // LeaseDue leases due alerts and completes them with their rule's signing
@@ -158,6 +167,7 @@ func (d *Deliveries) LeaseDue(ctx context.Context, now, until time.Time, limit i
 			continue
 		}
 		a.Secrets, a.MeshHookSignature, a.Headers, a.TLS = r.Secrets(), r.MeshHookSignature(), r.Headers(), rulerow.SenderTLS(r.TLS())
+		a.Payload, a.Vendor = r.FillSecrets(a.Payload), vendor(r)
 		out = append(out, a)
 	}
 	return out, nil

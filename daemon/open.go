@@ -107,3 +107,16 @@ func (s *SealedStore) Claim(ctx context.Context, cs []alerts.Claim) ([]alerts.Cl
 	}
 	return out, nil
 }
+
+// ClaimResolve seals the resolved alert's rendered target URL and claims
+// it (see SupabaseStore.ClaimResolve).
+func (s *SealedStore) ClaimResolve(ctx context.Context, c alerts.Claim) (alerts.ClaimResult, error) {
+	u, err := s.open.SealValue(c.TargetURL)
+	if err != nil {
+		return alerts.ClaimResult{}, fmt.Errorf("seal target_url: %w", err)
+	}
+	c.TargetURL = u
+	return s.SupabaseStore.ClaimResolve(ctx, c)
+}
+
+var _ alerts.ResolveClaimer = (*SealedStore)(nil)

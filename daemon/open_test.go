@@ -18,24 +18,22 @@ import (
 	"github.com/meshhook/meshhook-alerts/supabase"
 )
 
-func testKeyring(t *testing.T, b byte) *seal.Keyring {
+// testSealer returns a keyring with one key and a function sealing with it.
+func testSealer(t *testing.T) (*seal.Keyring, func(plain string) string) {
 	t.Helper()
-	k, err := seal.NewKeyring(bytes.Repeat([]byte{b}, seal.KeySize))
+	k, err := seal.NewKeyring(bytes.Repeat([]byte{1}, seal.KeySize))
 	require.NoError(t, err)
-	return k
-}
-
-func mustSeal(t *testing.T, k *seal.Keyring, v string) string {
-	t.Helper()
-	s, err := k.Seal(v)
-	require.NoError(t, err)
-	return s
+	return k, func(plain string) string {
+		v, err := k.Seal(plain)
+		require.NoError(t, err)
+		return v
+	}
 }
 
 const openerSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 func TestSealedStoreDecodesCompleteRealtimeRecordsWithoutREST(t *testing.T) {
-	k := testKeyring(t, 1)
+	k, sealed := testSealer(t)
 	// A REST API that counts the re-reads and has no rows.
 	var reads atomic.Int64
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -52,10 +50,11 @@ func TestSealedStoreDecodesCompleteRealtimeRecordsWithoutREST(t *testing.T) {
 		"id": "00000000-0000-4000-8000-0000000000c1", "project_id": "00000000-0000-4000-8000-000000000001",
 		"workflow_slug": "billing", "name": "billing failures", "enabled": true, "events": []any{"failed"},
 		"delay_threshold_seconds": nil, "stall_threshold_seconds": nil,
-		"webhook_url": mustSeal(t, k, "https://hooks.example.com/x"), "signing_secrets": []any{mustSeal(t, k, openerSecret)},
+		"webhook_url": sealed("https://hooks.example.com/x"), "signing_secrets": []any{sealed(openerSecret)},
 		"meshhook_signature": false, "custom_headers": map[string]any{}, "payload_template": nil, "throttle_max": nil,
 		"throttle_window_seconds": nil, "disabled_reason": nil, "created_at": "2026-11-28T10:00:00.123456+00:00",
 		"updated_at": "2026-11-28T10:00:00.123456+00:00", "tls_ca_pem": nil, "tls_client_cert_pem": nil, "tls_client_key_pem": nil,
+		"destination": "webhook", "routing_key": nil,
 	}
 	spec, err := s.DecodeRule(row)
 	require.NoError(t, err)
@@ -73,13 +72,13 @@ func TestSealedStoreDecodesCompleteRealtimeRecordsWithoutREST(t *testing.T) {
 // The opened TLS material travels on the rule: the registry holds it, and
 // the sender gets it from there.
 func TestOpenedTLSMaterialIsOnTheRule(t *testing.T) {
-	k := testKeyring(t, 1)
+	k, sealed := testSealer(t)
 	o := rulerow.NewOpener(k, false, nil)
 	ca := testcert.NewCA(t, "receiver CA")
 	client := ca.Issue(t, "daemon", testcert.Options{})
-	spec := alerts.RuleSpec{ID: "r5", Enabled: true, Events: []string{"failed"}, WebhookURL: mustSeal(t, k, "https://hooks.example.com/")}
+	spec := alerts.RuleSpec{ID: "r5", Enabled: true, Events: []string{"failed"}, WebhookURL: sealed("https://hooks.example.com/")}
 	got, err := o.Open(spec, supabase.ConfigTLS{CAPEM: string(ca.PEM), ClientCertPEM: string(client.CertPEM),
-		ClientKeyPEM: mustSeal(t, k, string(client.KeyPEM))})
+		ClientKeyPEM: sealed(string(client.KeyPEM))})
 	require.NoError(t, err)
 	require.NotNil(t, got.TLS)
 	assert.Equal(t, alerts.TLSMaterial{CAPEM: string(ca.PEM), CertPEM: string(client.CertPEM), KeyPEM: string(client.KeyPEM)}, *got.TLS)

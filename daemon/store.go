@@ -227,3 +227,20 @@ func (s *SupabaseStore) RunsByID(ctx context.Context, ids []string) ([]map[strin
 }
 
 var _ alerts.Store = (*SupabaseStore)(nil)
+
+// ClaimResolve claims a resolved alert only while its rule has an
+// unresolved failed alert for its workflow, resolving those (see
+// supabase.Store.ClaimResolve).
+func (s *SupabaseStore) ClaimResolve(ctx context.Context, c alerts.Claim) (alerts.ClaimResult, error) {
+	got, ok, err := s.db.ClaimResolve(ctx, supabase.NewAlert{
+		ConfigID: c.ConfigID, ProjectID: c.ProjectID, WorkflowSlug: c.WorkflowSlug, RunID: c.RunID,
+		Event: string(c.Event), WebhookID: c.WebhookID, Payload: c.Payload, TargetURL: c.TargetURL,
+		OccurredAt: c.OccurredAt,
+	})
+	if err != nil || !ok {
+		return alerts.ClaimResult{}, err
+	}
+	return alerts.ClaimResult{ID: got.ID}, nil
+}
+
+var _ alerts.ResolveClaimer = (*SupabaseStore)(nil)

@@ -2,6 +2,7 @@ package supabase
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -87,4 +88,58 @@ func (s *Store) ClaimAlerts(ctx context.Context, alerts []NewAlert) ([]ClaimedAl
 		out[i] = c
 	}
 	return out, nil
+}
+
+// FuncClaimResolve is the resolve claim function
+// (20261209000001_alert_destinations.sql).
+const FuncClaimResolve = "alert_claim_resolve"
+
+// ClaimedResolve is a resolved alert that ClaimResolve inserted.
+type ClaimedResolve struct {
+	ClaimedAlert
+	// Resolved is how many failed alerts it resolved.
+	Resolved int
+}
+
+// ClaimResolve claims one resolved alert (a, its Event "resolved") only
+// while a's rule has a failed alert for a's workflow that is not resolved
+// yet (nor suppressed, nor newer than a), and marks those failed alerts
+// resolved by it, atomically: of concurrent calls for the same failure,
+// from any number of daemons, exactly one claims. ok is false when there
+// was nothing to resolve (or a was claimed before).
+func (s *Store) ClaimResolve(ctx context.Context, a NewAlert) (claimed ClaimedResolve, ok bool, err error) {
+	const op = "claim resolve"
+	a.Status, a.NextAttemptAt = "", time.Time{}
+	row, err := a.wire(time.Now())
+	if err != nil {
+		return ClaimedResolve{}, false, err
+	}
+	args, err := json.Marshal(struct {
+		Alert alertInsert `json:"p_alert"`
+	}{row})
+	if err != nil {
+		return ClaimedResolve{}, false, fmt.Errorf("supabase: %s: %w", op, err)
+	}
+	body, err := s.rpc(ctx, op, FuncClaimResolve, args, "p_alert")
+	if err != nil {
+		return ClaimedResolve{}, false, err
+	}
+	var w struct {
+		claimedWire
+		Resolved int `json:"resolved"`
+	}
+	if err := json.Unmarshal(body, &w); err != nil {
+		return ClaimedResolve{}, false, fmt.Errorf("supabase: %s: decode response: %w", op, err)
+	}
+	if w.ID == "" {
+		return ClaimedResolve{}, false, nil
+	}
+	c := ClaimedResolve{ClaimedAlert: ClaimedAlert{ID: w.ID, ConfigID: w.ConfigID, RunID: w.RunID, Event: w.Event,
+		Status: AlertStatus(w.Status)}, Resolved: w.Resolved}
+	if w.NextAttemptAt != nil {
+		if c.NextAttemptAt, err = ParseTimestamp(*w.NextAttemptAt); err != nil {
+			return ClaimedResolve{}, false, fmt.Errorf("supabase: %s: next_attempt_at: %w", op, err)
+		}
+	}
+	return c, true, nil
 }

@@ -39,8 +39,12 @@ type AlertConfig struct {
 	ThrottleMax           int
 	ThrottleWindowSeconds int
 	DisabledReason        string
-	CreatedAt             time.Time
-	UpdatedAt             time.Time
+	// Destination is "webhook" or a preset (slack, discord, teams,
+	// googlechat, pagerduty); "" when the column is absent (read as webhook).
+	Destination string
+	RoutingKey  string // pagerduty only; a sealed envelope
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // decodeConfig decodes one alert_configs row, naming the column at fault.
@@ -51,6 +55,7 @@ func decodeConfig(raw []byte) (AlertConfig, error) {
 	}
 	var (
 		id, projectID, slug, name, url, tmpl, reason nullString
+		destination, routingKey                      nullString
 		enabled, meshSig                             flexBool
 		events, secrets                              textArray
 		delay, stall, tmax, twin                     flexInt
@@ -73,6 +78,8 @@ func decodeConfig(raw []byte) (AlertConfig, error) {
 	d.field("throttle_max", &tmax)
 	d.field("throttle_window_seconds", &twin)
 	d.field("disabled_reason", &reason)
+	d.field("destination", &destination)
+	d.field("routing_key", &routingKey)
 	d.field("created_at", &created)
 	d.field("updated_at", &updated)
 	if id == "" {
@@ -98,6 +105,8 @@ func decodeConfig(raw []byte) (AlertConfig, error) {
 		ThrottleMax:           int(tmax),
 		ThrottleWindowSeconds: int(twin),
 		DisabledReason:        string(reason),
+		Destination:           string(destination),
+		RoutingKey:            string(routingKey),
 		CreatedAt:             created.Time,
 		UpdatedAt:             updated.Time,
 	}, nil
@@ -112,7 +121,7 @@ var configColumns = []string{
 	"id", "project_id", "workflow_slug", "name", "enabled", "events", "delay_threshold_seconds",
 	"stall_threshold_seconds", "webhook_url", "signing_secrets", "meshhook_signature", "custom_headers",
 	"payload_template", "throttle_max", "throttle_window_seconds", "disabled_reason", "created_at", "updated_at",
-	"tls_ca_pem", "tls_client_cert_pem", "tls_client_key_pem",
+	"tls_ca_pem", "tls_client_cert_pem", "tls_client_key_pem", "destination", "routing_key",
 }
 
 // ConfigRowComplete reports whether row, an alert_configs record from a

@@ -31,6 +31,8 @@ type AlertConfigWrite struct {
 	PayloadTemplate       string
 	ThrottleMax           int
 	ThrottleWindowSeconds int
+	Destination           string // "" writes webhook
+	RoutingKey            string // "" writes NULL; sealed by the caller
 }
 
 // configRow is AlertConfigWrite on the wire. Every key is present, so an
@@ -50,6 +52,8 @@ type configRow struct {
 	PayloadTemplate       *string           `json:"payload_template"`
 	ThrottleMax           *int              `json:"throttle_max"`
 	ThrottleWindowSeconds *int              `json:"throttle_window_seconds"`
+	Destination           string            `json:"destination"`
+	RoutingKey            *string           `json:"routing_key"`
 }
 
 func (w AlertConfigWrite) row() configRow {
@@ -60,6 +64,10 @@ func (w AlertConfigWrite) row() configRow {
 		SigningSecrets: w.SigningSecrets, MeshHookSignature: w.MeshHookSignature, CustomHeaders: w.CustomHeaders,
 		PayloadTemplate: nullable(w.PayloadTemplate), ThrottleMax: nullable(w.ThrottleMax),
 		ThrottleWindowSeconds: nullable(w.ThrottleWindowSeconds),
+		Destination:           w.Destination, RoutingKey: nullable(w.RoutingKey),
+	}
+	if r.Destination == "" {
+		r.Destination = "webhook"
 	}
 	if r.Events == nil {
 		r.Events = []string{}

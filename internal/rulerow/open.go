@@ -20,7 +20,7 @@ import (
 // secrets.allow_plaintext is off.
 var ErrPlaintext = errors.New("stored in plaintext; seal it with `meshhook-alerts seal` (or set secrets.allow_plaintext)")
 
-// Opener opens the sealed values of alert rules — webhook_url,
+// Opener opens the sealed values of alert rules — webhook_url, routing_key,
 // signing_secrets, custom_headers values and the tls_* columns — with the
 // configured keyring, and seals the rendered target URL of each claimed
 // alert. Plaintext values are refused unless allowPlaintext is set, in which
@@ -121,6 +121,11 @@ func (o *Opener) Open(spec alerts.RuleSpec, t supabase.ConfigTLS) (alerts.RuleSp
 				continue
 			}
 			out.Headers[name] = v
+		}
+	}
+	if spec.RoutingKey != "" {
+		if out.RoutingKey, err = o.open(value{"routing_key", "", spec.RoutingKey}, &plain); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	out.TLS = nil

@@ -25,6 +25,7 @@ func Spec(c supabase.AlertConfig) alerts.RuleSpec {
 		WebhookURL: c.WebhookURL, Secrets: c.SigningSecrets, MeshHookSignature: c.MeshHookSignature,
 		Headers: c.CustomHeaders, PayloadTemplate: c.PayloadTemplate,
 		ThrottleMax: c.ThrottleMax, ThrottleWindow: seconds(c.ThrottleWindowSeconds),
+		Destination: alerts.Destination(c.Destination), RoutingKey: c.RoutingKey,
 		CreatedAt: c.CreatedAt,
 	}
 }

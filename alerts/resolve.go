@@ -1,0 +1,62 @@
+package alerts
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// ResolveClaimer is implemented by a Store that can claim resolved alerts.
+// Without it, rules listing resolved never send one.
+type ResolveClaimer interface {
+	// ClaimResolve records c, a resolved alert, only while c's rule has a
+	// failed alert for c's workflow (Claim.WorkflowSlug) that is neither
+	// resolved yet, nor suppressed, nor newer than c, and marks those
+	// failed alerts resolved by c, atomically: of any number of calls for
+	// the same failure, from any number of engines, one claims. A result
+	// without an ID means there was nothing to resolve (or c was claimed
+	// before).
+	ClaimResolve(ctx context.Context, c Claim) (ClaimResult, error)
+}
+
+// resolve sends resolved alerts for a succeeded run: every rule listing
+// resolved that has an unresolved failed alert for the run's workflow
+// gets one (see ResolveClaimer). failed is called when a claim could not
+// be recorded, so the row is processed again.
+func (e *Engine) resolve(ctx context.Context, run Run, wf WorkflowInfo, project string, occurred time.Time, failed func()) {
+	rc, ok := e.store.(ResolveClaimer)
+	if !ok {
+		return
+	}
+	var candidates []*Rule
+	for _, r := range e.rules.Match(project, wf.Slug, EventResolved) {
+		if !predates(r, occurred) {
+			candidates = append(candidates, r)
+		}
+	}
+	if len(candidates) == 0 {
+		return
+	}
+	// The claim must see every failed alert claimed so far.
+	e.flush(ctx)
+	for _, r := range candidates {
+		c := e.context(r, run, wf, project, EventResolved, occurred)
+		url, body, err := r.Render(c)
+		if err != nil {
+			e.count(func(s *engineStats) { s.fails++ })
+			e.log.Error("rendering alert failed", zap.String("rule_id", r.ID()), zap.String("run_id", run.ID),
+				zap.String("event", string(EventResolved)), zap.Error(err))
+			continue
+		}
+		claim := Claim{ConfigID: r.ID(), ProjectID: project, WorkflowSlug: wf.Slug, RunID: run.ID, Event: EventResolved,
+			WebhookID: WebhookID(r.ID(), run.ID, EventResolved), Payload: body, TargetURL: url, OccurredAt: occurred}
+		res, err := rc.ClaimResolve(ctx, claim)
+		if err != nil {
+			res = ClaimResult{Err: err}
+		} else if res.ID == "" {
+			continue // no failure to resolve, or resolved already
+		}
+		e.settleClaim(queuedClaim{claim: claim, rule: r, allowed: true, failed: failed, reconciled: e.rec.active}, res)
+	}
+}

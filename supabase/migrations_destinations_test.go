@@ -1,0 +1,131 @@
+package supabase_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/meshhook/meshhook-alerts/internal/harness/pgtest"
+)
+
+const destinationsMigration = "20261209000001_alert_destinations.sql"
+
+// A project migrated before destinations existed keeps its rules as webhook
+// rules, and gets the columns, constraints and the resolve claim.
+func TestMigrations_UpgradeAddsDestinations(t *testing.T) {
+	migs := repoMigrations(t)
+	i := 0
+	for i < len(migs) && !strings.HasSuffix(migs[i].Name, destinationsMigration) {
+		i++
+	}
+	require.Less(t, i, len(migs), "the destinations migration is in the repository")
+	db := pgtest.Shared(t).NewBareDatabase(t, migs[:i])
+	ctx := context.Background()
+	var before string
+	require.NoError(t, db.Pool.QueryRow(ctx, `insert into alert_configs (name, events, webhook_url)
+		values ('old', '{failed}', 'https://example.test/hook') returning id::text`).Scan(&before))
+
+	for _, m := range migs[i:] {
+		_, err := db.Pool.Exec(ctx, m.SQL)
+		require.NoError(t, err, m.Name)
+	}
+	var dest string
+	var key *string
+	require.NoError(t, db.Pool.QueryRow(ctx, `select destination, routing_key from alert_configs where id = $1`, before).Scan(&dest, &key))
+	assert.Equal(t, "webhook", dest)
+	assert.Nil(t, key)
+
+	insert := func(dest, key, events string) error {
+		_, err := db.Pool.Exec(ctx, `insert into alert_configs (name, events, webhook_url, destination, routing_key)
+			values ('r', $1::text[], 'https://example.test/hook', $2, nullif($3, ''))`, events, dest, key)
+		return err
+	}
+	require.NoError(t, insert("slack", "", "{failed,resolved}"), "resolved is an event")
+	require.NoError(t, insert("pagerduty", "mhsealed:v1:k:x", "{failed}"))
+	require.Error(t, insert("pagerduty", "", "{failed}"), "pagerduty needs a routing key")
+	require.Error(t, insert("slack", "mhsealed:v1:k:x", "{failed}"), "only pagerduty has one")
+	require.Error(t, insert("fax", "", "{failed}"), "unknown destination")
+
+	// Twice is harmless.
+	for _, m := range migs[i:] {
+		_, err := db.Pool.Exec(ctx, m.SQL)
+		require.NoError(t, err, m.Name)
+	}
+}
+
+// resolveAlert calls alert_claim_resolve for a success of run at t and
+// returns the claimed alert's id ("" when nothing was claimed).
+func resolveAlert(t *testing.T, pool *pgxpool.Pool, config, slug, run string, at time.Time) string {
+	t.Helper()
+	var id *string
+	require.NoError(t, pool.QueryRow(context.Background(), `select alert_claim_resolve(jsonb_build_object(
+			'config_id', $1::text, 'workflow_slug', $2::text, 'run_id', $3::text, 'webhook_id', 'msg_' || $3::text,
+			'payload', '{}', 'target_url', 'https://example.test/hook', 'occurred_at', $4::timestamptz)) ->> 'id'`,
+		config, slug, run, at).Scan(&id))
+	if id == nil {
+		return ""
+	}
+	return *id
+}
+
+func TestClaimResolve_ExactlyOnceAfterAFailure(t *testing.T) {
+	db := pgtest.Shared(t).NewBareDatabase(t, repoMigrations(t))
+	ctx := context.Background()
+	var config string
+	require.NoError(t, db.Pool.QueryRow(ctx, `insert into alert_configs (name, events, webhook_url)
+		values ('r', '{failed,resolved}', 'https://example.test/hook') returning id::text`).Scan(&config))
+	t0 := time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC)
+	fail := func(run, slug, status string, at time.Time) string {
+		var id string
+		require.NoError(t, db.Pool.QueryRow(ctx, `insert into alert_logs (config_id, workflow_slug, run_id, event, webhook_id,
+				status, payload, target_url, occurred_at)
+			values ($1, $2, $3, 'failed', 'msg_f_' || $3, $4, '{}', 'x', $5) returning id::text`,
+			config, slug, run, status, at).Scan(&id))
+		return id
+	}
+
+	assert.Empty(t, resolveAlert(t, db.Pool, config, "billing", "ok0", t0), "nothing failed yet")
+
+	f1 := fail("f1", "billing", "succeeded", t0.Add(time.Minute))
+	f2 := fail("f2", "billing", "failed", t0.Add(2*time.Minute))
+	fail("f3", "etl", "pending", t0.Add(2*time.Minute))
+	fail("f4", "billing", "suppressed", t0.Add(2*time.Minute))
+	assert.Empty(t, resolveAlert(t, db.Pool, config, "billing", "old", t0.Add(30*time.Second)),
+		"a success older than the failures resolves nothing")
+
+	// Many successes of the workflow at once (several daemons, or runs
+	// finishing together): exactly one resolved alert.
+	var wg sync.WaitGroup
+	ids := make([]string, 8)
+	for i := range ids {
+		wg.Go(func() {
+			run := "ok" + string(rune('a'+i%2)) // two runs, each claimed by four callers
+			ids[i] = resolveAlert(t, db.Pool, config, "billing", run, t0.Add(3*time.Minute))
+		})
+	}
+	wg.Wait()
+	var won []string
+	for _, id := range ids {
+		if id != "" {
+			won = append(won, id)
+		}
+	}
+	require.Len(t, won, 1, "one resolve for one failure episode: %v", ids)
+	rows := queryStrings(t, db.Pool, `select run_id || ':' || coalesce(resolved_by::text, '-') from alert_logs
+		where event = 'failed' order by run_id`)
+	assert.Equal(t, []string{"f1:" + won[0], "f2:" + won[0], "f3:-", "f4:-"}, rows,
+		"the workflow's failures are resolved by it; another workflow's and a suppressed one are not")
+	_ = f1
+	_ = f2
+
+	assert.Empty(t, resolveAlert(t, db.Pool, config, "billing", "okc", t0.Add(4*time.Minute)), "resolved once")
+	fail("f5", "billing", "failed", t0.Add(5*time.Minute))
+	assert.NotEmpty(t, resolveAlert(t, db.Pool, config, "billing", "okd", t0.Add(6*time.Minute)), "a new failure, a new resolve")
+	assert.NotEmpty(t, resolveAlert(t, db.Pool, config, "etl", "oke", t0.Add(6*time.Minute)), "per workflow")
+}
