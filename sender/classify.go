@@ -44,6 +44,10 @@ type Outcome struct {
 	Kind       Kind
 	Reason     string
 	RetryAfter time.Duration // from Retry-After, capped; 0 when absent
+	// Detail says in words why a receiver refused an alert, when its
+	// answer tells (ClassifyVendor); recorded as the attempt's error. It
+	// never holds a URL or a secret.
+	Detail string
 }
 
 // MaxRetryAfter caps how long a receiver's Retry-After can postpone a retry.

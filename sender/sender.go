@@ -577,10 +577,12 @@ func (s *Sender) attempt(ctx context.Context, a Alert) (Report, Outcome) {
 	if errors.As(err, &refused) {
 		out = Outcome{Kind: Permanent, Reason: refused.reason}
 	} else {
-		out = Classify(code, err, header, s.opts.Now())
+		out = ClassifyVendor(a.Vendor, code, err, header, excerpt, s.opts.Now())
 	}
 	if err != nil {
 		at.Error = logging.RedactError(err)
+	} else if out.Detail != "" {
+		at.Error = out.Detail
 	}
 	at.Outcome = out.Reason
 	s.stats.add(func(st *senderStats) { st.attempts[out.Reason]++ })

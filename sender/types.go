@@ -9,12 +9,15 @@ import (
 
 // Alert is one alert leased for delivery.
 type Alert struct {
-	ID                string
-	ConfigID          string
-	WebhookID         string // stable across attempts: the receiver's dedupe key
-	RunID             string
-	Event             string
-	Payload           []byte // sent verbatim on every attempt
+	ID        string
+	ConfigID  string
+	WebhookID string // stable across attempts: the receiver's dedupe key
+	RunID     string
+	Event     string
+	Payload   []byte // sent verbatim on every attempt
+	// Vendor names the receiver whose answers ClassifyVendor reads
+	// (VendorSlack, …); "" is a plain webhook (Classify).
+	Vendor            string
 	TargetURL         string // opened (plaintext) URL
 	Secrets           []string
 	MeshHookSignature bool
