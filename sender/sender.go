@@ -146,13 +146,7 @@ type Sender struct {
 
 	work context.Context // attempts run under it; cancelled after the drain timeout
 	jobs sync.WaitGroup  // jobs started and not yet delivered, and settleAsync calls not yet done
-	// idle hands a job to a goroutine that finished its last one (see
-	// runJobs); stopped, closed when Run returns, lets such goroutines go.
-	idle        chan *job
-	stopped     chan struct{}
-	spawned     atomic.Int64  // goroutines started by start (tests)
-	idleTimeout time.Duration // idleWorkerTimeout, but in tests
-	held        atomic.Int64  // alerts leased and not yet settled
+	held atomic.Int64    // alerts leased and not yet settled
 
 	stats senderStats
 }
@@ -175,7 +169,7 @@ func New(opts Options, store Store, log *zap.Logger) (*Sender, error) {
 	}
 	s := &Sender{
 		opts: opts, store: store, log: log, alertLog: log.WithOptions(zap.AddCallerSkip(2)), guard: guard, breakers: newBreakers(opts.Breaker),
-		wake: make(chan struct{}, 1), idle: make(chan *job), stopped: make(chan struct{}), idleTimeout: idleWorkerTimeout, stats: senderStats{attempts: map[string]uint64{}, reschedules: map[string]uint64{}},
+		wake: make(chan struct{}, 1), stats: senderStats{attempts: map[string]uint64{}, reschedules: map[string]uint64{}},
 	}
 	s.clients = newClients(&s.opts, guard)
 	s.disp = newDispatcher(opts.Workers, opts.PerHostConcurrency, s.start)
@@ -249,7 +243,6 @@ loop:
 		stopWrites()
 		<-flushed
 	}
-	close(s.stopped) // every job is done: idle goroutines can go
 	s.clients.closeIdle()
 	return nil
 }
@@ -347,42 +340,16 @@ func (s *Sender) sweep() {
 	}
 }
 
-// start runs a job the dispatcher picked, on an idle goroutine if one is
-// waiting (see runJobs), else on a new one; it is called with the
-// dispatcher's lock held and must not block.
+// start runs a job the dispatcher picked on a goroutine of its own; it is
+// called with the dispatcher's lock held and must not block. (Reusing
+// goroutines that finished a job was measured: about 9 % of the sender's
+// CPU alone, within noise in the whole pipeline; see docs/benchmarks.md.)
 func (s *Sender) start(j *job) {
 	s.jobs.Add(1)
-	select {
-	case s.idle <- j:
-	default:
-		s.spawned.Add(1)
-		go s.runJobs(j)
-	}
-}
-
-// idleWorkerTimeout is how long a goroutine left idle by a finished job
-// waits for the next one before it exits.
-const idleWorkerTimeout = 5 * time.Second
-
-// runJobs delivers j, then whatever job start hands it next, until it has
-// been idle for idleWorkerTimeout or Run has returned. Reusing goroutines
-// spares creating one, and growing its stack again, for every delivery:
-// about 5 % of the sender's CPU under load.
-func (s *Sender) runJobs(j *job) {
-	idle := time.NewTimer(s.idleTimeout)
-	defer idle.Stop()
-	for {
+	go func() {
+		defer s.jobs.Done()
 		s.deliver(j)
-		s.jobs.Done()
-		idle.Reset(s.idleTimeout)
-		select {
-		case j = <-s.idle:
-		case <-idle.C:
-			return
-		case <-s.stopped:
-			return
-		}
-	}
+	}()
 }
 
 // settleAsync records a report for a job that never started.

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -619,56 +618,4 @@ func TestResponseExcerpt(t *testing.T) {
 		assert.Equal(t, want, as[0].ResponseExcerpt, name)
 		assert.Equal(t, http.StatusServiceUnavailable, as[0].StatusCode, name)
 	}
-}
-
-// Jobs run one after another reuse the goroutine the previous job left
-// idle, and no such goroutine outlives Run.
-func TestJobGoroutinesAreReusedAndStopWithRun(t *testing.T) {
-	rcv := newReceiver(t)
-	store := newMemStore()
-	s, err := New(fastOptions(), store, zaptest.NewLogger(t))
-	require.NoError(t, err)
-	s.idleTimeout = time.Hour // only Run's end can let them go
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	for i := range 20 {
-		id := fmt.Sprintf("r%d", i)
-		store.add(time.Now(), alert(id, rcv.URL+"/hook"))
-		s.Wake()
-		eventually(t, func() bool { return store.status(id) == StatusSucceeded }, "%s delivered", id)
-	}
-	assert.LessOrEqual(t, s.spawned.Load(), int64(2), "20 jobs in a row, at most 2 goroutines started")
-	require.Positive(t, jobGoroutines(), "an idle goroutine waits for the next job")
-	cancel()
-	require.NoError(t, <-done)
-	eventually(t, func() bool { return jobGoroutines() == 0 }, "idle goroutines exit when Run returns")
-}
-
-// jobGoroutines counts the goroutines in Sender.runJobs.
-func jobGoroutines() int {
-	buf := make([]byte, 1<<20)
-	return strings.Count(string(buf[:runtime.Stack(buf, true)]), "sender.(*Sender).runJobs(")
-}
-
-// A goroutine left idle longer than its idle timeout exits while the
-// sender keeps running, and a later job still runs.
-func TestIdleJobGoroutinesExitAfterTheirTimeout(t *testing.T) {
-	rcv := newReceiver(t)
-	store := newMemStore(alert("first", rcv.URL+"/hook"))
-	s, err := New(fastOptions(), store, zaptest.NewLogger(t))
-	require.NoError(t, err)
-	s.idleTimeout = 20 * time.Millisecond
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	s.Wake()
-	eventually(t, func() bool { return store.status("first") == StatusSucceeded }, "first delivered")
-	eventually(t, func() bool { return jobGoroutines() == 0 }, "the idle goroutine exits while Run goes on")
-
-	store.add(time.Now(), alert("second", rcv.URL+"/hook"))
-	s.Wake()
-	eventually(t, func() bool { return store.status("second") == StatusSucceeded }, "a later job starts a goroutine again")
-	cancel()
-	require.NoError(t, <-done)
 }
