@@ -121,7 +121,32 @@ func (a *API) buildWrite(in *ruleInput, cur *supabase.AlertConfig, fe fieldError
 	if cur != nil {
 		next.ID = cur.ID
 	}
+	// The destination: as given, else (on update) as stored.
+	dest := in.destination()
+	if in.Destination == nil && cur != nil && cur.Destination != "" {
+		dest = alerts.Destination(cur.Destination)
+	}
+	row.Destination, next.Destination = string(dest), string(dest)
 	spec := rulerow.Spec(next)
+
+	// A pagerduty rule's routing key: sealed when given, else kept.
+	switch {
+	case !dest.NeedsRoutingKey():
+	case in.RoutingKey != nil:
+		spec.RoutingKey = strings.TrimSpace(*in.RoutingKey)
+		if row.RoutingKey, err = a.sealValue("routing_key", spec.RoutingKey); err != nil {
+			return row, "", err
+		}
+	case cur == nil || cur.RoutingKey == "":
+		// CompileRule says it is required.
+	case stored.problems["routing_key"] != "":
+		fe.add("routing_key", "the stored key cannot be opened (%s); give it again", stored.problems["routing_key"])
+	default:
+		spec.RoutingKey = stored.spec.RoutingKey
+		if row.RoutingKey, err = a.keepSealed("routing_key", cur.RoutingKey); err != nil {
+			return row, "", err
+		}
+	}
 
 	// The webhook URL.
 	switch {
@@ -146,7 +171,8 @@ func (a *API) buildWrite(in *ruleInput, cur *supabase.AlertConfig, fe fieldError
 	switch {
 	case in.SigningSecrets != nil && len(*in.SigningSecrets) > 0:
 		plain = *in.SigningSecrets
-	case cur == nil:
+	case cur == nil && dest == alerts.DestinationWebhook:
+		// Presets' receivers verify no signature: they get none.
 		if generated, err = sender.GenerateSecret(); err != nil {
 			return row, "", err
 		}

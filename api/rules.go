@@ -52,6 +52,20 @@ type ruleInput struct {
 	PayloadTemplate       *string            `json:"payload_template"`
 	ThrottleMax           *int64             `json:"throttle_max"`
 	ThrottleWindowSeconds *int64             `json:"throttle_window_seconds"`
+	// Destination is webhook (the default) or a preset; RoutingKey is a
+	// pagerduty rule's routing key in clear, kept when absent on update.
+	Destination *string `json:"destination"`
+	RoutingKey  *string `json:"routing_key"`
+}
+
+// destination is the destination the input names (webhook when absent or
+// unknown: checkShape files an unknown one).
+func (in *ruleInput) destination() alerts.Destination {
+	d, err := alerts.ParseDestination(deref(in.Destination))
+	if err != nil {
+		return alerts.DestinationWebhook
+	}
+	return d
 }
 
 func (in *ruleInput) isUpdate() bool { return in.ID != nil }
@@ -92,9 +106,29 @@ func (a *API) checkShape(in *ruleInput, p *principal, fe fieldErrors) {
 		}
 		seen[e] = true
 	}
+	dest := in.destination()
+	if _, err := alerts.ParseDestination(deref(in.Destination)); err != nil {
+		fe.add("destination", "%v", err)
+	}
+	if in.RoutingKey != nil {
+		switch k := strings.TrimSpace(*in.RoutingKey); {
+		case in.Destination != nil && !dest.NeedsRoutingKey():
+			fe.add("routing_key", "only the pagerduty destination takes a routing key")
+		case seal.IsSealed(k):
+			fe.add("routing_key", "give the key in clear; the API seals it before storing it")
+		default:
+			if err := alerts.CheckRoutingKey(k); err != nil {
+				fe.add("routing_key", "%v", err)
+			}
+		}
+	} else if dest.NeedsRoutingKey() && !in.isUpdate() {
+		fe.add("routing_key", "required for the %s destination", dest)
+	}
 	if in.WebhookURL != nil {
 		u := strings.TrimSpace(*in.WebhookURL)
 		switch {
+		case u == "" && dest.DefaultURL() != "":
+			// The destination's own endpoint (PagerDuty's Events API).
 		case u == "":
 			fe.add("webhook_url", "required")
 		case len(u) > maxURLLen:
@@ -102,7 +136,7 @@ func (a *API) checkShape(in *ruleInput, p *principal, fe fieldErrors) {
 		case seal.IsSealed(u):
 			fe.add("webhook_url", "give the URL in clear; the API seals it before storing it")
 		}
-	} else if !in.isUpdate() {
+	} else if !in.isUpdate() && dest.DefaultURL() == "" {
 		fe.add("webhook_url", "required")
 	}
 	if in.PayloadTemplate != nil {
@@ -241,7 +275,8 @@ func isUUID(s string) bool {
 // ruleField maps a field named by alerts.CompileRule to the API's field.
 func ruleField(name string) (string, bool) {
 	switch name {
-	case "events", "delay_threshold_seconds", "stall_threshold_seconds", "webhook_url", "payload_template":
+	case "events", "delay_threshold_seconds", "stall_threshold_seconds", "webhook_url", "payload_template",
+		"destination", "routing_key":
 		return name, true
 	case "throttle":
 		return "throttle_window_seconds", true
@@ -380,6 +415,10 @@ type ruleView struct {
 	ThrottleMax           *int         `json:"throttle_max"`
 	ThrottleWindowSeconds *int         `json:"throttle_window_seconds"`
 	DisabledReason        *string      `json:"disabled_reason"`
+	Destination           string       `json:"destination"`
+	// RoutingKey describes a pagerduty rule's routing key (its
+	// fingerprint, never the key); null for other destinations.
+	RoutingKey *secretInfo `json:"routing_key"`
 	// Problems lists, by field, why the daemon cannot use the rule as
 	// stored (for example a template that no longer compiles); empty when
 	// it is usable.
@@ -404,6 +443,14 @@ func (a *API) view(c supabase.AlertConfig, reveal bool) ruleView {
 	}
 	if v.Events == nil {
 		v.Events = []string{}
+	}
+	v.Destination = string(alerts.DestinationWebhook)
+	if c.Destination != "" {
+		v.Destination = c.Destination
+	}
+	if c.RoutingKey != "" {
+		k := a.describeSecret(c.RoutingKey)
+		v.RoutingKey = &k
 	}
 	if reveal && o.problems["webhook_url"] == "" {
 		v.WebhookURL, v.WebhookURLRevealed = o.spec.WebhookURL, true

@@ -30,7 +30,12 @@ type previewInput struct {
 	WorkflowSlug          *string `json:"workflow_slug"`
 	DelayThresholdSeconds *int64  `json:"delay_threshold_seconds"`
 	StallThresholdSeconds *int64  `json:"stall_threshold_seconds"`
+	Destination           *string `json:"destination"`
 }
+
+// previewRoutingKey stands in for a pagerduty rule's routing key in a
+// preview: the key never appears in a body before it is sent.
+const previewRoutingKey = "PREVIEW0ROUTING0KEY"
 
 // previewResponse is a rendered URL and payload.
 type previewResponse struct {
@@ -57,8 +62,11 @@ func parseEvent(fe fieldErrors, s string, def alerts.Event) alerts.Event {
 // filled in so that CompileRule accepts it.
 func previewSpec(spec alerts.RuleSpec, event alerts.Event) alerts.RuleSpec {
 	spec.Events = []string{string(event)}
-	if event == alerts.EventRecovered {
+	switch event {
+	case alerts.EventRecovered:
 		spec.Events = append(spec.Events, string(alerts.EventDelayed))
+	case alerts.EventResolved:
+		spec.Events = append(spec.Events, string(alerts.EventFailed))
 	}
 	if spec.DelayThreshold <= 0 {
 		spec.DelayThreshold = defaultPreviewThreshold
@@ -102,10 +110,18 @@ func (a *API) preview(w http.ResponseWriter, r *http.Request, _ *principal) erro
 	if in.WebhookURL != nil && strings.TrimSpace(*in.WebhookURL) != "" {
 		spec.WebhookURL = strings.TrimSpace(*in.WebhookURL)
 	}
+	if d, err := alerts.ParseDestination(deref(in.Destination)); err != nil {
+		fe.add("destination", "%v", err)
+	} else {
+		spec.Destination = d
+		if d.NeedsRoutingKey() {
+			spec.RoutingKey = previewRoutingKey
+		}
+	}
 	if err := fe.err(); err != nil {
 		return err
 	}
-	target, body, err := a.render(previewSpec(spec, event), event, fe)
+	_, target, body, err := a.render(previewSpec(spec, event), event, fe)
 	if err != nil {
 		return err
 	}
@@ -119,17 +135,17 @@ func (a *API) preview(w http.ResponseWriter, r *http.Request, _ *principal) erro
 
 // render compiles spec and renders its alert for event against the sample
 // run; problems are answered as field errors.
-func (a *API) render(spec alerts.RuleSpec, event alerts.Event, fe fieldErrors) (string, []byte, error) {
+func (a *API) render(spec alerts.RuleSpec, event alerts.Event, fe fieldErrors) (*alerts.Rule, string, []byte, error) {
 	rule := a.compile(spec, fe)
 	if err := fe.err(); err != nil {
-		return "", nil, err
+		return nil, "", nil, err
 	}
 	target, body, err := a.renderRule(rule, sampleContext(spec, event))
 	if err != nil {
 		addCompileErrors(fe, err)
-		return "", nil, fe.err()
+		return nil, "", nil, fe.err()
 	}
-	return target, body, nil
+	return rule, target, body, nil
 }
 
 // testInput is the body of POST /api/alerts/test: a stored rule
@@ -142,6 +158,10 @@ type testInput struct {
 	PayloadTemplate   *string           `json:"payload_template"`
 	MeshHookSignature bool              `json:"meshhook_signature"`
 	Event             string            `json:"event"`
+	// Destination and RoutingKey describe an ad-hoc endpoint of a preset
+	// (the routing key in clear, for pagerduty).
+	Destination *string `json:"destination"`
+	RoutingKey  *string `json:"routing_key"`
 }
 
 // testResponse is the outcome of a test send.
@@ -185,8 +205,9 @@ func (a *API) testSend(w http.ResponseWriter, r *http.Request, p *principal) err
 		fe.add("config_id", "give either config_id (a stored rule) or url (an ad-hoc endpoint)")
 		return fe.err()
 	case in.ConfigID != nil:
-		if in.Secret != nil || in.Headers != nil || in.PayloadTemplate != nil || in.MeshHookSignature {
-			fe.add("config_id", "secret, headers, payload_template and meshhook_signature are taken from the rule")
+		if in.Secret != nil || in.Headers != nil || in.PayloadTemplate != nil || in.MeshHookSignature ||
+			in.Destination != nil || in.RoutingKey != nil {
+			fe.add("config_id", "secret, headers, payload_template, meshhook_signature, destination and routing_key are taken from the rule")
 			return fe.err()
 		}
 		if !isUUID(*in.ConfigID) {
@@ -218,6 +239,9 @@ func (a *API) testSend(w http.ResponseWriter, r *http.Request, p *principal) err
 		event = parseEvent(fe, in.Event, def)
 	default:
 		u := strings.TrimSpace(*in.URL)
+		if d, err := alerts.ParseDestination(deref(in.Destination)); err == nil && u == "" {
+			u = d.DefaultURL()
+		}
 		if u == "" {
 			fe.add("url", "required")
 		} else if len(u) > maxURLLen {
@@ -238,6 +262,14 @@ func (a *API) testSend(w http.ResponseWriter, r *http.Request, p *principal) err
 				fe.add("headers", "the value of %q must be at most %d bytes without line breaks or NUL", name, maxHeaderValueLen)
 			}
 		}
+		if d, err := alerts.ParseDestination(deref(in.Destination)); err != nil {
+			fe.add("destination", "%v", err)
+		} else {
+			spec.Destination = d
+		}
+		if in.RoutingKey != nil {
+			spec.RoutingKey = strings.TrimSpace(*in.RoutingKey)
+		}
 		spec.WebhookURL, spec.Headers, spec.MeshHookSignature = u, in.Headers, in.MeshHookSignature
 		spec.PayloadTemplate, spec.Name = deref(in.PayloadTemplate), "Test alert"
 		event = parseEvent(fe, in.Event, alerts.EventFailed)
@@ -246,7 +278,7 @@ func (a *API) testSend(w http.ResponseWriter, r *http.Request, p *principal) err
 		return err
 	}
 	ruleFE := fieldErrors{}
-	target, body, err := a.render(previewSpec(spec, event), event, ruleFE)
+	rule, target, body, err := a.render(previewSpec(spec, event), event, ruleFE)
 	if err != nil {
 		if in.ConfigID != nil {
 			for f, why := range ruleFE {
@@ -267,7 +299,8 @@ func (a *API) testSend(w http.ResponseWriter, r *http.Request, p *principal) err
 		return err
 	}
 	res := a.opts.Tester.SendOnce(r.Context(), sender.Alert{
-		ConfigID: spec.ID, WebhookID: id, RunID: alerts.SampleContext().RunID, Event: string(event), Payload: body,
+		ConfigID: spec.ID, WebhookID: id, RunID: alerts.SampleContext().RunID, Event: string(event),
+		Payload: rule.FillSecrets(body), Vendor: sender.VendorOf(string(rule.Destination())),
 		TargetURL: target, Secrets: spec.Secrets, MeshHookSignature: spec.MeshHookSignature, Headers: spec.Headers,
 		TLS: tls, CreatedAt: a.opts.Now(),
 	})

@@ -119,13 +119,8 @@ func (d *Deliveries) alertOf(c alerts.Claimed) sender.Alert {
 }
 
 // vendor is the sender's name for the receiver of r's alerts, whose
-// answers it classifies: the destination, or "" for a plain webhook.
-func vendor(r *alerts.Rule) string {
-	if d := r.Destination(); d != alerts.DestinationWebhook {
-		return string(d)
-	}
-	return ""
-}
+// answers it classifies.
+func vendor(r *alerts.Rule) string { return sender.VendorOf(string(r.Destination())) }
 
 // LeaseDue leases due alerts and completes them with their rule's signing
 // material. An alert whose rule is gone, disabled or rejected, or whose

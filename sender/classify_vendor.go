@@ -20,6 +20,16 @@ const (
 	VendorPagerDuty  = "pagerduty"
 )
 
+// VendorOf is the vendor of a rule destination's receivers ("" for the
+// plain webhook and for destinations whose answers Classify reads).
+func VendorOf(destination string) string {
+	switch destination {
+	case VendorSlack, VendorDiscord, VendorTeams, VendorGoogleChat, VendorPagerDuty:
+		return destination
+	}
+	return ""
+}
+
 // ClassifyVendor is Classify for a known receiver: it reads the vendor's
 // own answers (Slack's error words, Discord's rate-limit headers and error
 // codes, PagerDuty's invalid events, Teams' and Google Chat's error

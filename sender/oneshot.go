@@ -41,10 +41,12 @@ func (s *Sender) SendOnce(ctx context.Context, a Alert) OneShot {
 	if errors.As(err, &refused) {
 		res.Outcome = Outcome{Kind: Permanent, Reason: refused.reason}
 	} else {
-		res.Outcome = Classify(code, err, header, s.opts.Now())
+		res.Outcome = ClassifyVendor(a.Vendor, code, err, header, excerpt, s.opts.Now())
 	}
 	if err != nil {
 		res.Error = logging.RedactError(err)
+	} else if res.Outcome.Detail != "" {
+		res.Error = res.Outcome.Detail
 	}
 	return res
 }
