@@ -98,7 +98,8 @@ func TestUIUserSignInRefreshSignOut(t *testing.T) {
 	)
 	list := read(t, ctx, "rules", chromedp.Text(sel("#rules-list")))
 	assert.Contains(t, list, "my rule")
-	assert.Contains(t, list, mine)
+	assert.Contains(t, list, "Project mine", "the project by name")
+	assert.Equal(t, mine, read(t, ctx, "project id on hover", chromedp.AttributeValue(sel("#rules-list h2 .name"), "title")).Value)
 	assert.NotContains(t, list, "their rule", "row-level security: the user's token, not the operator's")
 	href := read(t, ctx, "location", chromedp.Location())
 

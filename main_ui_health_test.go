@@ -16,7 +16,7 @@ import (
 // retrying (not as a success), shows its endpoint's circuit; then, with the
 // database not answering, signing in still works, lands on the Health
 // page, and the page says the database is unreachable while showing the
-// daemon's own state. Both at 1280 and 390 px.
+// daemon's own state. At every width of pageWidths.
 func TestUIHealthTellsTheTruth(t *testing.T) {
 	ctx := browser(t)
 	csp := watchCSP(t, ctx)
@@ -64,7 +64,13 @@ func TestUIHealthTellsTheTruth(t *testing.T) {
 	assert.Contains(t, circuit, "http://127.0.0.1:")
 	assert.Contains(t, circuit, "[redacted]", "the endpoint's path stays hidden")
 	assert.Regexp(t, `\d+ failed in a row`, circuit)
-	checkPages(t, ctx, ui, shots, pageShot{"health-failing", "health", "#health-circuit-list"})
+	// The retries chart shows the failed attempts, and nothing delivered.
+	step(t, ctx, "retries charted",
+		poll(`document.querySelectorAll("#health-chart-retries rect.bar.s-warn").length > 0`),
+	)
+	assert.Contains(t, read(t, ctx, "outcomes", chromedp.Text(sel("#health-chart-outcomes"))), "0 delivered, 0 gave up")
+	assert.Contains(t, read(t, ctx, "latency", chromedp.Text(sel("#health-chart-latency"))), "nothing delivered")
+	checkPages(t, ctx, ui, shots, pageShot{"health-failing", "health", "#health-chart-retries svg"})
 
 	// The database stops answering: the status still comes, quickly.
 	e.si.REST.StallNext(1 << 30)

@@ -109,11 +109,17 @@ type pageShot struct {
 	ready string
 }
 
-// checkPages loads each page at 1280 and 390 px wide, checks that it does
-// not scroll sideways, and saves a full-page screenshot into dir.
+// pageWidths are the viewport widths every page is checked at: a phone, a
+// tablet, a laptop and a desktop screen.
+var pageWidths = []int64{390, 768, 1280, 1920}
+
+// checkPages loads each page at every one of pageWidths, checks that it
+// does not scroll sideways, that no word breaks across lines and that
+// charts are drawn at their full size (their text not shrunk), and saves a
+// full-page screenshot into dir.
 func checkPages(t *testing.T, ctx context.Context, base, dir string, pages ...pageShot) {
 	t.Helper()
-	for _, width := range []int64{1280, 390} {
+	for _, width := range pageWidths {
 		for _, p := range pages {
 			what := fmt.Sprintf("%s at %d px", p.name, width)
 			step(t, ctx, what,
@@ -125,9 +131,11 @@ func checkPages(t *testing.T, ctx context.Context, base, dir string, pages ...pa
 			scrollWidth, innerWidth := widths[0], widths[1]
 			fits := scrollWidth <= innerWidth
 			broken := read(t, ctx, what, chromedp.Evaluate[[]string](brokenWords))
+			shrunk := read(t, ctx, what, chromedp.Evaluate[[]string](shrunkCharts))
 			png := read(t, ctx, what, chromedp.FullScreenshot(100))
 			assert.True(t, fits, "%s at %d px scrolls sideways: scrollWidth %d > innerWidth %d", p.name, width, scrollWidth, innerWidth)
 			assert.Empty(t, broken, "%s at %d px breaks words across lines", p.name, width)
+			assert.Empty(t, shrunk, "%s at %d px draws charts scaled down or wider than their card", p.name, width)
 			require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.png", p.name, width)), png, 0o644))
 		}
 	}
@@ -159,11 +167,29 @@ const brokenWords = `(() => {
   return bad;
 })()`
 
+// shrunkCharts lists the charts on the page that are drawn scaled (their
+// labels then shrink below the 11 px they are set in) or that stick out of
+// their card: a chart is drawn at its card's width.
+const shrunkCharts = `(() => {
+  const bad = [];
+  for (const svg of document.querySelectorAll("svg.chart")) {
+    const r = svg.getBoundingClientRect();
+    const box = svg.parentElement.getBoundingClientRect();
+    const drawn = svg.width.baseVal.value;
+    if (Math.abs(r.width - drawn) > 1 || r.right > box.right + 1) {
+      bad.push((svg.closest("figure") || svg).id + ": drawn " + drawn + " px, shown " + Math.round(r.width) + " px in " + Math.round(box.width) + " px");
+    }
+  }
+  return bad;
+})()`
+
 // TestUIEndToEnd drives the web UI in headless Chromium against the daemon
 // on the local stand-in: sign in, create a rule (with a field error first),
 // preview it, send a test alert, watch a failed run's delivery appear with
 // its attempts, redeliver it, rotate the secret, and check every main page
-// at 1280 and 390 px.
+// at every width of pageWidths; the pages show projects and workflows by
+// name (their ids on hover) and the Health and rule pages chart the
+// deliveries.
 func TestUIEndToEnd(t *testing.T) {
 	ctx := browser(t)
 	csp := watchCSP(t, ctx)
@@ -344,12 +370,46 @@ func TestUIEndToEnd(t *testing.T) {
 		`select cardinality(signing_secrets) from alert_configs where id = $1`, ruleID).Scan(&n))
 	assert.Equal(t, 1, n)
 
-	// Every main page, at both widths.
+	// Projects and workflows appear by name, their id and slug on hover.
+	step(t, ctx, "rules by name",
+		chromedp.Navigate(ui+"rules"),
+		chromedp.WaitVisible(sel("#rules-list h2 .name")),
+	)
+	assert.Equal(t, "p", read(t, ctx, "project name", chromedp.Text(sel("#rules-list h2 .name"))))
+	assert.Equal(t, e.project, read(t, ctx, "project id", chromedp.AttributeValue(sel("#rules-list h2 .name"), "title")).Value)
+	assert.Equal(t, "Billing", read(t, ctx, "workflow name", chromedp.Text(sel(`#rules-list td[data-label="Workflow"] .name`))))
+	assert.Equal(t, "billing · project "+e.project,
+		read(t, ctx, "workflow slug", chromedp.AttributeValue(sel(`#rules-list td[data-label="Workflow"] .name`), "title")).Value)
+	step(t, ctx, "deliveries by workflow name",
+		chromedp.Navigate(ui+"deliveries?config_id="+ruleID),
+		chromedp.WaitVisible(sel(`tr.alert td[data-label="Workflow"] .name`)),
+	)
+	assert.Equal(t, "Billing", read(t, ctx, "workflow name", chromedp.Text(sel(`tr.alert td[data-label="Workflow"] .name`))))
+
+	// The Health page charts the deliveries of the last hour, then of the
+	// last day; the rule's page charts its own.
+	step(t, ctx, "health charts",
+		chromedp.Navigate(ui+"health"),
+		chromedp.WaitVisible(sel("#health-chart-outcomes svg")),
+		poll(`document.querySelectorAll("#health-chart-outcomes rect.bar.s-ok").length > 0`),
+		poll(`document.querySelectorAll("#health-chart-latency path.line.s-p99, #health-chart-latency circle.dot.s-p99").length > 0`),
+		chromedp.Click(sel(`#health-charts button[data-window="24h"]`)),
+		poll(`document.querySelector("#health-charts").dataset.window === "24h" && document.querySelectorAll("#health-chart-outcomes rect.bar.s-ok").length > 0`),
+	)
+	assert.Contains(t, read(t, ctx, "outcomes", chromedp.Text(sel("#health-chart-outcomes"))), "2 delivered",
+		"the test alert is no delivery of a run: the run's alert and its redelivery are")
+	assert.Contains(t, read(t, ctx, "latency", chromedp.Text(sel("#health-chart-latency"))), "worst p99")
+	step(t, ctx, "rule charts",
+		chromedp.Navigate(ui+"rule?id="+ruleID),
+		poll(`document.querySelectorAll("#rule-chart-outcomes rect.bar.s-ok").length > 0`),
+	)
+
+	// Every main page, at every width.
 	checkPages(t, ctx, ui, shots,
 		pageShot{"rules", "rules", "#rules-list table"},
-		pageShot{"rule", "rule?id=" + ruleID, "#secrets li"},
+		pageShot{"rule", "rule?id=" + ruleID, "#rule-chart-outcomes svg"},
 		pageShot{"deliveries", "deliveries?config_id=" + ruleID, "tr.alert"},
-		pageShot{"health", "health", "#health-realtime"},
+		pageShot{"health", "health", "#health-chart-outcomes svg"},
 	)
 	assert.Equal(t, "subscribed", read(t, ctx, "health", chromedp.Text(sel("#health-realtime"))))
 	assert.Equal(t, "up to date", read(t, ctx, "health", chromedp.Text(sel("#health-reconcile"))),

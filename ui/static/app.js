@@ -339,6 +339,211 @@ function debounce(fn, ms) {
   };
 }
 
+// ---------- project and workflow names ----------
+
+let namesPromise = null;
+
+/**
+ * names loads the caller's projects and workflows by name (GET /api/projects)
+ * once per page: {projects: Map id → {name, workflows: Map slug → name}}.
+ * Failing, it gives empty maps: ids and slugs are shown instead.
+ */
+function names() {
+  if (!namesPromise) {
+    namesPromise = api("GET", "projects").then((r) => {
+      const projects = new Map();
+      for (const p of r.projects) projects.set(p.id, { name: p.name, workflows: new Map(p.workflows.map((w) => [w.slug, w.name])) });
+      return { projects };
+    }).catch(() => ({ projects: new Map() }));
+  }
+  return namesPromise;
+}
+
+/** projectLabel shows a project by name, its id on hover; by id when the name is unknown. */
+function projectLabel(n, id) {
+  if (!id) return h("span", { class: "hint" }, "(no project)");
+  const p = n.projects.get(id);
+  return p ? h("span", { class: "name", title: id, dataset: { id } }, p.name) : h("code", { title: id }, id);
+}
+
+/** workflowLabel shows a workflow by name, its slug (and project id) on hover; by slug when the name is unknown. */
+function workflowLabel(n, projectId, slug) {
+  if (!slug) return h("span", { class: "hint" }, "every workflow");
+  const p = n.projects.get(projectId);
+  const name = p && p.workflows.get(slug);
+  return name ? h("span", { class: "name", title: slug + (projectId ? " · project " + projectId : ""), dataset: { slug } }, name)
+    : h("code", { title: projectId ? "project " + projectId : null }, slug);
+}
+
+// ---------- charts ----------
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** s builds an SVG element. */
+function svgEl(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) el.setAttribute(k, v);
+  for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+
+/** niceMax rounds a chart's top up to 1, 2 or 5 times a power of ten. */
+function niceMax(v) {
+  if (!(v > 0)) return 1;
+  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
+  return 10 * p;
+}
+
+function fmtMS(v) {
+  if (v === null || v === undefined) return "—";
+  if (v < 1000) return Math.round(v) + " ms";
+  if (v < 60000) return (v / 1000).toFixed(v < 10000 ? 1 : 0) + " s";
+  return (v / 60000).toFixed(1) + " min";
+}
+
+function clock(iso) {
+  return new Date(iso).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+}
+
+/**
+ * chartSVG draws one chart of the series at the given width: stacked bars
+ * (kind "bars") or lines with gaps where a value is null (kind "lines").
+ * Each series is {key, label, cls}; fmt formats a value.
+ */
+function chartSVG(series, kind, lines, width, fmt, title) {
+  const H = 150, top = 8, bottom = 20, left = 52, right = 8;
+  const n = series.buckets.length;
+  const plotW = Math.max(40, width - left - right), plotH = H - top - bottom;
+  const val = (b, k) => b[k];
+  const totals = series.buckets.map((b) => kind === "bars" ? lines.reduce((t, l) => t + (val(b, l.key) || 0), 0)
+    : Math.max(0, ...lines.map((l) => val(b, l.key) || 0)));
+  // Counts get a top of at least 2, so that the middle line is a whole 1.
+  const max = niceMax(Math.max(kind === "bars" ? 2 : 0, ...totals));
+  const y = (v) => top + plotH - (v / max) * plotH;
+  const step = plotW / n;
+  const g = [];
+  // Grid and axis labels: 0, half and the top.
+  for (const v of [0, max / 2, max]) {
+    g.push(svgEl("line", { class: "grid", x1: left, x2: left + plotW, y1: y(v), y2: y(v) }));
+    g.push(svgEl("text", { class: "axis", x: left - 6, y: y(v) + 4, "text-anchor": "end" }, fmt(v)));
+  }
+  g.push(svgEl("text", { class: "axis", x: left, y: H - 5, "text-anchor": "start" }, clock(series.since)));
+  g.push(svgEl("text", { class: "axis", x: left + plotW, y: H - 5, "text-anchor": "end" }, "now"));
+  const span = (b) => clock(b.start) + "–" + clock(new Date(new Date(b.start).getTime() + series.bucket_seconds * 1000).toISOString());
+  if (kind === "bars") {
+    series.buckets.forEach((b, i) => {
+      let base = 0;
+      const tip = span(b) + ": " + lines.map((l) => `${l.label} ${b[l.key]}`).join(", ");
+      for (const l of lines) {
+        const v = b[l.key] || 0;
+        if (!v) continue;
+        g.push(svgEl("rect", { class: "bar " + l.cls, x: left + i * step + step * 0.1, width: Math.max(1, step * 0.8),
+          y: y(base + v), height: Math.max(1, y(base) - y(base + v)) }, svgEl("title", {}, tip)));
+        base += v;
+      }
+    });
+  } else {
+    for (const l of lines) {
+      let d = "";
+      let pen = false;
+      series.buckets.forEach((b, i) => {
+        const v = b[l.key];
+        if (v === null || v === undefined) {
+          pen = false;
+          return;
+        }
+        const x = left + i * step + step / 2;
+        d += (pen ? "L" : "M") + x.toFixed(1) + " " + y(v).toFixed(1);
+        pen = true;
+        g.push(svgEl("circle", { class: "dot " + l.cls, cx: x, cy: y(v), r: 2 }, svgEl("title", {}, `${span(b)}: ${l.label} ${fmt(v)}`)));
+      });
+      if (d) g.push(svgEl("path", { class: "line " + l.cls, d }));
+    }
+  }
+  return svgEl("svg", { class: "chart", width, height: H, viewBox: `0 0 ${width} ${H}`, role: "img", "aria-label": title }, svgEl("title", {}, title), g);
+}
+
+/** legend lists a chart's series with their colours. */
+function legend(lines, extra) {
+  return h("p", { class: "legend" }, lines.map((l) => h("span", { class: "key" }, h("span", { class: "swatch " + l.cls }), l.label)), extra || null);
+}
+
+/**
+ * chartsCard is a card with the delivery charts of every rule the caller
+ * may see, or of one rule: attempts by outcome, commit → receipt latency
+ * (p50, p99) and retries, over the last hour or the last 24 hours. It
+ * refreshes every 30 s while shown and redraws when its width changes.
+ */
+function chartsCard(configId) {
+  const WINDOWS = [["1h", "Last hour"], ["24h", "Last 24 hours"]];
+  let win = "1h";
+  let data = null;
+  const status = h("p", { class: "status", role: "status", "aria-live": "polite" });
+  const body = h("div", { class: "charts" });
+  const buttons = WINDOWS.map(([w, label]) => h("button", {
+    type: "button", class: "secondary small", "aria-pressed": w === win ? "true" : "false", dataset: { window: w },
+    onclick: () => {
+      win = w;
+      for (const b of buttons) b.setAttribute("aria-pressed", String(b.dataset.window === w));
+      load();
+    },
+  }, label));
+  const card = h("section", { class: "card charts-card", id: configId ? "rule-charts" : "health-charts", "aria-label": "Deliveries over time" },
+    h("div", { class: "title-row" }, h("h2", {}, "Deliveries over time"), h("span", { class: "actions", role: "group", "aria-label": "Time range" }, buttons)),
+    body, status);
+
+  function draw() {
+    if (!data) return;
+    const width = Math.floor(body.clientWidth) || 600;
+    const per = data.bucket_seconds === 60 ? "per minute" : `per ${Math.round(data.bucket_seconds / 60)} min`;
+    const sum = (k) => data.buckets.reduce((t, b) => t + b[k], 0);
+    const outcome = [{ key: "delivered", label: "delivered", cls: "s-ok" }, { key: "gave_up", label: "gave up", cls: "s-bad" }];
+    const latency = [{ key: "p50_ms", label: "p50", cls: "s-p50" }, { key: "p99_ms", label: "p99", cls: "s-p99" }];
+    const retries = [{ key: "retried", label: "retried", cls: "s-warn" }];
+    const delivered = sum("delivered"), gaveUp = sum("gave_up"), retried = sum("retried");
+    const lat = data.buckets.filter((b) => b.p50_ms !== null);
+    const worst = lat.length ? Math.max(...lat.map((b) => b.p99_ms)) : null;
+    body.replaceChildren(
+      h("figure", { class: "chart-box", id: (configId ? "rule" : "health") + "-chart-outcomes" },
+        h("figcaption", {}, h("strong", {}, "Attempts by outcome"), " ", h("span", { class: "hint" }, per)),
+        chartSVG(data, "bars", outcome, width, (v) => String(Math.round(v * 10) / 10),
+          `Attempts by outcome ${per}: ${delivered} delivered, ${gaveUp} gave up`),
+        legend(outcome, h("span", { class: "hint" }, ` ${delivered} delivered, ${gaveUp} gave up`))),
+      h("figure", { class: "chart-box", id: (configId ? "rule" : "health") + "-chart-latency" },
+        h("figcaption", {}, h("strong", {}, "Commit → receipt latency"), " ", h("span", { class: "hint" }, "from the run change's commit to the receiver's answer")),
+        chartSVG(data, "lines", latency, width, fmtMS, `Commit to receipt latency, p50 and p99 ${per}` + (worst === null ? ": nothing delivered" : `; worst p99 ${fmtMS(worst)}`)),
+        legend(latency, h("span", { class: "hint" }, worst === null ? " nothing delivered" : ` worst p99 ${fmtMS(worst)}`))),
+      h("figure", { class: "chart-box", id: (configId ? "rule" : "health") + "-chart-retries" },
+        h("figcaption", {}, h("strong", {}, "Retries"), " ", h("span", { class: "hint" }, "failed attempts tried again, " + per)),
+        chartSVG(data, "bars", retries, width, (v) => String(Math.round(v * 10) / 10), `Retries ${per}: ${retried}`),
+        legend(retries, h("span", { class: "hint" }, ` ${retried} in all`))));
+  }
+
+  async function load() {
+    try {
+      data = await api("GET", "alerts/series" + query({ window: win, config_id: configId }));
+      draw();
+      card.dataset.window = win;
+      card.dataset.loaded = String(Date.now());
+      setStatus(status, `${WINDOWS.find((w) => w[0] === win)[1]}, ${data.caller.operator ? "all projects" : "your projects"}${configId ? ", this rule" : ""}; updated ${new Date().toLocaleTimeString()}.`);
+    } catch (e) {
+      setStatus(status, "Could not load the charts: " + e.message, "error");
+    }
+  }
+  let lastWidth = 0;
+  new ResizeObserver(() => {
+    const w = Math.floor(body.clientWidth);
+    if (w && w !== lastWidth) {
+      lastWidth = w;
+      draw();
+    }
+  }).observe(body);
+  load();
+  setInterval(() => { if (!document.hidden && card.isConnected) load(); }, 30000);
+  return card;
+}
+
 // ---------- page chrome ----------
 
 async function chrome(page) {
@@ -496,7 +701,7 @@ function rulesPage() {
       } else {
         ({ rules, truncated } = await api("GET", "alerts/config" + query({ project_id: project, workflow_slug: workflow })));
       }
-      render(rules);
+      render(rules, await names());
       const n = rules.length;
       setStatus(status, `${n} rule${n === 1 ? "" : "s"}${scope}${truncated ? " (more exist: narrow the filter)" : ""}.`);
     } catch (e) {
@@ -505,7 +710,7 @@ function rulesPage() {
     }
   }
 
-  function render(rules) {
+  function render(rules, n) {
     const byProject = new Map();
     for (const r of rules) {
       const k = r.project_id || "";
@@ -515,9 +720,10 @@ function rulesPage() {
     const sections = [];
     for (const [project, rs] of byProject) {
       rs.sort((a, b) => (a.workflow_slug || "").localeCompare(b.workflow_slug || "") || a.name.localeCompare(b.name));
-      const rows = rs.map((r) => ruleRow(r));
-      sections.push(h("section", { "aria-label": "Project " + (project || "none") },
-        h("h2", {}, "Project ", h("code", {}, project || "(none)")),
+      const rows = rs.map((r) => ruleRow(r, n));
+      const pname = n.projects.get(project);
+      sections.push(h("section", { "aria-label": "Project " + (pname ? pname.name : project || "none"), dataset: { projectId: project } },
+        h("h2", {}, "Project ", projectLabel(n, project)),
         table(null, ["Name", "Workflow", "Events", "Webhook URL", "State", "Actions"], rows)));
     }
     if (!sections.length) {
@@ -531,7 +737,7 @@ function rulesPage() {
     list.replaceChildren(...sections);
   }
 
-  function ruleRow(r) {
+  function ruleRow(r, n) {
     const state = r.enabled ? badge("enabled", "ok") : badge("disabled", "bad");
     const problems = Object.entries(r.problems || {}).map(([f, why]) => h("div", { class: "field-error" }, `${f}: ${why}`));
     const toggle = h("button", { type: "button", class: "secondary small", onclick: () => setEnabled(r, !r.enabled, toggle) },
@@ -539,7 +745,7 @@ function rulesPage() {
     const del = h("button", { type: "button", class: "danger small", onclick: () => askDelete(r, del) }, "Delete");
     return h("tr", { dataset: { ruleId: r.id } },
       cell("Name", h("a", { href: "rule?id=" + encodeURIComponent(r.id) }, r.name)),
-      cell("Workflow", r.workflow_slug ? h("code", {}, r.workflow_slug) : h("span", { class: "hint" }, "every workflow")),
+      cell("Workflow", workflowLabel(n, r.project_id, r.workflow_slug)),
       cell("Events", r.events.join(", ")),
       cell("Webhook URL", urlCode(r.webhook_url)),
       cell("State", state, r.disabled_reason ? h("div", { class: "hint" }, r.disabled_reason) : null, problems),
@@ -668,6 +874,7 @@ function rulePage() {
     $("#secrets-card").hidden = false;
     $("#test-card").hidden = false;
     $("#rule-deliveries").href = "deliveries?config_id=" + encodeURIComponent(r.id);
+    if (!$("#rule-charts")) $(".editor").after(chartsCard(r.id));
     renderSecrets();
   }
 
@@ -897,6 +1104,7 @@ function deliveriesPage() {
   const open = new Set(); // alert ids whose attempts are shown
   const ruleNames = new Map();
   const rulesByID = new Map();
+  let nameMaps = { projects: new Map() };
   let cursor = null;
   let timer = null;
 
@@ -993,7 +1201,7 @@ function deliveriesPage() {
     const last = a.last_status_code ? "HTTP " + a.last_status_code : a.last_error || a.outcome_reason || "—";
     const row = h("tr", { class: "alert", dataset: { alertId: a.id, status: a.status } },
       cell("Created", timeEl(a.created_at)),
-      cell("Workflow", a.workflow_slug ? h("code", {}, a.workflow_slug) : "—"),
+      cell("Workflow", a.workflow_slug ? workflowLabel(nameMaps, a.project_id, a.workflow_slug) : "—"),
       cell("Rule", h("a", { href: "rule?id=" + encodeURIComponent(a.config_id) }, ruleNames.get(a.config_id) || short(a.config_id))),
       cell("Event", a.event),
       cell("Status", badge(a.status)),
@@ -1091,7 +1299,7 @@ function deliveriesPage() {
   });
   older.addEventListener("click", () => load(true));
   $("#auto-refresh").addEventListener("change", schedule);
-  loadRules().then(() => load());
+  Promise.all([loadRules(), names().then((n) => { nameMaps = n; })]).then(() => load());
   schedule();
 }
 
@@ -1227,6 +1435,7 @@ function healthPage() {
   }
   load();
   setInterval(() => { if (!document.hidden) load(); }, 10000);
+  out.after(chartsCard());
 }
 
 // ---------- start ----------
