@@ -55,7 +55,8 @@ func (e *Engine) resolve(ctx context.Context, run Run, wf WorkflowInfo, project 
 		if err != nil {
 			res = ClaimResult{Err: err}
 		} else if res.ID == "" {
-			continue // no failure to resolve, or resolved already
+			e.log.Debug("no unresolved failure to resolve", zap.String("rule_id", r.ID()), zap.String("run_id", run.ID))
+			continue
 		}
 		e.settleClaim(queuedClaim{claim: claim, rule: r, allowed: true, failed: failed, reconciled: e.rec.active}, res)
 	}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const e2eRoutingKey = "E2EROUTINGKEY0123456789abcdefAB"
+
+// pagerDutyEvents are the Events API v2 events the receiver got, in order.
+func (e *e2e) pagerDutyEvents(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, d := range e.rcv.Deliveries() {
+		var ev map[string]any
+		require.NoError(t, json.Unmarshal(d.Body, &ev))
+		out = append(out, ev)
+	}
+	return out
+}
+
+// waitPagerDutyEvents waits for n events and returns them.
+func (e *e2e) waitPagerDutyEvents(t *testing.T, n int) []map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := e.rcv.Wait(ctx, n)
+	require.NoError(t, err)
+	return e.pagerDutyEvents(t)
+}
+
+// The resolve lifecycle on the stand-in: a failure pages (trigger), a
+// daemon restart in between, then two daemons see two successes of the
+// workflow and exactly one resolve goes out, with the trigger's dedup_key;
+// the routing key reaches PagerDuty but is never stored or logged.
+func TestEndToEndPagerDutyFailurePagesAndTheNextSuccessResolvesOnce(t *testing.T) {
+	e := newE2EStack(t)
+	ctx := context.Background()
+	var ruleID string
+	require.NoError(t, e.si.Pool.QueryRow(ctx, `insert into alert_configs (project_id, workflow_slug, name, events, webhook_url,
+			destination, routing_key)
+		values ($1, 'billing', 'page billing', '{failed,resolved}', $2, 'pagerduty', $3) returning id`,
+		e.project, sealed(t, e.rcv.URL+"/v2/enqueue"), sealed(t, e2eRoutingKey)).Scan(&ruleID))
+
+	first := e.startDaemon(t)
+	first.waitReady(t)
+	failed := e.insertRun(t, "failed")
+	events := e.waitPagerDutyEvents(t, 1)
+	trigger := events[0]
+	assert.Equal(t, "trigger", trigger["event_action"])
+	assert.Equal(t, e2eRoutingKey, trigger["routing_key"], "PagerDuty gets the key")
+	assert.Equal(t, "error", trigger["payload"].(map[string]any)["severity"])
+	dedup, _ := trigger["dedup_key"].(string)
+	assert.Equal(t, "meshhook:"+ruleID+":workflow:billing", dedup)
+	assert.Equal(t, exitOK, first.stop(), "a restart between the page and the resolve")
+
+	daemons := []*daemonRun{e.startDaemon(t), e.startDaemon(t)}
+	for _, d := range daemons {
+		d.waitReady(t)
+	}
+	ok1 := e.insertRun(t, "succeeded")
+	ok2 := e.insertRun(t, "succeeded")
+	events = e.waitPagerDutyEvents(t, 2)
+	resolve := events[1]
+	assert.Equal(t, "resolve", resolve["event_action"])
+	assert.Equal(t, dedup, resolve["dedup_key"], "the resolve closes the trigger's incident")
+	assert.Equal(t, e2eRoutingKey, resolve["routing_key"])
+
+	// Both daemons have handled both successes: each either claimed the
+	// resolve or found nothing left to resolve.
+	for _, d := range daemons {
+		for _, run := range []string{ok1, ok2} {
+			require.Eventually(t, func() bool {
+				return d.countLines(`"run_id":"`+run+`"`, `"event":"resolved"`, `"msg":"alert claimed"`)+
+					d.countLines(`"msg":"no unresolved failure to resolve"`, `"run_id":"`+run+`"`)+
+					d.countLines(`"msg":"alert already claimed"`, `"run_id":"`+run+`"`, `"event":"resolved"`) > 0
+			}, 20*time.Second, 10*time.Millisecond, "a daemon handled run %s", run)
+		}
+	}
+	var resolvedAlerts int
+	var resolvedBy, stored string
+	require.NoError(t, e.si.Pool.QueryRow(ctx, `select count(*) from alert_logs where event = 'resolved'`).Scan(&resolvedAlerts))
+	assert.Equal(t, 1, resolvedAlerts, "exactly one resolve across two daemons")
+	require.NoError(t, e.si.Pool.QueryRow(ctx, `select coalesce(f.resolved_by::text, ''), r.payload
+		from alert_logs f join alert_logs r on r.id = f.resolved_by
+		where f.run_id = $1 and f.event = 'failed'`, failed).Scan(&resolvedBy, &stored))
+	assert.NotEmpty(t, resolvedBy, "the failure is marked resolved")
+	assert.Contains(t, stored, `"routing_key":"[sealed routing_key]"`, "stored without the key")
+	require.Eventually(t, func() bool {
+		var status string
+		err := e.si.Pool.QueryRow(ctx, `select status from alert_logs where id = $1`, resolvedBy).Scan(&status)
+		return err == nil && status == "succeeded"
+	}, 10*time.Second, 20*time.Millisecond)
+	assert.Len(t, e.rcv.Deliveries(), 2, "one trigger, one resolve")
+
+	// A new failure opens a new episode, which the next success resolves.
+	e.insertRun(t, "failed")
+	e.waitPagerDutyEvents(t, 3)
+	e.insertRun(t, "succeeded")
+	events = e.waitPagerDutyEvents(t, 4)
+	assert.Equal(t, []any{"trigger", "resolve", "trigger", "resolve"}, []any{events[0]["event_action"],
+		events[1]["event_action"], events[2]["event_action"], events[3]["event_action"]})
+
+	var payloads string
+	require.NoError(t, e.si.Pool.QueryRow(ctx, `select string_agg(payload, ' ') from alert_logs`).Scan(&payloads))
+	assert.NotContains(t, payloads, e2eRoutingKey, "alert_logs never holds the routing key")
+	for _, d := range daemons {
+		assert.NotContains(t, d.logs.String(), e2eRoutingKey, "the routing key is never logged")
+		assert.Equal(t, exitOK, d.stop())
+	}
+	assert.False(t, strings.Contains(first.logs.String(), e2eRoutingKey))
+}
