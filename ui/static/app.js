@@ -809,8 +809,22 @@ function ruleInput(r) {
     events: r.events, delay_threshold_seconds: r.delay_threshold_seconds, stall_threshold_seconds: r.stall_threshold_seconds,
     meshhook_signature: r.meshhook_signature, payload_template: r.payload_template,
     throttle_max: r.throttle_max, throttle_window_seconds: r.throttle_window_seconds,
+    destination: r.destination,
   };
 }
+
+/**
+ * DESTINATIONS says, per destination, what its URL field is called, what
+ * it needs and whether the webhook's signing fields apply.
+ */
+const DESTINATIONS = {
+  webhook: { label: "Webhook URL", hint: "Any receiver: Standard Webhooks signature and the default JSON payload.", url: "https://hooks.example.com/alerts", signed: true },
+  slack: { label: "Slack incoming webhook URL", hint: "A Block Kit message with a status colour, sent to a Slack incoming webhook.", url: "https://hooks.slack.com/services/T…/B…/…" },
+  discord: { label: "Discord webhook URL", hint: "An embed with colour, fields and the run link.", url: "https://discord.com/api/webhooks/…/…" },
+  teams: { label: "Teams workflow URL", hint: "An Adaptive Card, for a Teams workflow “When a Teams webhook request is received”.", url: "https://….logic.azure.com/workflows/…" },
+  googlechat: { label: "Google Chat webhook URL", hint: "A card message for a Google Chat space's incoming webhook.", url: "https://chat.googleapis.com/v1/spaces/…/messages?key=…&token=…" },
+  pagerduty: { label: "Events API URL", hint: "PagerDuty Events API v2: failures trigger, resolved and recovered resolve (same dedup_key).", url: "https://events.pagerduty.com/v2/enqueue (default)", key: true },
+};
 
 // ---------- rule editor ----------
 
@@ -872,6 +886,10 @@ function rulePage() {
     cur.replaceChildren(r.webhook_url_revealed ? "Stored URL (shown in full)" : "Stored URL: ", r.webhook_url_revealed ? "" : urlCode(r.webhook_url));
     $("#reveal-url").hidden = r.webhook_url_revealed;
     $("#meshhook_signature").checked = r.meshhook_signature;
+    $("#destination").value = r.destination || "webhook";
+    $("#routing_key").value = "";
+    $("#routing_key").placeholder = r.routing_key ? "unchanged (stored, sealed) — type a new key to replace it" : "";
+    applyDestination();
     $("#headers").replaceChildren();
     for (const n of r.custom_header_names || []) addHeaderRow(n, true);
     $("#payload_template").value = r.payload_template || "";
@@ -900,7 +918,9 @@ function rulePage() {
       throttle_max: num("throttle_max"),
       throttle_window_seconds: num("throttle_window_seconds"),
       custom_headers: headersInput(),
+      destination: $("#destination").value,
     };
+    if (str("routing_key")) body.routing_key = str("routing_key");
     const url = str("webhook_url");
     if (url || !rule) body.webhook_url = url;
     if (rule) body.id = rule.id;
@@ -921,6 +941,7 @@ function rulePage() {
       payload_template: $("#payload_template").value.trim() === "" ? null : $("#payload_template").value,
       delay_threshold_seconds: num("delay_threshold_seconds"),
       stall_threshold_seconds: num("stall_threshold_seconds"),
+      destination: $("#destination").value,
     };
     const url = str("webhook_url");
     if (url) body.webhook_url = url;
@@ -943,6 +964,19 @@ function rulePage() {
     }
   }
   const preview = debounce(runPreview, 300);
+
+  // --- destination: show only what it needs ---
+  function applyDestination() {
+    const d = DESTINATIONS[$("#destination").value] || DESTINATIONS.webhook;
+    $("#destination-hint").textContent = d.hint;
+    $("#webhook-url-label").textContent = d.label;
+    $("#webhook-url-hint").hidden = !d.signed; // URL templates are for webhooks
+    if (!rule || rule.webhook_url_revealed) $("#webhook_url").placeholder = d.url;
+    $("#routing-key-field").hidden = !d.key;
+    $("#meshhook-signature-field").hidden = !d.signed;
+    $("#headers-field").hidden = !d.signed;
+    $("#secret-new").hidden = !!rule || !d.signed;
+  }
 
   // --- secrets (rotation) ---
   function renderSecrets() {
@@ -1077,6 +1111,8 @@ function rulePage() {
   form.addEventListener("input", preview);
   form.addEventListener("change", preview);
   $("#preview-event").addEventListener("change", runPreview);
+  $("#destination").addEventListener("change", () => { applyDestination(); runPreview(); });
+  applyDestination();
 
   (async () => {
     const params = new URLSearchParams(location.search);

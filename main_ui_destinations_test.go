@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// choose sets a select's value from script and fires its change event.
+func choose(selector, value string) chromedp.Action[chromedp.Void] {
+	return poll(`(() => { const el = document.querySelector(` + jsString(selector) + `); if (!el) return false; el.value = ` +
+		jsString(value) + `; el.dispatchEvent(new Event("change", {bubbles: true})); return true; })()`)
+}
+
+// previewHas waits until the preview's payload contains s.
+func previewHas(s string) chromedp.Action[chromedp.Void] {
+	return poll(`(document.querySelector("#preview-payload")?.textContent || "").includes(` + jsString(s) + `)`)
+}
+
+// TestUIChoosesAndPreviewsADestination picks each kind of destination in
+// the rule editor at a laptop's and a phone's width: the form shows only
+// what the destination needs, the preview shows its exact body, and a
+// PagerDuty rule saved there sends a test alert with its routing key.
+func TestUIChoosesAndPreviewsADestination(t *testing.T) {
+	ctx := browser(t)
+	csp := watchCSP(t, ctx)
+	e := newE2EStack(t)
+	d := e.startDaemon(t, "MESHHOOK_ALERTS_API_ENABLED=true", "MESHHOOK_ALERTS_API_OPERATOR_TOKEN="+apiOperatorToken)
+	root := d.apiAddr(t)
+	step(t, ctx, "sign in",
+		chromedp.Navigate(root+"/"),
+		chromedp.WaitVisible(sel("#token")),
+		fill("#token", apiOperatorToken),
+		chromedp.Click(sel(`#signin-form button[type="submit"]`)),
+		chromedp.WaitVisible(sel("#new-rule")),
+	)
+	hidden := func(what, id string) bool {
+		return read(t, ctx, what, chromedp.Evaluate[bool](`document.getElementById(`+jsString(id)+`).closest("[hidden]") !== null`))
+	}
+	for _, width := range []int64{1280, 390} {
+		what := fmt.Sprintf("at %d px", width)
+		step(t, ctx, "open a new rule "+what,
+			chromedp.EmulateViewport(width, 900),
+			chromedp.Navigate(root+"/ui/rule"),
+			chromedp.WaitVisible(sel("#destination")),
+			fill("#name", "billing pages"),
+		)
+		assert.False(t, hidden(what, "secret-new"), "a webhook is signed %s", what)
+		assert.True(t, hidden(what, "routing-key-field"), what)
+
+		step(t, ctx, "choose Slack "+what, choose("#destination", "slack"), previewHas(`"attachments"`))
+		assert.True(t, hidden(what, "secret-new"), "Slack verifies no signature %s", what)
+		assert.True(t, hidden(what, "headers-field"), what)
+		assert.Equal(t, "Slack incoming webhook URL", read(t, ctx, what, chromedp.Text(sel("#webhook-url-label"))))
+
+		step(t, ctx, "choose Discord "+what, choose("#destination", "discord"), previewHas(`"embeds"`))
+		step(t, ctx, "choose Teams "+what, choose("#destination", "teams"), previewHas(`"AdaptiveCard"`))
+		step(t, ctx, "choose Google Chat "+what, choose("#destination", "googlechat"), previewHas(`"cardsV2"`))
+		step(t, ctx, "choose PagerDuty "+what, choose("#destination", "pagerduty"), previewHas(`"event_action": "trigger"`))
+		assert.False(t, hidden(what, "routing-key-field"), "PagerDuty needs a routing key %s", what)
+		step(t, ctx, "preview the resolve "+what, choose("#preview-event", "resolved"), previewHas(`"event_action": "resolve"`))
+		payload := read(t, ctx, what, chromedp.Text(sel("#preview-payload")))
+		assert.Contains(t, payload, "[sealed routing_key]", "the preview never shows a key")
+
+		fits := read(t, ctx, what, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`))
+		assert.True(t, fits, "the editor does not scroll sideways %s", what)
+		broken := read(t, ctx, what, chromedp.Evaluate[[]string](brokenWords))
+		assert.Empty(t, broken, "no word breaks across lines %s", what)
+	}
+
+	// Save a PagerDuty rule and send it a test alert.
+	step(t, ctx, "save a PagerDuty rule",
+		chromedp.EmulateViewport(1280, 900),
+		fill("#project_id", e.project),
+		fill("#workflow_slug", "billing"),
+		fill("#routing_key", e2eRoutingKey),
+		fill("#webhook_url", e.rcv.URL+"/v2/enqueue"),
+		poll(`(() => { for (const cb of document.querySelectorAll('input[name="events"]')) cb.checked = ["failed", "resolved"].includes(cb.value); return true; })()`),
+		chromedp.Click(sel("#save")),
+		poll(`document.querySelector("#rule-status").textContent !== "Saving…" && document.querySelector("#rule-status").textContent !== ""`),
+	)
+	saved := read(t, ctx, "save status", chromedp.Evaluate[string](`document.querySelector("#rule-status").textContent + " " +
+		Array.from(document.querySelectorAll(".field-error")).map((e) => e.id + "=" + e.textContent).filter((s) => !s.endsWith("=")).join("; ")`))
+	require.Equal(t, "Rule created. ", saved)
+	step(t, ctx, "the saved rule",
+		chromedp.WaitVisible(sel("#send-test")),
+	)
+	assert.Contains(t, read(t, ctx, "routing key placeholder", chromedp.AttributeValue(sel("#routing_key"), "placeholder")).Value, "unchanged")
+	step(t, ctx, "send a test", chromedp.Click(sel("#send-test")), chromedp.WaitVisible(sel("#test-outcome")))
+	got := e.rcv.Deliveries()
+	if assert.Len(t, got, 1) {
+		assert.Contains(t, string(got[0].Body), `"routing_key":"`+e2eRoutingKey+`"`)
+	}
+	csp.assertNoViolations(t, ctx)
+}
