@@ -311,6 +311,7 @@ func TestReconcileCursorStopsBeforeAFailedClaim(t *testing.T) {
 	h.reconcile(t)
 	h.waitSent(t, 2)
 	persist() // the in-memory retry of the live change is settled too
+	persist() // a short page ended the last pass; this one's is empty
 	persist()
 	assert.True(t, stored().Equal(t0), "moves on to the horizon once the retry succeeded: %s", stored())
 }
@@ -533,4 +534,58 @@ func TestReconcileRunsMoreOftenWhileRealtimeLosesChanges(t *testing.T) {
 	lost("run-3")
 	assert.Equal(t, time.Second, e.reconcileStep(ctx))
 	assert.Len(t, sub.all(), 3)
+}
+
+// Only an empty page proves that a pass has read everything (a server may
+// cap pages below the size asked for), but a page shorter than one the
+// server has already returned cannot have been capped: it ends the pass
+// without a read of the empty page after it.
+func TestReconcileEndsOnAPageShorterThanOneSeen(t *testing.T) {
+	ctx := t.Context()
+	clock := newFakeClock()
+	store := newFakeStore()
+	store.rules = []RuleSpec{ruleRow("r1", "failed")}
+	store.clock = clock.Now
+	store.maxRows = 3
+	sub := &fakeSubmitter{}
+	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs",
+		ReconcileInterval: time.Second, Now: clock.Now}, store, sub, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	require.NoError(t, e.loadRules(ctx))
+	pages := func() int {
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		return store.pages
+	}
+	put := func(n int) {
+		for range n {
+			clock.Advance(time.Millisecond)
+			store.putRunRow(runRow(fmt.Sprintf("run-%d", clock.Now().UnixNano()), "failed", clock.Now().Add(-time.Minute), clock.Now()))
+		}
+		clock.Advance(time.Second)
+	}
+
+	require.Equal(t, time.Second, e.reconcileStep(ctx))
+	put(7) // pages of 3, 3 and 1: the server's cap is learnt
+	before := pages()
+	require.Equal(t, time.Second, e.reconcileStep(ctx))
+	assert.Equal(t, 3, pages()-before, "3 + 3 + 1 rows: the short page ends the pass")
+	assert.Len(t, sub.all(), 7)
+
+	put(2)
+	before = pages()
+	require.Equal(t, time.Second, e.reconcileStep(ctx))
+	assert.Equal(t, 1, pages()-before, "2 rows, fewer than the 3 a page has held")
+	assert.Len(t, sub.all(), 9)
+
+	put(3)
+	before = pages()
+	require.Equal(t, time.Second, e.reconcileStep(ctx))
+	assert.Equal(t, 2, pages()-before, "a page as long as the longest may be capped: an empty page follows")
+	assert.Len(t, sub.all(), 12)
+
+	before = pages()
+	require.Equal(t, time.Second, e.reconcileStep(ctx))
+	assert.Equal(t, 1, pages()-before, "nothing new: one empty page")
+	assert.Len(t, sub.all(), 12, "nothing claimed twice")
 }

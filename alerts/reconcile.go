@@ -90,6 +90,11 @@ type reconciler struct {
 	// active is set while a page is processed: claims won then were found
 	// by reconciliation.
 	active bool
+	// longestPage is the most rows a page has held. A page may be capped
+	// below the size asked for (PostgREST's max-rows), so only an empty
+	// page proves the end; but a page shorter than one the server has
+	// already returned cannot have been capped, so it ends a pass too.
+	longestPage int
 	// lossUntil is when passes go back to the configured interval after
 	// the last one that found changes Realtime did not deliver.
 	lossUntil time.Time
@@ -197,7 +202,10 @@ func (e *Engine) reconcile(ctx context.Context) (caughtUp bool, err error) {
 			return false, fmt.Errorf("reconcile: read runs after %s: %w", pg.after.At, pg.err)
 		}
 		rows := pg.rows
-		if len(rows) > 0 && i+1 < reconcileMaxPages {
+		// A page shorter than the longest yet is the last: no page follows.
+		short := len(rows) > 0 && len(rows) < rc.longestPage
+		rc.longestPage = max(rc.longestPage, len(rows))
+		if len(rows) > 0 && !short && i+1 < reconcileMaxPages {
 			if last, ok := cursorOf(rows[len(rows)-1], e.opts.Mapping); ok {
 				pending = fetch(last, rc.whole)
 			}
@@ -215,6 +223,12 @@ func (e *Engine) reconcile(ctx context.Context) (caughtUp bool, err error) {
 			break
 		}
 		rc.cursor = next
+		if short {
+			// Every row before the horizon was read; the cursor stays on
+			// the last (the next pass's empty page moves it on).
+			caughtUp = true
+			break
+		}
 		if pending == nil && i+1 < reconcileMaxPages {
 			pending = fetch(rc.cursor, rc.whole) // the last row had no usable key
 		}
