@@ -1,0 +1,116 @@
+package alerts
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/meshhook/meshhook-alerts/realtime"
+)
+
+// resolveStore is fakeStore with ClaimResolve as alert_claim_resolve
+// does it: a resolved alert only while an unresolved, unsuppressed failed
+// alert of the rule for the workflow, not newer than the success, exists;
+// those are then resolved.
+type resolveStore struct {
+	*fakeStore
+	resolved map[string]bool // failed claims' keys that were resolved
+	calls    int
+}
+
+func (s *resolveStore) ClaimResolve(_ context.Context, c Claim) (ClaimResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	var open []string
+	for k, f := range s.claims {
+		if f.ConfigID == c.ConfigID && f.Event == EventFailed && f.WorkflowSlug == c.WorkflowSlug && !f.Suppressed &&
+			!s.resolved[k] && !f.OccurredAt.After(c.OccurredAt) {
+			open = append(open, k)
+		}
+	}
+	k := c.ConfigID + "|" + c.RunID + "|" + string(c.Event)
+	if _, dup := s.claims[k]; dup || len(open) == 0 {
+		return ClaimResult{}, nil
+	}
+	s.claims[k] = c
+	for _, o := range open {
+		s.resolved[o] = true
+	}
+	return ClaimResult{ID: fmt.Sprintf("alert-%d", len(s.claims))}, nil
+}
+
+// startResolveEngine is startEngine over a resolveStore.
+func startResolveEngine(t *testing.T, store *resolveStore) *harness {
+	t.Helper()
+	h := &harness{store: store.fakeStore, sub: &fakeSubmitter{}, clock: newFakeClock(), ticks: make(chan time.Time),
+		reconcileTicks: make(chan time.Time), events: make(chan realtime.Event, 16), done: make(chan error, 1)}
+	var err error
+	h.engine, err = New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs",
+		LinkBaseURL: "https://app.example.com/", Now: h.clock.Now}, store, h.sub, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	h.engine.ticks, h.engine.reconcileTicks = h.ticks, h.reconcileTicks
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.done <- h.engine.Run(ctx, h.events) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-h.done)
+	})
+	h.sync(t)
+	return h
+}
+
+func TestResolvedFollowsAFailureOnceAndSeesFailuresOfTheSameBurst(t *testing.T) {
+	store := &resolveStore{fakeStore: newFakeStore(), resolved: map[string]bool{}}
+	store.rules = []RuleSpec{ruleRow("page", "failed", "resolved"), ruleRow("plain", "failed")}
+	store.workflows["wf"] = Workflow{WorkflowInfo: WorkflowInfo{ID: "wf", Slug: "billing"}, ProjectID: "p1"}
+	h := startResolveEngine(t, store)
+
+	// A failure and the next success arrive together: the failure's claim
+	// is recorded before the resolve is claimed.
+	now := time.Now()
+	failed := store.putRun("run-1", "wf", "failed", now)
+	ok := store.putRun("run-2", "wf", "succeeded", now.Add(time.Second))
+	h.events <- change(failed, now)
+	h.events <- change(ok, now.Add(time.Second))
+	sent := h.waitSent(t, 3) // failed ×2 rules, resolved ×1
+	var resolved []Claimed
+	for _, c := range sent {
+		if c.Event == EventResolved {
+			resolved = append(resolved, c)
+		}
+	}
+	require.Len(t, resolved, 1)
+	r := resolved[0]
+	assert.Equal(t, "page", r.ConfigID, "only the rule that lists resolved")
+	assert.Equal(t, "run-2", r.RunID)
+	assert.Equal(t, "billing", r.WorkflowSlug)
+	assert.Equal(t, WebhookID("page", "run-2", EventResolved), r.WebhookID)
+	assert.Equal(t, "workflow_run.resolved", payloadOf(t, r)["type"])
+
+	// The next success finds nothing left to resolve; a replay of the
+	// first one neither.
+	later := store.putRun("run-3", "wf", "succeeded", now.Add(2*time.Second))
+	h.events <- change(later, now.Add(2*time.Second))
+	h.events <- change(ok, now.Add(time.Second))
+	h.sync(t)
+	assert.Len(t, h.sub.all(), 3)
+	assert.Equal(t, 3, store.calls, "a claim for each success the rule saw")
+}
+
+func TestRulesWithoutResolvedNeverAskToResolve(t *testing.T) {
+	store := &resolveStore{fakeStore: newFakeStore(), resolved: map[string]bool{}}
+	store.rules = []RuleSpec{ruleRow("plain", "failed", "succeeded")}
+	h := startResolveEngine(t, store)
+	now := time.Now()
+	h.events <- change(store.putRun("run-1", "", "failed", now), now)
+	h.events <- change(store.putRun("run-2", "", "succeeded", now), now)
+	h.waitSent(t, 2)
+	assert.Zero(t, store.calls)
+}
