@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/meshhook/meshhook-alerts/sender/sendertest"
 )
 
 const e2eRoutingKey = "E2EROUTINGKEY0123456789abcdefAB"
@@ -115,4 +117,60 @@ func TestEndToEndPagerDutyFailurePagesAndTheNextSuccessResolvesOnce(t *testing.T
 		assert.Equal(t, exitOK, d.stop())
 	}
 	assert.False(t, strings.Contains(first.logs.String(), e2eRoutingKey))
+}
+
+// The vendors' answers in the real delivery path: PagerDuty's 429 is
+// retried (the retry is leased from the database and still carries the
+// routing key), and a Slack hook that was removed fails at once, its
+// reason recorded.
+func TestEndToEndVendorAnswersRetryOrFailWithTheirReason(t *testing.T) {
+	e := newE2EStack(t)
+	ctx := context.Background()
+	slack, err := sendertest.NewReceiver(testSecret)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = slack.Close() })
+	e.rcv.ScriptSteps(sendertest.Step{Status: 429}, sendertest.Step{Status: 202, Body: `{"status":"success"}`})
+	slack.ScriptSteps(sendertest.Step{Status: 404, Body: "no_service"})
+	var pdRule, slackRule string
+	require.NoError(t, e.si.Pool.QueryRow(ctx, `insert into alert_configs (project_id, workflow_slug, name, events, webhook_url,
+			destination, routing_key)
+		values ($1, 'billing', 'page billing', '{failed}', $2, 'pagerduty', $3) returning id`,
+		e.project, sealed(t, e.rcv.URL+"/v2/enqueue"), sealed(t, e2eRoutingKey)).Scan(&pdRule))
+	require.NoError(t, e.si.Pool.QueryRow(ctx, `insert into alert_configs (project_id, workflow_slug, name, events, webhook_url, destination)
+		values ($1, 'billing', 'tell slack', '{failed}', $2, 'slack') returning id`,
+		e.project, sealed(t, slack.URL+"/services/T0/B0/x")).Scan(&slackRule))
+	d := e.startDaemon(t, "MESHHOOK_ALERTS_SENDER_RETRY_INITIAL=100ms")
+	d.waitReady(t)
+	e.insertRun(t, "failed")
+
+	got := e.waitPagerDutyEvents(t, 2)
+	for _, ev := range got {
+		assert.Equal(t, e2eRoutingKey, ev["routing_key"], "the first attempt and the leased retry")
+	}
+	type logRow struct {
+		status, reason, lastError string
+		attempts                  int
+	}
+	row := func(rule string) logRow {
+		var r logRow
+		var lastError *string
+		err := e.si.Pool.QueryRow(ctx, `select status, coalesce(outcome_reason, ''), last_error, attempts from alert_logs
+			where config_id = $1`, rule).Scan(&r.status, &r.reason, &lastError, &r.attempts)
+		require.NoError(t, err)
+		if lastError != nil {
+			r.lastError = *lastError
+		}
+		return r
+	}
+	require.Eventually(t, func() bool { return row(pdRule).status == "succeeded" }, 20*time.Second, 20*time.Millisecond)
+	assert.Equal(t, 2, row(pdRule).attempts)
+	require.Eventually(t, func() bool { return row(slackRule).status == "failed" }, 20*time.Second, 20*time.Millisecond)
+	r := row(slackRule)
+	assert.Equal(t, "slack_no_service", r.reason)
+	assert.Equal(t, 1, r.attempts, "no retry")
+	assert.Contains(t, r.lastError, "removed or disabled")
+	assert.Len(t, slack.Deliveries(), 1)
+	assert.Contains(t, string(slack.Deliveries()[0].Body), `"attachments"`)
+	assert.NotContains(t, d.logs.String(), e2eRoutingKey)
+	assert.Equal(t, exitOK, d.stop())
 }
