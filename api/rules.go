@@ -347,6 +347,14 @@ func sampleContext(spec alerts.RuleSpec, event alerts.Event) *alerts.Context {
 	if spec.WorkflowSlug != "" {
 		c.Workflow.Slug = spec.WorkflowSlug
 	}
+	// The sample run is in the state the event reports.
+	if status := sampleStatus[event]; status != "" {
+		c.Status, c.Run["status"] = status, status
+		if status == "running" || status == "paused" {
+			c.FinishedAt = nil
+			delete(c.Run, "finished_at")
+		}
+	}
 	switch event {
 	case alerts.EventDelayed:
 		c.Threshold = spec.DelayThreshold
@@ -356,6 +364,13 @@ func sampleContext(spec alerts.RuleSpec, event alerts.Event) *alerts.Context {
 		c.RecoveredFrom = []alerts.Event{alerts.EventDelayed}
 	}
 	return c
+}
+
+// sampleStatus is the sample run's status for each event it is previewed as.
+var sampleStatus = map[alerts.Event]string{
+	alerts.EventSucceeded: "succeeded", alerts.EventCanceled: "canceled", alerts.EventPaused: "paused",
+	alerts.EventDelayed: "running", alerts.EventStalled: "paused", alerts.EventRecovered: "succeeded",
+	alerts.EventResolved: "succeeded",
 }
 
 // openedRule is a stored rule with its secret-bearing fields opened.
