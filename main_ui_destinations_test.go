@@ -94,5 +94,9 @@ func TestUIChoosesAndPreviewsADestination(t *testing.T) {
 	if assert.Len(t, got, 1) {
 		assert.Contains(t, string(got[0].Body), `"routing_key":"`+e2eRoutingKey+`"`)
 	}
+	step(t, ctx, "the rules list names the destination",
+		chromedp.Navigate(root+"/ui/rules"),
+		poll(`Array.from(document.querySelectorAll('td[data-label="Destination"]')).some((td) => td.textContent.startsWith("PagerDuty"))`),
+	)
 	csp.assertNoViolations(t, ctx)
 }

@@ -732,7 +732,7 @@ function rulesPage() {
       const pname = n.projects.get(project);
       sections.push(h("section", { "aria-label": "Project " + (pname ? pname.name : project || "none"), dataset: { projectId: project } },
         h("h2", {}, "Project ", projectLabel(n, project)),
-        table(null, ["Name", "Workflow", "Events", "Webhook URL", "State", "Actions"], rows)));
+        table(null, ["Name", "Workflow", "Events", "Destination", "State", "Actions"], rows)));
     }
     if (!sections.length) {
       const filtered = $("#f-project").value.trim() || $("#f-workflow").value.trim();
@@ -755,7 +755,7 @@ function rulesPage() {
       cell("Name", h("a", { href: "rule?id=" + encodeURIComponent(r.id) }, r.name)),
       cell("Workflow", workflowLabel(n, r.project_id, r.workflow_slug)),
       cell("Events", r.events.join(", ")),
-      cell("Webhook URL", urlCode(r.webhook_url)),
+      cell("Destination", (DESTINATIONS[r.destination] || DESTINATIONS.webhook).name, h("div", {}, urlCode(r.webhook_url))),
       cell("State", state, r.disabled_reason ? h("div", { class: "hint" }, r.disabled_reason) : null, problems),
       cell("Actions", h("span", { class: "actions" }, toggle, del)));
   }
@@ -818,12 +818,12 @@ function ruleInput(r) {
  * it needs and whether the webhook's signing fields apply.
  */
 const DESTINATIONS = {
-  webhook: { label: "Webhook URL", hint: "Any receiver: Standard Webhooks signature and the default JSON payload.", url: "https://hooks.example.com/alerts", signed: true },
-  slack: { label: "Slack incoming webhook URL", hint: "A Block Kit message with a status colour, sent to a Slack incoming webhook.", url: "https://hooks.slack.com/services/T…/B…/…" },
-  discord: { label: "Discord webhook URL", hint: "An embed with colour, fields and the run link.", url: "https://discord.com/api/webhooks/…/…" },
-  teams: { label: "Teams workflow URL", hint: "An Adaptive Card, for a Teams workflow “When a Teams webhook request is received”.", url: "https://….logic.azure.com/workflows/…" },
-  googlechat: { label: "Google Chat webhook URL", hint: "A card message for a Google Chat space's incoming webhook.", url: "https://chat.googleapis.com/v1/spaces/…/messages?key=…&token=…" },
-  pagerduty: { label: "Events API URL", hint: "PagerDuty Events API v2: failures trigger, resolved and recovered resolve (same dedup_key).", url: "https://events.pagerduty.com/v2/enqueue (default)", key: true },
+  webhook: { name: "Webhook", label: "Webhook URL", hint: "Any receiver: Standard Webhooks signature and the default JSON payload.", url: "https://hooks.example.com/alerts", signed: true },
+  slack: { name: "Slack", label: "Slack incoming webhook URL", hint: "A Block Kit message with a status colour, sent to a Slack incoming webhook.", url: "https://hooks.slack.com/services/T…/B…/…" },
+  discord: { name: "Discord", label: "Discord webhook URL", hint: "An embed with colour, fields and the run link.", url: "https://discord.com/api/webhooks/…/…" },
+  teams: { name: "Microsoft Teams", label: "Teams workflow URL", hint: "An Adaptive Card, for a Teams workflow “When a Teams webhook request is received”.", url: "https://….logic.azure.com/workflows/…" },
+  googlechat: { name: "Google Chat", label: "Google Chat webhook URL", hint: "A card message for a Google Chat space's incoming webhook.", url: "https://chat.googleapis.com/v1/spaces/…/messages?key=…&token=…" },
+  pagerduty: { name: "PagerDuty", label: "Events API URL", hint: "PagerDuty Events API v2: failures trigger, resolved and recovered resolve (same dedup_key).", url: "https://events.pagerduty.com/v2/enqueue (default)", key: true },
 };
 
 // ---------- rule editor ----------
