@@ -3,11 +3,14 @@ package sender
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 type vendorCase struct {
@@ -142,5 +145,27 @@ func TestClassifyVendorLeavesTransportErrorsAndWebhooksToClassify(t *testing.T) 
 	}
 	for _, code := range []int{200, 301, 400, 404, 410, 429, 500} {
 		assert.Equal(t, Classify(code, nil, nil, now), ClassifyVendor("", code, nil, nil, "invalid_token", now), code)
+	}
+}
+
+// A vendor's answer is read whatever ResponseExcerptBytes keeps: with no
+// excerpt stored, a removed Slack hook still fails as such.
+func TestVendorAnswerIsReadWithoutAStoredExcerpt(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, "no_service")
+	}))
+	defer srv.Close()
+	for _, keep := range []int{0, 4} {
+		opts := fastOptions()
+		opts.ResponseExcerptBytes = keep
+		s, err := New(opts, newMemStore(), nil)
+		require.NoError(t, err)
+		a := alert("t", srv.URL+"/services/x")
+		a.Vendor = VendorSlack
+		res := s.SendOnce(context.Background(), a)
+		assert.Equal(t, "slack_no_service", res.Outcome.Reason, "excerpt %d", keep)
+		assert.Equal(t, "no_service"[:keep], res.ResponseExcerpt, "only the configured excerpt is kept")
+		assert.Contains(t, res.Error, "removed or disabled")
 	}
 }

@@ -35,13 +35,13 @@ type OneShot struct {
 // Options.RequestTimeout.
 func (s *Sender) SendOnce(ctx context.Context, a Alert) OneShot {
 	start := s.opts.Now()
-	code, header, excerpt, err := s.post(ctx, a, start)
-	res := OneShot{StatusCode: code, ResponseExcerpt: excerpt, Latency: s.opts.Now().Sub(start)}
+	code, header, answer, err := s.post(ctx, a, start)
+	res := OneShot{StatusCode: code, ResponseExcerpt: s.excerpt(answer), Latency: s.opts.Now().Sub(start)}
 	var refused *refusedError
 	if errors.As(err, &refused) {
 		res.Outcome = Outcome{Kind: Permanent, Reason: refused.reason}
 	} else {
-		res.Outcome = ClassifyVendor(a.Vendor, code, err, header, excerpt, s.opts.Now())
+		res.Outcome = ClassifyVendor(a.Vendor, code, err, header, answer, s.opts.Now())
 	}
 	if err != nil {
 		res.Error = logging.RedactError(err)

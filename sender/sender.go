@@ -535,16 +535,16 @@ func errField(msg string) zap.Field {
 func (s *Sender) attempt(ctx context.Context, a Alert) (Report, Outcome) {
 	at := Attempt{AlertID: a.ID, Attempt: a.Attempts + 1, StartedAt: s.opts.Now()}
 	ctx, observed := s.observe(ctx, a)
-	code, header, excerpt, err := s.post(ctx, a, at.StartedAt)
+	code, header, answer, err := s.post(ctx, a, at.StartedAt)
 	observed(code)
 	at.Latency = s.opts.Now().Sub(at.StartedAt)
-	at.StatusCode, at.ResponseExcerpt = code, excerpt
+	at.StatusCode, at.ResponseExcerpt = code, s.excerpt(answer)
 	var out Outcome
 	var refused *refusedError
 	if errors.As(err, &refused) {
 		out = Outcome{Kind: Permanent, Reason: refused.reason}
 	} else {
-		out = ClassifyVendor(a.Vendor, code, err, header, excerpt, s.opts.Now())
+		out = ClassifyVendor(a.Vendor, code, err, header, answer, s.opts.Now())
 	}
 	if err != nil {
 		at.Error = logging.RedactError(err)
@@ -576,13 +576,27 @@ func (s *Sender) attempt(ctx context.Context, a Alert) (Report, Outcome) {
 	return Report{AlertID: a.ID, Lease: a.Lease, Attempt: &at, Update: u}, out
 }
 
+// vendorAnswerBytes is how much of a vendor's answer is read for
+// ClassifyVendor, whatever ResponseExcerptBytes keeps: their error words
+// and objects are short.
+const vendorAnswerBytes = 1024
+
+// excerpt cuts an answer to the ResponseExcerptBytes stored.
+func (s *Sender) excerpt(answer string) string {
+	if len(answer) <= s.opts.ResponseExcerptBytes {
+		return answer
+	}
+	return strings.ToValidUTF8(answer[:s.opts.ResponseExcerptBytes], "")
+}
+
 // refusedError is an attempt the sender refused to make.
 type refusedError struct{ reason, detail string }
 
 func (e *refusedError) Error() string { return e.detail }
 
-// post sends one signed attempt and returns the status, headers and a capped
-// excerpt of the response body.
+// post sends one signed attempt and returns the status, headers and the
+// start of the response body: ResponseExcerptBytes of it, or for a vendor
+// at least vendorAnswerBytes (see excerpt).
 func (s *Sender) post(ctx context.Context, a Alert, at time.Time) (int, http.Header, string, error) {
 	u, err := url.Parse(a.TargetURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -635,7 +649,11 @@ func (s *Sender) post(ctx context.Context, a Alert, at time.Time) (int, http.Hea
 	if resp.ContentLength == 0 {
 		return resp.StatusCode, resp.Header, "", nil // nothing to read: the connection is ready for reuse
 	}
-	body := readExcerpt(resp.Body, resp.ContentLength, s.opts.ResponseExcerptBytes)
+	limit := s.opts.ResponseExcerptBytes
+	if a.Vendor != "" {
+		limit = max(limit, vendorAnswerBytes) // ClassifyVendor reads the vendor's answer
+	}
+	body := readExcerpt(resp.Body, resp.ContentLength, limit)
 	// Drain a little more so the connection can be reused.
 	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
 	return resp.StatusCode, resp.Header, strings.ToValidUTF8(string(body), "\uFFFD"), nil
