@@ -4,14 +4,23 @@
 // process, and local webhook receivers. It drives workflow runs through
 // PostgreSQL and prints one table:
 //
+//   - idle: what the daemon costs PostgreSQL with nothing to deliver, per
+//     second (as for steady and burst below);
 //   - steady: changes committed one at a time at a fixed rate; commit →
 //     receipt percentiles (commit time is this process's clock when
 //     PostgreSQL acknowledged the autocommit UPDATE; receipt is the
 //     receiver's clock in this same process), and the daemon's own share
 //     (change frame in → first byte of the request out) from its /metrics
-//     histogram;
+//     histogram; and what each alert costs the database: PostgreSQL's CPU
+//     split by whose work it did (the daemon's REST calls, Realtime's
+//     decoding, the load's own UPDATE, background processes; backends are
+//     told apart by application_name), transactions, WAL records and bytes
+//     (pg_walinspect; the cluster runs with fsync and full_page_writes off,
+//     so no full-page images), the daemon's CPU, and the statements that
+//     took the most time (pg_stat_statements, -statements);
 //   - burst: many run updates in one transaction; time from its commit until
-//     every alert is received, and until every alert_logs row says succeeded;
+//     every alert is received, and until every alert_logs row says
+//     succeeded; and the database's cost per alert, as for steady;
 //   - saturation: updates committed in batches as fast as PostgreSQL takes
 //     them; alerts received, and logged succeeded, per second over the
 //     middle 80 % of the run;
@@ -84,7 +93,7 @@ var (
 	flagProfile     = flag.String("cpuprofile", "", "write a CPU profile of the daemon during the saturation phase to this file")
 	flagStandinProf = flag.String("standin-cpuprofile", "", "write a CPU profile of this process (the stand-in and the receivers) during the saturation phase to this file")
 	flagHeapProf    = flag.String("heapprofile", "", "write a heap profile of the daemon, restarted with the memory phase's rules, to this file")
-	flagPhases      = flag.String("phases", "steady,burst,saturation,isolation,reconcile,quota,memory", "the phases to run, comma-separated")
+	flagPhases      = flag.String("phases", "idle,steady,burst,saturation,isolation,reconcile,quota,memory", "the phases to run, comma-separated")
 
 	flagReconcileDur   = flag.Duration("reconcile", 20*time.Second, "duration of each load of the reconcile phase (each rate, reconciliation off and on)")
 	flagReconcileRates = flag.String("reconcile-rates", "20,500", "changes per second of the reconcile phase's loads, comma-separated")
@@ -148,7 +157,11 @@ func run(ctx context.Context) error {
 	}
 	say("starting PostgreSQL and the Supabase stand-in")
 	rc := &restCounter{}
-	si, err := standin.Start(ctx, standin.Options{MeshHook: true, Realtime: rtOpts, Wrap: rc.wrap})
+	// Hosted PostgREST keeps its schema cache until the schema changes: so
+	// does the stand-in's here, rather than reading the catalog every
+	// second, which would count as the daemon's cost.
+	si, err := standin.Start(ctx, standin.Options{MeshHook: true, Realtime: rtOpts, Wrap: rc.wrap, Diagnostics: true,
+		SchemaCacheTTL: time.Hour})
 	if err != nil {
 		return err
 	}
@@ -172,6 +185,10 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if w.load, err = openLoadPool(ctx, si.DatabaseURL); err != nil {
+		return err
+	}
+	defer w.load.Close()
 
 	env := daemonEnv(si, key)
 	d, err := startDaemon(ctx, bin, env)
@@ -194,16 +211,30 @@ func run(ctx context.Context) error {
 		return err
 	}
 
+	if phase("idle") {
+		rs, err := idlePhase(ctx, si, rcv, w, d)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, rs...)
+	}
+
 	if phase("steady") {
 		// Steady.
 		say("steady: %d changes/s for %s", *flagSteadyRate, *flagSteadyDur)
 		const daemonShare = "meshhook_alerts_dispatch_daemon_seconds"
 		before, beforeErr := d.histogram(ctx, daemonShare)
-		steady, err := drive(ctx, si.Pool, rcv, w, *flagSteadyRate, *flagSteadyDur, 0)
+		var cost *dbCost
+		steady, err := driveFrom(ctx, si.Pool, rcv, w, *flagSteadyRate, *flagSteadyDur, 0, func() { cost = startDBCost(ctx, si.Pool, d) })
 		if err != nil {
 			return err
 		}
 		after, afterErr := d.histogram(ctx, daemonShare)
+		if err := settle(ctx, si.Pool); err != nil {
+			return err
+		}
+		n := *flagSteadyRate * int(*flagSteadyDur/time.Second)
+		costRows := cost.rows(ctx, fmt.Sprintf("steady %d/s", *flagSteadyRate), "alert", n, n)
 		p50, p99, pmax := benchstat.Percentile(steady, 50), benchstat.Percentile(steady, 99), benchstat.Percentile(steady, 100)
 		// With polling, a change waits up to the idle poll before the
 		// daemon sees it: the target allows for it.
@@ -227,22 +258,26 @@ func run(ctx context.Context) error {
 			rows = append(rows, row{"daemon's share (frame in → request out) p50 / p99",
 				ms(seconds(delta.quantileSeconds(0.50))) + " / " + ms(share99), "p99 ≤ 20 ms", check(share99 <= 20*time.Millisecond)})
 		}
+		rows = append(rows, costRows...)
 	}
 
 	if phase("burst") {
 		// Burst.
 		say("burst: %d run updates in one transaction", *flagBurst)
 		var cpu *cpuUse
-		all, logged, err := burst(ctx, si.Pool, rcv, w, *flagBurst, func() { cpu = startCPU(ctx, si.Pool, d) })
+		var cost *dbCost
+		all, logged, err := burst(ctx, si.Pool, rcv, w, *flagBurst, func() { cpu, cost = startCPU(ctx, si.Pool, d), startDBCost(ctx, si.Pool, d) })
 		if err != nil {
 			return err
 		}
+		costRows := cost.rows(ctx, "burst", "alert", *flagBurst, 1)
 		rows = append(rows,
 			row{fmt.Sprintf("burst of %d in one transaction: all received", *flagBurst), secs(all), "≤ 2 s", check(all <= 2*time.Second)},
 			row{fmt.Sprintf("burst of %d: all logged succeeded", *flagBurst), secs(logged), "", nil},
 			row{"burst, CPU per alert: daemon / stand-in, receivers, load / PostgreSQL", cpu.perAlert(*flagBurst), "", nil},
 			row{"burst, PostgreSQL CPU per alert by process, µs", cpu.pgPerAlert(*flagBurst), "", nil},
 			row{"daemon peak RSS so far (VmHWM), after the burst", peakMiB(d), "", nil})
+		rows = append(rows, costRows...)
 	}
 
 	if phase("saturation") {
@@ -467,6 +502,17 @@ type workload struct {
 	// healthy and blackholed are workflow_definitions ids whose rules alert
 	// the healthy receiver and the blackhole.
 	healthy, blackholed string
+	// load is the pool the workload's UPDATEs go through (appLoad).
+	load *pgxpool.Pool
+}
+
+// loader is the pool for the workload's UPDATEs: w.load, or pool where
+// there is none.
+func (w workload) loader(pool *pgxpool.Pool) *pgxpool.Pool {
+	if w.load != nil {
+		return w.load
+	}
+	return pool
 }
 
 func seed(ctx context.Context, pool *pgxpool.Pool, keys *seal.Keyring, secret, healthyURL, holeURL string) (workload, error) {
@@ -901,6 +947,12 @@ func newRuns(ctx context.Context, pool *pgxpool.Pool, project, wf string, n int)
 // the commit → receipt latencies of the healthy alerts, where commit is this
 // process's clock as soon as PostgreSQL acknowledged the COMMIT.
 func drive(ctx context.Context, pool *pgxpool.Pool, rcv *receiver, w workload, rate int, d time.Duration, holeEvery int) ([]time.Duration, error) {
+	return driveFrom(ctx, pool, rcv, w, rate, d, holeEvery, nil)
+}
+
+// driveFrom is drive that calls started (unless nil) just before the first
+// update, once the runs exist.
+func driveFrom(ctx context.Context, pool *pgxpool.Pool, rcv *receiver, w workload, rate int, d time.Duration, holeEvery int, started func()) ([]time.Duration, error) {
 	n := rate * int(d/time.Second)
 	healthy, err := newRuns(ctx, pool, w.project, w.healthy, n)
 	if err != nil {
@@ -913,6 +965,9 @@ func drive(ctx context.Context, pool *pgxpool.Pool, rcv *receiver, w workload, r
 		}
 	}
 	time.Sleep(500 * time.Millisecond) // the inserts' changes are handled before the clock starts
+	if started != nil {
+		started()
+	}
 	want := map[string]bool{}
 	committed := make(map[string]time.Time, n)
 	tick := time.NewTicker(time.Second / time.Duration(rate))
@@ -925,7 +980,7 @@ func drive(ctx context.Context, pool *pgxpool.Pool, rcv *receiver, w workload, r
 		} else {
 			id, hi = healthy[hi], hi+1
 		}
-		if _, err := pool.Exec(ctx, `update workflow_runs set status = 'failed', finished_at = now() where id = $1`, id); err != nil {
+		if _, err := w.loader(pool).Exec(ctx, `update workflow_runs set status = 'failed', finished_at = now() where id = $1`, id); err != nil {
 			return nil, err
 		}
 		if !hole {
@@ -1019,7 +1074,7 @@ func burst(ctx context.Context, pool *pgxpool.Pool, rcv *receiver, w workload, n
 		want[id] = true
 	}
 	started()
-	if _, err := pool.Exec(ctx, `update workflow_runs set status = 'failed', finished_at = now() where id = any($1::uuid[])`, ids); err != nil {
+	if _, err := w.loader(pool).Exec(ctx, `update workflow_runs set status = 'failed', finished_at = now() where id = any($1::uuid[])`, ids); err != nil {
 		return 0, 0, err
 	}
 	commit := time.Now()

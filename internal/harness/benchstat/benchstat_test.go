@@ -75,3 +75,36 @@ func TestPerUnitByKind(t *testing.T) {
 	assert.Equal(t, "backends 60.0, walsender 20.5, other 0.1",
 		PerUnitByKind(map[string]time.Duration{KindOther: time.Millisecond, KindBackend: 600 * time.Millisecond, KindWALSender: 205 * time.Millisecond}, 10000))
 }
+
+func TestSinceByAppSplitsBackends(t *testing.T) {
+	before := snapshot{procs: map[int]pgProc{
+		10: {KindBackend, 100},
+		11: {KindBackend, 100},
+		12: {KindWALSender, 10},
+	}, apps: map[int]string{10: "rest", 11: "load"}}
+	after := snapshot{procs: map[int]pgProc{
+		10: {KindBackend, 150},
+		11: {KindBackend, 101},
+		12: {KindWALSender, 30},
+		13: {KindBackend, 7}, // connected meanwhile
+	}, apps: map[int]string{10: "rest", 13: "rt"}} // 11 missed by the second read
+	got := before.untilByApp(after)
+	assert.Equal(t, map[string]time.Duration{
+		AppPrefix + "rest": 50 * clockTick, AppPrefix + "load": clockTick, AppPrefix + "rt": 7 * clockTick,
+		KindWALSender: 20 * clockTick,
+	}, got)
+}
+
+func TestLSN(t *testing.T) {
+	n, err := ParseLSN("16/B374D848")
+	assert.NoError(t, err)
+	assert.Equal(t, int64(0x16B374D848), n)
+	assert.Equal(t, "16/B374D848", FormatLSN(n))
+	_, err = ParseLSN("nope")
+	assert.Error(t, err)
+}
+
+func TestShortQuery(t *testing.T) {
+	assert.Equal(t, "select 1 from x", ShortQuery("select 1\n\t from   x", 40))
+	assert.Equal(t, "select…", ShortQuery("select 1 from x", 7))
+}

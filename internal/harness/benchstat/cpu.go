@@ -40,6 +40,7 @@ func ProcessCPU(pid int) (time.Duration, bool) {
 // them.
 type PostgresCPU struct {
 	master int
+	db     *pgxpool.Pool // reads pg_stat_activity for SinceByApp
 	before snapshot
 }
 
@@ -47,6 +48,7 @@ type PostgresCPU struct {
 type snapshot struct {
 	reaped int64 // the postmaster's cutime+cstime: every child it has reaped
 	procs  map[int]pgProc
+	apps   map[int]string // client backends' application_name, by pid
 }
 
 type pgProc struct {
@@ -78,7 +80,7 @@ func NewPostgresCPU(ctx context.Context, db *pgxpool.Pool) (*PostgresCPU, error)
 	if err != nil {
 		return nil, fmt.Errorf("postmaster.pid: %w", err)
 	}
-	p := &PostgresCPU{master: master}
+	p := &PostgresCPU{master: master, db: db}
 	p.Reset()
 	return p, nil
 }
@@ -105,11 +107,44 @@ func (p *PostgresCPU) SinceByKind() map[string]time.Duration {
 	return p.before.until(p.snapshot())
 }
 
+// AppPrefix starts the SinceByApp key of client backends:
+// "backend:" + application_name.
+const AppPrefix = "backend:"
+
+// SinceByApp is SinceByKind with client backends split by the
+// application_name pg_stat_activity gave them at the Reset or now
+// (AppPrefix + name; "backend:" alone for none): which client's work the
+// server did. A backend that connected and exited meanwhile counts under
+// KindExited.
+func (p *PostgresCPU) SinceByApp() map[string]time.Duration {
+	return p.before.untilByApp(p.snapshot())
+}
+
+// untilByApp is until with client backends split by application_name.
+func (s snapshot) untilByApp(now snapshot) map[string]time.Duration {
+	return s.untilBy(now, func(pid int, pr pgProc) string {
+		if pr.kind != KindBackend {
+			return pr.kind
+		}
+		app, ok := now.apps[pid]
+		if !ok {
+			app = s.apps[pid]
+		}
+		return AppPrefix + app
+	})
+}
+
 // until attributes the ticks between two snapshots to process kinds.
 func (s snapshot) until(now snapshot) map[string]time.Duration {
+	return s.untilBy(now, func(_ int, pr pgProc) string { return pr.kind })
+}
+
+// untilBy attributes the ticks between two snapshots to the labels of
+// label, and reaped children's to KindExited.
+func (s snapshot) untilBy(now snapshot, label func(pid int, pr pgProc) string) map[string]time.Duration {
 	out := map[string]time.Duration{}
 	for pid, pr := range now.procs {
-		out[pr.kind] += time.Duration(pr.ticks-s.procs[pid].ticks) * clockTick
+		out[label(pid, pr)] += time.Duration(pr.ticks-s.procs[pid].ticks) * clockTick
 	}
 	// Reaped children: their whole lives, less what the earlier snapshot
 	// had already seen of those alive then.
@@ -146,7 +181,31 @@ func (p *PostgresCPU) snapshot() snapshot {
 			snap.procs[pid] = pgProc{kind: pgKind(string(cmd)), ticks: s.ticks}
 		}
 	}
+	if p.db != nil {
+		snap.apps = backendApps(p.db)
+	}
 	return snap
+}
+
+// backendApps maps the server's client backends to their application_name;
+// nil if pg_stat_activity cannot be read.
+func backendApps(db *pgxpool.Pool) map[int]string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rows, err := db.Query(ctx, `select pid, application_name from pg_stat_activity where backend_type = 'client backend'`)
+	if err != nil {
+		return nil
+	}
+	defer rows.Close()
+	apps := map[int]string{}
+	for rows.Next() {
+		var pid int
+		var app string
+		if rows.Scan(&pid, &app) == nil {
+			apps[pid] = app
+		}
+	}
+	return apps
 }
 
 // pgKind classifies a server child by its process title ("postgres:

@@ -45,6 +45,11 @@ type StartOptions struct {
 	Port int
 	// Logf receives progress lines; nil discards them.
 	Logf func(format string, args ...any)
+	// StatStatements preloads pg_stat_statements (shared_preload_libraries),
+	// so that a database can `create extension pg_stat_statements` and rank
+	// its statements; benchmarks set it. Off by default: it costs every
+	// statement a little.
+	StatStatements bool
 }
 
 // Start initialises and starts a new cluster in a temporary directory with
@@ -102,6 +107,9 @@ full_page_writes = off
 shared_buffers = 64MB
 log_min_messages = warning
 `, c.port, c.dir)
+	if opts.StatStatements {
+		conf += "shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = all\n"
+	}
 	f, err := os.OpenFile(filepath.Join(data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		c.cleanup()

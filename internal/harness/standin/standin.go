@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -51,12 +52,29 @@ type Options struct {
 	// TokenTTL is the lifetime of the access tokens Auth issues; defaults
 	// to authtest.DefaultTokenTTL (an hour).
 	TokenTTL time.Duration
+	// SchemaCacheTTL is RESTOptions.SchemaCacheTTL of the REST server:
+	// zero for its default (a second); benchmarks set it long, as hosted
+	// PostgREST keeps its schema cache until the schema changes.
+	SchemaCacheTTL time.Duration
+	// Diagnostics, when Start runs a new cluster, preloads
+	// pg_stat_statements and creates it and pg_walinspect in the database,
+	// for benchmarks that rank statements and count WAL records.
+	Diagnostics bool
 	// RealtimeKeyTTL is the lifetime of the JWT the gateway mints for a
 	// Realtime socket opened with a new API key; defaults to
 	// authtest.DefaultRealtimeTTL (24 hours).
 	RealtimeKeyTTL time.Duration
 	Logger         *zap.Logger
 }
+
+// The application_name of the stand-in's connections: the caller's Pool,
+// the REST server's (PostgREST's) pool and the Realtime server's pool and
+// replication connection.
+const (
+	AppName     = "standin"
+	AppREST     = "standin_rest"
+	AppRealtime = "standin_realtime"
+)
 
 // StandIn is a running stand-in.
 type StandIn struct {
@@ -66,18 +84,24 @@ type StandIn struct {
 	AnonKey        string // legacy anon JWT
 	SecretKey      string // sb_secret_…
 	PublishableKey string // sb_publishable_…
-	Pool           *pgxpool.Pool
-	REST           *supabasetest.REST
-	Realtime       *realtimetest.Server
+	// Pool is a superuser pool on the database for the caller (seeding,
+	// load); its connections' application_name is AppName. REST and
+	// Realtime have pools of their own, named AppREST and AppRealtime, so
+	// that a benchmark can tell their backends apart in pg_stat_activity.
+	Pool     *pgxpool.Pool
+	REST     *supabasetest.REST
+	Realtime *realtimetest.Server
 	// Auth signs users' access tokens with the project's asymmetric keys
 	// (Auth.Keys()); seed users with Auth.AddUser.
 	Auth    *authtest.Auth
 	Gateway *authtest.Gateway
 
-	cluster *pgtest.Cluster
-	cdc     *realtimetest.CDC
-	http    *http.Server
-	done    chan error
+	cluster  *pgtest.Cluster
+	restPool *pgxpool.Pool
+	rtPool   *pgxpool.Pool
+	cdc      *realtimetest.CDC
+	http     *http.Server
+	done     chan error
 }
 
 // Start brings the stand-in up. Close it when done.
@@ -94,7 +118,8 @@ func Start(ctx context.Context, opts Options) (_ *StandIn, err error) {
 	}()
 	s.DatabaseURL = opts.DatabaseURL
 	if s.DatabaseURL == "" {
-		s.cluster, err = pgtest.Start(ctx, pgtest.StartOptions{Logf: func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) }})
+		s.cluster, err = pgtest.Start(ctx, pgtest.StartOptions{Logf: func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) },
+			StatStatements: opts.Diagnostics})
 		if err != nil {
 			return nil, err
 		}
@@ -106,8 +131,19 @@ func Start(ctx context.Context, opts Options) (_ *StandIn, err error) {
 			return nil, err
 		}
 	}
-	if s.Pool, err = pgxpool.New(ctx, s.DatabaseURL); err != nil {
-		return nil, fmt.Errorf("standin: open database: %w", err)
+	if s.Pool, err = openPool(ctx, s.DatabaseURL, AppName); err != nil {
+		return nil, err
+	}
+	if s.restPool, err = openPool(ctx, s.DatabaseURL, AppREST); err != nil {
+		return nil, err
+	}
+	if s.rtPool, err = openPool(ctx, s.DatabaseURL, AppRealtime); err != nil {
+		return nil, err
+	}
+	if opts.Diagnostics && s.cluster != nil {
+		if _, err := s.Pool.Exec(ctx, `create extension if not exists pg_stat_statements; create extension if not exists pg_walinspect`); err != nil {
+			return nil, fmt.Errorf("standin: diagnostics extensions: %w", err)
+		}
 	}
 	addr := opts.Addr
 	if addr == "" {
@@ -125,7 +161,8 @@ func Start(ctx context.Context, opts Options) (_ *StandIn, err error) {
 	s.SecretKey, s.PublishableKey = s.Gateway.SecretKey(), s.Gateway.PublishableKey()
 	jwks := s.Auth.Keys().Lookup
 
-	s.REST = supabasetest.NewREST(s.Pool, supabasetest.RESTOptions{JWTSecret: pgtest.JWTSecret, JWKS: jwks, Logger: log.Named("rest")})
+	s.REST = supabasetest.NewREST(s.restPool, supabasetest.RESTOptions{JWTSecret: pgtest.JWTSecret, JWKS: jwks, Logger: log.Named("rest"),
+		SchemaCacheTTL: opts.SchemaCacheTTL})
 	rtOpts := opts.Realtime
 	rtOpts.JWTSecret = pgtest.JWTSecret
 	rtOpts.JWKS = jwks
@@ -133,7 +170,7 @@ func Start(ctx context.Context, opts Options) (_ *StandIn, err error) {
 		rtOpts.Logger = log.Named("realtime")
 	}
 	if rtOpts.DB == nil {
-		rtOpts.DB = s.Pool
+		rtOpts.DB = s.rtPool
 	}
 	s.Realtime = realtimetest.NewServer(rtOpts)
 	if s.cdc, err = realtimetest.StartCDC(ctx, s.DatabaseURL, s.Realtime, realtimetest.CDCOptions{Logger: log.Named("cdc")}); err != nil {
@@ -181,8 +218,10 @@ func (s *StandIn) Close() error {
 	if s.cdc != nil {
 		s.cdc.Close()
 	}
-	if s.Pool != nil {
-		s.Pool.Close()
+	for _, p := range []*pgxpool.Pool{s.Pool, s.restPool, s.rtPool} {
+		if p != nil {
+			p.Close()
+		}
 	}
 	if s.cluster != nil {
 		if err := s.cluster.Stop(); err != nil {
@@ -190,4 +229,30 @@ func (s *StandIn) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// openPool opens a pool on dbURL whose connections carry application_name
+// app.
+func openPool(ctx context.Context, dbURL, app string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(withAppName(dbURL, app))
+	if err != nil {
+		return nil, fmt.Errorf("standin: open database: %w", err)
+	}
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("standin: open database: %w", err)
+	}
+	return p, nil
+}
+
+// withAppName sets application_name in a postgres URL.
+func withAppName(dbURL, app string) string {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return dbURL
+	}
+	q := u.Query()
+	q.Set("application_name", app)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
