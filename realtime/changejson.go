@@ -1,7 +1,6 @@
 package realtime
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"sync"
@@ -257,51 +256,8 @@ func (p *changeParser) recordField(field string, dst *map[string]any) (typeErr, 
 }
 
 // value decodes any JSON value as encoding/json decodes into an any with
-// UseNumber.
-func (p *changeParser) value() (any, error) {
-	switch c := p.Peek(); {
-	case c == '"':
-		return p.Str()
-	case c == '{':
-		m := map[string]any{}
-		err := p.objectKeys(func(key string) error {
-			v, err := p.value()
-			if err != nil {
-				return err
-			}
-			m[key] = v
-			return nil
-		})
-		return m, err
-	case c == '[':
-		a := []any{}
-		err := p.Array(func() error {
-			v, err := p.value()
-			if err != nil {
-				return err
-			}
-			a = append(a, v)
-			return nil
-		})
-		return a, err
-	case c == '-' || (c >= '0' && c <= '9'):
-		lit, err := p.Number()
-		return json.Number(lit), err
-	case c == 't':
-		if p.Literal("true") {
-			return true, nil
-		}
-	case c == 'f':
-		if p.Literal("false") {
-			return false, nil
-		}
-	case c == 'n':
-		if p.Literal("null") {
-			return nil, nil
-		}
-	}
-	return nil, p.SyntaxError("looking for a value")
-}
+// UseNumber, interning object keys.
+func (p *changeParser) value() (any, error) { return p.Value(keyString) }
 
 // objectKeys is object with each key unescaped (and interned).
 func (p *changeParser) objectKeys(member func(key string) error) error {

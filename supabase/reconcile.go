@@ -136,15 +136,9 @@ func (s *Store) RowsByID(ctx context.Context, t RunsTable, ids []string) ([]map[
 }
 
 func decodeObjects(op string, body []byte) ([]map[string]any, error) {
-	raws, err := decodeArray(body)
+	rows, err := decodeMaps(body)
 	if err != nil {
 		return nil, fmt.Errorf("supabase: %s: %w", op, err)
-	}
-	rows := make([]map[string]any, len(raws))
-	for i, raw := range raws {
-		if rows[i], err = decodeObject(raw); err != nil {
-			return nil, fmt.Errorf("supabase: %s: %w", op, err)
-		}
 	}
 	return rows, nil
 }

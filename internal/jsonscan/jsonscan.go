@@ -23,6 +23,7 @@
 package jsonscan
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -504,4 +505,61 @@ func DecodeString(raw []byte) (string, error) {
 		return "", errors.New("data after the string")
 	}
 	return s, nil
+}
+
+// Value decodes one value of any type as encoding/json decodes it into an
+// any with UseNumber: objects as map[string]any (a repeated key keeps the
+// last value), arrays as []any, numbers as json.Number, strings, booleans
+// and nil. key turns each raw object key into a string, for example to
+// intern keys that repeat row after row; nil unescapes each.
+func (p *Parser) Value(key func(rawKey []byte) string) (any, error) {
+	if key == nil {
+		key = Unescape
+	}
+	return p.value(key)
+}
+
+func (p *Parser) value(key func(rawKey []byte) string) (any, error) {
+	switch c := p.Peek(); {
+	case c == '"':
+		return p.Str()
+	case c == '{':
+		m := map[string]any{}
+		err := p.Object(func(raw []byte) error {
+			v, err := p.value(key)
+			if err != nil {
+				return err
+			}
+			m[key(raw)] = v
+			return nil
+		})
+		return m, err
+	case c == '[':
+		a := []any{}
+		err := p.Array(func() error {
+			v, err := p.value(key)
+			if err != nil {
+				return err
+			}
+			a = append(a, v)
+			return nil
+		})
+		return a, err
+	case c == '-' || (c >= '0' && c <= '9'):
+		lit, err := p.Number()
+		return json.Number(lit), err
+	case c == 't':
+		if p.Literal("true") {
+			return true, nil
+		}
+	case c == 'f':
+		if p.Literal("false") {
+			return false, nil
+		}
+	case c == 'n':
+		if p.Literal("null") {
+			return nil, nil
+		}
+	}
+	return nil, p.SyntaxError("looking for a value")
 }

@@ -43,3 +43,32 @@ func FuzzScalarsMatchEncodingJSON(f *testing.F) {
 		sameScalarAsReference(t, b)
 	})
 }
+
+// Value yields what encoding/json yields decoding into an any with
+// UseNumber, for any JSON text, and fails exactly when it fails.
+func sameValueAsReference(t *testing.T, b []byte) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var want any
+	wantErr := dec.Decode(&want)
+	if wantErr == nil && dec.InputOffset() < int64(len(b)) && len(bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n")) > 0 {
+		wantErr = json.Unmarshal(b, &want) // trailing data: Unmarshal rejects it
+	}
+	p := NewParser(b)
+	p.SkipSpace()
+	got, gotErr := p.Value(nil)
+	if gotErr == nil {
+		gotErr = p.End()
+	}
+	require.Equal(t, wantErr == nil, gotErr == nil, "%q: %v / %v", b, wantErr, gotErr)
+	if wantErr == nil {
+		require.Equal(t, want, got, "%q", b)
+	}
+}
+
+func TestValueMatchesEncodingJSON(t *testing.T) {
+	for _, v := range append(scalarVectors, `{"a":[1,"x",null,{"b":false}],"a":2}`, `{"\u0069":1,"I":2}`, `[{},[]]`, `{"a":}`, `[1,]`) {
+		sameValueAsReference(t, []byte(v))
+	}
+}
