@@ -492,11 +492,13 @@ func TestReconcileReadsOnPastShortPages(t *testing.T) {
 	h.waitSent(t, 10)
 }
 
-// While Realtime is on, a pass that finds changes older than the reconcile
-// delay that Realtime never delivered (it skips whole polls over its quota,
-// silently) makes the following passes run four times as often, until none
-// has found such a change for reconcileLossWindow. A change still waiting
-// in the stream is late, not lost; with Realtime off the interval holds.
+// While Realtime is on, changes a pass finds that Realtime had not
+// delivered are suspected lost; once Realtime delivers a change committed
+// after that pass read them (it delivers in commit order), they are known
+// lost, and passes run four times as often until none has been found for
+// reconcileLossWindow. Changes Realtime delivers late, changes the engine
+// retries itself, a daemon without the lease and Realtime off never speed
+// passes up.
 func TestReconcileRunsMoreOftenWhileRealtimeLosesChanges(t *testing.T) {
 	ctx := t.Context()
 	clock := newFakeClock()
@@ -508,32 +510,65 @@ func TestReconcileRunsMoreOftenWhileRealtimeLosesChanges(t *testing.T) {
 		ReconcileInterval: time.Second, ReconcileDelay: time.Second, Now: clock.Now}, store, sub, zaptest.NewLogger(t))
 	require.NoError(t, err)
 	require.NoError(t, e.loadRules(ctx))
-	live := make(chan realtime.Event, 1)
-	e.live = live
+	e.live = true
 	// A run fails now, and Realtime does not deliver it within the delay.
-	lost := func(id string) {
-		store.putRunRow(runRow(id, "failed", clock.Now().Add(-time.Minute), clock.Now()))
+	lost := func(id string) map[string]any {
+		row := store.putRunRow(runRow(id, "failed", clock.Now().Add(-time.Minute), clock.Now()))
 		clock.Advance(2 * time.Second)
+		return row
+	}
+	// Realtime delivers a change of another run, committed now.
+	other := 0
+	deliver := func() {
+		other++
+		clock.Advance(10 * time.Millisecond)
+		row := store.putRunRow(runRow(fmt.Sprintf("other-%d", other), "running", clock.Now().Add(-time.Minute), clock.Now()))
+		e.applyRunChange(ctx, &realtime.Change{Channel: "runs", Type: "UPDATE", Record: row, CommitTimestamp: clock.Now()})
 	}
 
-	assert.Equal(t, time.Second, e.reconcileStep(ctx), "nothing lost: the configured interval")
+	assert.Equal(t, time.Second, e.reconcileStep(ctx), "nothing found: the configured interval")
 	lost("run-1")
-	assert.Equal(t, 250*time.Millisecond, e.reconcileStep(ctx), "a change Realtime never delivered")
-	assert.Len(t, sub.all(), 1, "and its alert was claimed")
-	clock.Advance(reconcileLossWindow - 3*time.Second)
+	assert.Equal(t, time.Second, e.reconcileStep(ctx), "found, but Realtime has delivered nothing since: late or lost")
+	assert.Len(t, sub.all(), 1, "its alert was claimed either way")
+	deliver()
+	assert.Equal(t, 250*time.Millisecond, e.reconcileStep(ctx), "Realtime delivered a later change: run-1 was lost")
+	clock.Advance(reconcileLossWindow - 2*time.Second)
 	assert.Equal(t, 250*time.Millisecond, e.reconcileStep(ctx), "still within the window")
-	clock.Advance(4 * time.Second)
+	clock.Advance(3 * time.Second)
 	assert.Equal(t, time.Second, e.reconcileStep(ctx), "the window passed with nothing more lost")
 
-	live <- &realtime.Change{Channel: "configs"} // Realtime is behind, not losing
-	lost("run-2")
+	// Late, not lost: Realtime delivers the change itself after the pass
+	// found it, and nothing committed later.
+	late := lost("run-2")
 	assert.Equal(t, time.Second, e.reconcileStep(ctx))
-	<-live
+	e.applyRunChange(ctx, &realtime.Change{Channel: "runs", Type: "UPDATE", Record: late, CommitTimestamp: clock.Now().Add(-2 * time.Second)})
+	assert.Equal(t, time.Second, e.reconcileStep(ctx))
+	clock.Advance(reconcileLossWindow + time.Second)
+	assert.Equal(t, time.Second, e.reconcileStep(ctx), "the unconfirmed suspicion expired")
+	deliver()
+	assert.Equal(t, time.Second, e.reconcileStep(ctx))
 
-	e.live = nil // Realtime disabled: every change is found by reconciliation
+	// A daemon that loses the lease goes back to the configured interval.
 	lost("run-3")
+	e.reconcileStep(ctx)
+	deliver()
+	require.Equal(t, 250*time.Millisecond, e.reconcileStep(ctx))
+	store.mu.Lock()
+	store.holder, store.leaseUntil = "another daemon", clock.Now().Add(time.Hour)
+	store.mu.Unlock()
+	assert.Equal(t, time.Second, e.reconcileStep(ctx), "without the lease")
+	store.mu.Lock()
+	store.leaseUntil = clock.Now()
+	store.mu.Unlock()
+	clock.Advance(time.Second)
+
+	// Realtime disabled: every change is found by reconciliation.
+	e.live = false
+	lost("run-4")
+	e.reconcileStep(ctx)
+	deliver()
 	assert.Equal(t, time.Second, e.reconcileStep(ctx))
-	assert.Len(t, sub.all(), 3)
+	assert.Len(t, sub.all(), 4)
 }
 
 // Only an empty page proves that a pass has read everything (a server may
@@ -588,4 +623,82 @@ func TestReconcileEndsOnAPageShorterThanOneSeen(t *testing.T) {
 	require.Equal(t, time.Second, e.reconcileStep(ctx))
 	assert.Equal(t, 1, pages()-before, "nothing new: one empty page")
 	assert.Len(t, sub.all(), 12, "nothing claimed twice")
+}
+
+// A page cap lowered while the daemon runs makes scheduled passes end
+// early (a page as long as the new cap looks short), but never loses a
+// row: a catch-up reads on to an empty page, learns the new cap, and later
+// passes read on past full pages again.
+func TestReconcileLearnsALoweredPageCap(t *testing.T) {
+	ctx := t.Context()
+	clock := newFakeClock()
+	store := newFakeStore()
+	store.rules = []RuleSpec{ruleRow("r1", "failed")}
+	store.clock = clock.Now
+	store.maxRows = 5
+	sub := &fakeSubmitter{}
+	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs",
+		ReconcileInterval: time.Second, Now: clock.Now}, store, sub, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	require.NoError(t, e.loadRules(ctx))
+	put := func(n int) {
+		for range n {
+			clock.Advance(time.Millisecond)
+			store.putRunRow(runRow(fmt.Sprintf("run-%d", clock.Now().UnixNano()), "failed", clock.Now().Add(-time.Minute), clock.Now()))
+		}
+		clock.Advance(time.Second)
+	}
+	e.reconcileStep(ctx)
+	put(6)
+	e.reconcileStep(ctx) // pages of 5 and 1
+	require.Len(t, sub.all(), 6)
+
+	store.mu.Lock()
+	store.maxRows = 2
+	store.mu.Unlock()
+	put(10)
+	e.reconcileStep(ctx)
+	assert.Len(t, sub.all(), 8, "a scheduled pass takes the first page of 2 for the last")
+	require.NoError(t, e.reconcileUntilCaughtUp(ctx))
+	assert.Len(t, sub.all(), 16, "a catch-up reads on to an empty page")
+	assert.Equal(t, 2, e.rec.longestPage, "and learns the new cap")
+
+	put(5)
+	e.reconcileStep(ctx)
+	assert.Len(t, sub.all(), 21, "scheduled passes read on past full pages of the new cap")
+}
+
+// A page whose rows cannot be read (a column the mapping cannot parse)
+// moves the cursor past them by their raw keys: never back to zero, which
+// would report an absurd lag and rescan the whole lookback.
+func TestReconcileMovesPastUnreadableRows(t *testing.T) {
+	ctx := t.Context()
+	clock := newFakeClock()
+	store := newFakeStore()
+	store.rules = []RuleSpec{ruleRow("r1", "failed")}
+	store.clock = clock.Now
+	sub := &fakeSubmitter{}
+	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs",
+		ReconcileInterval: time.Second, ReconcileLagAlert: time.Minute, Now: clock.Now}, store, sub, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	require.NoError(t, e.loadRules(ctx))
+	for i := range 3 {
+		clock.Advance(time.Millisecond)
+		store.putRunRow(runRow(fmt.Sprintf("run-%d", i), "failed", clock.Now().Add(-time.Minute), clock.Now()))
+	}
+	clock.Advance(time.Second)
+	e.reconcileStep(ctx)
+	require.Len(t, sub.all(), 3)
+	clock.Advance(time.Millisecond)
+	bad := runRow("run-bad", "failed", clock.Now().Add(-time.Minute), clock.Now())
+	bad["finished_at"] = "infinity"
+	store.putRunRow(bad)
+	badAt := clock.Now()
+	clock.Advance(time.Second)
+	e.reconcileStep(ctx)
+	assert.Equal(t, badAt, cursorTime(e.rec.cursor), "the cursor is on the unreadable row")
+	assert.Less(t, e.Stats().ReconcileLag, 5*time.Second)
+	e.reconcileStep(ctx)
+	assert.Less(t, e.Stats().ReconcileLag, 5*time.Second)
+	assert.Len(t, sub.all(), 3)
 }

@@ -247,9 +247,11 @@ type Engine struct {
 	// savedRejected is the rejected-rules record last saved.
 	savedRejected map[string]string
 	rejectedSaved bool
-	// live is the Realtime change stream Run reads; nil when the
-	// reconciler alone finds changes.
-	live <-chan realtime.Event
+	// live is set while Run reads changes from Realtime (false: the
+	// reconciler alone finds them); liveCommitted is the latest commit
+	// time of a run change Realtime delivered.
+	live          bool
+	liveCommitted time.Time
 	// ticks overrides the timer ticker, reconcileTicks the reconcile
 	// timer (tests).
 	ticks, reconcileTicks <-chan time.Time
@@ -379,7 +381,7 @@ func (e *Engine) Run(ctx context.Context, events <-chan realtime.Event) error {
 		return err
 	}
 	e.ready.started.Store(true)
-	e.live = events
+	e.live = events != nil
 	resync := time.NewTicker(e.opts.ResyncInterval)
 	defer resync.Stop()
 	reconcileC := e.reconcileTicks
@@ -594,6 +596,8 @@ func (e *Engine) applyRunChange(ctx context.Context, c *realtime.Change) {
 	occurred := c.CommitTimestamp
 	if occurred.IsZero() {
 		occurred = e.now()
+	} else if occurred.After(e.liveCommitted) {
+		e.liveCommitted = occurred
 	}
 	if c.Incomplete {
 		id := scalarString(row[e.opts.Mapping.IDColumn])

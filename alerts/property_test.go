@@ -214,7 +214,7 @@ func runProperty(t *testing.T, seed uint64, flaky bool) {
 			}
 			deliverDue(ctx, d, now)
 			d.e.tick(ctx)
-			_, _ = d.e.reconcile(ctx) // only the lease holder reads
+			_, _ = d.e.reconcile(ctx, false) // only the lease holder reads
 		}
 	}
 	// The database heals; drain, resubscribe, and let every threshold and

@@ -65,7 +65,11 @@ const (
 	// (it is over its quota, say, and skipping whole polls, which nothing
 	// in the stream reveals), passes run reconcileLossSpeedup times as
 	// often, until none has found any for reconcileLossWindow: a loss
-	// seldom comes alone, and the alerts it hides are found sooner.
+	// seldom comes alone, and the alerts it hides are found sooner. A
+	// change a pass found is known lost, not merely late, once Realtime
+	// has delivered a change committed after the pass read it (it
+	// delivers in commit order); a suspicion left unconfirmed that long is
+	// dropped.
 	reconcileLossSpeedup = 4
 	reconcileLossWindow  = 30 * time.Second
 )
@@ -98,6 +102,13 @@ type reconciler struct {
 	// lossUntil is when passes go back to the configured interval after
 	// the last one that found changes Realtime did not deliver.
 	lossUntil time.Time
+	// suspect counts the changes passes found that Realtime had not
+	// delivered, read before suspectAt (the database's clock): lost once
+	// Realtime delivers a change committed after suspectAt. passNow is the
+	// database's clock at the current pass's start.
+	suspect   int
+	suspectAt time.Time
+	passNow   time.Time
 	// whole is set while most rows of the pages are new to the engine
 	// (Realtime is losing changes, or is off): pages then read whole rows
 	// at once instead of the mapping's columns and then the rows to
@@ -113,8 +124,10 @@ func newHolderID() string {
 
 // reconcile runs one pass: up to reconcileMaxPages pages. caughtUp is
 // false when rows before the horizon are still waiting (the next pass
-// should follow at once).
-func (e *Engine) reconcile(ctx context.Context) (caughtUp bool, err error) {
+// should follow at once). A scheduled pass ends on a page shorter than the
+// longest the server has returned; an exhaustive one (a catch-up) reads on
+// to an empty page, and so learns a page cap lowered meanwhile.
+func (e *Engine) reconcile(ctx context.Context, exhaustive bool) (caughtUp bool, err error) {
 	now := e.now()
 	rc := &e.rec
 	var save *Cursor
@@ -128,6 +141,7 @@ func (e *Engine) reconcile(ctx context.Context) (caughtUp bool, err error) {
 	}
 	e.count(func(s *engineStats) { s.reconcileHeld = st.Held })
 	if !st.Held {
+		rc.lossUntil, rc.suspect = time.Time{}, 0
 		// Another daemon reconciles (and reads again whatever this one
 		// failed to claim: its cursor has not passed those rows, and they
 		// are not in its seen set); when its lease lapses and ours is
@@ -143,6 +157,8 @@ func (e *Engine) reconcile(ctx context.Context) (caughtUp bool, err error) {
 	if dbNow.IsZero() {
 		dbNow = now
 	}
+	rc.passNow = dbNow
+	e.confirmLoss()
 	if !rc.have {
 		rc.cursor = Cursor{At: formatCursorTime(dbNow.Add(-e.opts.CatchupMaxLookback))}
 		if st.Cursor != nil {
@@ -195,6 +211,7 @@ func (e *Engine) reconcile(ctx context.Context) (caughtUp bool, err error) {
 			<-pending // no read outlives the pass
 		}
 	}()
+	prevShort := 0 // length of the previous page, when it was short but not the last
 	for i := range reconcileMaxPages {
 		pg := <-pending
 		pending = nil
@@ -202,9 +219,19 @@ func (e *Engine) reconcile(ctx context.Context) (caughtUp bool, err error) {
 			return false, fmt.Errorf("reconcile: read runs after %s: %w", pg.after.At, pg.err)
 		}
 		rows := pg.rows
-		// A page shorter than the longest yet is the last: no page follows.
+		// A page shorter than the longest yet is the last: no page follows
+		// (except in an exhaustive pass, which reads on to an empty page).
+		if prevShort > 0 && len(rows) > 0 {
+			// The page before was shorter than the longest yet, and was not
+			// the last: the server's cap was lowered to its length.
+			rc.longestPage = prevShort
+		}
 		short := len(rows) > 0 && len(rows) < rc.longestPage
 		rc.longestPage = max(rc.longestPage, len(rows))
+		prevShort = 0
+		if short && exhaustive {
+			prevShort, short = len(rows), false
+		}
 		if len(rows) > 0 && !short && i+1 < reconcileMaxPages {
 			if last, ok := cursorOf(rows[len(rows)-1], e.opts.Mapping); ok {
 				pending = fetch(last, rc.whole)
@@ -221,6 +248,15 @@ func (e *Engine) reconcile(ctx context.Context) (caughtUp bool, err error) {
 			rc.cursor = Cursor{At: formatCursorTime(horizon)}
 			caughtUp = true
 			break
+		}
+		if next == (Cursor{}) {
+			// No row of the page was readable: move past them by their
+			// raw keys, or stay.
+			if k, ok := cursorOf(rows[len(rows)-1], e.opts.Mapping); ok {
+				next = k
+			} else {
+				next = rc.cursor
+			}
 		}
 		rc.cursor = next
 		if short {
@@ -286,9 +322,18 @@ func (e *Engine) reconcileRows(ctx context.Context, rows []map[string]any, wasWh
 	if len(fresh) == 0 {
 		return last, nil
 	}
-	// Changes still waiting in the stream are late, not lost.
-	if e.live != nil && len(e.live) == 0 {
-		e.noteRealtimeLoss(len(fresh))
+	if e.live {
+		// Suspected lost, unless the engine is retrying them itself.
+		n := 0
+		for _, r := range fresh {
+			if _, retrying := e.pendingRows[r.ID]; !retrying {
+				n++
+			}
+		}
+		if n > 0 {
+			e.rec.suspect += n
+			e.rec.suspectAt = e.rec.passNow
+		}
 	}
 	var byID map[string]map[string]any
 	if !wasWhole {
@@ -332,9 +377,23 @@ func (e *Engine) reconcileRows(ctx context.Context, rows []map[string]any, wasWh
 	return last, nil
 }
 
-// noteRealtimeLoss records that a pass found n changes Realtime did not
-// deliver (they are older than the reconcile delay), so that passes run
-// more often for a while.
+// confirmLoss turns the changes earlier passes found into a known loss
+// once Realtime has delivered a change committed after they were read, and
+// drops a suspicion older than the loss window.
+func (e *Engine) confirmLoss() {
+	rc := &e.rec
+	switch {
+	case rc.suspect == 0:
+	case e.liveCommitted.After(rc.suspectAt):
+		e.noteRealtimeLoss(rc.suspect)
+		rc.suspect = 0
+	case rc.passNow.Sub(rc.suspectAt) > reconcileLossWindow:
+		rc.suspect = 0
+	}
+}
+
+// noteRealtimeLoss records that passes found n changes Realtime did not
+// deliver, so that passes run more often for a while.
 func (e *Engine) noteRealtimeLoss(n int) {
 	now := e.now()
 	if now.After(e.rec.lossUntil) {
@@ -353,7 +412,7 @@ func (e *Engine) lossInterval() time.Duration {
 // was read (start-up).
 func (e *Engine) reconcileUntilCaughtUp(ctx context.Context) error {
 	for {
-		done, err := e.reconcile(ctx)
+		done, err := e.reconcile(ctx, true)
 		if err != nil {
 			return err
 		}
@@ -380,7 +439,7 @@ func (e *Engine) catchUp(ctx context.Context) error {
 
 // reconcileStep runs one scheduled pass and returns when the next is due.
 func (e *Engine) reconcileStep(ctx context.Context) time.Duration {
-	done, err := e.reconcile(ctx)
+	done, err := e.reconcile(ctx, false)
 	e.count(func(s *engineStats) {
 		s.reconcileErr = ""
 		if err != nil {
