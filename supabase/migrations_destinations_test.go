@@ -129,3 +129,77 @@ func TestClaimResolve_ExactlyOnceAfterAFailure(t *testing.T) {
 	assert.NotEmpty(t, resolveAlert(t, db.Pool, config, "billing", "okd", t0.Add(6*time.Minute)), "a new failure, a new resolve")
 	assert.NotEmpty(t, resolveAlert(t, db.Pool, config, "etl", "oke", t0.Add(6*time.Minute)), "per workflow")
 }
+
+// failedAlert inserts a failed alert of config for slug (nil: NULL) and
+// returns its id.
+func failedAlert(t *testing.T, pool *pgxpool.Pool, config string, slug *string, run, status string, at time.Time) string {
+	t.Helper()
+	var id string
+	require.NoError(t, pool.QueryRow(context.Background(), `insert into alert_logs (config_id, workflow_slug, run_id, event,
+			webhook_id, status, next_attempt_at, payload, target_url, occurred_at)
+		values ($1, $2, $3, 'failed', 'msg_f_' || $3, $4, case when $4 = 'pending' then now() + interval '1 hour' end,
+			'{}', 'x', $5) returning id::text`, config, slug, run, status, at).Scan(&id))
+	return id
+}
+
+// The resolve's lookup is one range of alert_logs_unresolved_failures_idx
+// (rule, workflow as coalesce(workflow_slug, ”), time), and it matches the
+// workflow as the PagerDuty dedup_key does: no workflow matches no
+// workflow.
+func TestClaimResolve_MatchesTheWorkflowByIndex(t *testing.T) {
+	db := pgtest.Shared(t).NewBareDatabase(t, repoMigrations(t))
+	ctx := context.Background()
+	var config string
+	require.NoError(t, db.Pool.QueryRow(ctx, `insert into alert_configs (name, events, webhook_url)
+		values ('r', '{failed,resolved}', 'https://example.test/hook') returning id::text`).Scan(&config))
+	t0 := time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC)
+	failedAlert(t, db.Pool, config, nil, "f1", "succeeded", t0)
+	var id *string
+	require.NoError(t, db.Pool.QueryRow(ctx, `select alert_claim_resolve(jsonb_build_object(
+			'config_id', $1::text, 'workflow_slug', null, 'run_id', 'ok', 'webhook_id', 'msg_ok',
+			'payload', '{}', 'target_url', 'x', 'occurred_at', $2::timestamptz)) ->> 'id'`, config, t0.Add(time.Minute)).Scan(&id))
+	assert.NotNil(t, id, "a failure without a workflow is resolved by a success without one")
+
+	tx, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `set local enable_seqscan = off`)
+	require.NoError(t, err)
+	rows, err := tx.Query(ctx, `explain (format text)
+		select l.id from alert_logs l
+		 where l.config_id = $1::uuid and l.event = 'failed' and l.resolved_at is null and l.status <> 'suppressed'
+		   and coalesce(l.workflow_slug, '') = coalesce($2::text, '')
+		   and l.occurred_at <= $3::timestamptz and l.occurred_at >= $3::timestamptz - interval '7 days'`,
+		config, "billing", t0)
+	require.NoError(t, err)
+	var lines []string
+	for rows.Next() {
+		var line string
+		require.NoError(t, rows.Scan(&line))
+		lines = append(lines, line)
+	}
+	require.NoError(t, rows.Err())
+	all := strings.Join(lines, "\n")
+	assert.Contains(t, all, "alert_logs_unresolved_failures_idx", all)
+	assert.Regexp(t, `Index Cond: .*config_id.*COALESCE\(workflow_slug.*occurred_at`, all, all)
+	assert.NotContains(t, all, "Filter", "every condition is the index's: %s", all)
+}
+
+// A success resolves only failures of the last 7 days: a rule that starts
+// listing resolved does not announce the end of a failure of months ago.
+func TestClaimResolve_OnlyRecentFailures(t *testing.T) {
+	db := pgtest.Shared(t).NewBareDatabase(t, repoMigrations(t))
+	ctx := context.Background()
+	var config string
+	require.NoError(t, db.Pool.QueryRow(ctx, `insert into alert_configs (name, events, webhook_url)
+		values ('r', '{failed,resolved}', 'https://example.test/hook') returning id::text`).Scan(&config))
+	slug := "billing"
+	t0 := time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC)
+	old := failedAlert(t, db.Pool, config, &slug, "old", "succeeded", t0.Add(-8*24*time.Hour))
+	assert.Empty(t, resolveAlert(t, db.Pool, config, slug, "ok1", t0), "a failure of 8 days ago is not resolved")
+	recent := failedAlert(t, db.Pool, config, &slug, "recent", "succeeded", t0.Add(-6*24*time.Hour))
+	res := resolveAlert(t, db.Pool, config, slug, "ok2", t0)
+	require.NotEmpty(t, res, "one of 6 days ago is")
+	assert.Equal(t, []string{old + ":-", recent + ":" + res}, queryStrings(t, db.Pool,
+		`select id::text || ':' || coalesce(resolved_by::text, '-') from alert_logs where event = 'failed' order by occurred_at`))
+}

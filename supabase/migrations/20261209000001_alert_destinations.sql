@@ -13,9 +13,13 @@
 -- alert_claim_resolve(p_alert)
 --   Claims one resolved alert (an alert_logs row as for alert_claim, event
 --   'resolved') only while the rule has a failed alert for the same
---   workflow that is not resolved yet, not suppressed and not newer than
---   the success, and marks every such failed alert resolved by it, in one
---   statement. The failed alerts are locked first: a concurrent claim for
+--   workflow that is not resolved yet, not suppressed, not newer than the
+--   success and at most 7 days older than it, and marks every such failed
+--   alert resolved by it, in one statement. The workflow is matched as
+--   coalesce(workflow_slug, ''), as the daemon's PagerDuty dedup_key does
+--   (a failure without a workflow is resolved by a success without one).
+--   The 7 days keep a rule that starts listing 'resolved' from resolving
+--   failures of months ago. The failed alerts are locked first: a concurrent claim for
 --   another success of the workflow waits, then finds them resolved and
 --   claims nothing. So one failure (or a run of them) gets exactly one
 --   resolved alert, whatever the number of daemons, restarts and re-reads;
@@ -65,11 +69,15 @@ comment on column public.alert_logs.resolved_at is
 comment on column public.alert_logs.resolved_by is
   'failed alerts: the resolved alert (alert_logs.id) that resolved it';
 
--- The failed alerts a resolve looks for. Only failed alerts enter it, and
--- they leave it when resolved.
-create index if not exists alert_logs_open_failures_idx
-  on public.alert_logs (config_id, workflow_slug)
-  where event = 'failed' and resolved_at is null;
+-- The failed alerts a resolve looks for, by rule, workflow (as the resolve
+-- matches it) and time, so that the lookup is one index range. Only
+-- failed, unsuppressed alerts enter it, and they leave it when resolved.
+-- (An earlier draft of this migration built alert_logs_open_failures_idx
+-- on (config_id, workflow_slug), which the resolve's match cannot use.)
+drop index if exists public.alert_logs_open_failures_idx;
+create index if not exists alert_logs_unresolved_failures_idx
+  on public.alert_logs (config_id, (coalesce(workflow_slug, '')), occurred_at)
+  where event = 'failed' and resolved_at is null and status <> 'suppressed';
 
 create or replace function public.alert_claim_resolve(p_alert jsonb)
 returns jsonb
@@ -90,8 +98,9 @@ as $$
        and l.event = 'failed'
        and l.resolved_at is null
        and l.status <> 'suppressed'
-       and l.workflow_slug is not distinct from i.workflow_slug
+       and coalesce(l.workflow_slug, '') = coalesce(i.workflow_slug, '')
        and l.occurred_at <= i.occurred_at
+       and l.occurred_at >= i.occurred_at - interval '7 days'
        for update of l
   ),
   inserted as (
