@@ -114,6 +114,10 @@ type API struct {
 	log    *zap.Logger
 	checks *checkCache // stored rules' problems, by version
 	count  counters
+	// keeper opens a stored rule's values to keep them on an update: it
+	// takes values stored in clear too (they are sealed as they are kept),
+	// which the daemon's opener refuses without secrets.allow_plaintext.
+	keeper *rulerow.Opener
 }
 
 // New validates opts and returns an API.
@@ -151,7 +155,8 @@ func New(opts Options) (*API, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &API{opts: opts, log: log, checks: newCheckCache(maxCheckedVersions)}, nil
+	return &API{opts: opts, log: log, checks: newCheckCache(maxCheckedVersions),
+		keeper: rulerow.NewOpener(opts.Keyring, true, nil)}, nil
 }
 
 // Route is one method and path of the API, the path in OpenAPI form

@@ -107,7 +107,7 @@ func (a *API) buildWrite(in *ruleInput, cur *supabase.AlertConfig, fe fieldError
 	}
 	var stored openedRule
 	if cur != nil {
-		stored = a.open(*cur, supabase.ConfigTLS{})
+		stored = openWith(a.keeper, *cur, supabase.ConfigTLS{})
 	}
 	// The rule as it will be stored (re-enabling it clears
 	// disabled_reason); its URL, secrets and headers are filled in clear

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -487,4 +488,24 @@ func TestRules_ProblemsAreTheDaemonsReasons(t *testing.T) {
 	assert.Contains(t, problems["webhook_url"], "stored in plaintext")
 	assert.Contains(t, problems["signing_secrets"], "secret 1 stored in plaintext")
 	assert.NotContains(t, fmt.Sprint(problems), "in-clear", "problems name fields, never values")
+}
+
+// An update keeps values written in clear around the API (sealing them as
+// it keeps them), even while the daemon refuses the rule for them: a rule
+// the daemon refuses can still be renamed or disabled.
+func TestRules_UpdateKeepsAndSealsValuesStoredInClear(t *testing.T) {
+	e := newEnv(t, envOptions{mod: func(o *api.Options) { o.Opener = rulerow.NewOpener(o.Keyring, false, nil) }})
+	id, _ := e.createRule(asOperator, ruleBody("https://hooks.example.com/x"))
+	e.exec(`update public.alert_configs set webhook_url = 'https://hooks.example.com/in-clear' where id = $1`, id)
+	upd := ruleBody("")
+	delete(upd, "webhook_url")
+	upd["id"], upd["name"], upd["enabled"] = id, "renamed", false
+	r := e.do(asOperator, http.MethodPost, "/api/alerts/config", upd)
+	require.Equal(t, http.StatusOK, r.status, "%v", r.body)
+	var stored string
+	require.NoError(t, e.db.Pool.QueryRow(context.Background(), `select webhook_url from public.alert_configs where id = $1`, id).Scan(&stored))
+	assert.True(t, seal.IsSealed(stored), "kept, and sealed as it is kept")
+	plain, err := e.keyring.Open(stored)
+	require.NoError(t, err)
+	assert.Equal(t, "https://hooks.example.com/in-clear", plain)
 }

@@ -384,18 +384,23 @@ type openedRule struct {
 // is not zero, its TLS material) with the daemon's rule opener, filing
 // each value that cannot be used under its field.
 func (a *API) open(c supabase.AlertConfig, t supabase.ConfigTLS) openedRule {
-	o := openedRule{problems: fieldErrors{}}
+	return openWith(a.opts.Opener, c, t)
+}
+
+// openWith is open with opener o.
+func openWith(o *rulerow.Opener, c supabase.AlertConfig, t supabase.ConfigTLS) openedRule {
+	opened := openedRule{problems: fieldErrors{}}
 	var err error
-	o.spec, err = a.opts.Opener.Open(rulerow.Spec(c), t)
+	opened.spec, err = o.Open(rulerow.Spec(c), t)
 	for _, e := range unjoin(err) {
 		var fe *alerts.FieldError
 		if errors.As(e, &fe) {
-			o.problems.add(fe.Field, "%s", fe.Err)
+			opened.problems.add(fe.Field, "%s", fe.Err)
 		} else {
-			o.problems.add("rule", "%s", e)
+			opened.problems.add("rule", "%s", e)
 		}
 	}
-	return o
+	return opened
 }
 
 // unjoin lists the errors err joins (err itself when it joins none).
