@@ -228,10 +228,48 @@ var ErrNotRedeliverable = errors.New("supabase: only a succeeded or failed alert
 // webhook-id, the next attempt number. The alert gets a fresh retry budget:
 // attempt_base is set to the attempts made so far (the sender counts
 // max_attempts from there) and redelivered_at to now (max_age counts from
-// there); the attempts already made stay recorded. It returns the updated
-// alert, an error satisfying IsNotFound when there is no such alert, or
+// there); the attempts already made stay recorded. A failed alert that a
+// resolved alert resolved takes that resolved alert along (made pending
+// again the same way, when finished): the receiver then gets the trigger
+// and after it, once more, its resolve, which alert_lease_due holds back
+// until the trigger is delivered (otherwise a re-sent PagerDuty trigger
+// would open an incident nothing closes). It returns the updated alert, an
+// error satisfying IsNotFound when there is no such alert, or
 // ErrNotRedeliverable (wrapped) when the alert is not finished.
 func (s *Store) RequeueAlert(ctx context.Context, id string, now time.Time) (AlertLog, error) {
+	l, err := s.requeueAlert(ctx, id, now)
+	if err != nil || l.Event != "failed" {
+		return l, err
+	}
+	if err := s.requeueResolve(ctx, id, now); err != nil {
+		return l, fmt.Errorf("supabase: requeue alert: alert %s is pending again but its resolved alert is not: %w", id, err)
+	}
+	return l, nil
+}
+
+// requeueResolve makes the resolved alert that resolved the failed alert
+// failedID pending again, if there is one and it is finished. One that is
+// still pending waits for the trigger anyway.
+func (s *Store) requeueResolve(ctx context.Context, failedID string, now time.Time) error {
+	by, err := getByID(ctx, s, "get resolving alert", TableAlertLogs, "resolved_by", failedID,
+		func(raw []byte) (string, error) {
+			var w struct {
+				ResolvedBy *string `json:"resolved_by"`
+			}
+			err := json.Unmarshal(raw, &w)
+			return deref(w.ResolvedBy), err
+		})
+	if err != nil || by == "" {
+		return err
+	}
+	_, err = s.requeueAlert(ctx, by, now)
+	if errors.Is(err, ErrNotRedeliverable) || IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+func (s *Store) requeueAlert(ctx context.Context, id string, now time.Time) (AlertLog, error) {
 	const op = "requeue alert"
 	finished := inList([]string{string(StatusSucceeded), string(StatusFailed)})
 	for round := 0; ; round++ {

@@ -259,3 +259,45 @@ func TestRequeueAlertStartsAFreshBudget(t *testing.T) {
 	_, err = f.db.Pool.Exec(ctx, `update alert_logs set attempt_base = attempts + 1 where id = $1`, l.ID)
 	assert.ErrorContains(t, err, "alert_logs_attempt_base_check")
 }
+
+// TestRequeueFailedAlertTakesItsResolveAlong redelivers a failed alert
+// after the resolved alert that resolved it was delivered: both are
+// pending again, and the resolve is leased only after the trigger is
+// delivered, so the receiver sees them in that order once more.
+func TestRequeueFailedAlertTakesItsResolveAlong(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	l, claimed := claim(t, f.store, f.newAlert("run-failed", "msg_failed"))
+	require.True(t, claimed)
+	res := f.newAlert("run-ok", "msg_ok")
+	res.Event, res.OccurredAt = "resolved", res.OccurredAt.Add(time.Minute)
+	r, ok, err := f.store.ClaimResolve(ctx, res)
+	require.NoError(t, err)
+	require.True(t, ok)
+	_, err = f.db.Pool.Exec(ctx, `update alert_logs set status = 'succeeded', next_attempt_at = null, attempts = 1,
+		completed_at = now() where id in ($1, $2)`, l.ID, r.ID)
+	require.NoError(t, err)
+
+	now := time.Now()
+	requeued, err := f.store.RequeueAlert(ctx, l.ID, now)
+	require.NoError(t, err)
+	assert.Equal(t, supabase.StatusPending, requeued.Status)
+	resolve, err := f.store.GetAlert(ctx, r.ID)
+	require.NoError(t, err)
+	assert.Equal(t, supabase.StatusPending, resolve.Status, "the resolve is sent again")
+	assert.Equal(t, 1, resolve.AttemptBase)
+
+	leased, err := f.store.LeaseDueAlerts(ctx, now, now.Add(time.Minute), 10)
+	require.NoError(t, err)
+	require.Len(t, leased, 1)
+	assert.Equal(t, l.ID, leased[0].ID, "the trigger first")
+
+	// Redelivering the resolve alone takes nothing along.
+	_, err = f.db.Pool.Exec(ctx, `update alert_logs set status = 'succeeded', next_attempt_at = null where id in ($1, $2)`, l.ID, r.ID)
+	require.NoError(t, err)
+	_, err = f.store.RequeueAlert(ctx, r.ID, now)
+	require.NoError(t, err)
+	trigger, err := f.store.GetAlert(ctx, l.ID)
+	require.NoError(t, err)
+	assert.Equal(t, supabase.StatusSucceeded, trigger.Status)
+}

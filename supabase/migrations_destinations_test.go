@@ -142,6 +142,57 @@ func failedAlert(t *testing.T, pool *pgxpool.Pool, config string, slug *string, 
 	return id
 }
 
+// A resolved alert is leased only once every failed alert it resolved is
+// delivered (or given up): a trigger in retry backoff, or being delivered,
+// holds its resolve back, so the vendor never sees the resolve first.
+func TestLeaseDue_ResolveWaitsForItsTrigger(t *testing.T) {
+	db := pgtest.Shared(t).NewBareDatabase(t, repoMigrations(t))
+	ctx := context.Background()
+	var config string
+	require.NoError(t, db.Pool.QueryRow(ctx, `insert into alert_configs (name, events, webhook_url)
+		values ('r', '{failed,resolved}', 'https://example.test/hook') returning id::text`).Scan(&config))
+	slug := "billing"
+	at := time.Now().Add(-time.Minute)
+	f1 := failedAlert(t, db.Pool, config, &slug, "f1", "pending", at) // in backoff, due in an hour
+	f2 := failedAlert(t, db.Pool, config, &slug, "f2", "succeeded", at)
+	res := resolveAlert(t, db.Pool, config, slug, "ok", at.Add(time.Second))
+	require.NotEmpty(t, res)
+	// Another rule's alert, due, is leased meanwhile.
+	var other string
+	require.NoError(t, db.Pool.QueryRow(ctx, `insert into alert_logs (config_id, run_id, event, webhook_id, status,
+			next_attempt_at, payload, target_url, occurred_at)
+		values ($1, 'x1', 'succeeded', 'msg_x1', 'pending', now(), '{}', 'x', now()) returning id::text`, config).Scan(&other))
+
+	lease := func() []string {
+		return queryStrings(t, db.Pool, `select id::text from alert_lease_due(now(), now() + interval '2 minutes', 10)`)
+	}
+	assert.Equal(t, []string{other}, lease(), "the resolve waits while its trigger is in backoff")
+	assert.Empty(t, lease(), "held back: the look for due alerts finds nothing")
+
+	// The trigger is leased and being delivered: still held back.
+	_, err := db.Pool.Exec(ctx, `update alert_logs set next_attempt_at = now() - interval '1 second' where id = $1`, f1)
+	require.NoError(t, err)
+	assert.Equal(t, []string{f1}, lease())
+	assert.Empty(t, lease(), "the trigger is delivering")
+
+	// Delivered: the resolve follows at the next poll.
+	_, err = db.Pool.Exec(ctx, `update alert_logs set status = 'succeeded', next_attempt_at = null where id = $1`, f1)
+	require.NoError(t, err)
+	assert.Equal(t, []string{res}, lease())
+
+	// A redelivery of a trigger after its resolve makes both pending again
+	// (see supabase.Store.RequeueAlert): the resolve waits for the trigger.
+	_, err = db.Pool.Exec(ctx, `update alert_logs set status = 'succeeded', next_attempt_at = null where id = $1`, res)
+	require.NoError(t, err)
+	_, err = db.Pool.Exec(ctx, `update alert_logs set status = 'pending', next_attempt_at = now() where id in ($1, $2)`, f2, res)
+	require.NoError(t, err)
+	assert.Equal(t, []string{f2}, lease(), "the redelivered trigger first")
+	assert.Empty(t, lease())
+	_, err = db.Pool.Exec(ctx, `update alert_logs set status = 'failed', next_attempt_at = null where id = $1`, f2)
+	require.NoError(t, err)
+	assert.Equal(t, []string{res}, lease(), "a trigger that ended failed had its attempts: its resolve follows")
+}
+
 // The resolve's lookup is one range of alert_logs_unresolved_failures_idx
 // (rule, workflow as coalesce(workflow_slug, ”), time), and it matches the
 // workflow as the PagerDuty dedup_key does: no workflow matches no

@@ -74,9 +74,10 @@ func TestMigrations_OnMeshHookSchema(t *testing.T) {
 		queryStrings(t, db.Pool, `select indexname::text from pg_indexes where tablename = 'workflow_runs' and indexdef like '%(updated_at, id)%'`))
 	// Every index on alert_logs is paid for on every claim and every status
 	// change: only these (webhook_id is derived from the claim key; the
-	// unresolved-failures index holds unresolved failed alerts only).
+	// unresolved-failures index holds unresolved failed alerts only, the
+	// resolving index failed alerts both resolved and not delivered yet).
 	require.ElementsMatch(t, []string{"alert_logs_pkey", "alert_logs_claim_key", "alert_logs_lease_idx",
-		"alert_logs_unresolved_failures_idx"},
+		"alert_logs_unresolved_failures_idx", "alert_logs_resolving_idx"},
 		queryStrings(t, db.Pool, `select indexname::text from pg_indexes where schemaname = 'public' and tablename = 'alert_logs'`))
 	// The batch functions join by key whatever the table's statistics say;
 	// a later CREATE OR REPLACE without these settings would drop them.
