@@ -206,7 +206,10 @@ func classifyPagerDuty(out Outcome, code int, body string) Outcome {
 	if len(e.Errors) > 0 {
 		detail += " (" + quote(strings.Join(e.Errors, "; ")) + ")"
 	}
-	if strings.Contains(strings.ToLower(strings.Join(e.Errors, " ")), "routing key") {
+	// PagerDuty names the key 'routing_key' ("Length of 'routing_key' is
+	// incorrect (should be 32 characters)", "'routing_key' cannot contain
+	// non-alphanumeric characters.") or, in older answers, "routing key".
+	if errs := strings.ToLower(strings.Join(e.Errors, " ")); strings.Contains(errs, "routing_key") || strings.Contains(errs, "routing key") {
 		return Outcome{Kind: Permanent, Reason: "pagerduty_invalid_routing_key", Detail: detail}
 	}
 	return Outcome{Kind: Permanent, Reason: "pagerduty_invalid_event", Detail: detail}

@@ -90,9 +90,14 @@ func TestClassifyPagerDuty(t *testing.T) {
 		{"400 invalid event", 400, nil, `{"status":"invalid event","message":"Event object is invalid","errors":["'payload.severity' is invalid"]}`,
 			Outcome{Kind: Permanent, Reason: "pagerduty_invalid_event",
 				Detail: "PagerDuty refused the event: Event object is invalid ('payload.severity' is invalid)"}},
-		{"400 bad routing key", 400, nil, `{"status":"invalid event","message":"Event object is invalid","errors":["Invalid routing key"]}`,
+		// PagerDuty's answers to a key of the wrong length or characters, as
+		// users quote them (envato/pagerduty#70, blockpane/tenderduty#10).
+		{"400 routing key length", 400, nil, `{"status":"invalid event","message":"Event object is invalid","errors":["Length of 'routing_key' is incorrect (should be 32 characters)"]}`,
 			Outcome{Kind: Permanent, Reason: "pagerduty_invalid_routing_key",
-				Detail: "PagerDuty refused the event: Event object is invalid (Invalid routing key)"}},
+				Detail: "PagerDuty refused the event: Event object is invalid (Length of 'routing_key' is incorrect (should be 32 characters))"}},
+		{"400 routing key characters", 400, nil, `{"status":"invalid event","message":"Event object is invalid","errors":["Length of 'routing_key' is incorrect (should be 32 characters)","'routing_key' cannot contain non-alphanumeric characters."]}`,
+			Outcome{Kind: Permanent, Reason: "pagerduty_invalid_routing_key",
+				Detail: "PagerDuty refused the event: Event object is invalid (Length of 'routing_key' is incorrect (should be 32 characters); 'routing_key' cannot contain non-alphanumeric characters.)"}},
 		{"400 without a body", 400, nil, "", Outcome{Kind: Permanent, Reason: "pagerduty_invalid_event", Detail: "PagerDuty refused the event"}},
 		{"429 retries", 429, nil, "", Outcome{Kind: Retry, Reason: "http_429"}},
 		{"429 with retry-after", 429, hdr("Retry-After", "10"), "", Outcome{Kind: Retry, Reason: "http_429", RetryAfter: 10 * time.Second}},
