@@ -13,7 +13,7 @@ import (
 	"github.com/meshhook/meshhook-alerts/sender/sendertest"
 )
 
-const e2eRoutingKey = "E2EROUTINGKEY0123456789abcdefAB"
+const e2eRoutingKey = "E2EROUTINGKEY0123456789abcdefABC"
 
 // pagerDutyEvents are the Events API v2 events the receiver got, in order.
 func (e *e2e) pagerDutyEvents(t *testing.T) []map[string]any {

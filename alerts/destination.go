@@ -1,12 +1,16 @@
 package alerts
 
 import (
+	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Destination is where a rule's alerts go and so which body they carry:
@@ -69,32 +73,105 @@ func (d Destination) NeedsRoutingKey() bool { return d == DestinationPagerDuty }
 // logs): the key is a secret, sealed at rest like the others, and is put
 // in only when the body is sent (Rule.FillSecrets). A payload_template
 // writes it as {{json .RoutingKey}}.
+//
+// Data cannot stand in for the key: Rule.Render escapes the placeholder's
+// text wherever the run's data put it (as "[sealed routing\u005fkey]",
+// the same JSON string in other bytes), and writes the placeholder itself
+// only where the body asked for the key.
 const RoutingKeyPlaceholder = "[sealed routing_key]"
 
-// routingKeyPattern is what a routing (integration) key may look like:
-// PagerDuty's are 32 letters and digits.
-var routingKeyPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{8,128}$`)
+// quotedPlaceholder is RoutingKeyPlaceholder as a whole JSON string.
+const quotedPlaceholder = `"` + RoutingKeyPlaceholder + `"`
 
-// CheckRoutingKey validates a routing key given in clear.
+// escapedPlaceholder is RoutingKeyPlaceholder's text as data leaves it in a
+// stored body: the same JSON string value, which FillSecrets never fills.
+const escapedPlaceholder = `[sealed routing\u005fkey]`
+
+// RoutingKeyLen is the length of a PagerDuty routing (integration) key:
+// the Events API v2 answers 400 "Length of 'routing_key' is incorrect
+// (should be 32 characters)" to any other, and "'routing_key' cannot
+// contain non-alphanumeric characters" to one with other characters.
+const RoutingKeyLen = 32
+
+// routingKeyPattern is what a routing key looks like.
+var routingKeyPattern = regexp.MustCompile(`^[A-Za-z0-9]{32}$`)
+
+// CheckRoutingKey validates a routing key given in clear. Its error never
+// holds the key.
 func CheckRoutingKey(k string) error {
 	if !routingKeyPattern.MatchString(k) {
-		return fmt.Errorf("must be 8 to 128 letters, digits, '-' or '_' (the integration key of a PagerDuty Events API v2 integration)")
+		return fmt.Errorf("must be exactly %d letters and digits, the Integration Key of a PagerDuty Events API v2 integration (got %d characters)",
+			RoutingKeyLen, utf8.RuneCountInString(k))
 	}
 	return nil
 }
 
-// FillSecrets returns body with the rule's routing key in place of every
-// RoutingKeyPlaceholder string (quoted, so only whole JSON strings are
-// replaced). It returns body itself when there is nothing to fill.
+// newKeyStandIn is a fresh random stand-in for the routing key while a
+// body renders: no run's data can hold it, so where it appears in the
+// rendered body is where the body asked for the key.
+func newKeyStandIn() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return "[routing_key " + hex.EncodeToString(b[:]) + "]"
+}
+
+// markRoutingKey turns a body rendered with standIn for the routing key
+// into its stored form: the placeholder's text that came from data is
+// escaped, then standIn becomes the placeholder.
+func markRoutingKey(body []byte, standIn string) []byte {
+	s := string(body)
+	if strings.Contains(s, RoutingKeyPlaceholder) {
+		s = strings.ReplaceAll(s, RoutingKeyPlaceholder, escapedPlaceholder)
+	}
+	return []byte(strings.ReplaceAll(s, standIn, RoutingKeyPlaceholder))
+}
+
+// FillSecrets returns body with the rule's routing key put in: for the
+// pagerduty body (no payload_template) in the top-level routing_key only;
+// for a payload_template, in every whole JSON string that is the
+// placeholder (Render left it only where the template wrote .RoutingKey).
+// It returns body itself when there is nothing to fill.
 func (r *Rule) FillSecrets(body []byte) []byte {
-	if r.routingKey == "" {
+	if r.routingKey == "" || !bytes.Contains(body, []byte(quotedPlaceholder)) {
 		return body
 	}
-	quoted := `"` + RoutingKeyPlaceholder + `"`
-	if !strings.Contains(string(body), quoted) {
+	key, _ := json.Marshal(r.routingKey)
+	if r.payload == nil {
+		return fillTopLevel(body, "routing_key", key)
+	}
+	return bytes.ReplaceAll(body, []byte(quotedPlaceholder), key)
+}
+
+// fillTopLevel returns body with the value of its top-level member name
+// replaced by value when that value is the placeholder; body itself
+// otherwise.
+func fillTopLevel(body []byte, name string, value []byte) []byte {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return body
 	}
-	return []byte(strings.ReplaceAll(string(body), quoted, `"`+r.routingKey+`"`))
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return body
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return body
+		}
+		if k != name {
+			continue
+		}
+		if string(raw) != quotedPlaceholder {
+			return body
+		}
+		end := int(dec.InputOffset())
+		start := end - len(raw)
+		out := make([]byte, 0, len(body)-len(raw)+len(value))
+		out = append(append(append(out, body[:start]...), value...), body[end:]...)
+		return out
+	}
+	return body
 }
 
 // Destination is where the rule's alerts go.
@@ -107,11 +184,10 @@ func (r *Rule) Destination() Destination {
 
 // DedupKey is the PagerDuty dedup_key of an alert (also .DedupKey in
 // templates). Conditions of one run (delayed and stalled, ended by
-// recovered) are one incident per rule and run; outcomes (failed,
-// canceled, paused, succeeded, and resolved, which ends failures) are one
-// incident per rule and workflow, so repeated failures of a workflow add to
-// one open incident and the next success resolves it. Keys longer than
-// PagerDuty's 255 characters are hashed.
+// recovered) are one incident per rule and run; failures (failed, ended by
+// resolved) are one incident per rule and workflow, so repeated failures
+// of a workflow add to one open incident and the next success resolves
+// it. Keys longer than PagerDuty's 255 characters are hashed.
 func DedupKey(ruleID, runID string, wf WorkflowInfo, e Event) string {
 	var k string
 	switch e {
@@ -125,6 +201,31 @@ func DedupKey(ruleID, runID string, wf WorkflowInfo, e Event) string {
 		k = "meshhook:" + ruleID + ":sha256:" + hex.EncodeToString(sum[:])
 	}
 	return k
+}
+
+// pagerDutyRefused are the events a pagerduty rule cannot list: each
+// would trigger an incident that no later event of the rule resolves (a
+// succeeded or canceled run with no failure open, a paused run, which no
+// event ends). Failures are paged with failed and closed with resolved;
+// conditions with delayed or stalled and closed with recovered.
+var pagerDutyRefused = []Event{EventSucceeded, EventCanceled, EventPaused}
+
+// checkDestinationEvents is why a rule of d cannot list events, or nil.
+func checkDestinationEvents(d Destination, events eventSet) error {
+	if d != DestinationPagerDuty {
+		return nil
+	}
+	var bad []string
+	for _, e := range pagerDutyRefused {
+		if events.has(e) {
+			bad = append(bad, string(e))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fieldErrorf("events", "the pagerduty destination does not send %s: PagerDuty would open an incident that "+
+		"nothing resolves (page failed with resolved, delayed or stalled with recovered)", strings.Join(bad, ", "))
 }
 
 // Severity is the PagerDuty severity of a triggering event.

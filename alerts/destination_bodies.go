@@ -190,7 +190,8 @@ func teamsBody(c *Context) any {
 	}
 }
 
-// htmlEscape escapes text for Google Chat's card HTML subset.
+// htmlEscape escapes text for Google Chat's card HTML subset, and the
+// message text, where <users/…> would @mention people.
 func htmlEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
@@ -212,7 +213,7 @@ func googleChatBody(c *Context) any {
 		}}}}})
 	}
 	return obj{
-		{"text", headline(c)},
+		{"text", htmlEscape(headline(c))}, // "<users/all>" in a name must not mention the space
 		{"cardsV2", []any{obj{
 			{"cardId", "meshhook-alert"},
 			{"card", obj{
@@ -225,11 +226,16 @@ func googleChatBody(c *Context) any {
 
 // pagerDutyBody is a PagerDuty Events API v2 event: trigger for the
 // events that open an incident, resolve (with the same dedup_key) for
-// recovered and resolved.
+// recovered and resolved. Its routing_key is c.RoutingKey (Render's
+// stand-in), else RoutingKeyPlaceholder.
 func pagerDutyBody(c *Context) any {
 	key := DedupKey(c.Rule.ID, c.RunID, c.Workflow, c.Event)
+	routingKey := c.RoutingKey
+	if routingKey == "" {
+		routingKey = RoutingKeyPlaceholder
+	}
 	if endsCondition(c.Event) {
-		return obj{{"routing_key", RoutingKeyPlaceholder}, {"event_action", "resolve"}, {"dedup_key", key}}
+		return obj{{"routing_key", routingKey}, {"event_action", "resolve"}, {"dedup_key", key}}
 	}
 	details := obj{}
 	for _, f := range facts(c) {
@@ -243,7 +249,7 @@ func pagerDutyBody(c *Context) any {
 	}.with("component", c.Workflow.Slug).with("group", c.Project.ID)
 	payload = append(payload, kv{"class", c.Type}, kv{"custom_details", details})
 	ev := obj{
-		{"routing_key", RoutingKeyPlaceholder},
+		{"routing_key", routingKey},
 		{"event_action", "trigger"},
 		{"dedup_key", key},
 		{"payload", payload},

@@ -63,6 +63,7 @@ func presetRule(t *testing.T, d Destination) *Rule {
 		WebhookURL: "https://hooks.example.com/x", Destination: d}
 	if d == DestinationPagerDuty {
 		s.WebhookURL, s.RoutingKey = "", "R0UT1NGKEY0123456789abcdefABCDEF"
+		s.Events = []string{"failed", "delayed", "stalled", "recovered", "resolved"}
 	}
 	r, err := CompileRule(s)
 	require.NoError(t, err)
@@ -80,6 +81,9 @@ func TestPresetBodiesMatchGoldenFilesAndVendorRules(t *testing.T) {
 		}
 		r := presetRule(t, d)
 		for _, e := range AllEvents {
+			if !r.Wants(e) {
+				continue // pagerduty: refused (TestPagerDutyRefusesEventsNothingResolves)
+			}
 			for _, full := range []bool{true, false} {
 				name := string(e) + map[bool]string{true: "_full", false: "_minimal"}[full]
 				t.Run(string(d)+"/"+name, func(t *testing.T) {
@@ -385,6 +389,16 @@ func TestDestinationRuleValidation(t *testing.T) {
 		{"unknown destination", func(s *RuleSpec) { s.Destination = "fax" }, "destination: unknown destination"},
 		{"pagerduty needs a key", func(s *RuleSpec) { s.Destination, s.WebhookURL = DestinationPagerDuty, "" }, "routing_key: required"},
 		{"pagerduty key shape", func(s *RuleSpec) { s.Destination, s.RoutingKey = DestinationPagerDuty, "no spaces please" }, "routing_key: must be"},
+		{"pagerduty key of 31", func(s *RuleSpec) {
+			s.Destination, s.RoutingKey = DestinationPagerDuty, "R0UT1NGKEY0123456789abcdefABCDE"
+		}, "routing_key: must be exactly 32 letters and digits, the Integration Key of a PagerDuty Events API v2 integration (got 31 characters)"},
+		{"pagerduty key of 33", func(s *RuleSpec) {
+			s.Destination, s.RoutingKey = DestinationPagerDuty, "R0UT1NGKEY0123456789abcdefABCDEFG"
+		}, "routing_key: must be exactly 32"},
+		{"pagerduty key of 8", func(s *RuleSpec) { s.Destination, s.RoutingKey = DestinationPagerDuty, "R0UT1NGK" }, "routing_key: must be exactly 32"},
+		{"pagerduty key with a dash", func(s *RuleSpec) {
+			s.Destination, s.RoutingKey = DestinationPagerDuty, "R0UT1NGKEY0123456789abcdef-BCDEF"
+		}, "routing_key: must be exactly 32"},
 		{"pagerduty default url", func(s *RuleSpec) {
 			s.Destination, s.RoutingKey, s.WebhookURL = DestinationPagerDuty, "R0UT1NGKEY0123456789abcdefABCDEF", ""
 		}, ""},
@@ -416,9 +430,161 @@ func TestRuleSetKeepsAnUnchangedPresetRule(t *testing.T) {
 	require.NoError(t, set.Put(s))
 	after, _ := set.Get("r")
 	assert.Same(t, before, after, "an empty pagerduty URL is its default, not a change")
-	s.RoutingKey = "ANOTHERKEY0123456789"
+	s.RoutingKey = "ANOTHERKEY0123456789abcdefABCDEF"
 	require.NoError(t, set.Put(s))
 	changed, _ := set.Get("r")
 	assert.NotSame(t, before, changed)
 	assert.Equal(t, fmt.Sprint(DestinationPagerDuty), string(changed.Destination()))
+}
+
+func TestPagerDutyRefusesEventsNothingResolves(t *testing.T) {
+	base := RuleSpec{ID: "r", Name: "n", Enabled: true, Destination: DestinationPagerDuty,
+		RoutingKey: "R0UT1NGKEY0123456789abcdefABCDEF"}
+	for _, e := range []Event{EventSucceeded, EventCanceled, EventPaused} {
+		t.Run(string(e), func(t *testing.T) {
+			s := base
+			s.Events = []string{"failed", "resolved", string(e)}
+			_, err := CompileRule(s)
+			var fe *FieldError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, "events", fe.Field)
+			assert.Contains(t, fe.Error(), "does not send "+string(e))
+
+			s.Destination, s.RoutingKey, s.WebhookURL = DestinationSlack, "", "https://hooks.example.com/x"
+			_, err = CompileRule(s)
+			assert.NoError(t, err, "chat presets take it")
+		})
+	}
+	// What a pagerduty rule may list, it can close: every trigger has a
+	// resolve of the same rule on the same dedup_key.
+	r := presetRule(t, DestinationPagerDuty)
+	ends := map[Event]Event{EventFailed: EventResolved, EventDelayed: EventRecovered, EventStalled: EventRecovered}
+	for _, e := range AllEvents {
+		if !r.Wants(e) || endsCondition(e) {
+			continue
+		}
+		end, ok := ends[e]
+		require.Truef(t, ok, "%s triggers an incident that no event resolves", e)
+		assert.True(t, r.Wants(end))
+		c := presetContext(e, true)
+		assert.Equal(t, DedupKey(c.Rule.ID, c.RunID, c.Workflow, e), DedupKey(c.Rule.ID, c.RunID, c.Workflow, end))
+	}
+}
+
+func TestRoutingKeyCannotBeForgedByData(t *testing.T) {
+	const key = "R0UT1NGKEY0123456789abcdefABCDEF"
+	forged := RoutingKeyPlaceholder
+	pd := presetRule(t, DestinationPagerDuty)
+	s := pd.Spec()
+	s.PayloadTemplate = `{"routing_key": {{json .RoutingKey}}, "event_action": "trigger", "dedup_key": {{json .DedupKey}},
+		"payload": {"summary": {{json .Workflow.Name}}, "source": {{json .Run.note}}, "severity": "info"}}`
+	templated, err := CompileRule(s)
+	require.NoError(t, err)
+	for name, r := range map[string]*Rule{"preset": pd, "template": templated} {
+		t.Run(name, func(t *testing.T) {
+			c := presetContext(EventFailed, true)
+			c.Workflow.Name = forged
+			c.Run = map[string]any{"note": forged}
+			_, stored, err := r.Render(c)
+			require.NoError(t, err)
+			assert.NotContains(t, string(stored), key)
+			assert.Equal(t, 1, strings.Count(string(stored), `"`+RoutingKeyPlaceholder+`"`), "one placeholder, where the key goes: %s", stored)
+
+			sent := r.FillSecrets(stored)
+			assert.Equal(t, 1, strings.Count(string(sent), key), "the key goes in once: %s", sent)
+			var body struct {
+				RoutingKey string `json:"routing_key"`
+				Payload    struct {
+					Summary, Source string
+				} `json:"payload"`
+			}
+			require.NoError(t, json.Unmarshal(sent, &body))
+			assert.Equal(t, key, body.RoutingKey)
+			assert.Contains(t, body.Payload.Summary, forged, "the data is sent as it was")
+			var shown map[string]any
+			require.NoError(t, json.Unmarshal(stored, &shown), "the stored body is JSON")
+			assert.Equal(t, RoutingKeyPlaceholder, shown["routing_key"])
+		})
+	}
+
+	// A preset body is filled at its top-level routing_key only, even
+	// when other members hold the placeholder.
+	body := []byte(`{"payload":{"summary":"[sealed routing_key]"},"routing_key":"[sealed routing_key]","x":["[sealed routing_key]"]}`)
+	assert.Equal(t, `{"payload":{"summary":"[sealed routing_key]"},"routing_key":"`+key+`","x":["[sealed routing_key]"]}`,
+		string(pd.FillSecrets(body)))
+	other := []byte(`{"routing_key":"mine","summary":"[sealed routing_key]"}`)
+	assert.Equal(t, string(other), string(pd.FillSecrets(other)), "no top-level placeholder: nothing filled")
+}
+
+// strings collects every string of a JSON value with its path.
+func jsonStrings(path string, v any, out map[string]string) {
+	switch x := v.(type) {
+	case string:
+		out[path] = x
+	case []any:
+		for i, e := range x {
+			jsonStrings(fmt.Sprintf("%s[%d]", path, i), e, out)
+		}
+	case map[string]any:
+		for k, e := range x {
+			jsonStrings(path+"."+k, e, out)
+		}
+	}
+}
+
+// TestChatPresetsMentionNobody renders a run whose workflow and rule are
+// named with every vendor's mention syntax: no preset notifies anybody.
+func TestChatPresetsMentionNobody(t *testing.T) {
+	const name = "Billing <!channel> <!here> <!everyone> <@U123> <users/all> <users/123> @everyone @here <at>Ops</at> & co"
+	for _, d := range []Destination{DestinationSlack, DestinationDiscord, DestinationTeams, DestinationGoogleChat} {
+		t.Run(string(d), func(t *testing.T) {
+			r := presetRule(t, d)
+			for _, e := range AllEvents {
+				c := presetContext(e, true)
+				c.Workflow.Name, c.Rule.Name = name, name
+				_, raw, err := r.Render(c)
+				require.NoError(t, err)
+				var body map[string]any
+				require.NoError(t, json.Unmarshal(raw, &body))
+				texts := map[string]string{}
+				jsonStrings("", body, texts)
+				switch d {
+				case DestinationSlack:
+					// Slack parses <…> (mentions, links) and & in text and
+					// mrkdwn; a plain_text header shows its text as is.
+					for path, s := range texts {
+						if strings.HasSuffix(path, ".url") || strings.HasSuffix(path, ".type") {
+							continue
+						}
+						plain := strings.Contains(path, "blocks[0].text.text") // the header, plain_text
+						if plain {
+							continue
+						}
+						for _, m := range []string{"<!channel>", "<!here>", "<!everyone>", "<@U123>"} {
+							assert.NotContainsf(t, s, m, "%s %s", e, path)
+						}
+						assert.NotRegexpf(t, `&[^a-z#]`, s, "& escaped in %s %s", e, path)
+					}
+					assert.Contains(t, texts[".text"], "&lt;!channel&gt;")
+				case DestinationDiscord:
+					assert.Equal(t, map[string]any{"parse": []any{}}, body["allowed_mentions"], "no @everyone, role or user pings")
+				case DestinationTeams:
+					// <at>…</at> mentions only with an msteams.entities entry.
+					assert.NotContains(t, string(raw), `"msteams"`)
+					assert.NotContains(t, string(raw), `"mention"`)
+				case DestinationGoogleChat:
+					// The message text mentions with <users/…>; card
+					// widgets read HTML; a card header is plain text and
+					// cards mention nobody.
+					for path, s := range texts {
+						if strings.HasSuffix(path, ".url") || strings.Contains(path, ".header.") {
+							continue
+						}
+						assert.NotContainsf(t, s, "<users/", "%s %s", e, path)
+					}
+					assert.Contains(t, texts[".text"], "&lt;users/all&gt;", "the message text is escaped too")
+				}
+			}
+		})
+	}
 }

@@ -249,6 +249,9 @@ func CompileRule(spec RuleSpec) (*Rule, error) {
 	if r.events.has(EventResolved) && !r.events.has(EventFailed) {
 		errs = append(errs, fieldError("events", "resolved follows a failed alert of the same rule; list failed too"))
 	}
+	if err := checkDestinationEvents(r.Destination(), r.events); err != nil {
+		errs = append(errs, err)
+	}
 	switch {
 	case spec.ThrottleMax < 0 || (spec.ThrottleMax > 0 && spec.ThrottleWindow <= 0) || spec.ThrottleWindow < 0:
 		errs = append(errs, fieldError("throttle", "throttle_max needs a throttle_window_seconds > 0"))
@@ -400,9 +403,11 @@ func (r *Rule) Render(c *Context) (url string, body []byte, err error) {
 			return "", nil, &FieldError{Field: "webhook_url", Err: err}
 		}
 	}
+	standIn := ""
 	if r.Destination().NeedsRoutingKey() {
-		c.RoutingKey = RoutingKeyPlaceholder
+		standIn = newKeyStandIn()
 	}
+	c.RoutingKey = standIn
 	c.DedupKey = DedupKey(c.Rule.ID, c.RunID, c.Workflow, c.Event)
 	if r.payload == nil {
 		body, err = RenderPreset(r.Destination(), c)
@@ -411,6 +416,12 @@ func (r *Rule) Render(c *Context) (url string, body []byte, err error) {
 	}
 	if err != nil {
 		return "", nil, &FieldError{Field: "payload_template", Err: err}
+	}
+	if standIn != "" {
+		// Stored and shown with the placeholder where the key goes, and
+		// nowhere else (see RoutingKeyPlaceholder).
+		c.RoutingKey = RoutingKeyPlaceholder
+		body = markRoutingKey(body, standIn)
 	}
 	return url, body, nil
 }

@@ -44,8 +44,10 @@ type Context struct {
 	// SuppressedCount is how many alerts of this rule and workflow were
 	// suppressed by throttling since the previous one was sent.
 	SuppressedCount int
-	// RoutingKey is RoutingKeyPlaceholder for a pagerduty rule (the key
-	// itself is filled in when the alert is sent), else "".
+	// RoutingKey stands for a pagerduty rule's routing key, else is "":
+	// while the body renders, a random stand-in that Render turns into
+	// RoutingKeyPlaceholder (the key itself is filled in when the alert is
+	// sent), RoutingKeyPlaceholder afterwards.
 	RoutingKey string
 	// DedupKey is the alert's PagerDuty dedup_key (see DedupKey).
 	DedupKey string

@@ -35,7 +35,7 @@ type previewInput struct {
 
 // previewRoutingKey stands in for a pagerduty rule's routing key in a
 // preview: the key never appears in a body before it is sent.
-const previewRoutingKey = "PREVIEW0ROUTING0KEY"
+const previewRoutingKey = "PREVIEW0ROUTING0KEY0000000000000"
 
 // previewResponse is a rendered URL and payload.
 type previewResponse struct {
