@@ -493,12 +493,13 @@ func TestReconcileReadsOnPastShortPages(t *testing.T) {
 }
 
 // While Realtime is on, changes a pass finds that Realtime had not
-// delivered are suspected lost; once Realtime delivers a change committed
-// after that pass read them (it delivers in commit order), they are known
-// lost, and passes run four times as often until none has been found for
-// reconcileLossWindow. Changes Realtime delivers late, changes the engine
-// retries itself, a daemon without the lease and Realtime off never speed
-// passes up.
+// delivered are suspected lost; they are known lost once Realtime delivers
+// a change committed after that pass read them (it delivers in commit
+// order), or delivers nothing at all by the next pass (it is skipping
+// every poll, over its quota, or down). Passes then run four times as
+// often until none has been found for reconcileLossWindow. Changes
+// Realtime delivers late, changes the engine retries itself, a daemon
+// without the lease and Realtime off never speed passes up.
 func TestReconcileRunsMoreOftenWhileRealtimeLosesChanges(t *testing.T) {
 	ctx := t.Context()
 	clock := newFakeClock()
@@ -525,10 +526,11 @@ func TestReconcileRunsMoreOftenWhileRealtimeLosesChanges(t *testing.T) {
 		row := store.putRunRow(runRow(fmt.Sprintf("other-%d", other), "running", clock.Now().Add(-time.Minute), clock.Now()))
 		e.applyRunChange(ctx, &realtime.Change{Channel: "runs", Type: "UPDATE", Record: row, CommitTimestamp: clock.Now()})
 	}
+	expire := func() { clock.Advance(reconcileLossWindow + time.Second) }
 
 	assert.Equal(t, time.Second, e.reconcileStep(ctx), "nothing found: the configured interval")
 	lost("run-1")
-	assert.Equal(t, time.Second, e.reconcileStep(ctx), "found, but Realtime has delivered nothing since: late or lost")
+	assert.Equal(t, time.Second, e.reconcileStep(ctx), "found: late or lost, not known yet")
 	assert.Len(t, sub.all(), 1, "its alert was claimed either way")
 	deliver()
 	assert.Equal(t, 250*time.Millisecond, e.reconcileStep(ctx), "Realtime delivered a later change: run-1 was lost")
@@ -542,17 +544,18 @@ func TestReconcileRunsMoreOftenWhileRealtimeLosesChanges(t *testing.T) {
 	late := lost("run-2")
 	assert.Equal(t, time.Second, e.reconcileStep(ctx))
 	e.applyRunChange(ctx, &realtime.Change{Channel: "runs", Type: "UPDATE", Record: late, CommitTimestamp: clock.Now().Add(-2 * time.Second)})
-	assert.Equal(t, time.Second, e.reconcileStep(ctx))
-	clock.Advance(reconcileLossWindow + time.Second)
+	assert.Equal(t, time.Second, e.reconcileStep(ctx), "Realtime is behind, not losing")
+	expire()
 	assert.Equal(t, time.Second, e.reconcileStep(ctx), "the unconfirmed suspicion expired")
 	deliver()
 	assert.Equal(t, time.Second, e.reconcileStep(ctx))
 
-	// A daemon that loses the lease goes back to the configured interval.
+	// Realtime delivers nothing at all: skipping every poll, or down.
 	lost("run-3")
-	e.reconcileStep(ctx)
-	deliver()
-	require.Equal(t, 250*time.Millisecond, e.reconcileStep(ctx))
+	assert.Equal(t, time.Second, e.reconcileStep(ctx))
+	assert.Equal(t, 250*time.Millisecond, e.reconcileStep(ctx), "Realtime silent since the pass found run-3")
+
+	// A daemon that loses the lease goes back to the configured interval.
 	store.mu.Lock()
 	store.holder, store.leaseUntil = "another daemon", clock.Now().Add(time.Hour)
 	store.mu.Unlock()
@@ -561,14 +564,28 @@ func TestReconcileRunsMoreOftenWhileRealtimeLosesChanges(t *testing.T) {
 	store.leaseUntil = clock.Now()
 	store.mu.Unlock()
 	clock.Advance(time.Second)
+	expire()
+	deliver()
+	assert.Equal(t, time.Second, e.reconcileStep(ctx))
+
+	// A change the engine retries itself is not Realtime's loss.
+	retried := store.putRunRow(runRow("run-4", "failed", clock.Now().Add(-time.Minute), clock.Now()))
+	store.mu.Lock()
+	store.failClaims = 1
+	store.mu.Unlock()
+	e.applyRunChange(ctx, &realtime.Change{Channel: "runs", Type: "UPDATE", Record: retried, CommitTimestamp: clock.Now()})
+	e.flush(ctx)
+	clock.Advance(2 * time.Second)
+	assert.Equal(t, time.Second, e.reconcileStep(ctx))
+	assert.Equal(t, time.Second, e.reconcileStep(ctx), "retried, not lost")
 
 	// Realtime disabled: every change is found by reconciliation.
 	e.live = false
-	lost("run-4")
+	expire()
+	lost("run-5")
 	e.reconcileStep(ctx)
-	deliver()
 	assert.Equal(t, time.Second, e.reconcileStep(ctx))
-	assert.Len(t, sub.all(), 4)
+	assert.Len(t, sub.all(), 5)
 }
 
 // Only an empty page proves that a pass has read everything (a server may

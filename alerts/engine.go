@@ -248,9 +248,10 @@ type Engine struct {
 	savedRejected map[string]string
 	rejectedSaved bool
 	// live is set while Run reads changes from Realtime (false: the
-	// reconciler alone finds them); liveCommitted is the latest commit
-	// time of a run change Realtime delivered.
+	// reconciler alone finds them); liveChanges counts the run changes it
+	// delivered, liveCommitted is the latest one's commit time.
 	live          bool
+	liveChanges   int64
 	liveCommitted time.Time
 	// ticks overrides the timer ticker, reconcileTicks the reconcile
 	// timer (tests).
@@ -592,6 +593,7 @@ func (e *Engine) applyRunChange(ctx context.Context, c *realtime.Change) {
 		}
 		return
 	}
+	e.liveChanges++
 	row := c.Record
 	occurred := c.CommitTimestamp
 	if occurred.IsZero() {

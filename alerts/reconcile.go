@@ -68,8 +68,9 @@ const (
 	// seldom comes alone, and the alerts it hides are found sooner. A
 	// change a pass found is known lost, not merely late, once Realtime
 	// has delivered a change committed after the pass read it (it
-	// delivers in commit order); a suspicion left unconfirmed that long is
-	// dropped.
+	// delivers in commit order), or has delivered nothing at all by the
+	// next pass (it is skipping every poll, or down); a suspicion left
+	// unconfirmed that long is dropped.
 	reconcileLossSpeedup = 4
 	reconcileLossWindow  = 30 * time.Second
 )
@@ -103,12 +104,14 @@ type reconciler struct {
 	// the last one that found changes Realtime did not deliver.
 	lossUntil time.Time
 	// suspect counts the changes passes found that Realtime had not
-	// delivered, read before suspectAt (the database's clock): lost once
-	// Realtime delivers a change committed after suspectAt. passNow is the
-	// database's clock at the current pass's start.
-	suspect   int
-	suspectAt time.Time
-	passNow   time.Time
+	// delivered, read before suspectAt (the database's clock) when
+	// Realtime had delivered suspectLive run changes: lost once Realtime
+	// delivers a change committed after suspectAt, or none at all. passNow
+	// is the database's clock at the current pass's start.
+	suspect     int
+	suspectAt   time.Time
+	suspectLive int64
+	passNow     time.Time
 	// whole is set while most rows of the pages are new to the engine
 	// (Realtime is losing changes, or is off): pages then read whole rows
 	// at once instead of the mapping's columns and then the rows to
@@ -332,7 +335,7 @@ func (e *Engine) reconcileRows(ctx context.Context, rows []map[string]any, wasWh
 		}
 		if n > 0 {
 			e.rec.suspect += n
-			e.rec.suspectAt = e.rec.passNow
+			e.rec.suspectAt, e.rec.suspectLive = e.rec.passNow, e.liveChanges
 		}
 	}
 	var byID map[string]map[string]any
@@ -378,13 +381,14 @@ func (e *Engine) reconcileRows(ctx context.Context, rows []map[string]any, wasWh
 }
 
 // confirmLoss turns the changes earlier passes found into a known loss
-// once Realtime has delivered a change committed after they were read, and
-// drops a suspicion older than the loss window.
+// once Realtime has delivered a change committed after they were read, or
+// nothing at all since, and drops a suspicion older than the loss window.
+// (Delivering only older changes, Realtime is behind, not losing.)
 func (e *Engine) confirmLoss() {
 	rc := &e.rec
 	switch {
 	case rc.suspect == 0:
-	case e.liveCommitted.After(rc.suspectAt):
+	case e.liveCommitted.After(rc.suspectAt), e.liveChanges == rc.suspectLive:
 		e.noteRealtimeLoss(rc.suspect)
 		rc.suspect = 0
 	case rc.passNow.Sub(rc.suspectAt) > reconcileLossWindow:
