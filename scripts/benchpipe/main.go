@@ -117,7 +117,7 @@ func main() {
 	if *flagQuick {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		for name, v := range map[string]string{"steady": "5s", "isolation": "5s", "burst": "1000", "saturation": "3000", "rules": "5000",
+		for name, v := range map[string]string{"steady": "5s", "idle": "5s", "isolation": "5s", "burst": "1000", "saturation": "3000", "rules": "5000",
 			"reconcile": "5s", "quota-rate-tick": "1s", "quota-rate-window-ticks": "6"} {
 			if !set[name] {
 				_ = flag.Set(name, v)
