@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base32"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -32,7 +33,7 @@ func (e *Engine) processRow(ctx context.Context, row map[string]any, occurred, r
 		return
 	}
 	e.seen.add(run.ID, run.UpdatedAt)
-	wf, project := e.workflowOf(ctx, run)
+	wf, project, unknown := e.lookupWorkflow(ctx, run)
 	if e.timersLive {
 		e.track(run, wf, project, occurred)
 	}
@@ -47,10 +48,17 @@ func (e *Engine) processRow(ctx context.Context, row map[string]any, occurred, r
 		e.markRetry(updated)
 		e.deferRow(run, row, occurred)
 	}
+	// Rules that need the workflow (see needsWorkflow) wait for a lookup
+	// that answers, rather than alerting without it.
+	waitForWorkflow := false
 	if event, ok := run.State.ChangeEvent(); ok {
 		e.matchBuf = e.rules.MatchAppend(e.matchBuf[:0], project, wf.Slug, event)
 		for _, r := range e.matchBuf {
 			if predates(r, occurred) {
+				continue
+			}
+			if unknown && needsWorkflow(r) {
+				waitForWorkflow = true
 				continue
 			}
 			p := pendingFire{rule: r.ID(), run: run, wf: wf, project: project, event: event, occurred: occurred}
@@ -69,8 +77,25 @@ func (e *Engine) processRow(ctx context.Context, row map[string]any, occurred, r
 		}
 	}
 	if run.State == StateSucceeded {
-		e.resolve(ctx, run, wf, project, occurred, retry)
+		if unknown {
+			waitForWorkflow = waitForWorkflow || len(e.rules.Match(project, wf.Slug, EventResolved)) > 0
+		} else {
+			e.resolve(ctx, run, wf, project, occurred, retry)
+		}
 	}
+	if waitForWorkflow {
+		retry()
+	}
+}
+
+// needsWorkflow reports whether r's alerts must name their workflow by its
+// slug, so that an alert is not sent without it when the lookup fails: a
+// PagerDuty rule's dedup_key names the workflow, and a failure is resolved
+// by a success of the same workflow (slug). Either would otherwise key the
+// failure by workflow id (or by no workflow), which no later success
+// matches, and two workflows whose lookups failed would share it.
+func needsWorkflow(r *Rule) bool {
+	return r.Destination() == DestinationPagerDuty || r.Wants(EventResolved)
 }
 
 // recover sends recovered alerts for a finished run: every rule listing
@@ -129,8 +154,16 @@ func couldHaveAlerted(r *Rule, run Run) bool {
 }
 
 func (e *Engine) workflowOf(ctx context.Context, run Run) (WorkflowInfo, string) {
+	wf, project, _ := e.lookupWorkflow(ctx, run)
+	return wf, project
+}
+
+// lookupWorkflow returns run's workflow and project. When the workflow
+// could not be read (the store failed, as opposed to not finding it), it
+// returns the workflow's id only, the run's own project, and unknown true.
+func (e *Engine) lookupWorkflow(ctx context.Context, run Run) (wf WorkflowInfo, project string, unknown bool) {
 	if !e.opts.Mapping.ResolveWorkflows || run.WorkflowRef == "" {
-		return WorkflowInfo{Slug: run.WorkflowRef}, run.ProjectID
+		return WorkflowInfo{Slug: run.WorkflowRef}, run.ProjectID, false
 	}
 	e.wfMu.Lock()
 	w, ok := e.wf[run.WorkflowRef]
@@ -142,17 +175,17 @@ func (e *Engine) workflowOf(ctx context.Context, run Run) (WorkflowInfo, string)
 		if err != nil || !found {
 			e.log.Warn("workflow lookup failed; matching project-wide rules only", zap.String("run_id", run.ID),
 				zap.String("workflow_id", run.WorkflowRef), zap.Bool("found", found), zap.Error(err))
-			return WorkflowInfo{ID: run.WorkflowRef}, run.ProjectID
+			return WorkflowInfo{ID: run.WorkflowRef}, run.ProjectID, err != nil
 		}
 		e.wfMu.Lock()
 		e.wf[run.WorkflowRef] = w // version rows are immutable in slug and project
 		e.wfMu.Unlock()
 	}
-	project := run.ProjectID
+	project = run.ProjectID
 	if project == "" {
 		project = w.ProjectID
 	}
-	return w.WorkflowInfo, project
+	return w.WorkflowInfo, project, false
 }
 
 // pendingFire is a change alert whose claim failed, kept for a retry.
@@ -208,7 +241,10 @@ func (e *Engine) deferRow(run Run, row map[string]any, occurred time.Time) {
 func (e *Engine) retryPending(ctx context.Context) {
 	rows := e.pendingRows
 	e.pendingRows = make(map[string]pendingRow, len(rows))
-	for _, p := range rows {
+	// In the order the changes happened: a failure before the success that
+	// resolves it (see failureAwaitsClaim).
+	order := slices.SortedFunc(maps.Values(rows), func(a, b pendingRow) int { return a.occurred.Compare(b.occurred) })
+	for _, p := range order {
 		if ctx.Err() != nil {
 			e.pendingRows[p.run.ID] = p
 			continue

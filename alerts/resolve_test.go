@@ -21,6 +21,19 @@ type resolveStore struct {
 	*fakeStore
 	resolved map[string]bool // failed claims' keys that were resolved
 	calls    int
+	// failWorkflows makes the next n Workflow lookups fail.
+	failWorkflows int
+}
+
+func (s *resolveStore) Workflow(ctx context.Context, id string) (Workflow, bool, error) {
+	s.mu.Lock()
+	if s.failWorkflows > 0 {
+		s.failWorkflows--
+		s.mu.Unlock()
+		return Workflow{}, false, errUnavailable
+	}
+	s.mu.Unlock()
+	return s.fakeStore.Workflow(ctx, id)
 }
 
 func (s *resolveStore) ClaimResolve(_ context.Context, c Claim) (ClaimResult, error) {
@@ -113,4 +126,112 @@ func TestRulesWithoutResolvedNeverAskToResolve(t *testing.T) {
 	h.events <- change(store.putRun("run-2", "", "succeeded", now), now)
 	h.waitSent(t, 2)
 	assert.Zero(t, store.calls)
+}
+
+// sentEvents lists the events of the alerts submitted so far, in order.
+func sentEvents(h *harness) []Event {
+	var evs []Event
+	for _, c := range h.sub.all() {
+		evs = append(evs, c.Event)
+	}
+	return evs
+}
+
+// retryUntil moves the clock past the retry delay until cond holds.
+func retryUntil(t *testing.T, h *harness, cond func() bool) {
+	t.Helper()
+	for range 10 {
+		if cond() {
+			return
+		}
+		h.advance(t, timerRetryDelay+time.Second)
+	}
+	require.True(t, cond(), "still not after 10 retries: sent %v", sentEvents(h))
+}
+
+// A failure whose claim fails, and is retried after the next success was
+// handled, is still resolved: the success waits for the failure's claim
+// instead of finding nothing to resolve and never asking again.
+func TestResolveWaitsForAFailureWhoseClaimIsRetried(t *testing.T) {
+	store := &resolveStore{fakeStore: newFakeStore(), resolved: map[string]bool{}}
+	store.rules = []RuleSpec{ruleRow("page", "failed", "resolved")}
+	store.workflows["wf"] = Workflow{WorkflowInfo: WorkflowInfo{ID: "wf", Slug: "billing"}, ProjectID: "p1"}
+	h := startResolveEngine(t, store)
+	now := time.Now()
+	store.mu.Lock()
+	store.failClaims = 1
+	store.mu.Unlock()
+	h.events <- change(store.putRun("run-1", "wf", "failed", now), now)
+	h.sync(t)
+	h.events <- change(store.putRun("run-2", "wf", "succeeded", now.Add(time.Second)), now.Add(time.Second))
+	h.sync(t)
+	assert.Empty(t, h.sub.all(), "nothing claimed yet")
+	assert.Zero(t, store.calls, "the resolve is not claimed while its failure waits")
+
+	retryUntil(t, h, func() bool { return len(h.sub.all()) >= 2 })
+	assert.Equal(t, []Event{EventFailed, EventResolved}, sentEvents(h), "the failure, then its resolve")
+	h.advance(t, timerRetryDelay+time.Second)
+	assert.Len(t, h.sub.all(), 2, "once")
+}
+
+// A failure whose workflow cannot be looked up is not alerted without it
+// by a rule that resolves failures: its row is retried, and the success
+// that follows (its lookup answering) waits for it, so the failure is
+// alerted with its slug and resolved.
+func TestResolveWaitsForAFailureWhoseWorkflowLookupFailed(t *testing.T) {
+	store := &resolveStore{fakeStore: newFakeStore(), resolved: map[string]bool{}}
+	store.rules = []RuleSpec{ruleRow("page", "failed", "resolved"), ruleRow("plain", "failed")}
+	store.workflows["wf-v1"] = Workflow{WorkflowInfo: WorkflowInfo{ID: "wf-v1", Slug: "billing", Version: 1}, ProjectID: "p1"}
+	store.workflows["wf-v2"] = Workflow{WorkflowInfo: WorkflowInfo{ID: "wf-v2", Slug: "billing", Version: 2}, ProjectID: "p1"}
+	h := startResolveEngine(t, store)
+	now := time.Now()
+	store.mu.Lock()
+	store.failWorkflows = 1
+	store.mu.Unlock()
+	h.events <- change(store.putRun("run-1", "wf-v1", "failed", now), now)
+	h.sync(t)
+	sent := h.sub.all()
+	require.Len(t, sent, 1, "a rule that does not resolve is alerted at once, without the workflow")
+	assert.Equal(t, "plain", sent[0].ConfigID)
+	assert.Empty(t, sent[0].WorkflowSlug)
+
+	// Another version of the workflow succeeds; its lookup answers.
+	h.events <- change(store.putRun("run-2", "wf-v2", "succeeded", now.Add(time.Second)), now.Add(time.Second))
+	h.sync(t)
+	assert.Zero(t, store.calls, "the resolve waits for the failure's row")
+
+	retryUntil(t, h, func() bool { return len(h.sub.all()) >= 3 })
+	var page []Claimed
+	for _, c := range h.sub.all() {
+		if c.ConfigID == "page" {
+			page = append(page, c)
+		}
+	}
+	require.Len(t, page, 2)
+	assert.Equal(t, EventFailed, page[0].Event)
+	assert.Equal(t, "billing", page[0].WorkflowSlug, "alerted with its workflow")
+	assert.Equal(t, EventResolved, page[1].Event)
+}
+
+// A PagerDuty rule's dedup_key names the workflow: a failure whose lookup
+// fails waits for it rather than opening an incident keyed by workflow id
+// that the workflow's resolve would never close.
+func TestPagerDutyFailureWaitsForItsWorkflow(t *testing.T) {
+	store := &resolveStore{fakeStore: newFakeStore(), resolved: map[string]bool{}}
+	pd := ruleRow("pd", "failed")
+	pd.Destination, pd.RoutingKey, pd.WebhookURL = DestinationPagerDuty, "R0UT1NGKEY0123456789abcdefABCDEF", ""
+	store.rules = []RuleSpec{pd}
+	store.workflows["wf"] = Workflow{WorkflowInfo: WorkflowInfo{ID: "wf", Slug: "billing"}, ProjectID: "p1"}
+	h := startResolveEngine(t, store)
+	now := time.Now()
+	store.mu.Lock()
+	store.failWorkflows = 1
+	store.mu.Unlock()
+	h.events <- change(store.putRun("run-1", "wf", "failed", now), now)
+	h.sync(t)
+	assert.Empty(t, h.sub.all(), "not paged without the workflow")
+	retryUntil(t, h, func() bool { return len(h.sub.all()) >= 1 })
+	c := h.sub.all()[0]
+	assert.Equal(t, "billing", c.WorkflowSlug)
+	assert.Equal(t, "meshhook:pd:workflow:billing", payloadOf(t, c)["dedup_key"])
 }
