@@ -52,8 +52,9 @@ type circuit struct {
 }
 
 // breakers holds one circuit per endpoint (scheme, host, port and path; see
-// targetKeys). An endpoint whose attempts keep failing (timeouts,
-// connection errors, 5xx, 429) is cut off for a cooldown so that its alerts
+// targetKeys; per rule for PagerDuty, see circuitKey). An endpoint whose
+// attempts keep failing (timeouts, connection errors, 5xx, a webhook's
+// 429) is cut off for a cooldown so that its alerts
 // are rescheduled instead of tying up workers; after the cooldown a single
 // probe decides whether it closes again. Other endpoints of the same host
 // are not held back: many webhooks share a host (every Slack incoming
@@ -156,10 +157,26 @@ func (b *breakers) openCount() int {
 	return n
 }
 
-// countsAsFailure reports whether an outcome says the endpoint is unhealthy:
-// transport errors, timeouts, 5xx, 408, 425 and 429. Permanent refusals (a
-// 4xx, a redirect, 410) come from a host that answers, so they do not.
-func countsAsFailure(o Outcome) bool { return o.Kind == Retry }
+// countsAsFailure reports whether an outcome of an attempt to a vendor
+// ("" for a webhook) says the endpoint is unhealthy: transport errors,
+// timeouts, 5xx, 408, 425, and a webhook's 429. Permanent refusals (a 4xx,
+// a redirect, 410) come from a host that answers, so they do not; nor
+// does a vendor's 429 (see rateLimited).
+func countsAsFailure(vendor string, o Outcome) bool {
+	return o.Kind == Retry && !rateLimited(vendor, o)
+}
+
+// rateLimited reports whether an outcome is a vendor's rate limit: a 429
+// from Slack, Discord, Teams, Google Chat or PagerDuty limits one hook or
+// one routing key (often one tenant flooding its own), asks for a wait
+// (Retry-After, which the retry honours) and says nothing of the host's
+// health. Counted as a failure, it would open the circuit of an endpoint
+// that answers, and PagerDuty's, where every rule posts to one URL,
+// for every rule sharing it (see circuitKey). It neither opens nor closes
+// a circuit, except that a half-open probe answered so closes it.
+func rateLimited(vendor string, o Outcome) bool {
+	return vendor != "" && o.Kind == Retry && o.Reason == "http_429"
+}
 
 // endpointFields identify an endpoint in a log line without its path, which
 // may be the webhook's secret (a Slack incoming webhook's is): the target
@@ -177,7 +194,8 @@ type Circuit struct {
 	// "/[redacted]" when it has a path).
 	Target string
 	// EndpointID is a short hash of the endpoint (scheme, host, port and
-	// path) telling endpoints of one host apart, as endpoint_id in logs.
+	// path; and the rule, for PagerDuty, see circuitKey) telling endpoints
+	// of one host apart, as endpoint_id in logs.
 	EndpointID string
 	// State is "closed" (attempts flow, some failed in a row), "open"
 	// (attempts wait until OpenUntil) or "half_open" (one probe in flight).

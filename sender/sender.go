@@ -422,7 +422,10 @@ func (s *Sender) deliver(j *job) {
 		j.probe = probe
 		var out Outcome
 		r, out = s.attempt(s.work, a)
-		opened, closed := s.breakers.record(j.endpoint, probe, countsAsFailure(out), s.opts.Now())
+		var opened, closed bool
+		if probe || !rateLimited(a.Vendor, out) {
+			opened, closed = s.breakers.record(j.endpoint, probe, countsAsFailure(a.Vendor, out), s.opts.Now())
+		}
 		s.disp.done(j)
 		if opened {
 			until, _ := s.breakers.blocked(j.endpoint, s.opts.Now())
