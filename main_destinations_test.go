@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -172,5 +173,38 @@ func TestEndToEndVendorAnswersRetryOrFailWithTheirReason(t *testing.T) {
 	assert.Len(t, slack.Deliveries(), 1)
 	assert.Contains(t, string(slack.Deliveries()[0].Body), `"attachments"`)
 	assert.NotContains(t, d.logs.String(), e2eRoutingKey)
+	assert.Equal(t, exitOK, d.stop())
+}
+
+// A resolve never overtakes its trigger: the trigger is rate-limited (429,
+// Retry-After) and waits for its retry while the next success claims the
+// resolve; PagerDuty gets the trigger's retry first, then the resolve
+// (sent first, PagerDuty would drop the resolve, and the trigger would
+// open an incident nothing closes).
+func TestEndToEndResolveIsReceivedAfterItsRetriedTrigger(t *testing.T) {
+	e := newE2EStack(t)
+	ctx := context.Background()
+	e.rcv.ScriptSteps(sendertest.Step{Status: 429, Header: http.Header{"Retry-After": {"2"}}})
+	var ruleID string
+	require.NoError(t, e.si.Pool.QueryRow(ctx, `insert into alert_configs (project_id, workflow_slug, name, events, webhook_url,
+			destination, routing_key)
+		values ($1, 'billing', 'page billing', '{failed,resolved}', $2, 'pagerduty', $3) returning id`,
+		e.project, sealed(t, e.rcv.URL+"/v2/enqueue"), sealed(t, e2eRoutingKey)).Scan(&ruleID))
+	d := e.startDaemon(t, "MESHHOOK_ALERTS_SENDER_RETRY_INITIAL=100ms")
+	d.waitReady(t)
+	e.insertRun(t, "failed")
+	require.Equal(t, "trigger", e.waitPagerDutyEvents(t, 1)[0]["event_action"])
+	ok := e.insertRun(t, "succeeded")
+	require.Eventually(t, func() bool {
+		return d.countLines(`"run_id":"`+ok+`"`, `"event":"resolved"`, `"msg":"alert claimed"`) > 0
+	}, 20*time.Second, 10*time.Millisecond, "the resolve is claimed while the trigger waits for its retry")
+
+	events := e.waitPagerDutyEvents(t, 3)
+	var actions []any
+	for _, ev := range events {
+		actions = append(actions, ev["event_action"])
+	}
+	assert.Equal(t, []any{"trigger", "trigger", "resolve"}, actions, "the trigger's retry, then the resolve")
+	assert.Equal(t, events[1]["dedup_key"], events[2]["dedup_key"])
 	assert.Equal(t, exitOK, d.stop())
 }
