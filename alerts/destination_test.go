@@ -404,6 +404,10 @@ func TestDestinationRuleValidation(t *testing.T) {
 		}, ""},
 		{"key only for pagerduty", func(s *RuleSpec) { s.Destination, s.RoutingKey = DestinationSlack, "R0UT1NGKEY01234567" }, "routing_key: only"},
 		{"slack needs a url", func(s *RuleSpec) { s.Destination, s.WebhookURL = DestinationSlack, "" }, "webhook_url"},
+		{"headers only for webhooks", func(s *RuleSpec) {
+			s.Destination, s.Headers = DestinationSlack, map[string]string{"Authorization": "Bearer internal"}
+		}, "custom_headers: only the webhook destination sends custom headers, not slack"},
+		{"webhook headers", func(s *RuleSpec) { s.Headers = map[string]string{"Authorization": "Bearer internal"} }, ""},
 		{"resolved needs failed", func(s *RuleSpec) { s.Events = []string{"succeeded", "resolved"} }, "events: resolved follows a failed alert"},
 		{"resolved with failed", func(s *RuleSpec) { s.Events = []string{"failed", "resolved"} }, ""},
 	} {

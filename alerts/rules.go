@@ -219,6 +219,11 @@ func CompileRule(spec RuleSpec) (*Rule, error) {
 	case spec.RoutingKey != "":
 		errs = append(errs, fieldErrorf("routing_key", "only the pagerduty destination takes a routing key"))
 	}
+	if len(spec.Headers) > 0 && r.Destination() != DestinationWebhook {
+		// A vendor's hook authenticates by its URL or routing key: headers
+		// meant for a webhook receiver (a token, say) must not reach it.
+		errs = append(errs, fieldErrorf("custom_headers", "only the webhook destination sends custom headers, not %s", r.Destination()))
+	}
 	if strings.TrimSpace(spec.WebhookURL) == "" {
 		spec.WebhookURL = r.Destination().DefaultURL()
 		r.url = spec.WebhookURL

@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"errors"
 	"maps"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -121,10 +123,16 @@ func (a *API) buildWrite(in *ruleInput, cur *supabase.AlertConfig, fe fieldError
 	if cur != nil {
 		next.ID = cur.ID
 	}
-	// The destination: as given, else (on update) as stored.
+	// The destination: as given, else (on update) as stored, and the
+	// fields that depend on it checked against it (checkShape could not).
 	dest := in.destination()
-	if in.Destination == nil && cur != nil && cur.Destination != "" {
-		dest = alerts.Destination(cur.Destination)
+	destFE := fieldErrors{} // like checkShape's, they stand alone
+	if in.Destination == nil && cur != nil {
+		dest = alerts.DestinationWebhook
+		if cur.Destination != "" {
+			dest = alerts.Destination(cur.Destination)
+		}
+		checkDestinationFields(in, dest, destFE)
 	}
 	row.Destination, next.Destination = string(dest), string(dest)
 	spec := rulerow.Spec(next)
@@ -165,6 +173,16 @@ func (a *API) buildWrite(in *ruleInput, cur *supabase.AlertConfig, fe fieldError
 			return row, "", err
 		}
 	}
+	// A kept routing key goes only to the host it was given for: a new
+	// URL elsewhere needs the key again, or an update (then a test send)
+	// would hand it to whoever the new URL names.
+	if dest.NeedsRoutingKey() && in.RoutingKey == nil && in.WebhookURL != nil && cur != nil && cur.RoutingKey != "" &&
+		stored.problems["webhook_url"] == "" {
+		was, now := endpointHost(dest, stored.spec.WebhookURL), endpointHost(dest, spec.WebhookURL)
+		if was != now {
+			fe.add("routing_key", "give the routing key again: the URL moves from %s to %s, and the stored key goes only to the host it was given for", was, now)
+		}
+	}
 
 	// Signing secrets.
 	var plain []string
@@ -195,11 +213,17 @@ func (a *API) buildWrite(in *ruleInput, cur *supabase.AlertConfig, fe fieldError
 		}
 	}
 
-	// Custom headers.
-	if err := a.mergeHeaders(in, cur, &row, &spec, fe); err != nil {
+	// Custom headers, for webhooks only: a rule moving to a preset drops
+	// its stored ones (given ones are refused by CompileRule).
+	keep := cur
+	if dest != alerts.DestinationWebhook && in.CustomHeaders == nil {
+		keep = nil
+	}
+	if err := a.mergeHeaders(in, keep, &row, &spec, fe); err != nil {
 		return row, "", err
 	}
 	a.compile(spec, fe)
+	maps.Copy(fe, destFE)
 	return row, generated, nil
 }
 
@@ -251,6 +275,25 @@ func (a *API) mergeHeaders(in *ruleInput, cur *supabase.AlertConfig, row *supaba
 		}
 	}
 	return nil
+}
+
+// endpointHost is the host (and port) a rule of dest posts to when its
+// webhook_url is raw: the destination's default for an empty one, the
+// raw text itself when it does not parse (a template).
+func endpointHost(dest alerts.Destination, raw string) string {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		raw = dest.DefaultURL()
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return raw
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"https": "443", "http": "80"}[strings.ToLower(u.Scheme)]
+	}
+	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // keepHeader keeps a stored header value (sealing one stored in clear).

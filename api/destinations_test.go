@@ -73,6 +73,13 @@ func TestDestinations_FieldErrors(t *testing.T) {
 		"SlackNeedsURL":          {func(b map[string]any) { b["destination"] = "slack"; delete(b, "routing_key") }, "webhook_url"},
 		"ResolvedNeedsFailed":    {func(b map[string]any) { b["events"] = []string{"succeeded", "resolved"} }, "events"},
 		"SealedKeyIsNotAccepted": {func(b map[string]any) { b["routing_key"] = "mhsealed:v1:abc:def" }, "routing_key"},
+		"KeyOf31":                {func(b map[string]any) { b["routing_key"] = testRoutingKey[:31] }, "routing_key"},
+		"PagerDutyNoSucceeded":   {func(b map[string]any) { b["events"] = []string{"failed", "resolved", "succeeded"} }, "events"},
+		"PagerDutyNoPaused":      {func(b map[string]any) { b["events"] = []string{"paused"} }, "events"},
+		"PagerDutyNoCanceled":    {func(b map[string]any) { b["events"] = []string{"failed", "canceled"} }, "events"},
+		"NoHeadersForPresets": {func(b map[string]any) {
+			b["custom_headers"] = map[string]any{"Authorization": "Bearer internal"}
+		}, "custom_headers"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			b := pagerDutyRuleBody()
@@ -144,4 +151,117 @@ func TestDestinations_TestSendFillsTheKeyAndSaysWhyAVendorRefused(t *testing.T) 
 	assert.Contains(t, r.str("error"), "removed or disabled")
 	require.Len(t, slack.bodies, 1)
 	assert.Contains(t, slack.bodies[0], `"attachments"`, "the Slack body")
+}
+
+// update posts body as an update of rule id (every field but those it
+// omits replaced) and answers the response.
+func (e *env) update(id string, body map[string]any) response {
+	e.t.Helper()
+	body["id"] = id
+	return e.do(asUser(ownerA), http.MethodPost, "/api/alerts/config", body)
+}
+
+func TestDestinations_UpdateChecksFieldsAgainstTheStoredDestination(t *testing.T) {
+	e := newEnv(t)
+	pd, _ := e.createRule(asUser(ownerA), pagerDutyRuleBody())
+
+	// destination omitted: the stored one (pagerduty), whose empty URL is
+	// PagerDuty's endpoint, not a missing webhook URL.
+	upd := pagerDutyRuleBody()
+	delete(upd, "destination")
+	delete(upd, "routing_key")
+	upd["webhook_url"] = ""
+	r := e.update(pd, upd)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.raw)
+	assert.Equal(t, "pagerduty", r.str("rule", "destination"))
+
+	// A routing key for a Slack rule is refused, not dropped.
+	slack := pagerDutyRuleBody()
+	delete(slack, "routing_key")
+	slack["destination"], slack["webhook_url"] = "slack", "https://hooks.example.com/services/T0/B1/xyz"
+	id, _ := e.createRule(asUser(ownerA), slack)
+	upd = pagerDutyRuleBody()
+	delete(upd, "destination")
+	r = e.update(id, upd)
+	require.Equal(t, http.StatusUnprocessableEntity, r.status, "%s", r.raw)
+	assert.Contains(t, r.fields()["routing_key"], "only the pagerduty destination takes a routing key (this rule's destination is slack)")
+	// and so is an empty URL.
+	upd = pagerDutyRuleBody()
+	delete(upd, "destination")
+	delete(upd, "routing_key")
+	upd["webhook_url"] = ""
+	r = e.update(id, upd)
+	require.Equal(t, http.StatusUnprocessableEntity, r.status, "%s", r.raw)
+	assert.Equal(t, "required", r.fields()["webhook_url"])
+}
+
+func TestDestinations_ANewHostNeedsTheRoutingKeyAgain(t *testing.T) {
+	e := newEnv(t)
+	pd := newVendorStub(t, http.StatusAccepted, `{"status":"success","message":"Event processed","dedup_key":"k"}`)
+	body := pagerDutyRuleBody()
+	body["webhook_url"] = pd.URL + "/v2/enqueue"
+	id, _ := e.createRule(asUser(ownerA), body)
+	keep := func(url string) map[string]any {
+		b := pagerDutyRuleBody()
+		delete(b, "routing_key")
+		b["webhook_url"] = url
+		return b
+	}
+
+	other := newVendorStub(t, http.StatusAccepted, `{"status":"success"}`)
+	for name, url := range map[string]string{
+		"another host":        "https://events.example.net/v2/enqueue",
+		"another port":        other.URL + "/v2/enqueue",
+		"PagerDuty's default": "",
+	} {
+		r := e.update(id, keep(url))
+		require.Equal(t, http.StatusUnprocessableEntity, r.status, "%s: %s", name, r.raw)
+		assert.Contains(t, r.fields()["routing_key"], "give the routing key again", name)
+	}
+	// A test send by config_id still goes to the host the key was given for.
+	r := e.do(asUser(ownerA), http.MethodPost, "/api/alerts/test", map[string]any{"config_id": id})
+	require.Equal(t, http.StatusOK, r.status, "%s", r.raw)
+	assert.Len(t, pd.bodies, 1)
+	assert.Empty(t, other.bodies, "the key never reached the new host")
+
+	// Same host, another path: the key is kept.
+	r = e.update(id, keep(pd.URL+"/v2/other"))
+	require.Equal(t, http.StatusOK, r.status, "%s", r.raw)
+	// A new host with the key given again.
+	b := keep(other.URL + "/v2/enqueue")
+	b["routing_key"] = testRoutingKey
+	r = e.update(id, b)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.raw)
+	// Back to PagerDuty's endpoint, with the key.
+	b = keep("")
+	b["routing_key"] = testRoutingKey
+	r = e.update(id, b)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.raw)
+	assert.Empty(t, r.str("rule", "webhook_url"), "empty: PagerDuty's endpoint")
+}
+
+func TestDestinations_CustomHeadersAreForWebhooksOnly(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.createRule(asUser(ownerA), ruleBody("https://hooks.example.com/alerts"))
+
+	// Moving a webhook rule to Slack drops its headers (omitted); giving
+	// some is refused.
+	b := ruleBody("https://hooks.example.com/services/T0/B1/xyz")
+	b["destination"] = "slack"
+	r := e.update(id, b)
+	require.Equal(t, http.StatusUnprocessableEntity, r.status, "%s", r.raw)
+	assert.Contains(t, r.fields()["custom_headers"], "only the webhook destination sends custom headers")
+	delete(b, "custom_headers")
+	r = e.update(id, b)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.raw)
+	assert.Equal(t, []any{}, r.field("rule", "custom_header_names"))
+	var stored map[string]string
+	e.queryRow(`select custom_headers from public.alert_configs where id = $1`, []any{id}, &stored)
+	assert.Empty(t, stored, "nothing meant for the webhook receiver goes to Slack")
+
+	// An ad-hoc test send to a preset takes no headers either.
+	r = e.do(asUser(ownerA), http.MethodPost, "/api/alerts/test", map[string]any{"url": "https://hooks.example.com/services/x",
+		"destination": "slack", "headers": map[string]string{"Authorization": "Bearer internal"}})
+	require.Equal(t, http.StatusUnprocessableEntity, r.status, "%s", r.raw)
+	assert.Contains(t, r.fields(), "headers")
 }

@@ -106,39 +106,12 @@ func (a *API) checkShape(in *ruleInput, p *principal, fe fieldErrors) {
 		}
 		seen[e] = true
 	}
-	dest := in.destination()
 	if _, err := alerts.ParseDestination(deref(in.Destination)); err != nil {
 		fe.add("destination", "%v", err)
 	}
-	if in.RoutingKey != nil {
-		switch k := strings.TrimSpace(*in.RoutingKey); {
-		case in.Destination != nil && !dest.NeedsRoutingKey():
-			fe.add("routing_key", "only the pagerduty destination takes a routing key")
-		case seal.IsSealed(k):
-			fe.add("routing_key", "give the key in clear; the API seals it before storing it")
-		default:
-			if err := alerts.CheckRoutingKey(k); err != nil {
-				fe.add("routing_key", "%v", err)
-			}
-		}
-	} else if dest.NeedsRoutingKey() && !in.isUpdate() {
-		fe.add("routing_key", "required for the %s destination", dest)
-	}
-	if in.WebhookURL != nil {
-		u := strings.TrimSpace(*in.WebhookURL)
-		switch {
-		case u == "" && dest.DefaultURL() != "":
-			// The destination's own endpoint (PagerDuty's Events API).
-		case u == "":
-			fe.add("webhook_url", "required")
-		case len(u) > maxURLLen:
-			fe.add("webhook_url", "must be at most %d bytes", maxURLLen)
-		case seal.IsSealed(u):
-			fe.add("webhook_url", "give the URL in clear; the API seals it before storing it")
-		}
-	} else if !in.isUpdate() && dest.DefaultURL() == "" {
-		fe.add("webhook_url", "required")
-	}
+	if in.Destination != nil || !in.isUpdate() {
+		checkDestinationFields(in, in.destination(), fe)
+	} // else buildWrite checks them against the stored destination
 	if in.PayloadTemplate != nil {
 		switch {
 		case len(*in.PayloadTemplate) > maxTemplateLen:
@@ -165,6 +138,40 @@ func (a *API) checkShape(in *ruleInput, p *principal, fe fieldErrors) {
 		if v != nil {
 			checkHeaderValue(fe, name, *v)
 		}
+	}
+}
+
+// checkDestinationFields validates the fields whose rules depend on the
+// rule's destination dest: the routing key and the webhook URL.
+func checkDestinationFields(in *ruleInput, dest alerts.Destination, fe fieldErrors) {
+	if in.RoutingKey != nil {
+		switch k := strings.TrimSpace(*in.RoutingKey); {
+		case !dest.NeedsRoutingKey():
+			fe.add("routing_key", "only the pagerduty destination takes a routing key (this rule's destination is %s)", dest)
+		case seal.IsSealed(k):
+			fe.add("routing_key", "give the key in clear; the API seals it before storing it")
+		default:
+			if err := alerts.CheckRoutingKey(k); err != nil {
+				fe.add("routing_key", "%v", err)
+			}
+		}
+	} else if dest.NeedsRoutingKey() && !in.isUpdate() {
+		fe.add("routing_key", "required for the %s destination", dest)
+	}
+	if in.WebhookURL != nil {
+		u := strings.TrimSpace(*in.WebhookURL)
+		switch {
+		case u == "" && dest.DefaultURL() != "":
+			// The destination's own endpoint (PagerDuty's Events API).
+		case u == "":
+			fe.add("webhook_url", "required")
+		case len(u) > maxURLLen:
+			fe.add("webhook_url", "must be at most %d bytes", maxURLLen)
+		case seal.IsSealed(u):
+			fe.add("webhook_url", "give the URL in clear; the API seals it before storing it")
+		}
+	} else if !in.isUpdate() && dest.DefaultURL() == "" {
+		fe.add("webhook_url", "required")
 	}
 }
 
@@ -276,7 +283,7 @@ func isUUID(s string) bool {
 func ruleField(name string) (string, bool) {
 	switch name {
 	case "events", "delay_threshold_seconds", "stall_threshold_seconds", "webhook_url", "payload_template",
-		"destination", "routing_key":
+		"destination", "routing_key", "custom_headers":
 		return name, true
 	case "throttle":
 		return "throttle_window_seconds", true

@@ -287,8 +287,11 @@ func (a *API) testSend(w http.ResponseWriter, r *http.Request, p *principal) err
 			return fe.err()
 		}
 		for f, why := range ruleFE {
-			if f == "webhook_url" {
+			switch f {
+			case "webhook_url":
 				f = "url"
+			case "custom_headers":
+				f = "headers"
 			}
 			fe.add(f, "%s", why)
 		}
