@@ -887,6 +887,8 @@ function rulePage() {
     $("#reveal-url").hidden = r.webhook_url_revealed;
     $("#meshhook_signature").checked = r.meshhook_signature;
     $("#destination").value = r.destination || "webhook";
+    // A PagerDuty rule without a URL of its own posts to PagerDuty's.
+    $("#url_default").checked = r.destination === "pagerduty" && !r.webhook_url;
     $("#routing_key").value = "";
     $("#routing_key").placeholder = r.routing_key ? "unchanged (stored, sealed) — type a new key to replace it" : "";
     applyDestination();
@@ -904,7 +906,13 @@ function rulePage() {
     renderSecrets();
   }
 
+  /**
+   * input is the form as a save body: only what the chosen destination
+   * takes (its hidden fields may still hold what was typed before
+   * switching, and are not sent).
+   */
   function input() {
+    const d = DESTINATIONS[$("#destination").value] || DESTINATIONS.webhook;
     const body = {
       project_id: str("project_id") || null,
       workflow_slug: str("workflow_slug") || null,
@@ -913,19 +921,25 @@ function rulePage() {
       events: $$('input[name="events"]:checked').map((c) => c.value),
       delay_threshold_seconds: num("delay_threshold_seconds"),
       stall_threshold_seconds: num("stall_threshold_seconds"),
-      meshhook_signature: $("#meshhook_signature").checked,
+      meshhook_signature: d.signed ? $("#meshhook_signature").checked : false,
       payload_template: $("#payload_template").value.trim() === "" ? null : $("#payload_template").value,
       throttle_max: num("throttle_max"),
       throttle_window_seconds: num("throttle_window_seconds"),
-      custom_headers: headersInput(),
       destination: $("#destination").value,
     };
-    if (str("routing_key")) body.routing_key = str("routing_key");
-    const url = str("webhook_url");
-    if (url || !rule) body.webhook_url = url;
+    // Headers are a webhook's; a rule moving to a preset drops them.
+    if (d.signed) body.custom_headers = headersInput();
+    if (d.key && str("routing_key")) body.routing_key = str("routing_key");
+    const url = useDefaultURL() ? "" : str("webhook_url");
+    if (url || !rule || useDefaultURL()) body.webhook_url = url;
     if (rule) body.id = rule.id;
-    else if ($('input[name="secret_mode"]:checked').value === "given") body.signing_secrets = [str("signing_secret")];
+    else if (d.signed && $('input[name="secret_mode"]:checked').value === "given") body.signing_secrets = [str("signing_secret")];
     return body;
+  }
+
+  /** useDefaultURL reports whether a saved rule goes back to its destination's own endpoint. */
+  function useDefaultURL() {
+    return !$("#url-default-field").hidden && $("#url_default").checked;
   }
 
   // --- preview ---
@@ -943,7 +957,7 @@ function rulePage() {
       stall_threshold_seconds: num("stall_threshold_seconds"),
       destination: $("#destination").value,
     };
-    const url = str("webhook_url");
+    const url = useDefaultURL() ? "" : str("webhook_url");
     if (url) body.webhook_url = url;
     for (const k of ["delay_threshold_seconds", "stall_threshold_seconds"]) if (!(body[k] >= 1)) delete body[k];
     if (body.project_id && !UUID.test(body.project_id)) delete body.project_id;
@@ -973,6 +987,8 @@ function rulePage() {
     $("#webhook-url-hint").hidden = !d.signed; // URL templates are for webhooks
     if (!rule || rule.webhook_url_revealed) $("#webhook_url").placeholder = d.url;
     $("#routing-key-field").hidden = !d.key;
+    $("#url-default-field").hidden = !d.key || !rule; // a new rule's empty URL is the default already
+    $("#webhook_url").disabled = useDefaultURL();
     $("#meshhook-signature-field").hidden = !d.signed;
     $("#headers-field").hidden = !d.signed;
     $("#secret-new").hidden = !!rule || !d.signed;
@@ -1112,6 +1128,7 @@ function rulePage() {
   form.addEventListener("change", preview);
   $("#preview-event").addEventListener("change", runPreview);
   $("#destination").addEventListener("change", () => { applyDestination(); runPreview(); });
+  $("#url_default").addEventListener("change", () => { applyDestination(); runPreview(); });
   applyDestination();
 
   (async () => {
