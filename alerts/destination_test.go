@@ -42,7 +42,7 @@ func presetContext(e Event, full bool) *Context {
 	if full {
 		started := occurred.Add(-90 * time.Second)
 		c.StartedAt, c.Duration = &started, 90*time.Second
-		c.Workflow = WorkflowInfo{ID: "00000000-0000-4000-8000-0000000000bb", Slug: "billing", Name: "Billing *run* @everyone", Version: 3}
+		c.Workflow = WorkflowInfo{ID: "00000000-0000-4000-8000-0000000000bb", Slug: "billing", Name: "Billing *run* @everyone <!here> <users/all>", Version: 3}
 		c.Project = ProjectInfo{ID: "00000000-0000-4000-8000-0000000000aa"}
 		c.LinkBase = "https://meshhook.example.com"
 		c.Link = c.LinkBase + "/runs/" + c.RunID
