@@ -108,6 +108,8 @@ type claimBatch struct {
 	// alert for the same key waits for the first to be claimed, because
 	// whether it may be sent depends on that.
 	throttleKeys map[throttleKey]struct{}
+	// resolves are the resolved alerts, claimed in one call after items.
+	resolves []queuedResolve
 }
 
 // queue adds an alert to the batch, claiming the batch first when it is
@@ -178,7 +180,13 @@ func (e *Engine) recheckFinished(ctx context.Context) {
 	}
 }
 
+// flushBatch claims the batched alerts, then the batched resolved alerts.
 func (e *Engine) flushBatch(ctx context.Context) {
+	e.claimItems(ctx)
+	e.claimResolves(ctx)
+}
+
+func (e *Engine) claimItems(ctx context.Context) {
 	b := &e.batch
 	if len(b.items) == 0 {
 		return

@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"go.uber.org/zap"
@@ -10,49 +11,38 @@ import (
 // ResolveClaimer is implemented by a Store that can claim resolved alerts.
 // Without it, rules listing resolved never send one.
 type ResolveClaimer interface {
-	// ClaimResolve records c, a resolved alert, only while c's rule has a
-	// failed alert for c's workflow (Claim.WorkflowSlug) that is neither
-	// resolved yet, nor suppressed, nor newer than c, and marks those
-	// failed alerts resolved by c, atomically: of any number of calls for
-	// the same failure, from any number of engines, one claims. A result
-	// without an ID means there was nothing to resolve (or c was claimed
-	// before).
-	ClaimResolve(ctx context.Context, c Claim) (ClaimResult, error)
+	// ClaimResolves records each of cs, resolved alerts, only while its
+	// rule has a failed alert for its workflow (Claim.WorkflowSlug) that is
+	// neither resolved yet, nor suppressed, nor newer than it, and marks
+	// those failed alerts resolved by it, atomically: of any number of
+	// claims for the same failure, from any number of engines, one claims.
+	// It returns one result per claim, in order; a result without an ID
+	// means there was nothing to resolve (or the claim was made before).
+	// An error means none was recorded.
+	ClaimResolves(ctx context.Context, cs []Claim) ([]ClaimResult, error)
 }
 
-// resolve sends resolved alerts for a succeeded run: every rule listing
+// queuedResolve is a resolved alert rendered and waiting to be claimed
+// after the alerts batched before it (see claimResolves).
+type queuedResolve struct {
+	queuedClaim
+	run      Run
+	wf       WorkflowInfo
+	project  string
+	occurred time.Time
+}
+
+// resolve queues resolved alerts for a succeeded run: every rule listing
 // resolved that has an unresolved failed alert for the run's workflow
-// gets one (see ResolveClaimer). failed is called when a claim could not
-// be recorded, so the row is processed again.
+// gets one (see ResolveClaimer). They are claimed with the batch, after
+// its alerts (see claimResolves). failed is called when a claim could not
+// be recorded, or must wait, so the row is processed again.
 func (e *Engine) resolve(ctx context.Context, run Run, wf WorkflowInfo, project string, occurred time.Time, failed func()) {
-	rc, ok := e.store.(ResolveClaimer)
-	if !ok {
+	if _, ok := e.store.(ResolveClaimer); !ok {
 		return
 	}
-	var candidates []*Rule
 	for _, r := range e.rules.Match(project, wf.Slug, EventResolved) {
-		if !predates(r, occurred) {
-			candidates = append(candidates, r)
-		}
-	}
-	if len(candidates) == 0 {
-		return
-	}
-	// The claim must see every failed alert claimed so far.
-	e.flush(ctx)
-	for _, r := range candidates {
-		if e.failureAwaitsClaim(r, run, wf, project, occurred) {
-			// A failure this success ends is not claimed yet (its claim
-			// failed and waits for a retry): claiming the resolve now
-			// would find nothing and never be asked again, and the
-			// failure, claimed later, would never be resolved. Ask again
-			// when this row is retried: the resolve waits as long as the
-			// failure does.
-			e.log.Debug("a failure waits for its claim; resolving later", zap.String("rule_id", r.ID()),
-				zap.String("run_id", run.ID))
-			if failed != nil {
-				failed()
-			}
+		if predates(r, occurred) {
 			continue
 		}
 		c := e.context(r, run, wf, project, EventResolved, occurred)
@@ -63,16 +53,71 @@ func (e *Engine) resolve(ctx context.Context, run Run, wf WorkflowInfo, project 
 				zap.String("event", string(EventResolved)), zap.Error(err))
 			continue
 		}
-		claim := Claim{ConfigID: r.ID(), ProjectID: project, WorkflowSlug: wf.Slug, RunID: run.ID, Event: EventResolved,
-			WebhookID: WebhookID(r.ID(), run.ID, EventResolved), Payload: body, TargetURL: url, OccurredAt: occurred}
-		res, err := rc.ClaimResolve(ctx, claim)
-		if err != nil {
-			res = ClaimResult{Err: err}
-		} else if res.ID == "" {
-			e.log.Debug("no unresolved failure to resolve", zap.String("rule_id", r.ID()), zap.String("run_id", run.ID))
+		if len(e.batch.resolves) >= claimBatchMax {
+			e.flush(ctx)
+		}
+		e.batch.resolves = append(e.batch.resolves, queuedResolve{
+			queuedClaim: queuedClaim{rule: r, allowed: true, failed: failed, reconciled: e.rec.active,
+				claim: Claim{ConfigID: r.ID(), ProjectID: project, WorkflowSlug: wf.Slug, RunID: run.ID, Event: EventResolved,
+					WebhookID: WebhookID(r.ID(), run.ID, EventResolved), Payload: body, TargetURL: url, OccurredAt: occurred}},
+			run: run, wf: wf, project: project, occurred: occurred,
+		})
+	}
+}
+
+// claimResolves claims the batch's resolved alerts in one call, once the
+// batch's other alerts are claimed, so that each sees the failures claimed
+// before it.
+func (e *Engine) claimResolves(ctx context.Context) {
+	queued := e.batch.resolves
+	if len(queued) == 0 {
+		return
+	}
+	e.batch.resolves = nil
+	rc := e.store.(ResolveClaimer) // resolve queues none otherwise
+	ready := make([]queuedResolve, 0, len(queued))
+	for _, q := range queued {
+		if e.failureAwaitsClaim(q.rule, q.run, q.wf, q.project, q.occurred) {
+			// A failure this success ends is not claimed yet (its claim
+			// failed and waits for a retry): claiming the resolve now
+			// would find nothing and never be asked again, and the
+			// failure, claimed later, would never be resolved. Ask again
+			// when this row is retried: the resolve waits as long as the
+			// failure does.
+			e.log.Debug("a failure waits for its claim; resolving later", zap.String("rule_id", q.rule.ID()),
+				zap.String("run_id", q.run.ID))
+			if q.failed != nil {
+				q.failed()
+			}
 			continue
 		}
-		e.settleClaim(queuedClaim{claim: claim, rule: r, allowed: true, failed: failed, reconciled: e.rec.active}, res)
+		ready = append(ready, q)
+	}
+	if len(ready) == 0 {
+		return
+	}
+	claims := make([]Claim, len(ready))
+	for i, q := range ready {
+		claims[i] = q.claim
+	}
+	results, err := rc.ClaimResolves(ctx, claims)
+	if err == nil && len(results) != len(claims) {
+		err = fmt.Errorf("store answered %d resolve claims with %d results", len(claims), len(results))
+	}
+	if err != nil {
+		e.log.Error("claiming resolved alerts failed; they will be retried", zap.Int("alerts", len(claims)), zap.Error(err))
+		results = make([]ClaimResult, len(claims))
+		for i := range results {
+			results[i] = ClaimResult{Err: err, callFailed: true}
+		}
+	}
+	for i, q := range ready {
+		res := results[i]
+		if res.Err == nil && res.ID == "" {
+			e.log.Debug("no unresolved failure to resolve", zap.String("rule_id", q.rule.ID()), zap.String("run_id", q.run.ID))
+			continue
+		}
+		e.settleClaim(q.queuedClaim, res)
 	}
 }
 

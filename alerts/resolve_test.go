@@ -1,8 +1,10 @@
 package alerts
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -20,7 +22,8 @@ import (
 type resolveStore struct {
 	*fakeStore
 	resolved map[string]bool // failed claims' keys that were resolved
-	calls    int
+	calls    int             // resolves claimed
+	batches  int             // ClaimResolves calls
 	// failWorkflows makes the next n Workflow lookups fail.
 	failWorkflows int
 }
@@ -36,9 +39,28 @@ func (s *resolveStore) Workflow(ctx context.Context, id string) (Workflow, bool,
 	return s.fakeStore.Workflow(ctx, id)
 }
 
-func (s *resolveStore) ClaimResolve(_ context.Context, c Claim) (ClaimResult, error) {
+// ClaimResolves claims each of cs in order of rule, workflow and time, as
+// alert_claim_resolves does.
+func (s *resolveStore) ClaimResolves(_ context.Context, cs []Claim) ([]ClaimResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.batches++
+	order := make([]int, len(cs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return cmp.Or(cmp.Compare(cs[a].ConfigID, cs[b].ConfigID), cmp.Compare(cs[a].WorkflowSlug, cs[b].WorkflowSlug),
+			cs[a].OccurredAt.Compare(cs[b].OccurredAt))
+	})
+	out := make([]ClaimResult, len(cs))
+	for _, i := range order {
+		out[i] = s.claimResolve(cs[i])
+	}
+	return out, nil
+}
+
+func (s *resolveStore) claimResolve(c Claim) ClaimResult {
 	s.calls++
 	var open []string
 	for k, f := range s.claims {
@@ -49,13 +71,13 @@ func (s *resolveStore) ClaimResolve(_ context.Context, c Claim) (ClaimResult, er
 	}
 	k := c.ConfigID + "|" + c.RunID + "|" + string(c.Event)
 	if _, dup := s.claims[k]; dup || len(open) == 0 {
-		return ClaimResult{}, nil
+		return ClaimResult{}
 	}
 	s.claims[k] = c
 	for _, o := range open {
 		s.resolved[o] = true
 	}
-	return ClaimResult{ID: fmt.Sprintf("alert-%d", len(s.claims))}, nil
+	return ClaimResult{ID: fmt.Sprintf("alert-%d", len(s.claims))}
 }
 
 // startResolveEngine is startEngine over a resolveStore.
@@ -234,4 +256,35 @@ func TestPagerDutyFailureWaitsForItsWorkflow(t *testing.T) {
 	c := h.sub.all()[0]
 	assert.Equal(t, "billing", c.WorkflowSlug)
 	assert.Equal(t, "meshhook:pd:workflow:billing", payloadOf(t, c)["dedup_key"])
+}
+
+// The successes of a burst are resolved in one call, after the burst's
+// failures are claimed: each resolves the failures before it.
+func TestResolvesOfABurstAreClaimedInOneCall(t *testing.T) {
+	store := &resolveStore{fakeStore: newFakeStore(), resolved: map[string]bool{}}
+	store.rules = []RuleSpec{ruleRow("page", "failed", "resolved")}
+	store.workflows["billing"] = Workflow{WorkflowInfo: WorkflowInfo{ID: "billing", Slug: "billing"}, ProjectID: "p1"}
+	store.workflows["etl"] = Workflow{WorkflowInfo: WorkflowInfo{ID: "etl", Slug: "etl"}, ProjectID: "p1"}
+	now := time.Now()
+	// One burst: queued before the engine runs, handled together.
+	events := make(chan realtime.Event, 8)
+	events <- change(store.putRun("f1", "billing", "failed", now), now)
+	events <- change(store.putRun("f2", "etl", "failed", now), now)
+	events <- change(store.putRun("ok1", "billing", "succeeded", now.Add(time.Second)), now.Add(time.Second))
+	events <- change(store.putRun("ok2", "etl", "succeeded", now.Add(time.Second)), now.Add(time.Second))
+	events <- change(store.putRun("ok3", "billing", "succeeded", now.Add(2*time.Second)), now.Add(2*time.Second))
+	sub := &fakeSubmitter{}
+	runEngineOn(t, Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs"}, store, sub, events, nil)
+	require.Eventually(t, func() bool { return len(sub.all()) >= 4 }, 10*time.Second, 5*time.Millisecond)
+	var resolved []string
+	for _, c := range sub.all() {
+		if c.Event == EventResolved {
+			resolved = append(resolved, c.RunID)
+		}
+	}
+	assert.ElementsMatch(t, []string{"ok1", "ok2"}, resolved)
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	assert.Equal(t, 1, store.batches, "one call for the burst's three successes")
+	assert.Equal(t, 3, store.calls)
 }

@@ -108,15 +108,34 @@ func (s *SealedStore) Claim(ctx context.Context, cs []alerts.Claim) ([]alerts.Cl
 	return out, nil
 }
 
-// ClaimResolve seals the resolved alert's rendered target URL and claims
-// it (see SupabaseStore.ClaimResolve).
-func (s *SealedStore) ClaimResolve(ctx context.Context, c alerts.Claim) (alerts.ClaimResult, error) {
-	u, err := s.open.SealValue(c.TargetURL)
-	if err != nil {
-		return alerts.ClaimResult{}, fmt.Errorf("seal target_url: %w", err)
+// ClaimResolves seals the resolved alerts' rendered target URLs and
+// claims them (see SupabaseStore.ClaimResolves). An alert whose URL cannot
+// be sealed fails alone.
+func (s *SealedStore) ClaimResolves(ctx context.Context, cs []alerts.Claim) ([]alerts.ClaimResult, error) {
+	out := make([]alerts.ClaimResult, len(cs))
+	sealed := make([]alerts.Claim, 0, len(cs))
+	at := make([]int, 0, len(cs))
+	for i, c := range cs {
+		u, err := s.open.SealValue(c.TargetURL)
+		if err != nil {
+			out[i].Err = fmt.Errorf("seal target_url: %w", err)
+			continue
+		}
+		c.TargetURL = u
+		sealed = append(sealed, c)
+		at = append(at, i)
 	}
-	c.TargetURL = u
-	return s.SupabaseStore.ClaimResolve(ctx, c)
+	if len(sealed) == 0 {
+		return out, nil
+	}
+	res, err := s.SupabaseStore.ClaimResolves(ctx, sealed)
+	if err != nil {
+		return nil, err
+	}
+	for j, r := range res {
+		out[at[j]] = r
+	}
+	return out, nil
 }
 
 var _ alerts.ResolveClaimer = (*SealedStore)(nil)

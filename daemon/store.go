@@ -228,19 +228,27 @@ func (s *SupabaseStore) RunsByID(ctx context.Context, ids []string) ([]map[strin
 
 var _ alerts.Store = (*SupabaseStore)(nil)
 
-// ClaimResolve claims a resolved alert only while its rule has an
-// unresolved failed alert for its workflow, resolving those (see
-// supabase.Store.ClaimResolve).
-func (s *SupabaseStore) ClaimResolve(ctx context.Context, c alerts.Claim) (alerts.ClaimResult, error) {
-	got, ok, err := s.db.ClaimResolve(ctx, supabase.NewAlert{
-		ConfigID: c.ConfigID, ProjectID: c.ProjectID, WorkflowSlug: c.WorkflowSlug, RunID: c.RunID,
-		Event: string(c.Event), WebhookID: c.WebhookID, Payload: c.Payload, TargetURL: c.TargetURL,
-		OccurredAt: c.OccurredAt,
-	})
-	if err != nil || !ok {
-		return alerts.ClaimResult{}, err
+// ClaimResolves claims resolved alerts in one request, each only while its
+// rule has an unresolved failed alert for its workflow, resolving those
+// (see supabase.Store.ClaimResolves).
+func (s *SupabaseStore) ClaimResolves(ctx context.Context, cs []alerts.Claim) ([]alerts.ClaimResult, error) {
+	batch := make([]supabase.NewAlert, len(cs))
+	for i, c := range cs {
+		batch[i] = supabase.NewAlert{
+			ConfigID: c.ConfigID, ProjectID: c.ProjectID, WorkflowSlug: c.WorkflowSlug, RunID: c.RunID,
+			Event: string(c.Event), WebhookID: c.WebhookID, Payload: c.Payload, TargetURL: c.TargetURL,
+			OccurredAt: c.OccurredAt,
+		}
 	}
-	return alerts.ClaimResult{ID: got.ID}, nil
+	got, err := s.db.ClaimResolves(ctx, batch)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]alerts.ClaimResult, len(got))
+	for i, g := range got {
+		out[i].ID = g.ID
+	}
+	return out, nil
 }
 
 var _ alerts.ResolveClaimer = (*SupabaseStore)(nil)

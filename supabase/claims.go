@@ -90,11 +90,8 @@ func (s *Store) ClaimAlerts(ctx context.Context, alerts []NewAlert) ([]ClaimedAl
 	return out, nil
 }
 
-// FuncClaimResolve is the resolve claim function
-// (20261209000001_alert_destinations.sql).
-const FuncClaimResolve = "alert_claim_resolve"
-
-// ClaimedResolve is a resolved alert that ClaimResolve inserted.
+// ClaimedResolve is a resolved alert that ClaimResolve or ClaimResolves
+// inserted.
 type ClaimedResolve struct {
 	ClaimedAlert
 	// Resolved is how many failed alerts it resolved.
@@ -103,43 +100,70 @@ type ClaimedResolve struct {
 
 // ClaimResolve claims one resolved alert (a, its Event "resolved") only
 // while a's rule has a failed alert for a's workflow that is not resolved
-// yet (nor suppressed, nor newer than a), and marks those failed alerts
-// resolved by it, atomically: of concurrent calls for the same failure,
-// from any number of daemons, exactly one claims. ok is false when there
-// was nothing to resolve (or a was claimed before).
+// yet (nor suppressed, nor newer than a, nor more than 7 days older), and
+// marks those failed alerts resolved by it, atomically: of concurrent
+// calls for the same failure, from any number of daemons, exactly one
+// claims. ok is false when there was nothing to resolve (or a was claimed
+// before).
 func (s *Store) ClaimResolve(ctx context.Context, a NewAlert) (claimed ClaimedResolve, ok bool, err error) {
-	const op = "claim resolve"
-	a.Status, a.NextAttemptAt = "", time.Time{}
-	row, err := a.wire(time.Now())
+	got, err := s.ClaimResolves(ctx, []NewAlert{a})
 	if err != nil {
 		return ClaimedResolve{}, false, err
 	}
-	args, err := json.Marshal(struct {
-		Alert alertInsert `json:"p_alert"`
-	}{row})
-	if err != nil {
-		return ClaimedResolve{}, false, fmt.Errorf("supabase: %s: %w", op, err)
+	return got[0], got[0].ID != "", nil
+}
+
+// FuncClaimResolves is the resolve claim function
+// (20261211000002_alert_claim_resolves.sql, which claims each alert with
+// alert_claim_resolve of 20261209000001_alert_destinations.sql).
+const FuncClaimResolves = "alert_claim_resolves"
+
+// ClaimResolves claims many resolved alerts in one request, each as
+// ClaimResolve claims one, and returns one result per alert, in order: a
+// ClaimedResolve with an empty ID where there was nothing to resolve (or
+// the alert was claimed before).
+func (s *Store) ClaimResolves(ctx context.Context, alerts []NewAlert) ([]ClaimedResolve, error) {
+	const op = "claim resolves"
+	if len(alerts) == 0 {
+		return nil, nil
 	}
-	body, err := s.rpc(ctx, op, FuncClaimResolve, args, "p_alert")
-	if err != nil {
-		return ClaimedResolve{}, false, err
+	now := time.Now()
+	rows := make([]alertInsert, len(alerts))
+	for i, a := range alerts {
+		a.Status, a.NextAttemptAt = "", time.Time{}
+		row, err := a.wire(now)
+		if err != nil {
+			return nil, fmt.Errorf("alert %d: %w", i, err)
+		}
+		rows[i] = row
 	}
-	var w struct {
+	body, err := s.rpc(ctx, op, FuncClaimResolves, claimArgs(rows), "p_alerts")
+	if err != nil {
+		return nil, err
+	}
+	var wire []struct {
 		claimedWire
 		Resolved int `json:"resolved"`
 	}
-	if err := json.Unmarshal(body, &w); err != nil {
-		return ClaimedResolve{}, false, fmt.Errorf("supabase: %s: decode response: %w", op, err)
+	if err := json.Unmarshal(body, &wire); err != nil {
+		return nil, fmt.Errorf("supabase: %s: decode response: %w", op, err)
 	}
-	if w.ID == "" {
-		return ClaimedResolve{}, false, nil
+	if len(wire) != len(alerts) {
+		return nil, fmt.Errorf("supabase: %s: %d alerts answered with %d results", op, len(alerts), len(wire))
 	}
-	c := ClaimedResolve{ClaimedAlert: ClaimedAlert{ID: w.ID, ConfigID: w.ConfigID, RunID: w.RunID, Event: w.Event,
-		Status: AlertStatus(w.Status)}, Resolved: w.Resolved}
-	if w.NextAttemptAt != nil {
-		if c.NextAttemptAt, err = ParseTimestamp(*w.NextAttemptAt); err != nil {
-			return ClaimedResolve{}, false, fmt.Errorf("supabase: %s: next_attempt_at: %w", op, err)
+	out := make([]ClaimedResolve, len(wire))
+	for i, w := range wire {
+		if w.ID == "" {
+			continue
 		}
+		c := ClaimedResolve{ClaimedAlert: ClaimedAlert{ID: w.ID, ConfigID: w.ConfigID, RunID: w.RunID, Event: w.Event,
+			Status: AlertStatus(w.Status)}, Resolved: w.Resolved}
+		if w.NextAttemptAt != nil {
+			if c.NextAttemptAt, err = ParseTimestamp(*w.NextAttemptAt); err != nil {
+				return nil, fmt.Errorf("supabase: %s: next_attempt_at: %w", op, err)
+			}
+		}
+		out[i] = c
 	}
-	return c, true, nil
+	return out, nil
 }

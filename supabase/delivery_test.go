@@ -301,3 +301,29 @@ func TestRequeueFailedAlertTakesItsResolveAlong(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, supabase.StatusSucceeded, trigger.Status)
 }
+
+// TestClaimResolvesThroughPostgREST claims a batch of resolves in one
+// call: one resolves the failure, the other finds it resolved.
+func TestClaimResolvesThroughPostgREST(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	l, claimed := claim(t, f.store, f.newAlert("run-failed", "msg_failed"))
+	require.True(t, claimed)
+	a, b := f.newAlert("run-ok1", "msg_ok1"), f.newAlert("run-ok2", "msg_ok2")
+	a.Event, a.OccurredAt = "resolved", a.OccurredAt.Add(time.Minute)
+	b.Event, b.OccurredAt = "resolved", b.OccurredAt.Add(2*time.Minute)
+	got, err := f.store.ClaimResolves(ctx, []supabase.NewAlert{b, a})
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	assert.Empty(t, got[0].ID, "the later success finds the failure resolved by the earlier one")
+	require.NotEmpty(t, got[1].ID)
+	assert.Equal(t, "run-ok1", got[1].RunID)
+	assert.Equal(t, 1, got[1].Resolved)
+	assert.Equal(t, supabase.StatusPending, got[1].Status)
+	var by string
+	require.NoError(t, f.db.Pool.QueryRow(ctx, `select resolved_by::text from alert_logs where id = $1`, l.ID).Scan(&by))
+	assert.Equal(t, got[1].ID, by)
+	none, err := f.store.ClaimResolves(ctx, nil)
+	require.NoError(t, err)
+	assert.Empty(t, none)
+}

@@ -2,6 +2,7 @@ package supabase_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
@@ -253,4 +254,42 @@ func TestClaimResolve_OnlyRecentFailures(t *testing.T) {
 	require.NotEmpty(t, res, "one of 6 days ago is")
 	assert.Equal(t, []string{old + ":-", recent + ":" + res}, queryStrings(t, db.Pool,
 		`select id::text || ':' || coalesce(resolved_by::text, '-') from alert_logs where event = 'failed' order by occurred_at`))
+}
+
+// alert_claim_resolves claims many resolves in one call, each as
+// alert_claim_resolve would, results in the order given.
+func TestClaimResolves_ManyInOneCall(t *testing.T) {
+	db := pgtest.Shared(t).NewBareDatabase(t, repoMigrations(t))
+	ctx := context.Background()
+	var config string
+	require.NoError(t, db.Pool.QueryRow(ctx, `insert into alert_configs (name, events, webhook_url)
+		values ('r', '{failed,resolved}', 'https://example.test/hook') returning id::text`).Scan(&config))
+	billing, etl := "billing", "etl"
+	t0 := time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC)
+	f1 := failedAlert(t, db.Pool, config, &billing, "f1", "succeeded", t0)
+	f2 := failedAlert(t, db.Pool, config, &etl, "f2", "succeeded", t0)
+	f3 := failedAlert(t, db.Pool, config, &billing, "f3", "succeeded", t0.Add(2*time.Minute))
+	item := func(slug, run string, at time.Time) string {
+		return `{"config_id":"` + config + `","workflow_slug":"` + slug + `","run_id":"` + run + `","webhook_id":"msg_` + run +
+			`","payload":"{}","target_url":"x","occurred_at":"` + at.Format(time.RFC3339) + `"}`
+	}
+	var got string
+	require.NoError(t, db.Pool.QueryRow(ctx, `select alert_claim_resolves($1::jsonb)::text`, "["+
+		item("billing", "ok3", t0.Add(3*time.Minute))+","+ // resolves f3 only: f1 is resolved by ok1
+		item("nothing", "okx", t0.Add(time.Minute))+","+
+		item("billing", "ok1", t0.Add(time.Minute))+","+
+		item("etl", "ok2", t0.Add(time.Minute))+","+
+		item("billing", "ok1b", t0.Add(time.Minute))+"]").Scan(&got))
+	var res []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(got), &res))
+	require.Len(t, res, 5)
+	runs := make([]any, len(res))
+	for i, r := range res {
+		runs[i] = r["run_id"]
+	}
+	assert.Equal(t, []any{"ok3", nil, "ok1", "ok2", nil}, runs, "in the order given; one resolve per failure")
+	assert.Equal(t, []string{f1 + ":ok1", f2 + ":ok2", f3 + ":ok3"}, queryStrings(t, db.Pool, `select f.id::text || ':' || r.run_id
+		from alert_logs f join alert_logs r on r.id = f.resolved_by where f.event = 'failed' order by f.run_id`))
+	require.NoError(t, db.Pool.QueryRow(ctx, `select alert_claim_resolves('[]')::text`).Scan(&got))
+	assert.Equal(t, "[]", got)
 }
