@@ -331,6 +331,9 @@ func run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if err := abandonBlackhole(ctx, si.Pool); err != nil {
+			return err
+		}
 		baseP99, isoP99 := benchstat.Percentile(base, 99), benchstat.Percentile(iso, 99)
 		ratio := float64(isoP99) / float64(max(baseP99, time.Microsecond))
 		rows = append(rows,
