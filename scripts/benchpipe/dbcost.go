@@ -39,6 +39,8 @@ func openLoadPool(ctx context.Context, dbURL string) (*pgxpool.Pool, error) {
 // that took the most time, and the daemon's CPU beside it.
 type dbCost struct {
 	db        *pgxpool.Pool
+	rc        *restCounter
+	paths0    map[string]int64
 	pg        *benchstat.PostgresCPU
 	daemonPID int
 	daemon0   time.Duration
@@ -47,8 +49,8 @@ type dbCost struct {
 }
 
 // startDBCost starts measuring. Its errors surface in rows.
-func startDBCost(ctx context.Context, db *pgxpool.Pool, d *daemon) *dbCost {
-	c := &dbCost{db: db, daemonPID: d.cmd.Process.Pid}
+func startDBCost(ctx context.Context, db *pgxpool.Pool, d *daemon, rc *restCounter) *dbCost {
+	c := &dbCost{db: db, rc: rc, paths0: rc.paths(), daemonPID: d.cmd.Process.Pid}
 	if *flagStatements > 0 {
 		if err := benchstat.ResetStatements(ctx, db); err != nil {
 			say("pg_stat_statements: %v", err)
@@ -97,6 +99,7 @@ func (c *dbCost) rows(ctx context.Context, phaseName, unit string, n, loadXacts 
 			fmt.Sprintf("%.2f / %.2f / %.2f", float64(delta.Xacts)/float64(n), float64(delta.Xacts-int64(loadXacts))/float64(n),
 				float64(delta.XIDs)/float64(n)), "", nil},
 	}
+	rows = append(rows, row{phaseName + ", REST calls per " + unit + " by method and path", c.restCalls(n), "", nil})
 	wal, werr := benchstat.ReadWAL(ctx, c.db, c.before.LSN, after.LSN)
 	walName := phaseName + ", WAL per " + unit + ": records / bytes (fsync=off, full_page_writes=off: no full-page images)"
 	if werr != nil {
@@ -138,14 +141,43 @@ func (c *dbCost) rows(ctx context.Context, phaseName, unit string, n, loadXacts 
 	return rows
 }
 
+// restCalls formats the REST requests made since the start per unit (n
+// units), the most frequent first: "0.24 POST rpc/alert_report_deliveries,
+// …".
+func (c *dbCost) restCalls(n int) string {
+	type pc struct {
+		path string
+		n    int64
+	}
+	var all []pc
+	var total int64
+	for p, k := range c.rc.paths() {
+		if d := k - c.paths0[p]; d > 0 {
+			all = append(all, pc{p, d})
+			total += d
+		}
+	}
+	slices.SortFunc(all, func(a, b pc) int {
+		if a.n != b.n {
+			return int(b.n - a.n)
+		}
+		return strings.Compare(a.path, b.path)
+	})
+	parts := []string{fmt.Sprintf("%.2f in all", float64(total)/float64(max(n, 1)))}
+	for _, p := range all[:min(len(all), 6)] {
+		parts = append(parts, fmt.Sprintf("%.2f %s", float64(p.n)/float64(max(n, 1)), p.path))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // idlePhase measures what the daemon costs the database with nothing to
 // deliver (reconciliation passes, lease polls, catch-up reads), per second.
-func idlePhase(ctx context.Context, si *standin.StandIn, rcv *receiver, w workload, d *daemon) ([]row, error) {
+func idlePhase(ctx context.Context, si *standin.StandIn, rcv *receiver, w workload, d *daemon, rc *restCounter) ([]row, error) {
 	if err := quiesce(ctx, si.Pool, rcv, w); err != nil {
 		return nil, err
 	}
 	say("idle: %s without changes", *flagIdle)
-	cost := startDBCost(ctx, si.Pool, d)
+	cost := startDBCost(ctx, si.Pool, d, rc)
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()

@@ -212,7 +212,7 @@ func run(ctx context.Context) error {
 	}
 
 	if phase("idle") {
-		rs, err := idlePhase(ctx, si, rcv, w, d)
+		rs, err := idlePhase(ctx, si, rcv, w, d, rc)
 		if err != nil {
 			return err
 		}
@@ -225,7 +225,7 @@ func run(ctx context.Context) error {
 		const daemonShare = "meshhook_alerts_dispatch_daemon_seconds"
 		before, beforeErr := d.histogram(ctx, daemonShare)
 		var cost *dbCost
-		steady, err := driveFrom(ctx, si.Pool, rcv, w, *flagSteadyRate, *flagSteadyDur, 0, func() { cost = startDBCost(ctx, si.Pool, d) })
+		steady, err := driveFrom(ctx, si.Pool, rcv, w, *flagSteadyRate, *flagSteadyDur, 0, func() { cost = startDBCost(ctx, si.Pool, d, rc) })
 		if err != nil {
 			return err
 		}
@@ -266,7 +266,7 @@ func run(ctx context.Context) error {
 		say("burst: %d run updates in one transaction", *flagBurst)
 		var cpu *cpuUse
 		var cost *dbCost
-		all, logged, err := burst(ctx, si.Pool, rcv, w, *flagBurst, func() { cpu, cost = startCPU(ctx, si.Pool, d), startDBCost(ctx, si.Pool, d) })
+		all, logged, err := burst(ctx, si.Pool, rcv, w, *flagBurst, func() { cpu, cost = startCPU(ctx, si.Pool, d), startDBCost(ctx, si.Pool, d, rc) })
 		if err != nil {
 			return err
 		}

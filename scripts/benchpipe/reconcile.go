@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +52,9 @@ var reconcileBusy = append(slices.Clip(busyCounters), metricRows)
 // reads of the runs table (the timers' rebuild).
 type restCounter struct {
 	rpc, page, byID, other atomic.Int64
+
+	mu     sync.Mutex       // guards byPath
+	byPath map[string]int64 // every REST request, by method and path
 }
 
 // restCounts is a snapshot of a restCounter.
@@ -63,6 +68,14 @@ func (c *restCounter) wrap(next http.Handler) http.Handler {
 }
 
 func (c *restCounter) count(r *http.Request) {
+	if p, ok := strings.CutPrefix(r.URL.Path, "/rest/v1/"); ok {
+		c.mu.Lock()
+		if c.byPath == nil {
+			c.byPath = map[string]int64{}
+		}
+		c.byPath[r.Method+" "+p]++
+		c.mu.Unlock()
+	}
 	switch {
 	case r.URL.Path == "/rest/v1/rpc/alert_reconcile":
 		c.rpc.Add(1)
@@ -77,6 +90,13 @@ func (c *restCounter) count(r *http.Request) {
 			c.other.Add(1)
 		}
 	}
+}
+
+// paths is a copy of the requests counted by method and path.
+func (c *restCounter) paths() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.byPath)
 }
 
 func (c *restCounter) snapshot() restCounts {
