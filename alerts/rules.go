@@ -461,7 +461,11 @@ type RuleSet struct {
 	byScope  map[scopeKey][]*Rule
 	rejected map[string]string // rule id -> why it was rejected
 	version  uint64            // bumped on every change
-	timed    int               // enabled rules that want delayed or stalled
+	// deleted records the rules deleted while a Reload is built (by
+	// another goroutine: the sender disabling a rule whose endpoint is
+	// gone), so that its Commit does not bring back a copy read before.
+	deleted map[string]struct{}
+	timed   int // enabled rules that want delayed or stalled
 	// loaded is set once a full load (Reload) committed: until then an
 	// empty cache means "not read yet", not "no rules".
 	loaded atomic.Bool
@@ -538,6 +542,9 @@ func (s *RuleSet) Delete(id string) {
 	s.version++
 	s.removeLocked(id)
 	delete(s.rejected, id)
+	if s.deleted != nil {
+		s.deleted[id] = struct{}{}
+	}
 }
 
 func (s *RuleSet) removeLocked(id string) {
@@ -583,6 +590,9 @@ func (s *RuleSet) Replace(specs []RuleSpec) map[string]error {
 // at a time (as they are read), which Commit then swaps in. Until then the
 // set serves its current rules. Like Replace, it keeps unchanged rules.
 func (s *RuleSet) Reload() *Reload {
+	s.mu.Lock()
+	s.deleted = map[string]struct{}{} // Commit drops what is deleted from here on
+	s.mu.Unlock()
 	return &Reload{set: s, byID: make(map[string]*Rule, s.Len()), rejected: map[string]error{}}
 }
 
@@ -639,6 +649,22 @@ func (r *Reload) Commit() map[string]error {
 	s := r.set
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// A rule deleted while the snapshot was read stays deleted: the copy
+	// the snapshot holds may have been read before.
+	for id := range s.deleted {
+		if rule, ok := r.byID[id]; ok {
+			delete(r.byID, id)
+			k := rule.scope.Value()
+			byScope[k] = slices.DeleteFunc(byScope[k], func(x *Rule) bool { return x == rule })
+			if len(byScope[k]) == 0 {
+				delete(byScope, k)
+			}
+			if rule.isTimed() {
+				timed--
+			}
+		}
+	}
+	s.deleted = nil
 	s.version++
 	s.byID, s.byScope, s.rejected, s.timed = r.byID, byScope, reasons, timed
 	s.loaded.Store(true)

@@ -453,3 +453,34 @@ func TestCompiledRuleOwnsItsStrings(t *testing.T) {
 	two.Secrets[1] = "whsec_b"
 	assert.True(t, r2.same(two))
 }
+
+// A rule deleted while a full load is read (the sender disabling a rule
+// whose endpoint is gone) stays deleted when the load is committed: the
+// load may have read it before it was disabled.
+func TestRuleDeletedDuringAReloadStaysDeleted(t *testing.T) {
+	set := NewRuleSet()
+	timed := RuleSpec{ID: "gone", ProjectID: "p1", Name: "gone", Enabled: true, Events: []string{"failed", "delayed"},
+		DelayThreshold: time.Minute, WebhookURL: "https://hooks.example.com/gone"}
+	kept := RuleSpec{ID: "kept", ProjectID: "p1", Name: "kept", Enabled: true, Events: []string{"failed"},
+		WebhookURL: "https://hooks.example.com/kept"}
+	require.Empty(t, set.Replace([]RuleSpec{timed, kept}))
+	require.True(t, set.HasTimed())
+
+	r := set.Reload()
+	r.Add(timed) // read before the sender disabled it
+	r.Add(kept)
+	set.Delete("gone")
+	r.Commit()
+	_, ok := set.Get("gone")
+	assert.False(t, ok, "the load does not bring back the deleted rule")
+	assert.Len(t, set.Match("p1", "", EventFailed), 1, "nor is it matched")
+	assert.False(t, set.HasTimed(), "nor counted as timed")
+	_, ok = set.Get("kept")
+	assert.True(t, ok)
+
+	r = set.Reload()
+	r.Add(timed)
+	r.Commit()
+	_, ok = set.Get("gone")
+	assert.True(t, ok, "a later load reads it afresh")
+}
