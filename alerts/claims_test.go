@@ -502,15 +502,7 @@ func TestReconcileReadsOnPastShortPages(t *testing.T) {
 // without the lease and Realtime off never speed passes up.
 func TestReconcileRunsMoreOftenWhileRealtimeLosesChanges(t *testing.T) {
 	ctx := t.Context()
-	clock := newFakeClock()
-	store := newFakeStore()
-	store.rules = []RuleSpec{ruleRow("r1", "failed")}
-	store.clock = clock.Now
-	sub := &fakeSubmitter{}
-	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs",
-		ReconcileInterval: time.Second, ReconcileDelay: time.Second, Now: clock.Now}, store, sub, zaptest.NewLogger(t))
-	require.NoError(t, err)
-	require.NoError(t, e.loadRules(ctx))
+	e, store, clock, sub := passEngine(t, Options{ReconcileDelay: time.Second}, 0)
 	e.live = true
 	// A run fails now, and Realtime does not deliver it within the delay.
 	lost := func(id string) map[string]any {
@@ -594,28 +586,13 @@ func TestReconcileRunsMoreOftenWhileRealtimeLosesChanges(t *testing.T) {
 // without a read of the empty page after it.
 func TestReconcileEndsOnAPageShorterThanOneSeen(t *testing.T) {
 	ctx := t.Context()
-	clock := newFakeClock()
-	store := newFakeStore()
-	store.rules = []RuleSpec{ruleRow("r1", "failed")}
-	store.clock = clock.Now
-	store.maxRows = 3
-	sub := &fakeSubmitter{}
-	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs",
-		ReconcileInterval: time.Second, Now: clock.Now}, store, sub, zaptest.NewLogger(t))
-	require.NoError(t, err)
-	require.NoError(t, e.loadRules(ctx))
+	e, store, clock, sub := passEngine(t, Options{}, 3)
 	pages := func() int {
 		store.mu.Lock()
 		defer store.mu.Unlock()
 		return store.pages
 	}
-	put := func(n int) {
-		for range n {
-			clock.Advance(time.Millisecond)
-			store.putRunRow(runRow(fmt.Sprintf("run-%d", clock.Now().UnixNano()), "failed", clock.Now().Add(-time.Minute), clock.Now()))
-		}
-		clock.Advance(time.Second)
-	}
+	put := func(n int) { putFailed(store, clock, n) }
 
 	require.Equal(t, time.Second, e.reconcileStep(ctx))
 	put(7) // pages of 3, 3 and 1: the server's cap is learnt
@@ -648,23 +625,8 @@ func TestReconcileEndsOnAPageShorterThanOneSeen(t *testing.T) {
 // passes read on past full pages again.
 func TestReconcileLearnsALoweredPageCap(t *testing.T) {
 	ctx := t.Context()
-	clock := newFakeClock()
-	store := newFakeStore()
-	store.rules = []RuleSpec{ruleRow("r1", "failed")}
-	store.clock = clock.Now
-	store.maxRows = 5
-	sub := &fakeSubmitter{}
-	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs",
-		ReconcileInterval: time.Second, Now: clock.Now}, store, sub, zaptest.NewLogger(t))
-	require.NoError(t, err)
-	require.NoError(t, e.loadRules(ctx))
-	put := func(n int) {
-		for range n {
-			clock.Advance(time.Millisecond)
-			store.putRunRow(runRow(fmt.Sprintf("run-%d", clock.Now().UnixNano()), "failed", clock.Now().Add(-time.Minute), clock.Now()))
-		}
-		clock.Advance(time.Second)
-	}
+	e, store, clock, sub := passEngine(t, Options{}, 5)
+	put := func(n int) { putFailed(store, clock, n) }
 	e.reconcileStep(ctx)
 	put(6)
 	e.reconcileStep(ctx) // pages of 5 and 1
@@ -690,20 +652,8 @@ func TestReconcileLearnsALoweredPageCap(t *testing.T) {
 // would report an absurd lag and rescan the whole lookback.
 func TestReconcileMovesPastUnreadableRows(t *testing.T) {
 	ctx := t.Context()
-	clock := newFakeClock()
-	store := newFakeStore()
-	store.rules = []RuleSpec{ruleRow("r1", "failed")}
-	store.clock = clock.Now
-	sub := &fakeSubmitter{}
-	e, err := New(Options{Mapping: MeshHookMapping(), RunsChannel: "runs", ConfigsChannel: "configs",
-		ReconcileInterval: time.Second, ReconcileLagAlert: time.Minute, Now: clock.Now}, store, sub, zaptest.NewLogger(t))
-	require.NoError(t, err)
-	require.NoError(t, e.loadRules(ctx))
-	for i := range 3 {
-		clock.Advance(time.Millisecond)
-		store.putRunRow(runRow(fmt.Sprintf("run-%d", i), "failed", clock.Now().Add(-time.Minute), clock.Now()))
-	}
-	clock.Advance(time.Second)
+	e, store, clock, sub := passEngine(t, Options{ReconcileLagAlert: time.Minute}, 0)
+	putFailed(store, clock, 3)
 	e.reconcileStep(ctx)
 	require.Len(t, sub.all(), 3)
 	clock.Advance(time.Millisecond)
@@ -718,4 +668,35 @@ func TestReconcileMovesPastUnreadableRows(t *testing.T) {
 	e.reconcileStep(ctx)
 	assert.Less(t, e.Stats().ReconcileLag, 5*time.Second)
 	assert.Len(t, sub.all(), 3)
+}
+
+// passEngine is an engine over a fake store with one rule (r1, failed) and
+// a fake clock, not running: tests drive its passes with reconcileStep.
+// maxRows caps the store's pages (0: no cap).
+func passEngine(t *testing.T, o Options, maxRows int) (*Engine, *fakeStore, *fakeClock, *fakeSubmitter) {
+	t.Helper()
+	clock := newFakeClock()
+	store := newFakeStore()
+	store.rules = []RuleSpec{ruleRow("r1", "failed")}
+	store.clock = clock.Now
+	store.maxRows = maxRows
+	sub := &fakeSubmitter{}
+	o.Mapping, o.RunsChannel, o.ConfigsChannel, o.Now = MeshHookMapping(), "runs", "configs", clock.Now
+	if o.ReconcileInterval == 0 {
+		o.ReconcileInterval = time.Second
+	}
+	e, err := New(o, store, sub, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	require.NoError(t, e.loadRules(t.Context()))
+	return e, store, clock, sub
+}
+
+// putFailed stores n runs failed now, a millisecond apart, then lets a
+// second pass.
+func putFailed(store *fakeStore, clock *fakeClock, n int) {
+	for range n {
+		clock.Advance(time.Millisecond)
+		store.putRunRow(runRow(fmt.Sprintf("run-%d", clock.Now().UnixNano()), "failed", clock.Now().Add(-time.Minute), clock.Now()))
+	}
+	clock.Advance(time.Second)
 }

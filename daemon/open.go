@@ -82,36 +82,20 @@ func (s *SealedStore) DecodeRule(row map[string]any) (alerts.RuleSpec, error) {
 // Claim seals the alerts' rendered target URLs and records the alerts. An
 // alert whose URL cannot be sealed fails alone.
 func (s *SealedStore) Claim(ctx context.Context, cs []alerts.Claim) ([]alerts.ClaimResult, error) {
-	out := make([]alerts.ClaimResult, len(cs))
-	sealed := make([]alerts.Claim, 0, len(cs))
-	at := make([]int, 0, len(cs))
-	for i, c := range cs {
-		u, err := s.open.SealValue(c.TargetURL)
-		if err != nil {
-			out[i].Err = fmt.Errorf("seal target_url: %w", err)
-			continue
-		}
-		c.TargetURL = u
-		sealed = append(sealed, c)
-		at = append(at, i)
-	}
-	if len(sealed) == 0 {
-		return out, nil
-	}
-	res, err := s.SupabaseStore.Claim(ctx, sealed)
-	if err != nil {
-		return nil, err
-	}
-	for j, r := range res {
-		out[at[j]] = r
-	}
-	return out, nil
+	return s.sealed(ctx, cs, s.SupabaseStore.Claim)
 }
 
 // ClaimResolves seals the resolved alerts' rendered target URLs and
 // claims them (see SupabaseStore.ClaimResolves). An alert whose URL cannot
 // be sealed fails alone.
 func (s *SealedStore) ClaimResolves(ctx context.Context, cs []alerts.Claim) ([]alerts.ClaimResult, error) {
+	return s.sealed(ctx, cs, s.SupabaseStore.ClaimResolves)
+}
+
+// sealed seals the claims' target URLs and passes those it could seal to
+// claim; results are in the order of cs.
+func (s *SealedStore) sealed(ctx context.Context, cs []alerts.Claim,
+	claim func(context.Context, []alerts.Claim) ([]alerts.ClaimResult, error)) ([]alerts.ClaimResult, error) {
 	out := make([]alerts.ClaimResult, len(cs))
 	sealed := make([]alerts.Claim, 0, len(cs))
 	at := make([]int, 0, len(cs))
@@ -128,7 +112,7 @@ func (s *SealedStore) ClaimResolves(ctx context.Context, cs []alerts.Claim) ([]a
 	if len(sealed) == 0 {
 		return out, nil
 	}
-	res, err := s.SupabaseStore.ClaimResolves(ctx, sealed)
+	res, err := claim(ctx, sealed)
 	if err != nil {
 		return nil, err
 	}
