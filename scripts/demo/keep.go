@@ -46,28 +46,12 @@ type keepWorkflow struct {
 // local receivers (one always answers 204, one fails sometimes), and a few
 // workflow runs every few seconds.
 func runKeep(ctx context.Context, opts standin.Options, ko keepOptions) error {
-	tmp, err := os.MkdirTemp("", "meshhook-demo-")
+	st, err := startStack(ctx, opts, "REST, Realtime and Auth")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	logFile, err := os.CreateTemp("", "meshhook-demo-daemon-*.log")
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-
-	say("building meshhook-alerts")
-	bin, err := withProgress(ctx, "building meshhook-alerts", func() (string, error) { return standin.BuildDaemon(ctx, tmp) })
-	if err != nil {
-		return err
-	}
-	say("starting PostgreSQL and the local Supabase stand-in (REST, Realtime and Auth)")
-	si, err := withProgress(ctx, "starting PostgreSQL", func() (*standin.StandIn, error) { return standin.Start(ctx, opts) })
-	if err != nil {
-		return err
-	}
-	defer si.Close()
+	defer st.close()
+	logFile, bin, si := st.log, st.bin, st.si
 
 	secret, err := newSecret()
 	if err != nil {

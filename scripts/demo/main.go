@@ -110,31 +110,12 @@ func runDemo(run func(ctx context.Context, start time.Time) error) int {
 func say(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
 
 func run(ctx context.Context, opts standin.Options, start time.Time) error {
-	tmp, err := os.MkdirTemp("", "meshhook-demo-")
+	st, err := startStack(ctx, opts, "REST + Realtime")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-
-	// The daemon's log is kept: it is where to look when something is off.
-	logFile, err := os.CreateTemp("", "meshhook-demo-daemon-*.log")
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-
-	say("building meshhook-alerts")
-	bin, err := withProgress(ctx, "building meshhook-alerts", func() (string, error) { return standin.BuildDaemon(ctx, tmp) })
-	if err != nil {
-		return err
-	}
-
-	say("starting PostgreSQL and the local Supabase stand-in (REST + Realtime)")
-	si, err := withProgress(ctx, "starting PostgreSQL", func() (*standin.StandIn, error) { return standin.Start(ctx, opts) })
-	if err != nil {
-		return err
-	}
-	defer si.Close()
+	defer st.close()
+	logFile, bin, si := st.log, st.bin, st.si
 	say("stand-in at %s", si.URL)
 
 	secret, err := newSecret()
