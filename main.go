@@ -2,7 +2,8 @@
 // Realtime, matches each run against the alert rules in alert_configs and
 // delivers signed webhooks, recording every attempt in alert_logs.
 //
-// main only wires the components and runs them; see README.md.
+// This package is the command line only; the daemon package wires and runs
+// the components. See README.md and docs/.
 package main
 
 import (

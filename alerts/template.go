@@ -75,7 +75,7 @@ type RuleInfo struct {
 }
 
 // DefaultPayload is the body sent when a rule has no payload template. Its
-// schema is stable and documented in the README.
+// schema is stable and documented in docs/rules.md ("The default payload").
 type DefaultPayload struct {
 	Type            string         `json:"type"`
 	Event           Event          `json:"event"`
