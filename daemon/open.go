@@ -25,7 +25,9 @@ func NewSealedStore(inner *SupabaseStore, o *rulerow.Opener) *SealedStore {
 }
 
 // LoadRules reads every rule and opens its sealed values. A rule that
-// cannot be opened is rejected, naming the fields.
+// cannot be opened is rejected, naming the fields. Rules whose TLS
+// material changed while they were read are read again (see below): one
+// more read of the TLS columns, which only rules with TLS material have.
 func (s *SealedStore) LoadRules(ctx context.Context, load alerts.RuleSink) error {
 	tls, err := s.db.ListConfigTLS(ctx)
 	if err != nil {
@@ -34,19 +36,44 @@ func (s *SealedStore) LoadRules(ctx context.Context, load alerts.RuleSink) error
 	seen := make(map[string]struct{})
 	err = s.db.EachAlertConfig(ctx, func(c supabase.AlertConfig) error {
 		seen[c.ID] = struct{}{}
-		spec, err := s.open.Open(rulerow.Spec(c), tls[c.ID])
-		if err != nil {
-			load.Reject(c.ID, fmt.Errorf("its secret fields cannot be used: %w", err))
-			return nil
-		}
-		load.Add(spec)
+		s.load(load, c, tls[c.ID])
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	// The TLS columns were read before the rules: a rule created or
+	// updated in between may have been read with none, or with old ones.
+	// Those whose TLS material differs now are read again, with it.
+	after, err := s.db.ListConfigTLS(ctx)
+	if err != nil {
+		return err
+	}
+	for id := range seen {
+		if tls[id] == after[id] {
+			continue
+		}
+		c, err := s.db.GetAlertConfig(ctx, id)
+		if supabase.IsNotFound(err) {
+			continue // deleted meanwhile: its change removes it
+		}
+		if err != nil {
+			return err
+		}
+		s.load(load, c, after[id])
+	}
 	s.open.Retain(seen)
 	return nil
+}
+
+// load opens rule c with its TLS material t into load.
+func (s *SealedStore) load(load alerts.RuleSink, c supabase.AlertConfig, t supabase.ConfigTLS) {
+	spec, err := s.open.Open(rulerow.Spec(c), t)
+	if err != nil {
+		load.Reject(c.ID, fmt.Errorf("its secret fields cannot be used: %w", err))
+		return
+	}
+	load.Add(spec)
 }
 
 // DecodeRule opens a rule from a Realtime change. A record that lacks

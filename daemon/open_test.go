@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -92,4 +94,62 @@ func TestOpenedTLSMaterialIsOnTheRule(t *testing.T) {
 	require.NotNil(t, a.TLS)
 	assert.Equal(t, string(client.KeyPEM), a.TLS.KeyPEM, "the sender gets the rule's opened key")
 	assert.Nil(t, rulerow.SenderTLS(nil))
+}
+
+// A full load reads the TLS columns before the rules: a rule whose TLS
+// material is set in between (here: between the two reads of the TLS
+// columns) is read again, with it, instead of loaded without it.
+func TestLoadRulesRereadsRulesWhoseTLSChangedMeanwhile(t *testing.T) {
+	k, sealed := testSealer(t)
+	ca := testcert.NewCA(t, "receiver CA")
+	const id = "00000000-0000-4000-8000-0000000000c2"
+	rule := map[string]any{
+		"id": id, "project_id": "00000000-0000-4000-8000-000000000001",
+		"workflow_slug": "billing", "name": "billing failures", "enabled": true, "events": []any{"failed"},
+		"delay_threshold_seconds": nil, "stall_threshold_seconds": nil,
+		"webhook_url": sealed("https://hooks.example.com/x"), "signing_secrets": []any{sealed(openerSecret)},
+		"meshhook_signature": false, "custom_headers": map[string]any{}, "payload_template": nil, "throttle_max": nil,
+		"throttle_window_seconds": nil, "disabled_reason": nil, "created_at": "2026-11-28T10:00:00.123456+00:00",
+		"updated_at": "2026-11-28T10:00:00.123456+00:00", "destination": "webhook", "routing_key": nil,
+	}
+	tlsRow := map[string]any{"id": id, "tls_ca_pem": string(ca.PEM), "tls_client_cert_pem": nil, "tls_client_key_pem": nil}
+	var tlsLists, byID atomic.Int64
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		var rows []map[string]any
+		firstPage := q.Get("and") == "" // later pages carry the keyset: and=(id.gt.…)
+		switch {
+		case strings.HasPrefix(q.Get("id"), "eq."):
+			byID.Add(1)
+			rows = []map[string]any{rule}
+		case strings.Contains(q.Get("select"), "tls_ca_pem"):
+			// The TLS material is set after the first read.
+			if firstPage && tlsLists.Add(1) > 1 {
+				rows = []map[string]any{tlsRow}
+			}
+		case firstPage:
+			rows = []map[string]any{rule}
+		}
+		if rows == nil {
+			rows = []map[string]any{}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		require.NoError(t, json.NewEncoder(w).Encode(rows))
+	}))
+	defer api.Close()
+	db, err := supabase.New(supabase.Options{URL: api.URL, ServiceKey: "k"})
+	require.NoError(t, err)
+	defer db.Close()
+	s := NewSealedStore(NewSupabaseStore(db, alerts.MeshHookMapping()), rulerow.NewOpener(k, false, nil))
+
+	rules := alerts.NewRuleSet()
+	reload := rules.Reload()
+	require.NoError(t, s.LoadRules(t.Context(), reload))
+	assert.Empty(t, reload.Commit())
+	r, ok := rules.Get(id)
+	require.True(t, ok)
+	require.NotNil(t, r.TLS(), "the rule carries the TLS material set while it was read")
+	assert.Equal(t, string(ca.PEM), r.TLS().CAPEM)
+	assert.Equal(t, int64(2), tlsLists.Load())
+	assert.Equal(t, int64(1), byID.Load(), "only the changed rule is read again")
 }
