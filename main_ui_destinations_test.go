@@ -28,21 +28,8 @@ func previewHas(s string) chromedp.Action[chromedp.Void] {
 // what the destination needs, the preview shows its exact body, and a
 // PagerDuty rule saved there sends a test alert with its routing key.
 func TestUIChoosesAndPreviewsADestination(t *testing.T) {
-	ctx := browser(t)
-	csp := watchCSP(t, ctx)
-	e := newE2EStack(t)
-	d := e.startDaemon(t, "MESHHOOK_ALERTS_API_ENABLED=true", "MESHHOOK_ALERTS_API_OPERATOR_TOKEN="+apiOperatorToken)
-	root := d.apiAddr(t)
-	step(t, ctx, "sign in",
-		chromedp.Navigate(root+"/"),
-		chromedp.WaitVisible(sel("#token")),
-		fill("#token", apiOperatorToken),
-		chromedp.Click(sel(`#signin-form button[type="submit"]`)),
-		chromedp.WaitVisible(sel("#new-rule")),
-	)
-	hidden := func(what, id string) bool {
-		return read(t, ctx, what, chromedp.Evaluate[bool](`document.getElementById(`+jsString(id)+`).closest("[hidden]") !== null`))
-	}
+	ctx, csp, e, root := signedInOperator(t)
+	hidden := func(what, id string) bool { return fieldHidden(t, ctx, what, id) }
 	for _, width := range []int64{1280, 390} {
 		what := fmt.Sprintf("at %d px", width)
 		step(t, ctx, "open a new rule "+what,
@@ -130,25 +117,12 @@ func save(t *testing.T, ctx context.Context, what string) (string, map[string]an
 // refused). A saved PagerDuty rule goes back to PagerDuty's endpoint
 // with its "own endpoint" box, which asks for the key again.
 func TestUIDestinationsSendOnlyTheVisibleFields(t *testing.T) {
-	ctx := browser(t)
-	csp := watchCSP(t, ctx)
-	e := newE2EStack(t)
-	d := e.startDaemon(t, "MESHHOOK_ALERTS_API_ENABLED=true", "MESHHOOK_ALERTS_API_OPERATOR_TOKEN="+apiOperatorToken)
-	root := d.apiAddr(t)
-	step(t, ctx, "sign in",
-		chromedp.Navigate(root+"/"),
-		chromedp.WaitVisible(sel("#token")),
-		fill("#token", apiOperatorToken),
-		chromedp.Click(sel(`#signin-form button[type="submit"]`)),
-		chromedp.WaitVisible(sel("#new-rule")),
-	)
+	ctx, csp, e, root := signedInOperator(t)
 	events := func(names ...string) chromedp.Action[chromedp.Void] {
 		return poll(`(() => { for (const cb of document.querySelectorAll('input[name="events"]')) cb.checked = ` +
 			jsString(strings.Join(names, ",")) + `.split(",").includes(cb.value); return true; })()`)
 	}
-	hidden := func(what, id string) bool {
-		return read(t, ctx, what, chromedp.Evaluate[bool](`document.getElementById(`+jsString(id)+`).closest("[hidden]") !== null`))
-	}
+	hidden := func(what, id string) bool { return fieldHidden(t, ctx, what, id) }
 	for _, width := range []int64{1280, 390} {
 		what := fmt.Sprintf("at %d px", width)
 		step(t, ctx, "a new rule "+what,
@@ -219,4 +193,31 @@ func TestUIDestinationsSendOnlyTheVisibleFields(t *testing.T) {
 		assert.Empty(t, broken, "no word breaks across lines %s", what)
 	}
 	csp.assertNoViolations(t, ctx)
+}
+
+// signedInOperator starts the stand-in and the daemon with its API and UI,
+// opens the UI in the browser and signs in with the operator token. It
+// returns the browser, its CSP watch, the stack and the daemon's root URL.
+func signedInOperator(t *testing.T) (context.Context, *cspWatch, *e2e, string) {
+	t.Helper()
+	ctx := browser(t)
+	csp := watchCSP(t, ctx)
+	e := newE2EStack(t)
+	d := e.startDaemon(t, "MESHHOOK_ALERTS_API_ENABLED=true", "MESHHOOK_ALERTS_API_OPERATOR_TOKEN="+apiOperatorToken)
+	root := d.apiAddr(t)
+	step(t, ctx, "sign in",
+		chromedp.Navigate(root+"/"),
+		chromedp.WaitVisible(sel("#token")),
+		fill("#token", apiOperatorToken),
+		chromedp.Click(sel(`#signin-form button[type="submit"]`)),
+		chromedp.WaitVisible(sel("#new-rule")),
+	)
+	return ctx, csp, e, root
+}
+
+// fieldHidden reports whether the form field with id is inside a hidden
+// element.
+func fieldHidden(t *testing.T, ctx context.Context, what, id string) bool {
+	t.Helper()
+	return read(t, ctx, what, chromedp.Evaluate[bool](`document.getElementById(`+jsString(id)+`).closest("[hidden]") !== null`))
 }

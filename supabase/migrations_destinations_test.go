@@ -76,19 +76,10 @@ func resolveAlert(t *testing.T, pool *pgxpool.Pool, config, slug, run string, at
 }
 
 func TestClaimResolve_ExactlyOnceAfterAFailure(t *testing.T) {
-	db := pgtest.Shared(t).NewBareDatabase(t, repoMigrations(t))
-	ctx := context.Background()
-	var config string
-	require.NoError(t, db.Pool.QueryRow(ctx, `insert into alert_configs (name, events, webhook_url)
-		values ('r', '{failed,resolved}', 'https://example.test/hook') returning id::text`).Scan(&config))
+	db, config := resolveRuleDB(t)
 	t0 := time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC)
 	fail := func(run, slug, status string, at time.Time) string {
-		var id string
-		require.NoError(t, db.Pool.QueryRow(ctx, `insert into alert_logs (config_id, workflow_slug, run_id, event, webhook_id,
-				status, payload, target_url, occurred_at)
-			values ($1, $2, $3, 'failed', 'msg_f_' || $3, $4, '{}', 'x', $5) returning id::text`,
-			config, slug, run, status, at).Scan(&id))
-		return id
+		return failedAlert(t, db.Pool, config, &slug, run, status, at)
 	}
 
 	assert.Empty(t, resolveAlert(t, db.Pool, config, "billing", "ok0", t0), "nothing failed yet")
@@ -131,6 +122,17 @@ func TestClaimResolve_ExactlyOnceAfterAFailure(t *testing.T) {
 	assert.NotEmpty(t, resolveAlert(t, db.Pool, config, "etl", "oke", t0.Add(6*time.Minute)), "per workflow")
 }
 
+// resolveRuleDB is a database with every migration and one rule listing
+// failed and resolved; it returns the rule's id.
+func resolveRuleDB(t *testing.T) (*pgtest.DB, string) {
+	t.Helper()
+	db := pgtest.Shared(t).NewBareDatabase(t, repoMigrations(t))
+	var config string
+	require.NoError(t, db.Pool.QueryRow(context.Background(), `insert into alert_configs (name, events, webhook_url)
+		values ('r', '{failed,resolved}', 'https://example.test/hook') returning id::text`).Scan(&config))
+	return db, config
+}
+
 // failedAlert inserts a failed alert of config for slug (nil: NULL) and
 // returns its id.
 func failedAlert(t *testing.T, pool *pgxpool.Pool, config string, slug *string, run, status string, at time.Time) string {
@@ -147,11 +149,8 @@ func failedAlert(t *testing.T, pool *pgxpool.Pool, config string, slug *string, 
 // delivered (or given up): a trigger in retry backoff, or being delivered,
 // holds its resolve back, so the vendor never sees the resolve first.
 func TestLeaseDue_ResolveWaitsForItsTrigger(t *testing.T) {
-	db := pgtest.Shared(t).NewBareDatabase(t, repoMigrations(t))
+	db, config := resolveRuleDB(t)
 	ctx := context.Background()
-	var config string
-	require.NoError(t, db.Pool.QueryRow(ctx, `insert into alert_configs (name, events, webhook_url)
-		values ('r', '{failed,resolved}', 'https://example.test/hook') returning id::text`).Scan(&config))
 	slug := "billing"
 	at := time.Now().Add(-time.Minute)
 	f1 := failedAlert(t, db.Pool, config, &slug, "f1", "pending", at) // in backoff, due in an hour
@@ -199,11 +198,8 @@ func TestLeaseDue_ResolveWaitsForItsTrigger(t *testing.T) {
 // workflow as the PagerDuty dedup_key does: no workflow matches no
 // workflow.
 func TestClaimResolve_MatchesTheWorkflowByIndex(t *testing.T) {
-	db := pgtest.Shared(t).NewBareDatabase(t, repoMigrations(t))
+	db, config := resolveRuleDB(t)
 	ctx := context.Background()
-	var config string
-	require.NoError(t, db.Pool.QueryRow(ctx, `insert into alert_configs (name, events, webhook_url)
-		values ('r', '{failed,resolved}', 'https://example.test/hook') returning id::text`).Scan(&config))
 	t0 := time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC)
 	failedAlert(t, db.Pool, config, nil, "f1", "succeeded", t0)
 	var id *string
@@ -240,11 +236,7 @@ func TestClaimResolve_MatchesTheWorkflowByIndex(t *testing.T) {
 // A success resolves only failures of the last 7 days: a rule that starts
 // listing resolved does not announce the end of a failure of months ago.
 func TestClaimResolve_OnlyRecentFailures(t *testing.T) {
-	db := pgtest.Shared(t).NewBareDatabase(t, repoMigrations(t))
-	ctx := context.Background()
-	var config string
-	require.NoError(t, db.Pool.QueryRow(ctx, `insert into alert_configs (name, events, webhook_url)
-		values ('r', '{failed,resolved}', 'https://example.test/hook') returning id::text`).Scan(&config))
+	db, config := resolveRuleDB(t)
 	slug := "billing"
 	t0 := time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC)
 	old := failedAlert(t, db.Pool, config, &slug, "old", "succeeded", t0.Add(-8*24*time.Hour))
@@ -259,11 +251,8 @@ func TestClaimResolve_OnlyRecentFailures(t *testing.T) {
 // alert_claim_resolves claims many resolves in one call, each as
 // alert_claim_resolve would, results in the order given.
 func TestClaimResolves_ManyInOneCall(t *testing.T) {
-	db := pgtest.Shared(t).NewBareDatabase(t, repoMigrations(t))
+	db, config := resolveRuleDB(t)
 	ctx := context.Background()
-	var config string
-	require.NoError(t, db.Pool.QueryRow(ctx, `insert into alert_configs (name, events, webhook_url)
-		values ('r', '{failed,resolved}', 'https://example.test/hook') returning id::text`).Scan(&config))
 	billing, etl := "billing", "etl"
 	t0 := time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC)
 	f1 := failedAlert(t, db.Pool, config, &billing, "f1", "succeeded", t0)
